@@ -1,0 +1,87 @@
+//! Project names (PEP 503 / PEP 508).
+
+/// PEP 503 normalisation: lower case, runs of `-`, `_` and `.` become one `-`.
+pub fn normalize(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut in_separator = false;
+    for ch in name.chars() {
+        if matches!(ch, '-' | '_' | '.') {
+            in_separator = true;
+        } else {
+            if in_separator && !out.is_empty() {
+                out.push('-');
+            }
+            in_separator = false;
+            out.push(ch.to_ascii_lowercase());
+        }
+    }
+    if in_separator {
+        out.push('-');
+    }
+    out
+}
+
+/// True when `name` is already in PEP 503 normal form.
+pub fn is_normalized(name: &str) -> bool {
+    normalize(name) == name
+}
+
+/// A valid project name: ASCII letters and digits, with `.`, `_`, `-` inside
+/// (`^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$`, case-insensitive).
+pub fn is_valid(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let (Some(first), Some(last)) = (bytes.first(), bytes.last()) else {
+        return false;
+    };
+    first.is_ascii_alphanumeric()
+        && last.is_ascii_alphanumeric()
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Warehouse's "ultranormalised" form, used to refuse confusable names: separators dropped,
+/// `l`/`i` read as `1` and `o` as `0`, lower case.
+pub fn ultranormalize(name: &str) -> String {
+    name.chars()
+        .filter(|c| !matches!(c, '.' | '_' | '-'))
+        .map(|c| match c.to_ascii_lowercase() {
+            'l' | 'i' => '1',
+            'o' => '0',
+            other => other,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_like_pep_503() {
+        for (raw, expected) in [
+            ("Django", "django"),
+            ("zope.interface", "zope-interface"),
+            ("Foo__Bar-.baz", "foo-bar-baz"),
+            ("a", "a"),
+        ] {
+            assert_eq!(normalize(raw), expected);
+        }
+        assert!(is_normalized("foo-bar"));
+        assert!(!is_normalized("Foo_bar"));
+    }
+
+    #[test]
+    fn validates_names() {
+        for ok in ["a", "A1", "foo.bar_baz-2", "9"] {
+            assert!(is_valid(ok), "{ok}");
+        }
+        for bad in ["", "-a", "a-", "a b", "ü", "a/b", ".a", "a_"] {
+            assert!(!is_valid(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ultranormalizes_confusables() {
+        assert_eq!(ultranormalize("Foo-L.i"), ultranormalize("f0011"));
+        assert_ne!(ultranormalize("abc"), ultranormalize("abd"));
+    }
+}
