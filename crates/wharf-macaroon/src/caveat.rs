@@ -40,7 +40,10 @@ impl Caveat {
     /// The compact JSON warehouse writes (`sort_keys=True, separators=(",", ":")`).
     pub fn to_json(&self) -> String {
         let value = match self {
-            Caveat::Expiration { expires_at, not_before } => {
+            Caveat::Expiration {
+                expires_at,
+                not_before,
+            } => {
                 serde_json::json!([0, expires_at, not_before])
             }
             Caveat::ProjectName(names) => serde_json::json!([1, names]),
@@ -54,8 +57,8 @@ impl Caveat {
 
     /// Parses a caveat; the error is the reason warehouse would give.
     pub fn parse(raw: &[u8]) -> Result<Caveat, String> {
-        let value: Value = serde_json::from_slice(raw)
-            .map_err(|_| "caveat is not valid JSON".to_owned())?;
+        let value: Value =
+            serde_json::from_slice(raw).map_err(|_| "caveat is not valid JSON".to_owned())?;
         match value {
             Value::Array(items) => parse_array(&items),
             Value::Object(map) => parse_legacy(&map),
@@ -66,7 +69,10 @@ impl Caveat {
     /// Checks the caveat; the error is the failure message warehouse uses.
     pub fn check(&self, context: &Context<'_>) -> Result<(), String> {
         match self {
-            Caveat::Expiration { expires_at, not_before } => {
+            Caveat::Expiration {
+                expires_at,
+                not_before,
+            } => {
                 if context.now < *not_before || context.now >= *expires_at {
                     return Err("token is expired".to_owned());
                 }
@@ -89,7 +95,9 @@ impl Caveat {
                 }
             }
             Caveat::OidcPublisher(_) => {
-                return Err("OIDC scoped token used outside of an OIDC identified request".to_owned());
+                return Err(
+                    "OIDC scoped token used outside of an OIDC identified request".to_owned(),
+                );
             }
             Caveat::LegacyUser => {}
         }
@@ -104,7 +112,10 @@ fn project_context<'a>(context: &Context<'a>) -> Result<ProjectRef<'a>, String> 
 }
 
 fn not_valid_for(project: ProjectRef<'_>) -> String {
-    format!("project-scoped token is not valid for project: '{}'", project.normalized_name)
+    format!(
+        "project-scoped token is not valid for project: '{}'",
+        project.normalized_name
+    )
 }
 
 fn parse_array(items: &[Value]) -> Result<Caveat, String> {
@@ -120,11 +131,15 @@ fn parse_array(items: &[Value]) -> Result<Caveat, String> {
             _ => Err(malformed(0)),
         },
         Some(1) => match fields {
-            [names] => Ok(Caveat::ProjectName(strict_strings(names).ok_or_else(|| malformed(1))?)),
+            [names] => Ok(Caveat::ProjectName(
+                strict_strings(names).ok_or_else(|| malformed(1))?,
+            )),
             _ => Err(malformed(1)),
         },
         Some(2) => match fields {
-            [ids] => Ok(Caveat::ProjectId(strict_strings(ids).ok_or_else(|| malformed(2))?)),
+            [ids] => Ok(Caveat::ProjectId(
+                strict_strings(ids).ok_or_else(|| malformed(2))?,
+            )),
             _ => Err(malformed(2)),
         },
         Some(3) => match fields {
@@ -160,9 +175,10 @@ fn parse_legacy(map: &serde_json::Map<String, Value>) -> Result<Caveat, String> 
     }
     if let (Some(exp), Some(nbf)) = (map.get("exp"), map.get("nbf")) {
         return match (strict_int(exp), strict_int(nbf)) {
-            (Some(expires_at), Some(not_before)) if map.len() == 2 => {
-                Ok(Caveat::Expiration { expires_at, not_before })
-            }
+            (Some(expires_at), Some(not_before)) if map.len() == 2 => Ok(Caveat::Expiration {
+                expires_at,
+                not_before,
+            }),
             _ => Err(unknown()),
         };
     }

@@ -30,7 +30,10 @@ pub enum TokenError {
 impl Macaroon {
     /// The token string: `pypi-` + unpadded URL-safe base64 of the binary form.
     pub fn to_token(&self) -> String {
-        format!("{TOKEN_PREFIX}-{}", URL_SAFE_NO_PAD.encode(self.serialize()))
+        format!(
+            "{TOKEN_PREFIX}-{}",
+            URL_SAFE_NO_PAD.encode(self.serialize())
+        )
     }
 
     /// Parses a token string. Like warehouse, splits on the first `-` and requires the `pypi`

@@ -29,15 +29,24 @@ fn hex(bytes: &[u8]) -> String {
 const USER: &str = "5b6a2c1e-0000-4000-8000-000000000001";
 
 fn context(now: i64, project: Option<ProjectRef<'static>>) -> Context<'static> {
-    Context { now, user_id: USER, project }
+    Context {
+        now,
+        user_id: USER,
+        project,
+    }
 }
 
-const SAMPLE: ProjectRef<'static> =
-    ProjectRef { normalized_name: "sampleproject", id: "0d3f7a52-1111-4000-8000-00000000abcd" };
+const SAMPLE: ProjectRef<'static> = ProjectRef {
+    normalized_name: "sampleproject",
+    id: "0d3f7a52-1111-4000-8000-00000000abcd",
+};
 
 #[test]
 fn minting_reproduces_pymacaroons_bytes() {
-    for v in vectors().iter().filter(|v| v.name != "pypitoken restricted") {
+    for v in vectors()
+        .iter()
+        .filter(|v| v.name != "pypitoken restricted")
+    {
         let mut m = Macaroon::new(&v.location, v.identifier.as_bytes(), &key(v));
         for c in &v.caveats {
             m.add_first_party_caveat(c.as_bytes());
@@ -53,8 +62,11 @@ fn parses_and_verifies_every_vector() {
         let m = Macaroon::from_token(&v.token).expect(&v.name);
         assert_eq!(m.location(), v.location);
         assert_eq!(m.identifier(), v.identifier.as_bytes());
-        let caveats: Vec<String> =
-            m.caveats().iter().map(|c| String::from_utf8(c.clone()).expect("utf8")).collect();
+        let caveats: Vec<String> = m
+            .caveats()
+            .iter()
+            .map(|c| String::from_utf8(c.clone()).expect("utf8"))
+            .collect();
         assert_eq!(caveats, v.caveats, "{}", v.name);
         assert!(m.signature_matches(&key(&v)), "{}", v.name);
         assert!(!m.signature_matches(&[7u8; 32]), "{}", v.name);
@@ -64,12 +76,21 @@ fn parses_and_verifies_every_vector() {
 
 #[test]
 fn pypitoken_restrictions_are_honoured() {
-    let v = vectors().into_iter().find(|v| v.name == "pypitoken restricted").expect("vector");
+    let v = vectors()
+        .into_iter()
+        .find(|v| v.name == "pypitoken restricted")
+        .expect("vector");
     let m = Macaroon::from_token(&v.token).expect("parse");
-    let other = ProjectRef { normalized_name: "other", id: "x" };
+    let other = ProjectRef {
+        normalized_name: "other",
+        id: "x",
+    };
     let err = verify(&m, &key(&v), &[], &context(1_500_000_000, Some(other))).unwrap_err();
     // The legacy project caveat allows only sampleproject.
-    assert_eq!(err.to_string(), "project-scoped token is not valid for project: 'other'");
+    assert_eq!(
+        err.to_string(),
+        "project-scoped token is not valid for project: 'other'"
+    );
     let err = verify(&m, &key(&v), &[], &context(2_000_000_000, Some(SAMPLE))).unwrap_err();
     assert_eq!(err.to_string(), "token is expired, token is expired");
 }
@@ -83,14 +104,26 @@ fn token_parsing_is_lenient_about_base64_and_strict_about_prefix() {
     for token in [padded, standard] {
         assert_eq!(Macaroon::from_token(&token), Macaroon::from_token(&v.token));
     }
-    assert_eq!(Macaroon::from_token(&format!("pypy-{raw}")), Err(TokenError::InvalidPrefix));
-    assert_eq!(Macaroon::from_token("pypi-"), Err(TokenError::InvalidPrefix));
+    assert_eq!(
+        Macaroon::from_token(&format!("pypy-{raw}")),
+        Err(TokenError::InvalidPrefix)
+    );
+    assert_eq!(
+        Macaroon::from_token("pypi-"),
+        Err(TokenError::InvalidPrefix)
+    );
     assert_eq!(Macaroon::from_token("pypi"), Err(TokenError::InvalidPrefix));
-    assert_eq!(Macaroon::from_token("pypi-!!!!"), Err(TokenError::InvalidBase64));
+    assert_eq!(
+        Macaroon::from_token("pypi-!!!!"),
+        Err(TokenError::InvalidBase64)
+    );
     // Every truncation is an error, never a panic.
     let bytes = Macaroon::from_token(&v.token).expect("parse").serialize();
     for len in 0..bytes.len() {
-        assert!(Macaroon::deserialize(&bytes[..len]).is_err(), "truncated to {len}");
+        assert!(
+            Macaroon::deserialize(&bytes[..len]).is_err(),
+            "truncated to {len}"
+        );
     }
 }
 
@@ -100,7 +133,10 @@ fn a_forged_caveat_breaks_the_signature() {
     let m = Macaroon::from_token(&v.token).expect("parse");
     // Swap the project caveat for another project without re-signing.
     let mut bytes = m.serialize();
-    let at = bytes.windows(13).position(|w| w == b"sampleproject").expect("caveat");
+    let at = bytes
+        .windows(13)
+        .position(|w| w == b"sampleproject")
+        .expect("caveat");
     bytes[at..at + 13].copy_from_slice(b"evilxproject!");
     let forged = Macaroon::deserialize(&bytes).expect("still well-formed");
     assert_eq!(
@@ -115,7 +151,10 @@ fn stored_caveats_are_checked_too() {
     let m = Macaroon::from_token(&v.token).expect("parse");
     let stored = [Caveat::ProjectName(vec!["other".into()]).to_json()];
     let err = verify(&m, &key(v), &stored, &context(0, Some(SAMPLE))).unwrap_err();
-    assert_eq!(err.to_string(), "project-scoped token is not valid for project: 'sampleproject'");
+    assert_eq!(
+        err.to_string(),
+        "project-scoped token is not valid for project: 'sampleproject'"
+    );
 }
 
 #[test]
@@ -126,18 +165,39 @@ fn every_caveat_kind_passes_and_fails() {
         ("[0,100,50]", Err("token is expired")),
         ("[0,200,150]", Err("token is expired")),
         (r#"[1,["sampleproject"]]"#, Ok(())),
-        (r#"[1,["other"]]"#, Err("project-scoped token is not valid for project: 'sampleproject'")),
+        (
+            r#"[1,["other"]]"#,
+            Err("project-scoped token is not valid for project: 'sampleproject'"),
+        ),
         (r#"[2,["0d3f7a52-1111-4000-8000-00000000abcd"]]"#, Ok(())),
-        (r#"[2,["nope"]]"#, Err("project-scoped token is not valid for project: 'sampleproject'")),
+        (
+            r#"[2,["nope"]]"#,
+            Err("project-scoped token is not valid for project: 'sampleproject'"),
+        ),
         (r#"[3,"5b6a2c1e-0000-4000-8000-000000000001"]"#, Ok(())),
-        (r#"[3,"someone-else"]"#, Err("current user does not match user restriction in token")),
-        (r#"[4,"publisher"]"#, Err("OIDC scoped token used outside of an OIDC identified request")),
+        (
+            r#"[3,"someone-else"]"#,
+            Err("current user does not match user restriction in token"),
+        ),
+        (
+            r#"[4,"publisher"]"#,
+            Err("OIDC scoped token used outside of an OIDC identified request"),
+        ),
         (r#"{"version":1,"permissions":"user"}"#, Ok(())),
-        (r#"{"version":1,"permissions":{"projects":["sampleproject"]}}"#, Ok(())),
-        (r#"{"version":1,"permissions":{"projects":["x"]}}"#, Err("project-scoped token is not valid for project: 'sampleproject'")),
+        (
+            r#"{"version":1,"permissions":{"projects":["sampleproject"]}}"#,
+            Ok(()),
+        ),
+        (
+            r#"{"version":1,"permissions":{"projects":["x"]}}"#,
+            Err("project-scoped token is not valid for project: 'sampleproject'"),
+        ),
         (r#"{"exp":101,"nbf":100}"#, Ok(())),
         (r#"{"exp":100,"nbf":90}"#, Err("token is expired")),
-        (r#"{"project_ids":["0d3f7a52-1111-4000-8000-00000000abcd"]}"#, Ok(())),
+        (
+            r#"{"project_ids":["0d3f7a52-1111-4000-8000-00000000abcd"]}"#,
+            Ok(()),
+        ),
         ("[]", Err("caveat array cannot be empty")),
         ("[9]", Err("caveat has unknown tag: 9")),
         (r#"{"foo":1}"#, Err("caveat must be an array")),
@@ -160,8 +220,18 @@ fn every_caveat_kind_passes_and_fails() {
 
 #[test]
 fn caveats_serialise_compactly() {
-    assert_eq!(Caveat::ProjectName(vec!["a".into(), "b".into()]).to_json(), r#"[1,["a","b"]]"#);
-    assert_eq!(Caveat::Expiration { expires_at: 5, not_before: 1 }.to_json(), "[0,5,1]");
+    assert_eq!(
+        Caveat::ProjectName(vec!["a".into(), "b".into()]).to_json(),
+        r#"[1,["a","b"]]"#
+    );
+    assert_eq!(
+        Caveat::Expiration {
+            expires_at: 5,
+            not_before: 1
+        }
+        .to_json(),
+        "[0,5,1]"
+    );
     assert_eq!(Caveat::RequestUser("u".into()).to_json(), r#"[3,"u"]"#);
     for c in [Caveat::ProjectId(vec!["i".into()]), Caveat::LegacyUser] {
         assert_eq!(Caveat::parse(c.to_json().as_bytes()), Ok(c));

@@ -96,7 +96,9 @@ impl Macaroon {
     pub fn deserialize(bytes: &[u8]) -> Result<Macaroon, TokenError> {
         let mut reader = Reader { bytes, pos: 0 };
         if reader.byte()? != VERSION {
-            return Err(TokenError::Malformed("only version 2 macaroons are supported"));
+            return Err(TokenError::Malformed(
+                "only version 2 macaroons are supported",
+            ));
         }
         let mut field = reader.field()?;
         let mut location = String::new();
@@ -128,7 +130,11 @@ impl Macaroon {
             caveats.push(field.1.to_vec());
             match reader.field()?.0 {
                 EOS => {}
-                VID => return Err(TokenError::Malformed("third-party caveats are not supported")),
+                VID => {
+                    return Err(TokenError::Malformed(
+                        "third-party caveats are not supported",
+                    ));
+                }
                 _ => return Err(TokenError::Malformed("unexpected field in caveat")),
             }
         }
@@ -142,7 +148,12 @@ impl Macaroon {
         if reader.pos != bytes.len() {
             return Err(TokenError::Malformed("trailing bytes"));
         }
-        Ok(Macaroon { location, identifier, caveats, signature })
+        Ok(Macaroon {
+            location,
+            identifier,
+            caveats,
+            signature,
+        })
     }
 }
 
@@ -167,7 +178,10 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn byte(&mut self) -> Result<u8, TokenError> {
-        let byte = *self.bytes.get(self.pos).ok_or(TokenError::Malformed("truncated"))?;
+        let byte = *self
+            .bytes
+            .get(self.pos)
+            .ok_or(TokenError::Malformed("truncated"))?;
         self.pos += 1;
         Ok(byte)
     }
@@ -191,8 +205,14 @@ impl<'a> Reader<'a> {
             return Ok((EOS, &[]));
         }
         let len = usize::try_from(self.varint()?).map_err(|_| TokenError::Malformed("length"))?;
-        let end = self.pos.checked_add(len).ok_or(TokenError::Malformed("length"))?;
-        let data = self.bytes.get(self.pos..end).ok_or(TokenError::Malformed("truncated"))?;
+        let end = self
+            .pos
+            .checked_add(len)
+            .ok_or(TokenError::Malformed("length"))?;
+        let data = self
+            .bytes
+            .get(self.pos..end)
+            .ok_or(TokenError::Malformed("truncated"))?;
         self.pos = end;
         Ok((kind, data))
     }

@@ -57,7 +57,10 @@ fn open_zip(path: &Path) -> Result<ZipArchive<BufReader<File>>, String> {
     if !archive.comment().is_empty() {
         return Err(zip_refused("archive has a comment"));
     }
-    if archive.raw_zip64_extensible_data_sector().is_some_and(|d| !d.is_empty()) {
+    if archive
+        .raw_zip64_extensible_data_sector()
+        .is_some_and(|d| !d.is_empty())
+    {
         return Err(zip_refused("ZIP64 extensible data is not allowed"));
     }
     if archive.has_duplicate_names() {
@@ -68,14 +71,21 @@ fn open_zip(path: &Path) -> Result<ZipArchive<BufReader<File>>, String> {
         .map_err(|_| zip_refused("mismatched central directory"))?;
     let (mut uncompressed, mut compressed) = (0u64, 0u64);
     for index in 0..archive.len() {
-        let entry = archive.by_index_raw(index).map_err(|e| zip_refused(&e.to_string()))?;
+        let entry = archive
+            .by_index_raw(index)
+            .map_err(|e| zip_refused(&e.to_string()))?;
         let name = std::str::from_utf8(entry.name_raw())
             .map_err(|_| zip_refused("filename is not valid UTF-8"))?;
         if name.bytes().any(|b| b < 32 || b == 127) {
             return Err(zip_refused("filename contains control characters"));
         }
-        if !matches!(entry.compression(), CompressionMethod::Stored | CompressionMethod::Deflated) {
-            return Err(zip_refused("only STORED and DEFLATED compression is allowed"));
+        if !matches!(
+            entry.compression(),
+            CompressionMethod::Stored | CompressionMethod::Deflated
+        ) {
+            return Err(zip_refused(
+                "only STORED and DEFLATED compression is allowed",
+            ));
         }
         if entry.encrypted() {
             return Err(zip_refused("encrypted members are not allowed"));
@@ -98,7 +108,9 @@ fn looks_like_zip(file: &mut File) -> bool {
 }
 
 fn read_member(archive: &mut ZipArchive<BufReader<File>>, name: &str) -> Result<Vec<u8>, String> {
-    let entry = archive.by_name(name).map_err(|_| format!("Missing {name}"))?;
+    let entry = archive
+        .by_name(name)
+        .map_err(|_| format!("Missing {name}"))?;
     let mut bytes = Vec::new();
     entry
         .take(MAX_METADATA + 1)
@@ -110,10 +122,12 @@ fn read_member(archive: &mut ZipArchive<BufReader<File>>, name: &str) -> Result<
     Ok(bytes)
 }
 
-/// Checks a wheel whose filename began `{name}-{version}-` (the raw parts, as written) and
-/// returns its `METADATA`. `license_files` are the `License-File` paths of the upload form.
+/// Checks the wheel `filename`, stored at `path`, whose name began `{name}-{version}-` (the raw
+/// parts, as written), and returns its `METADATA`. `license_files` are the `License-File` paths
+/// of the upload form.
 pub fn inspect_wheel(
     path: &Path,
+    filename: &str,
     name: &str,
     version: &str,
     license_files: &[String],
@@ -122,16 +136,24 @@ pub fn inspect_wheel(
     let dist_info = format!("{name}-{version}.dist-info");
     let wheel_file = format!("{dist_info}/WHEEL");
     if archive.index_for_name(&wheel_file).is_none() {
-        return Err(format!("Wheel '{}' does not contain the required WHEEL file.", file_name(path, name)));
+        return Err(format!(
+            "Wheel '{}' does not contain the required WHEEL file.",
+            filename
+        ));
     }
     let metadata_file = format!("{dist_info}/METADATA");
     if archive.index_for_name(&metadata_file).is_none() {
-        return Err(format!("Wheel '{}' does not contain the required METADATA file: {metadata_file}", file_name(path, name)));
+        return Err(format!(
+            "Wheel '{}' does not contain the required METADATA file: {metadata_file}",
+            filename
+        ));
     }
     for license in license_files {
         let member = format!("{dist_info}/licenses/{license}");
         if archive.index_for_name(&member).is_none() {
-            return Err(format!("License-File {license} does not exist in distribution file {member}"));
+            return Err(format!(
+                "License-File {license} does not exist in distribution file {member}"
+            ));
         }
     }
     let entry_points = format!("{dist_info}/entry_points.txt");
@@ -143,40 +165,49 @@ pub fn inspect_wheel(
     Ok(WheelContents { metadata })
 }
 
-fn file_name(path: &Path, fallback: &str) -> String {
-    path.file_name().and_then(|n| n.to_str()).unwrap_or(fallback).to_owned()
-}
-
 /// Entry point names must match `[\w.-]+` (they become console script file names).
 fn check_entry_points(text: &str) -> Result<(), String> {
     for line in text.lines().map(str::trim) {
         if line.is_empty() || line.starts_with(['#', ';', '[']) {
             continue;
         }
-        let Some((name, _)) = line.split_once('=') else { continue };
+        let Some((name, _)) = line.split_once('=') else {
+            continue;
+        };
         let name = name.trim();
-        if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '-')) {
-            return Err(format!("Invalid entry point name '{name}' in entry_points.txt"));
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        {
+            return Err(format!(
+                "Invalid entry point name '{name}' in entry_points.txt"
+            ));
         }
     }
     Ok(())
 }
 
-/// Checks an sdist: one top-level directory holding `PKG-INFO`, no sparse members, no bomb,
-/// and every `License-File` present.
-pub fn inspect_sdist(path: &Path, license_files: &[String]) -> Result<(), String> {
-    let lower = path.to_string_lossy().to_ascii_lowercase();
-    let names = if lower.ends_with(".zip") {
+/// Checks an sdist named `filename` (`.zip` or `.tar.gz`) stored at `path`: one top-level
+/// directory holding `PKG-INFO`, no sparse members, no bomb, and every `License-File` present.
+pub fn inspect_sdist(path: &Path, filename: &str, license_files: &[String]) -> Result<(), String> {
+    let names = if filename.to_ascii_lowercase().ends_with(".zip") {
         let archive = open_zip(path)?;
         archive
             .file_names()
-            .map(|n| n.map(|n| n.into_owned()).map_err(|_| zip_refused("filename is not valid UTF-8")))
+            .map(|n| {
+                n.map(|n| n.into_owned())
+                    .map_err(|_| zip_refused("filename is not valid UTF-8"))
+            })
             .collect::<Result<Vec<_>, _>>()?
     } else {
         tar_member_names(path)?
     };
-    let tops: HashSet<&str> =
-        names.iter().filter_map(|n| n.split('/').next()).filter(|t| !t.is_empty()).collect();
+    let tops: HashSet<&str> = names
+        .iter()
+        .filter_map(|n| n.split('/').next())
+        .filter(|t| !t.is_empty())
+        .collect();
     if tops.len() != 1 {
         return Err("Incorrect number of top-level directories in sdist".to_owned());
     }
@@ -188,7 +219,9 @@ pub fn inspect_sdist(path: &Path, license_files: &[String]) -> Result<(), String
     for license in license_files {
         let member = format!("{top}/{license}");
         if !present.contains(member.as_str()) {
-            return Err(format!("License-File {license} does not exist in distribution file {member}"));
+            return Err(format!(
+                "License-File {license} does not exist in distribution file {member}"
+            ));
         }
     }
     Ok(())
@@ -198,7 +231,9 @@ fn tar_member_names(path: &Path) -> Result<Vec<String>, String> {
     let file = File::open(path).map_err(|e| e.to_string())?;
     let compressed = file.metadata().map_err(|e| e.to_string())?.len();
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(BufReader::new(file)));
-    let entries = archive.entries().map_err(|_| "File is not a valid .tar.gz".to_owned())?;
+    let entries = archive
+        .entries()
+        .map_err(|_| "File is not a valid .tar.gz".to_owned())?;
     let mut names = Vec::new();
     let mut declared = 0u64;
     for entry in entries {

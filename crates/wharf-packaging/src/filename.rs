@@ -36,7 +36,10 @@ impl PackageType {
 /// package type (`.tar.gz`/`.zip` for sdists, `.whl` for wheels).
 pub fn check_filename(filename: &str, package_type: PackageType) -> Result<(), String> {
     if filename.bytes().any(|b| b < 32 || b == 127) {
-        return Err("Cannot upload a file with non-printable characters (ordinals 0-31, 127) in the name.".into());
+        return Err(
+            "Cannot upload a file with non-printable characters (ordinals 0-31, 127) in the name."
+                .into(),
+        );
     }
     if filename.contains(['/', '\\']) {
         return Err("Cannot upload a file with '/' or '\\' in the name.".into());
@@ -82,12 +85,14 @@ static WHEEL_NAME_PART: LazyLock<Regex> =
 impl WheelFilename {
     /// Parses with `packaging.utils.parse_wheel_filename`'s rules and messages.
     pub fn parse(filename: &str) -> Result<WheelFilename, String> {
-        let stem = filename
-            .strip_suffix(".whl")
-            .ok_or_else(|| format!("Invalid wheel filename (extension must be '.whl'): {filename}"))?;
+        let stem = filename.strip_suffix(".whl").ok_or_else(|| {
+            format!("Invalid wheel filename (extension must be '.whl'): {filename}")
+        })?;
         let parts: Vec<&str> = stem.split('-').collect();
         if !(5..=6).contains(&parts.len()) {
-            return Err(format!("Invalid wheel filename (wrong number of parts): {filename}"));
+            return Err(format!(
+                "Invalid wheel filename (wrong number of parts): {filename}"
+            ));
         }
         let name = parts[0];
         if name.contains("__") || !WHEEL_NAME_PART.is_match(name) {
@@ -123,11 +128,24 @@ const MUSLLINUX_ARCHS: &str = "x86_64|i686|aarch64|armv7l|ppc64le|s390x|riscv64"
 
 static PLATFORM_TAG: LazyLock<Regex> = LazyLock::new(|| {
     let fixed = [
-        "any", "win32", "win_arm64", "win_amd64", "win_ia64", "manylinux1_x86_64",
-        "manylinux1_i686", "manylinux2010_x86_64", "manylinux2010_i686",
-        "manylinux2014_x86_64", "manylinux2014_i686", "manylinux2014_aarch64",
-        "manylinux2014_armv7l", "manylinux2014_ppc64", "manylinux2014_ppc64le",
-        "manylinux2014_s390x", "linux_armv6l", "linux_armv7l",
+        "any",
+        "win32",
+        "win_arm64",
+        "win_amd64",
+        "win_ia64",
+        "manylinux1_x86_64",
+        "manylinux1_i686",
+        "manylinux2010_x86_64",
+        "manylinux2010_i686",
+        "manylinux2014_x86_64",
+        "manylinux2014_i686",
+        "manylinux2014_aarch64",
+        "manylinux2014_armv7l",
+        "manylinux2014_ppc64",
+        "manylinux2014_ppc64le",
+        "manylinux2014_s390x",
+        "linux_armv6l",
+        "linux_armv7l",
     ]
     .join("|");
     let pattern = format!(
@@ -155,8 +173,10 @@ mod tests {
 
     #[test]
     fn parses_wheel_filenames() {
-        let w = WheelFilename::parse("foo_bar-1.0-1abc-cp311.cp312-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64.whl")
-            .expect("valid");
+        let w = WheelFilename::parse(
+            "foo_bar-1.0-1abc-cp311.cp312-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+        )
+        .expect("valid");
         assert_eq!(w.name, "foo_bar");
         assert_eq!(w.version.to_string(), "1.0");
         assert_eq!(w.build.as_deref(), Some("1abc"));
@@ -177,13 +197,27 @@ mod tests {
     #[test]
     fn allows_only_known_platforms() {
         for ok in [
-            "any", "win_amd64", "macosx_10_9_x86_64", "macosx_11_0_arm64", "macosx_26_0_universal2",
-            "manylinux_2_28_aarch64", "musllinux_1_2_x86_64", "manylinux2014_ppc64le",
-            "ios_13_0_arm64_iphoneos", "android_21_arm64_v8a", "pyemscripten_2024_0_wasm32",
+            "any",
+            "win_amd64",
+            "macosx_10_9_x86_64",
+            "macosx_11_0_arm64",
+            "macosx_26_0_universal2",
+            "manylinux_2_28_aarch64",
+            "musllinux_1_2_x86_64",
+            "manylinux2014_ppc64le",
+            "ios_13_0_arm64_iphoneos",
+            "android_21_arm64_v8a",
+            "pyemscripten_2024_0_wasm32",
         ] {
             assert!(is_allowed_platform_tag(ok), "{ok}");
         }
-        for bad in ["linux_x86_64", "macosx_16_0_arm64", "musllinux_1_2_ppc64", "cygwin", "any2"] {
+        for bad in [
+            "linux_x86_64",
+            "macosx_16_0_arm64",
+            "musllinux_1_2_ppc64",
+            "cygwin",
+            "any2",
+        ] {
             assert!(!is_allowed_platform_tag(bad), "{bad}");
         }
     }
@@ -208,6 +242,9 @@ mod tests {
     #[test]
     fn pep_625_sdist_names() {
         let v = version::parse("1.0.0").expect("version");
-        assert_eq!(expected_sdist_filename(&name::normalize("Foo.Bar"), &v), "foo_bar-1.0.0.tar.gz");
+        assert_eq!(
+            expected_sdist_filename(&name::normalize("Foo.Bar"), &v),
+            "foo_bar-1.0.0.tar.gz"
+        );
     }
 }

@@ -16,7 +16,10 @@ pub const SUPPORTED_METADATA_VERSIONS: &[&str] =
     &["1.0", "1.1", "1.2", "2.1", "2.2", "2.3", "2.4", "2.5"];
 
 static CLASSIFIERS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
-    include_str!("classifiers.txt").lines().filter(|l| !l.starts_with('#')).collect()
+    include_str!("classifiers.txt")
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .collect()
 });
 static DEPRECATED_CLASSIFIERS: LazyLock<HashSet<&'static str>> =
     LazyLock::new(|| include_str!("deprecated_classifiers.txt").lines().collect());
@@ -59,7 +62,12 @@ const FIELDS: &[(&str, &str, &str, bool)] = &[
     ("author_email", "Author-email", "1.0", false),
     ("classifiers", "Classifier", "1.1", true),
     ("description", "Description", "1.0", false),
-    ("description_content_type", "Description-Content-Type", "2.1", false),
+    (
+        "description_content_type",
+        "Description-Content-Type",
+        "2.1",
+        false,
+    ),
     ("download_url", "Download-URL", "1.1", false),
     ("dynamic", "Dynamic", "2.2", true),
     ("home_page", "Home-page", "1.0", false),
@@ -139,7 +147,11 @@ impl Metadata {
         }
         let raw_version = form.one("version").unwrap_or_default();
         let parsed: Version = version::parse(&raw_version).map_err(|_| {
-            invalid(&raw_version, "Version", "Use a version compliant with PEP 440 (https://peps.python.org/pep-0440/).")
+            invalid(
+                &raw_version,
+                "Version",
+                "Use a version compliant with PEP 440 (https://peps.python.org/pep-0440/).",
+            )
         })?;
         if parsed.is_local() {
             return Err(invalid(
@@ -200,10 +212,18 @@ impl Metadata {
         }
         for classifier in &self.classifiers {
             if DEPRECATED_CLASSIFIERS.contains(classifier.as_str()) {
-                return Err(invalid(classifier, "Classifier", "Classifier has been deprecated, see https://pypi.org/classifiers/ for a list of valid classifiers."));
+                return Err(invalid(
+                    classifier,
+                    "Classifier",
+                    "Classifier has been deprecated, see https://pypi.org/classifiers/ for a list of valid classifiers.",
+                ));
             }
             if !CLASSIFIERS.contains(classifier.as_str()) && !classifier.starts_with("Private ::") {
-                return Err(invalid(classifier, "Classifier", "Classifier is not a valid classifier, see https://pypi.org/classifiers/ for a list of valid classifiers."));
+                return Err(invalid(
+                    classifier,
+                    "Classifier",
+                    "Classifier is not a valid classifier, see https://pypi.org/classifiers/ for a list of valid classifiers.",
+                ));
             }
         }
         if let Some(ct) = &self.description_content_type {
@@ -214,9 +234,15 @@ impl Metadata {
         }
         for field in &self.dynamic {
             let lower = field.to_ascii_lowercase();
-            let known = FIELDS.iter().any(|(_, f, _, _)| f.eq_ignore_ascii_case(&lower));
+            let known = FIELDS
+                .iter()
+                .any(|(_, f, _, _)| f.eq_ignore_ascii_case(&lower));
             if DYNAMIC_FORBIDDEN.contains(&lower.as_str()) || !known {
-                return Err(invalid(field, "Dynamic", "Dynamic fields must be known core-metadata fields other than Name, Version and Metadata-Version."));
+                return Err(invalid(
+                    field,
+                    "Dynamic",
+                    "Dynamic fields must be known core-metadata fields other than Name, Version and Metadata-Version.",
+                ));
             }
         }
         if let Some(url) = &self.home_page {
@@ -229,7 +255,11 @@ impl Metadata {
         }
         for path in &self.license_files {
             if path.starts_with('/') || path.split('/').any(|p| p == "..") || path.contains('\\') {
-                return Err(invalid(path, "License-File", "License-File paths must be relative and use '/' separators, without '..'."));
+                return Err(invalid(
+                    path,
+                    "License-File",
+                    "License-File paths must be relative and use '/' separators, without '..'.",
+                ));
             }
         }
         if let Some(email) = &self.maintainer_email {
@@ -237,10 +267,18 @@ impl Metadata {
         }
         for entry in &self.project_urls {
             let (label, url) = entry.split_once(',').ok_or_else(|| {
-                invalid(entry, "Project-URL", "Use both a label and an URL, separated by a comma.")
+                invalid(
+                    entry,
+                    "Project-URL",
+                    "Use both a label and an URL, separated by a comma.",
+                )
             })?;
             if label.trim().chars().count() > 32 {
-                return Err(invalid(entry, "Project-URL", "Use 32 characters or less for the label."));
+                return Err(invalid(
+                    entry,
+                    "Project-URL",
+                    "Use 32 characters or less for the label.",
+                ));
             }
             check_url(url.trim(), "Project-URL")?;
         }
@@ -254,7 +292,11 @@ impl Metadata {
         }
         if let Some(spec) = &self.requires_python {
             version::parse_specifiers(spec).map_err(|e| {
-                invalid(spec, "Requires-Python", &format!("Use a valid version specifier set: {e}."))
+                invalid(
+                    spec,
+                    "Requires-Python",
+                    &format!("Use a valid version specifier set: {e}."),
+                )
             })?;
         }
         if let Some(summary) = &self.summary {
@@ -273,7 +315,11 @@ fn check_content_type(ct: &str) -> Result<(), String> {
     let mut parts = ct.split(';').map(str::trim);
     let mime = parts.next().unwrap_or_default().to_ascii_lowercase();
     if !matches!(mime.as_str(), "text/plain" | "text/x-rst" | "text/markdown") {
-        return Err(invalid(ct, "Description-Content-Type", "Use a valid content type: text/plain, text/x-rst or text/markdown."));
+        return Err(invalid(
+            ct,
+            "Description-Content-Type",
+            "Use a valid content type: text/plain, text/x-rst or text/markdown.",
+        ));
     }
     for param in parts.filter(|p| !p.is_empty()) {
         let (key, value) = param.split_once('=').unwrap_or((param, ""));
@@ -283,7 +329,11 @@ fn check_content_type(ct: &str) -> Result<(), String> {
             _ => false,
         };
         if !ok {
-            return Err(invalid(ct, "Description-Content-Type", "Use a valid charset (UTF-8) and, for Markdown, variant (GFM or CommonMark)."));
+            return Err(invalid(
+                ct,
+                "Description-Content-Type",
+                "Use a valid charset (UTF-8) and, for Markdown, variant (GFM or CommonMark).",
+            ));
         }
     }
     Ok(())
@@ -312,7 +362,9 @@ fn check_emails(list: &str, field: &str) -> Result<(), String> {
             !local.is_empty()
                 && !domain.is_empty()
                 && !domain.contains('@')
-                && !address.chars().any(|c| c.is_whitespace() || c == '<' || c == '>')
+                && !address
+                    .chars()
+                    .any(|c| c.is_whitespace() || c == '<' || c == '>')
         });
         if !valid {
             return Err(invalid(entry, field, "Use a valid email address."));
@@ -322,10 +374,18 @@ fn check_emails(list: &str, field: &str) -> Result<(), String> {
 }
 
 fn check_requirement(requirement: &str) -> Result<(), String> {
-    let parsed = pep508_rs::Requirement::<pep508_rs::VerbatimUrl>::from_str(requirement)
-        .map_err(|e| invalid(requirement, "Requires-Dist", &format!("Use a valid PEP 508 requirement: {}.", e.message)))?;
+    let parsed =
+        pep508_rs::Requirement::<pep508_rs::VerbatimUrl>::from_str(requirement).map_err(|e| {
+            invalid(
+                requirement,
+                "Requires-Dist",
+                &format!("Use a valid PEP 508 requirement: {}.", e.message),
+            )
+        })?;
     if matches!(parsed.version_or_url, Some(pep508_rs::VersionOrUrl::Url(_))) {
-        return Err(format!("Can't have direct dependency: {requirement}. {SPEC_LINK}"));
+        return Err(format!(
+            "Can't have direct dependency: {requirement}. {SPEC_LINK}"
+        ));
     }
     Ok(())
 }
@@ -359,13 +419,19 @@ mod tests {
     fn accepts_a_full_form() {
         let meta = check(&[
             ("summary", "A sample"),
-            ("author_email", "Jane Doe <jane@example.org>, joe@example.org"),
+            (
+                "author_email",
+                "Jane Doe <jane@example.org>, joe@example.org",
+            ),
             ("classifiers", "Programming Language :: Python :: 3"),
             ("requires_dist", "requests>=2; python_version >= '3.8'"),
             ("requires_dist", "rich[jupyter]"),
             ("requires_python", ">=3.8"),
             ("project_urls", "Homepage, https://example.org"),
-            ("description_content_type", "text/markdown; charset=UTF-8; variant=GFM"),
+            (
+                "description_content_type",
+                "text/markdown; charset=UTF-8; variant=GFM",
+            ),
             ("license", "UNKNOWN"),
             ("keywords", ""),
         ])
@@ -379,24 +445,76 @@ mod tests {
     #[test]
     fn refuses_bad_fields_with_clear_messages() {
         let cases: &[(&[(&str, &str)], &str)] = &[
-            (&[("metadata_version", "3.0")], "is an invalid value for Metadata-Version"),
-            (&[("metadata_version", "2.0")], "is an invalid value for Metadata-Version"),
+            (
+                &[("metadata_version", "3.0")],
+                "is an invalid value for Metadata-Version",
+            ),
+            (
+                &[("metadata_version", "2.0")],
+                "is an invalid value for Metadata-Version",
+            ),
             (&[("name", "-bad")], "is an invalid value for Name"),
             (&[("version", "one")], "is an invalid value for Version"),
-            (&[("version", "1.0+local")], "The use of local versions in '1.0+local' is not allowed."),
-            (&[("summary", &"x".repeat(513))], "Use 512 characters or less"),
-            (&[("author_email", "not an email")], "Use a valid email address"),
-            (&[("classifiers", "Made Up :: Classifier")], "is not a valid classifier"),
-            (&[("classifiers", "Framework :: Django CMS :: 4.2")], "has been deprecated"),
-            (&[("home_page", "javascript:alert(1)")], "Use a valid http or https URL"),
-            (&[("project_urls", &format!("{}, https://x.org", "L".repeat(33)))], "32 characters"),
-            (&[("requires_dist", "foo @ https://example.org/foo.whl")], "Can't have direct dependency"),
-            (&[("requires_dist", "foo >>= 1")], "Use a valid PEP 508 requirement"),
+            (
+                &[("version", "1.0+local")],
+                "The use of local versions in '1.0+local' is not allowed.",
+            ),
+            (
+                &[("summary", &"x".repeat(513))],
+                "Use 512 characters or less",
+            ),
+            (
+                &[("author_email", "not an email")],
+                "Use a valid email address",
+            ),
+            (
+                &[("classifiers", "Made Up :: Classifier")],
+                "is not a valid classifier",
+            ),
+            (
+                &[("classifiers", "Framework :: Django CMS :: 4.2")],
+                "has been deprecated",
+            ),
+            (
+                &[("home_page", "javascript:alert(1)")],
+                "Use a valid http or https URL",
+            ),
+            (
+                &[(
+                    "project_urls",
+                    &format!("{}, https://x.org", "L".repeat(33)),
+                )],
+                "32 characters",
+            ),
+            (
+                &[("requires_dist", "foo @ https://example.org/foo.whl")],
+                "Can't have direct dependency",
+            ),
+            (
+                &[("requires_dist", "foo >>= 1")],
+                "Use a valid PEP 508 requirement",
+            ),
             (&[("requires_python", ">=3.8,<<4")], "Requires-Python"),
-            (&[("license_file", "LICENSE")], "license-file introduced in metadata version 2.4, not 2.1"),
-            (&[("metadata_version", "2.4"), ("license", "MIT"), ("license_expression", "MIT")], "Only License-Expression should be present"),
-            (&[("metadata_version", "2.2"), ("dynamic", "Version")], "Dynamic"),
-            (&[("description_content_type", "text/html")], "Description-Content-Type"),
+            (
+                &[("license_file", "LICENSE")],
+                "license-file introduced in metadata version 2.4, not 2.1",
+            ),
+            (
+                &[
+                    ("metadata_version", "2.4"),
+                    ("license", "MIT"),
+                    ("license_expression", "MIT"),
+                ],
+                "Only License-Expression should be present",
+            ),
+            (
+                &[("metadata_version", "2.2"), ("dynamic", "Version")],
+                "Dynamic",
+            ),
+            (
+                &[("description_content_type", "text/html")],
+                "Description-Content-Type",
+            ),
         ];
         for (extra, expected) in cases {
             let err = check(extra).expect_err(expected);

@@ -35,7 +35,9 @@ pub fn is_valid(name: &str) -> bool {
     };
     first.is_ascii_alphanumeric()
         && last.is_ascii_alphanumeric()
-        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// Warehouse's "ultranormalised" form, used to refuse confusable names: separators dropped,
@@ -49,6 +51,15 @@ pub fn ultranormalize(name: &str) -> String {
             other => other,
         })
         .collect()
+}
+
+/// Whether `name` is a module of Python's standard library (`sys.stdlib_module_names` of
+/// CPython 3.11): such names are refused for new projects.
+pub fn is_stdlib_module(name: &str) -> bool {
+    let normalized = normalize(name);
+    include_str!("stdlib_modules.txt")
+        .lines()
+        .any(|module| normalize(module) == normalized)
 }
 
 #[cfg(test)]
@@ -77,6 +88,13 @@ mod tests {
         for bad in ["", "-a", "a-", "a b", "ü", "a/b", ".a", "a_"] {
             assert!(!is_valid(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn knows_the_standard_library() {
+        assert!(is_stdlib_module("asyncio"));
+        assert!(is_stdlib_module("Email"));
+        assert!(!is_stdlib_module("requests"));
     }
 
     #[test]

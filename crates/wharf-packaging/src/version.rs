@@ -14,7 +14,10 @@ pub fn parse(raw: &str) -> Result<Version, String> {
 pub fn canonicalize(version: &Version) -> String {
     let release = version.release();
     let keep = release.iter().rposition(|&n| n != 0).map_or(1, |i| i + 1);
-    version.clone().with_release(release[..keep].to_vec()).to_string()
+    version
+        .clone()
+        .with_release(release[..keep].to_vec())
+        .to_string()
 }
 
 /// Parses a `Requires-Python` specifier set.

@@ -1,0 +1,229 @@
+//! Who is making a request. The upload API accepts API tokens only (PyPI's rules,
+//! `spec/warehouse-security.md` §1.2): Basic `__token__:<token>`, or `token`/`bearer <token>`.
+
+use axum::http::{HeaderMap, header};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::accounts::{self, User};
+use crate::app::AppState;
+use crate::error::{AppError, AppResult};
+use crate::events::{self, EventTag, RequestMeta, Source};
+use crate::packaging::Project;
+use crate::tokens::{self, PresentedToken, Rejection};
+
+/// The credential a request carries.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Credential {
+    Token(String),
+    /// Basic auth with a real username: refused on the upload API.
+    Password {
+        username: String,
+    },
+    Missing,
+}
+
+pub fn credential(headers: &HeaderMap) -> Credential {
+    let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Credential::Missing;
+    };
+    let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value, ""));
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("basic") {
+        let Some(decoded) = STANDARD
+            .decode(rest)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+        else {
+            return Credential::Missing;
+        };
+        return match decoded.split_once(':') {
+            Some(("__token__", token)) => Credential::Token(token.trim().to_owned()),
+            Some((username, _)) if !username.is_empty() => Credential::Password {
+                username: username.to_owned(),
+            },
+            _ => Credential::Missing,
+        };
+    }
+    if scheme.eq_ignore_ascii_case("token") || scheme.eq_ignore_ascii_case("bearer") {
+        return Credential::Token(rest.to_owned());
+    }
+    Credential::Missing
+}
+
+pub fn invalid_auth_message(state: &AppState) -> String {
+    format!(
+        "Invalid or non-existent authentication information. See {}/help/#invalid-auth for more information.",
+        state.settings.base_url()
+    )
+}
+
+/// An identity proven by an API token whose signature is good; its caveats are checked
+/// against the project with [`UploadIdentity::authorize`].
+pub struct UploadIdentity {
+    pub user: User,
+    pub token: PresentedToken,
+}
+
+/// Looks up the request's token and checks its signature. Refusals are recorded as events.
+pub async fn authenticate_upload(
+    state: &AppState,
+    headers: &HeaderMap,
+    meta: &RequestMeta,
+) -> AppResult<UploadIdentity> {
+    let token = match credential(headers) {
+        Credential::Token(token) => token,
+        Credential::Password { username } => {
+            record_anonymous_failure(state, meta, "password_auth", Some(&username)).await;
+            let base = state.settings.base_url();
+            return Err(AppError::forbidden(format!(
+                "Username/Password authentication is no longer supported. Migrate to API Tokens or Trusted Publishers instead. See {base}/help/#apitoken and {base}/help/#trusted-publishers"
+            )));
+        }
+        Credential::Missing => {
+            record_anonymous_failure(state, meta, "no_credentials", None).await;
+            return Err(AppError::forbidden(invalid_auth_message(state)));
+        }
+    };
+    let presented = match tokens::lookup(&state.db, &token).await? {
+        Ok(presented) => presented,
+        Err(_) => {
+            record_anonymous_failure(state, meta, "unknown_token", None).await;
+            return Err(AppError::forbidden(invalid_auth_message(state)));
+        }
+    };
+    let user = accounts::find_by_id(&state.db, &presented.user_id)
+        .await?
+        .filter(|u| u.is_active);
+    let Some(user) = user else {
+        return Err(AppError::forbidden(invalid_auth_message(state)));
+    };
+    let identity = UploadIdentity {
+        user,
+        token: presented,
+    };
+    if let Err(reason) = identity.token.check_signature() {
+        return Err(identity.refuse(state, meta, None, reason).await);
+    }
+    Ok(identity)
+}
+
+impl UploadIdentity {
+    /// Checks every caveat for an upload to `project` (which may be about to be created).
+    pub async fn authorize(
+        &self,
+        state: &AppState,
+        meta: &RequestMeta,
+        project: &Project,
+    ) -> AppResult<()> {
+        match self.token.verify(Some(project), state.clock.now_secs()) {
+            Ok(()) => Ok(()),
+            Err(rejection) => Err(self.refuse(state, meta, Some(project), rejection).await),
+        }
+    }
+
+    async fn refuse(
+        &self,
+        state: &AppState,
+        meta: &RequestMeta,
+        project: Option<&Project>,
+        rejection: Rejection,
+    ) -> AppError {
+        let reason = match rejection {
+            Rejection::Invalid(reason) => reason,
+            Rejection::Unknown => "unknown token".to_owned(),
+        };
+        let now = state.clock.now_micros();
+        let additional = serde_json::json!({
+            "macaroon_id": self.token.id,
+            "description": self.token.description,
+            "reason": reason,
+            "project": project.map(|p| p.normalized_name.as_str()),
+        });
+        let recorded = async {
+            let mut conn = state.db.pool().acquire().await?;
+            events::record(
+                &mut conn,
+                Source::User(&self.user.id),
+                EventTag::AccountApiTokenFailure,
+                meta,
+                now,
+                additional,
+            )
+            .await
+        };
+        if let Err(e) = recorded.await {
+            tracing::warn!(error = %e, "could not record a failed token use");
+        }
+        AppError::forbidden(format!("Invalid API Token: {reason}"))
+    }
+}
+
+async fn record_anonymous_failure(
+    state: &AppState,
+    meta: &RequestMeta,
+    reason: &str,
+    username: Option<&str>,
+) {
+    let now = state.clock.now_micros();
+    let additional = serde_json::json!({"reason": reason, "username": username});
+    let recorded = async {
+        let mut conn = state.db.pool().acquire().await?;
+        events::record(
+            &mut conn,
+            Source::Anonymous,
+            EventTag::UploadAuthFailure,
+            meta,
+            now,
+            additional,
+        )
+        .await
+    };
+    if let Err(e) = recorded.await {
+        tracing::warn!(error = %e, "could not record a failed upload authentication");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(value).expect("header"),
+        );
+        headers
+    }
+
+    #[test]
+    fn reads_every_form_of_credential() {
+        let basic = |s: &str| format!("Basic {}", STANDARD.encode(s));
+        assert_eq!(
+            credential(&headers(&basic("__token__: pypi-abc "))),
+            Credential::Token("pypi-abc".into())
+        );
+        assert_eq!(
+            credential(&headers("token pypi-abc")),
+            Credential::Token("pypi-abc".into())
+        );
+        assert_eq!(
+            credential(&headers("Bearer pypi-abc")),
+            Credential::Token("pypi-abc".into())
+        );
+        assert_eq!(
+            credential(&headers(&basic("alice:secret"))),
+            Credential::Password {
+                username: "alice".into()
+            }
+        );
+        assert_eq!(credential(&headers("Basic !!!")), Credential::Missing);
+        assert_eq!(credential(&headers("Digest abc")), Credential::Missing);
+        assert_eq!(credential(&HeaderMap::new()), Credential::Missing);
+    }
+}

@@ -1,0 +1,133 @@
+//! Rendered read-path responses (Simple API and JSON API pages), kept per project and dropped
+//! when the project changes. Changes made by this process drop entries at once; changes made
+//! by other processes are noticed by polling the journal's newest serial.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use axum::http::HeaderValue;
+use blake2::Digest;
+use bytes::Bytes;
+
+/// Which page: the project it belongs to (`None` for index-wide pages) and what it is.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PageKey {
+    pub project: Option<String>,
+    pub kind: &'static str,
+    pub variant: String,
+}
+
+#[derive(Debug)]
+pub struct Page {
+    pub body: Bytes,
+    pub content_type: HeaderValue,
+    pub etag: HeaderValue,
+    pub serial: i64,
+}
+
+impl Page {
+    pub fn new(body: Vec<u8>, content_type: &'static str, serial: i64) -> Page {
+        let digest = blake2::Blake2s256::digest(&body);
+        let etag = HeaderValue::from_str(&format!("\"{}\"", &hex::encode(digest)[..32]))
+            .unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
+        Page {
+            body: Bytes::from(body),
+            content_type: HeaderValue::from_static(content_type),
+            etag,
+            serial,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct PageCache {
+    pages: RwLock<HashMap<PageKey, Arc<Page>>>,
+    /// Bumped by every invalidation, so a page rendered from data read before an invalidation
+    /// is never stored after it.
+    generation: AtomicU64,
+    /// The newest journal serial this process has accounted for.
+    seen_serial: AtomicI64,
+}
+
+impl PageCache {
+    pub fn get(&self, key: &PageKey) -> Option<Arc<Page>> {
+        self.pages.read().ok()?.get(key).cloned()
+    }
+
+    /// Call before reading the data a page is rendered from.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Stores the page unless the cache was invalidated since `generation` was taken.
+    pub fn insert(&self, key: PageKey, page: Arc<Page>, generation: u64) {
+        if let Ok(mut pages) = self.pages.write()
+            && self.generation.load(Ordering::Acquire) == generation
+        {
+            pages.insert(key, page);
+        }
+    }
+
+    /// Drops the project's pages and every index-wide page.
+    pub fn invalidate_project(&self, normalized_name: &str) {
+        if let Ok(mut pages) = self.pages.write() {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+            pages.retain(|key, _| key.project.as_deref().is_some_and(|p| p != normalized_name));
+        }
+    }
+
+    pub fn invalidate_all(&self) {
+        if let Ok(mut pages) = self.pages.write() {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+            pages.clear();
+        }
+    }
+
+    pub fn seen_serial(&self) -> i64 {
+        self.seen_serial.load(Ordering::Acquire)
+    }
+
+    pub fn set_seen_serial(&self, serial: i64) {
+        self.seen_serial.fetch_max(serial, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(project: Option<&str>) -> PageKey {
+        PageKey {
+            project: project.map(str::to_owned),
+            kind: "simple",
+            variant: String::new(),
+        }
+    }
+
+    #[test]
+    fn invalidation_drops_the_project_and_index_pages_only() {
+        let cache = PageCache::default();
+        let page = Arc::new(Page::new(b"x".to_vec(), "text/html", 1));
+        for k in [key(None), key(Some("a")), key(Some("b"))] {
+            cache.insert(k, page.clone(), cache.generation());
+        }
+        cache.invalidate_project("a");
+        assert!(cache.get(&key(None)).is_none());
+        assert!(cache.get(&key(Some("a"))).is_none());
+        assert!(cache.get(&key(Some("b"))).is_some());
+    }
+
+    #[test]
+    fn a_page_rendered_before_an_invalidation_is_not_stored() {
+        let cache = PageCache::default();
+        let generation = cache.generation();
+        cache.invalidate_project("a");
+        cache.insert(
+            key(Some("a")),
+            Arc::new(Page::new(b"old".to_vec(), "text/html", 1)),
+            generation,
+        );
+        assert!(cache.get(&key(Some("a"))).is_none());
+    }
+}

@@ -1,0 +1,240 @@
+//! The command line: `serve`, `migrate`, `user create`, `token create`. Other tooling depends
+//! on these commands and their output; keep them stable.
+
+use std::io::BufRead;
+
+use clap::{Parser, Subcommand};
+
+use crate::accounts::{self, NewUser};
+use crate::app::{self, AppState};
+use crate::config::{Settings, SettingsArgs};
+use crate::events::RequestMeta;
+use crate::packaging;
+use crate::tokens::{self, TokenScope};
+
+#[derive(Debug, Parser)]
+#[command(name = "wharf", version, about = "A Python package index server")]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the index (migrations run first).
+    Serve {
+        /// Address to listen on [default: 127.0.0.1:8000].
+        #[arg(long)]
+        bind: Option<String>,
+    },
+    /// Bring the database schema up to date, then exit.
+    Migrate,
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user with a verified e-mail address; the password is read from standard input.
+    Create {
+        username: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        admin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token and print it, alone, on standard output.
+    Create {
+        username: String,
+        /// Limit the token to this project (repeat for several); default: the whole account.
+        #[arg(long = "project")]
+        projects: Vec<String>,
+        /// Lifetime, such as 30d, 12h or "1week".
+        #[arg(long)]
+        expires_in: Option<String>,
+        /// The token's name (unique per user).
+        #[arg(long)]
+        description: Option<String>,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let bind = match &cli.command {
+        Command::Serve { bind } => bind.as_deref(),
+        _ => None,
+    };
+    let settings = Settings::load(&cli.settings, bind)?;
+    match cli.command {
+        Command::Serve { .. } => serve(settings).await,
+        Command::Migrate => {
+            let state = AppState::open(settings).await?;
+            state.db.close().await;
+            Ok(())
+        }
+        Command::User {
+            command:
+                UserCommand::Create {
+                    username,
+                    email,
+                    admin,
+                },
+        } => {
+            let password = read_password()?;
+            let state = AppState::open(settings).await?;
+            let new = NewUser {
+                username: &username,
+                email: &email,
+                password: &password,
+                is_admin: admin,
+                email_verified: true,
+            };
+            let result =
+                accounts::create_user(&state.db, &new, &cli_meta(), state.clock.now_micros()).await;
+            state.db.close().await;
+            result?;
+            Ok(())
+        }
+        Command::Token {
+            command:
+                TokenCommand::Create {
+                    username,
+                    projects,
+                    expires_in,
+                    description,
+                },
+        } => {
+            let expires_in = expires_in
+                .map(|d| {
+                    humantime::parse_duration(&d)
+                        .map_err(|e| anyhow::anyhow!("invalid --expires-in '{d}': {e}"))
+                        .map(|d| d.as_secs() as i64)
+                })
+                .transpose()?;
+            let state = AppState::open(settings).await?;
+            let result = create_token(&state, &username, &projects, expires_in, description).await;
+            state.db.close().await;
+            println!("{}", result?);
+            Ok(())
+        }
+    }
+}
+
+fn cli_meta() -> RequestMeta {
+    RequestMeta {
+        ip_address: None,
+        user_agent: Some(format!("wharf-cli/{}", env!("CARGO_PKG_VERSION"))),
+    }
+}
+
+fn read_password() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\n', '\r']).to_owned();
+    if password.is_empty() {
+        anyhow::bail!("no password given on standard input");
+    }
+    Ok(password)
+}
+
+async fn create_token(
+    state: &AppState,
+    username: &str,
+    project_names: &[String],
+    expires_in: Option<i64>,
+    description: Option<String>,
+) -> anyhow::Result<String> {
+    let user = accounts::find_by_username(&state.db, username)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no user named '{username}'"))?;
+    let mut projects = Vec::new();
+    for name in project_names {
+        let normalized = wharf_packaging::name::normalize(name);
+        let project = packaging::find_project(&state.db, &normalized)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no project named '{name}'"))?;
+        if packaging::role_of(&state.db, &project.id, &user.id)
+            .await?
+            .is_none()
+        {
+            anyhow::bail!(
+                "user '{username}' has no role on project '{}'",
+                project.name
+            );
+        }
+        if !projects.contains(&project) {
+            projects.push(project);
+        }
+    }
+    let description = description.unwrap_or_else(|| {
+        format!(
+            "CLI token {}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        )
+    });
+    let scope = TokenScope {
+        projects: &projects,
+        expires_in,
+    };
+    let token = tokens::create(
+        &state.db,
+        &state.settings.token_location(),
+        &user,
+        &description,
+        &scope,
+        &cli_meta(),
+        state.clock.now_micros(),
+    )
+    .await?;
+    Ok(token)
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let bind = settings.bind.clone();
+    let state = AppState::open(settings).await?;
+    let listener = tokio::net::TcpListener::bind(&bind)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
+    app::spawn_cache_refresher(state.clone());
+    tracing::info!("wharf listening on http://{}", listener.local_addr()?);
+    let router = app::router(state.clone());
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    state.db.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => return ctrl_c.await.unwrap_or(()),
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await.unwrap_or(());
+}

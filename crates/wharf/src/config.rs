@@ -1,0 +1,142 @@
+//! Settings: command-line flags > environment (`WHARF_*`) > config file (TOML) > defaults.
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Flags shared by every command that touches the index's data.
+#[derive(Clone, Debug, Default, clap::Args, Serialize)]
+pub struct SettingsArgs {
+    /// A TOML file with any of the settings below.
+    #[arg(long, global = true)]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Where the embedded database, files and outbox live [default: ./wharf-data].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// `sqlite:PATH` or `postgres://…` [default: the SQLite file in the data directory].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// A directory path, `file:///…`, or `s3://bucket/prefix` [default: files/ in the data directory].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_url: Option<String>,
+    /// The public URL of the index, used in links and as the token location.
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct Settings {
+    pub bind: String,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub storage_url: Option<String>,
+    pub base_url: Option<String>,
+    /// Largest file accepted by default, in bytes (projects may have a higher limit).
+    pub max_upload_size: u64,
+    /// How often a process looks for changes made by other processes, to refresh its caches.
+    pub cache_refresh_ms: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            bind: "127.0.0.1:8000".to_owned(),
+            data_dir: PathBuf::from("./wharf-data"),
+            database_url: None,
+            storage_url: None,
+            base_url: None,
+            max_upload_size: 100 * 1024 * 1024,
+            cache_refresh_ms: 1000,
+        }
+    }
+}
+
+/// The hard cap on any upload limit, as on PyPI.
+pub const UPLOAD_LIMIT_CAP: u64 = 1024 * 1024 * 1024;
+
+impl Settings {
+    /// Merges defaults, the config file, `WHARF_*` variables and the flags.
+    pub fn load(args: &SettingsArgs, bind: Option<&str>) -> anyhow::Result<Settings> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(path) = &args.config {
+            if !path.is_file() {
+                anyhow::bail!("config file {} does not exist", path.display());
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment
+            .merge(Env::prefixed("WHARF_").only(&[
+                "bind",
+                "data_dir",
+                "database_url",
+                "storage_url",
+                "base_url",
+                "max_upload_size",
+                "cache_refresh_ms",
+            ]))
+            .merge(Serialized::defaults(args));
+        if let Some(bind) = bind {
+            figment = figment.merge(Serialized::default("bind", bind));
+        }
+        let settings: Settings = figment
+            .extract()
+            .map_err(|e| anyhow::anyhow!("invalid settings: {e}"))?;
+        if settings.max_upload_size > UPLOAD_LIMIT_CAP {
+            anyhow::bail!("max_upload_size may not exceed {UPLOAD_LIMIT_CAP} bytes");
+        }
+        if let Some(base) = &settings.base_url {
+            let parsed = url::Url::parse(base)
+                .map_err(|e| anyhow::anyhow!("invalid base URL {base}: {e}"))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+                anyhow::bail!("invalid base URL {base}: use http:// or https:// with a host");
+            }
+        }
+        Ok(settings)
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite:{}?mode=rwc",
+                self.data_dir.join("wharf.db").display()
+            )
+        })
+    }
+
+    pub fn storage_url(&self) -> String {
+        self.storage_url
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("files").display().to_string())
+    }
+
+    /// The public base URL without a trailing slash.
+    pub fn base_url(&self) -> String {
+        match &self.base_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.bind.replace("0.0.0.0", "127.0.0.1")),
+        }
+    }
+
+    /// The host that tokens name as their location (PyPI uses its domain).
+    pub fn token_location(&self) -> String {
+        url::Url::parse(&self.base_url())
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_else(|| "localhost".to_owned())
+    }
+
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.data_dir.join("tmp")
+    }
+
+    pub fn data_path(&self, name: &str) -> PathBuf {
+        Path::new(&self.data_dir).join(name)
+    }
+}

@@ -1,0 +1,659 @@
+//! The upload endpoint (`POST /legacy/`), warehouse's "forklift": every check of
+//! `spec/index-protocols.md` §1.3 that applies, in order, then the file is stored under its
+//! content address and its rows are committed in one transaction.
+
+mod form;
+
+use axum::body::Body;
+use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use blake2::Blake2b;
+use blake2::digest::consts::U32;
+use sha2::{Digest, Sha256};
+use wharf_packaging::filename::{self, PackageType, WheelFilename};
+use wharf_packaging::metadata::{Form, Metadata};
+use wharf_packaging::{archive, name, version};
+
+use crate::accounts;
+use crate::app::{AppState, request_meta};
+use crate::auth::{self, UploadIdentity};
+use crate::error::{AppError, AppResult};
+use crate::events::{self, EventTag, RequestMeta, Source};
+use crate::packaging::{self, NewFile, NewRelease, Project, Role};
+use form::{Content, LimitFor, UploadForm};
+
+/// Projects may not grow past this in total (PyPI's default).
+const MAX_PROJECT_SIZE: i64 = 10 * 1024 * 1024 * 1024;
+/// Files may be added to a release only this long after it was created.
+const RELEASE_UPLOAD_WINDOW_SECS: i64 = 14 * 24 * 3600;
+
+pub async fn upload(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let meta = request_meta(&parts);
+    match handle(&state, &parts, body, &meta).await {
+        Ok(response) => response,
+        Err(error) => error.render(&parts.headers),
+    }
+}
+
+async fn handle(
+    state: &AppState,
+    parts: &Parts,
+    body: Body,
+    meta: &RequestMeta,
+) -> AppResult<Response> {
+    let query_action = action_from_query(parts.uri.query());
+    if let Some(action) = &query_action {
+        check_action(action)?;
+    }
+    let identity = match auth::authenticate_upload(state, &parts.headers, meta).await {
+        Ok(identity) => identity,
+        Err(error) => {
+            // Read what the client is sending before answering, so it sees the answer rather
+            // than a connection reset in the middle of its upload.
+            drain(body, state.settings.max_upload_size).await;
+            return Err(error);
+        }
+    };
+    let request = Request::from_parts(parts.clone(), body);
+    let multipart = Multipart::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            AppError::bad_request(format!("Invalid request: {}", rejection.body_text()))
+        })?;
+    std::fs::create_dir_all(state.settings.tmp_dir()).map_err(AppError::internal)?;
+    let upload_form = form::read(multipart, &state.settings.tmp_dir(), &Limits { state }).await?;
+
+    let action = query_action.or_else(|| upload_form.get(":action").map(str::to_owned));
+    check_action(action.as_deref().unwrap_or_default())?;
+    if upload_form.get("protocol_version").unwrap_or("1") != "1" {
+        return Err(AppError::bad_request("Unknown protocol version."));
+    }
+    file_upload(state, meta, &identity, upload_form, user_agent(parts)).await
+}
+
+fn user_agent(parts: &Parts) -> Option<String> {
+    parts
+        .headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(200).collect())
+}
+
+fn action_from_query(query: Option<&str>) -> Option<String> {
+    url::form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == ":action")
+        .map(|(_, v)| v.into_owned())
+}
+
+fn check_action(action: &str) -> AppResult<()> {
+    match action {
+        "file_upload" => Ok(()),
+        "submit" | "submit_pkg_info" => Err(AppError::gone(
+            "Project pre-registration is no longer required or supported, upload your files instead.",
+        )),
+        "doc_upload" => Err(AppError::gone(
+            "Uploading documentation is no longer supported, we recommend using https://readthedocs.org/.",
+        )),
+        "" => Err(AppError::bad_request(
+            "Missing ':action' parameter: use ':action=file_upload'.",
+        )),
+        other => Err(AppError::bad_request(format!(
+            "Unknown action '{other}': use ':action=file_upload'."
+        ))),
+    }
+}
+
+async fn drain(body: Body, limit: u64) {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut seen = 0u64;
+    while let Some(Ok(chunk)) = stream.next().await {
+        seen += chunk.len() as u64;
+        if seen > limit {
+            break;
+        }
+    }
+}
+
+struct Limits<'a> {
+    state: &'a AppState,
+}
+
+impl LimitFor for Limits<'_> {
+    async fn limit_for(&self, fields: &[(String, String)]) -> AppResult<(u64, String)> {
+        let default = self.state.settings.max_upload_size;
+        let name = fields
+            .iter()
+            .find(|(k, _)| k == "name")
+            .map(|(_, v)| v.as_str());
+        let Some(name) = name else {
+            return Ok((default, "unknown".to_owned()));
+        };
+        let project = packaging::find_project(&self.state.db, &name::normalize(name)).await?;
+        Ok((effective_limit(default, project.as_ref()), name.to_owned()))
+    }
+}
+
+fn effective_limit(default: u64, project: Option<&Project>) -> u64 {
+    let own = project
+        .and_then(|p| p.upload_limit)
+        .map_or(0, |l| l.max(0) as u64);
+    default.max(own)
+}
+
+fn help(state: &AppState, anchor: &str) -> String {
+    format!(
+        "See {}/help/#{anchor} for more information.",
+        state.settings.base_url()
+    )
+}
+
+fn invalid_value(value: &str, field: &str, message: &str) -> AppError {
+    AppError::bad_request(format!(
+        "'{value}' is an invalid value for {field}. Error: {message} See https://packaging.python.org/specifications/core-metadata for more information."
+    ))
+}
+
+/// The upload form's own fields (beyond metadata): file type, Python version, digests.
+struct UploadFields {
+    package_type: PackageType,
+    pyversion: String,
+    md5: Option<String>,
+    sha256: Option<String>,
+    blake2_256: Option<String>,
+    comment: Option<String>,
+}
+
+fn upload_fields(form: &UploadForm) -> AppResult<UploadFields> {
+    let filetype = form.get("filetype").unwrap_or_default();
+    let package_type = PackageType::parse(filetype)
+        .ok_or_else(|| invalid_value(filetype, "Filetype", "Use a known file type."))?;
+    let pyversion = form.get("pyversion").filter(|v| !v.is_empty());
+    let pyversion = match (package_type, pyversion) {
+        (PackageType::Sdist, None | Some("source")) => "source".to_owned(),
+        (PackageType::Sdist, Some(other)) => {
+            return Err(invalid_value(
+                other,
+                "Pyversion",
+                "Use 'source' as Python version for an sdist.",
+            ));
+        }
+        (PackageType::BdistWheel, None) => {
+            return Err(invalid_value(
+                "",
+                "Pyversion",
+                "Python version is required for binary distribution uploads.",
+            ));
+        }
+        (PackageType::BdistWheel, Some(v)) => v.to_owned(),
+    };
+    let digest = |key: &str, len: usize, field: &str| -> AppResult<Option<String>> {
+        match form.get(key).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) if v.len() == len && v.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Ok(Some(v.to_ascii_lowercase()))
+            }
+            Some(v) => Err(invalid_value(v, field, "Use a valid, hex-encoded, digest.")),
+        }
+    };
+    let fields = UploadFields {
+        package_type,
+        pyversion,
+        md5: digest("md5_digest", 32, "MD5-Digest")?,
+        sha256: digest("sha256_digest", 64, "SHA256-Digest")?,
+        blake2_256: digest("blake2_256_digest", 64, "Blake2-256-Digest")?,
+        comment: form
+            .get("comment")
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned),
+    };
+    if fields.md5.is_none() && fields.sha256.is_none() && fields.blake2_256.is_none() {
+        return Err(AppError::bad_request(
+            "Include at least one message digest.",
+        ));
+    }
+    Ok(fields)
+}
+
+async fn file_upload(
+    state: &AppState,
+    meta: &RequestMeta,
+    identity: &UploadIdentity,
+    form: UploadForm,
+    uploaded_via: Option<String>,
+) -> AppResult<Response> {
+    let metadata = Metadata::from_form(&Form::new(&form.fields)).map_err(AppError::bad_request)?;
+    let fields = upload_fields(&form)?;
+    let Some(content) = &form.content else {
+        return Err(AppError::bad_request(
+            "Upload payload does not have a file.",
+        ));
+    };
+    let user = &identity.user;
+    let normalized = name::normalize(&metadata.name);
+
+    // The project, or the one this upload will create.
+    let existing = packaging::find_project(&state.db, &normalized).await?;
+    let project = match &existing {
+        Some(project) => project.clone(),
+        None => check_new_project(state, &metadata.name, &normalized).await?,
+    };
+    identity.authorize(state, meta, &project).await?;
+    if existing.is_some()
+        && packaging::role_of(&state.db, &project.id, &user.id)
+            .await?
+            .is_none()
+    {
+        return Err(AppError::forbidden(format!(
+            "The user '{}' isn't allowed to upload to project '{}'. {}",
+            user.username,
+            project.name,
+            help(state, "project-name")
+        )));
+    }
+    if !accounts::has_verified_primary_email(&state.db, &user.id).await? {
+        return Err(AppError::forbidden(format!(
+            "User '{}' does not have a verified primary email address. Please add a verified primary email before attempting to upload. {}",
+            user.username,
+            help(state, "verified-email")
+        )));
+    }
+
+    // The file itself.
+    filename::check_filename(&content.filename, fields.package_type)
+        .map_err(AppError::bad_request)?;
+    let content_type = content.content_type.as_deref().unwrap_or_default();
+    if content_type.is_empty() || content_type.starts_with("image/") {
+        return Err(AppError::bad_request("Invalid distribution file."));
+    }
+    let limit = effective_limit(state.settings.max_upload_size, Some(&project));
+    if content.size > limit {
+        return Err(AppError::bad_request(format!(
+            "File too large. Limit for project '{}' is {} MB. See https://docs.pypi.org/project-management/storage-limits#requesting-a-file-size-limit-increase for more information.",
+            project.name,
+            limit / (1024 * 1024)
+        )));
+    }
+    if project.total_size.saturating_add(content.size as i64) > MAX_PROJECT_SIZE {
+        return Err(AppError::bad_request(format!(
+            "Project size too large. Limit for project '{}' total size is {} GB. See https://docs.pypi.org/project-management/storage-limits#requesting-a-project-size-limit-increase for more information.",
+            project.name,
+            MAX_PROJECT_SIZE / (1024 * 1024 * 1024)
+        )));
+    }
+    let digests_match = [
+        (&fields.md5, &content.md5),
+        (&fields.sha256, &content.sha256),
+        (&fields.blake2_256, &content.blake2_256),
+    ]
+    .iter()
+    .all(|(given, computed)| given.as_ref().is_none_or(|g| g == *computed));
+    if !digests_match {
+        return Err(AppError::bad_request(
+            "The digest supplied does not match a digest calculated from the uploaded file.",
+        ));
+    }
+    if let Some((filename, sha256, blake2)) =
+        packaging::find_duplicate_file(&state.db, &content.filename, &content.blake2_256).await?
+    {
+        if filename == content.filename && sha256 == content.sha256 && blake2 == content.blake2_256
+        {
+            return Ok(StatusCode::OK.into_response());
+        }
+        return Err(AppError::bad_request(format!(
+            "File already exists ('{filename}', with blake2_256 hash '{blake2}'). {}",
+            help(state, "file-name-reuse")
+        )));
+    }
+    if packaging::filename_registered(&state.db, &content.filename).await? {
+        return Err(AppError::bad_request(format!(
+            "This filename was previously used by a file that has since been deleted. Use a different version. {}",
+            help(state, "file-name-reuse")
+        )));
+    }
+    let parsed_version = version::parse(&metadata.version).map_err(AppError::bad_request)?;
+    let canonical = version::canonicalize(&parsed_version);
+    let release = match &existing {
+        Some(project) => packaging::find_release(&state.db, &project.id, &canonical).await?,
+        None => None,
+    };
+    if let Some(release) = &release {
+        if state.clock.now_micros() - release.created > RELEASE_UPLOAD_WINDOW_SECS * 1_000_000 {
+            return Err(AppError::bad_request(
+                "Uploading new files to releases older than 14 days is not allowed.",
+            ));
+        }
+        if fields.package_type == PackageType::Sdist
+            && packaging::release_has_sdist(&state.db, &release.id).await?
+        {
+            return Err(AppError::bad_request(
+                "Only one sdist may be uploaded per release.",
+            ));
+        }
+    }
+    let wheel_metadata = inspect(
+        &project,
+        &metadata,
+        &parsed_version,
+        fields.package_type,
+        content,
+    )
+    .await?;
+
+    // Store the blobs, then commit the rows: a failure after this point leaves at most an
+    // unreferenced blob.
+    let path = content_path(&content.blake2_256, &content.filename);
+    state.storage.put_file(&path, content.file.path()).await?;
+    let metadata_digests = match wheel_metadata {
+        Some(bytes) => {
+            let digests = (
+                hex::encode(Sha256::digest(&bytes)),
+                hex::encode(Blake2b::<U32>::digest(&bytes)),
+            );
+            state
+                .storage
+                .put_bytes(&format!("{path}.metadata"), bytes)
+                .await?;
+            Some(digests)
+        }
+        None => None,
+    };
+
+    let now = state.clock.now_micros();
+    let mut tx = state.db.begin().await?;
+    if existing.is_none() {
+        if !packaging::insert_project(&mut tx, &project, now).await? {
+            return Err(AppError::conflict(format!(
+                "The name '{}' conflicts with an existing project. {}",
+                metadata.name,
+                help(state, "project-name")
+            )));
+        }
+        packaging::insert_role(&mut tx, &project.id, &user.id, Role::Owner, now).await?;
+        packaging::journal(&mut tx, &project, None, "create", &user.username, now).await?;
+        packaging::journal(
+            &mut tx,
+            &project,
+            None,
+            &format!("add Owner {}", user.username),
+            &user.username,
+            now,
+        )
+        .await?;
+        let created = serde_json::json!({"created_by": user.username});
+        events::record(
+            &mut tx,
+            Source::Project(&project.id),
+            EventTag::ProjectCreate,
+            meta,
+            now,
+            created,
+        )
+        .await?;
+        let role = serde_json::json!({"submitted_by": user.username, "role_name": "Owner", "target_user": user.username});
+        events::record(
+            &mut tx,
+            Source::Project(&project.id),
+            EventTag::ProjectRoleAdd,
+            meta,
+            now,
+            role.clone(),
+        )
+        .await?;
+        let account_role = serde_json::json!({"submitted_by": user.username, "role_name": "Owner", "project_name": project.name});
+        events::record(
+            &mut tx,
+            Source::User(&user.id),
+            EventTag::AccountRoleAdd,
+            meta,
+            now,
+            account_role,
+        )
+        .await?;
+    } else if project.name != metadata.name {
+        // A later upload may change how the name is written (not what it normalises to).
+        sqlx::query("UPDATE projects SET name = $1 WHERE id = $2")
+            .bind(&metadata.name)
+            .bind(&project.id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let release_id = match release {
+        Some(release) => release.id,
+        None => {
+            let id = uuid::Uuid::new_v4().to_string();
+            packaging::insert_release(
+                &mut tx,
+                &NewRelease {
+                    id: &id,
+                    project_id: &project.id,
+                    version: &metadata.version,
+                    canonical_version: &canonical,
+                    is_prerelease: parsed_version.any_prerelease(),
+                    summary: metadata.summary.as_deref(),
+                    requires_python: metadata.requires_python.as_deref(),
+                    metadata: &crate::api::metadata_json(&metadata).to_string(),
+                    uploader_id: &user.id,
+                },
+                now,
+            )
+            .await?;
+            packaging::journal(
+                &mut tx,
+                &project,
+                Some(&metadata.version),
+                "new release",
+                &user.username,
+                now,
+            )
+            .await?;
+            let added =
+                serde_json::json!({"submitted_by": user.username, "canonical_version": canonical});
+            events::record(
+                &mut tx,
+                Source::Project(&project.id),
+                EventTag::ProjectReleaseAdd,
+                meta,
+                now,
+                added,
+            )
+            .await?;
+            id
+        }
+    };
+    let file_id = uuid::Uuid::new_v4().to_string();
+    let inserted = packaging::insert_file(
+        &mut tx,
+        &NewFile {
+            id: &file_id,
+            release_id: &release_id,
+            project_id: &project.id,
+            filename: &content.filename,
+            packagetype: fields.package_type.as_str(),
+            python_version: &fields.pyversion,
+            comment_text: fields.comment.as_deref(),
+            size: content.size as i64,
+            md5_digest: &content.md5,
+            sha256_digest: &content.sha256,
+            blake2_256_digest: &content.blake2_256,
+            path: &path,
+            metadata_sha256: metadata_digests.as_ref().map(|d| d.0.as_str()),
+            metadata_blake2_256: metadata_digests.as_ref().map(|d| d.1.as_str()),
+            uploaded_via: uploaded_via.as_deref(),
+        },
+        now,
+    )
+    .await;
+    if let Err(error) = inserted {
+        if crate::db::is_unique_violation(&error) {
+            // Another upload of the same file won the race.
+            return Err(AppError::bad_request(format!(
+                "File already exists ('{}', with blake2_256 hash '{}'). {}",
+                content.filename,
+                content.blake2_256,
+                help(state, "file-name-reuse")
+            )));
+        }
+        return Err(error.into());
+    }
+    let action = format!("add {} file {}", fields.pyversion, content.filename);
+    packaging::journal(
+        &mut tx,
+        &project,
+        Some(&metadata.version),
+        &action,
+        &user.username,
+        now,
+    )
+    .await?;
+    let file_event = serde_json::json!({
+        "filename": content.filename,
+        "submitted_by": user.username,
+        "canonical_version": canonical,
+        "project_id": project.id,
+        "macaroon_id": identity.token.id,
+    });
+    events::record(
+        &mut tx,
+        Source::File(&file_id),
+        EventTag::FileAdd,
+        meta,
+        now,
+        file_event,
+    )
+    .await?;
+    tx.commit().await?;
+
+    state.cache.invalidate_project(&project.normalized_name);
+    identity.token.touch(&state.db, now).await;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// Checks that a new project may take this name.
+async fn check_new_project(
+    state: &AppState,
+    display: &str,
+    normalized: &str,
+) -> AppResult<Project> {
+    if name::is_stdlib_module(normalized) {
+        return Err(AppError::bad_request(format!(
+            "The name '{display}' isn't allowed (conflict with Python Standard Library module name). {}",
+            help(state, "project-name")
+        )));
+    }
+    if let Some(existing) = packaging::confusable_project(&state.db, display).await? {
+        return Err(AppError::bad_request(format!(
+            "The name '{display}' is too similar to an existing project ('{existing}'). {}",
+            help(state, "project-name")
+        )));
+    }
+    Ok(Project {
+        id: uuid::Uuid::new_v4().to_string(),
+        name: display.to_owned(),
+        normalized_name: normalized.to_owned(),
+        last_serial: 0,
+        upload_limit: None,
+        total_size: 0,
+    })
+}
+
+/// Filename rules and archive inspection. Returns the wheel's METADATA for PEP 658.
+async fn inspect(
+    project: &Project,
+    metadata: &Metadata,
+    parsed_version: &version::Version,
+    package_type: PackageType,
+    content: &Content,
+) -> AppResult<Option<Vec<u8>>> {
+    let prefix = project.normalized_name.replace('-', "_");
+    let license_files = if metadata.metadata_version.as_str() >= "2.4" {
+        metadata.license_files.clone()
+    } else {
+        Vec::new()
+    };
+    let path = content.file.path().to_owned();
+    match package_type {
+        PackageType::Sdist => {
+            let expected =
+                filename::expected_sdist_filename(&project.normalized_name, parsed_version);
+            if !content
+                .filename
+                .to_ascii_lowercase()
+                .starts_with(&format!("{prefix}-"))
+            {
+                return Err(AppError::bad_request(format!(
+                    "Start filename for '{}' with '{prefix}'.",
+                    project.name
+                )));
+            }
+            if content.filename != expected {
+                return Err(AppError::bad_request(format!(
+                    "Filename '{}' is invalid, should be '{expected}'.",
+                    content.filename
+                )));
+            }
+            let filename = content.filename.clone();
+            blocking(move || archive::inspect_sdist(&path, &filename, &license_files)).await?;
+            Ok(None)
+        }
+        PackageType::BdistWheel => {
+            let wheel = WheelFilename::parse(&content.filename).map_err(AppError::bad_request)?;
+            if let Some(tag) = wheel
+                .platform_tags
+                .iter()
+                .find(|t| !filename::is_allowed_platform_tag(t))
+            {
+                return Err(AppError::bad_request(format!(
+                    "Binary wheel '{}' has an unsupported platform tag '{tag}'.",
+                    content.filename
+                )));
+            }
+            if wheel.name != prefix {
+                return Err(AppError::bad_request(format!(
+                    "Filename '{}' should contain the normalized project name '{prefix}', not '{}'.",
+                    content.filename, wheel.name
+                )));
+            }
+            if &wheel.version != parsed_version {
+                return Err(AppError::bad_request(format!(
+                    "Version in filename should be '{parsed_version}' not '{}'.",
+                    wheel.version
+                )));
+            }
+            let raw_version = content
+                .filename
+                .split('-')
+                .nth(1)
+                .unwrap_or_default()
+                .to_owned();
+            let (filename, wheel_name) = (content.filename.clone(), wheel.name.clone());
+            let contents = blocking(move || {
+                archive::inspect_wheel(&path, &filename, &wheel_name, &raw_version, &license_files)
+            })
+            .await?;
+            Ok(Some(contents.metadata))
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> AppResult<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(AppError::internal)?
+        .map_err(|message| AppError::bad_request(format!("Invalid distribution file. {message}")))
+}
+
+/// `blake2[:2]/blake2[2:4]/blake2[4:]/filename`, as on files.pythonhosted.org.
+pub fn content_path(blake2_256: &str, filename: &str) -> String {
+    format!(
+        "{}/{}/{}/{filename}",
+        &blake2_256[..2],
+        &blake2_256[2..4],
+        &blake2_256[4..]
+    )
+}

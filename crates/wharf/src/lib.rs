@@ -1,0 +1,19 @@
+//! wharf: a Python package index server. See `DESIGN.md` for the map.
+
+pub mod accounts;
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod cache;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod files;
+pub mod forklift;
+pub mod packaging;
+pub mod simple;
+pub mod storage;
+pub mod tokens;

@@ -1,0 +1,321 @@
+//! The Simple Repository API (PEP 503 HTML, PEP 691 JSON, with 592, 658/714, 700): `/simple/`
+//! and `/simple/<project>/`, served from the page cache.
+
+mod negotiate;
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde_json::json;
+use wharf_packaging::name;
+
+pub use negotiate::{Format, negotiate};
+
+use crate::app::AppState;
+use crate::cache::{Page, PageKey};
+use crate::clock::iso8601_micros;
+use crate::error::{AppError, AppResult, html_escape};
+use crate::packaging::{self, Contents, FileDetail};
+
+pub const API_VERSION: &str = "1.4";
+
+/// Characters left as they are in file URLs.
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+pub fn encode_segment(segment: &str) -> String {
+    utf8_percent_encode(segment, PATH_SEGMENT).to_string()
+}
+
+/// The URL path of a stored file, relative to the site root, without a leading slash.
+pub fn file_url_path(file: &FileDetail) -> String {
+    let (dir, filename) = file.path.rsplit_once('/').unwrap_or(("", &file.path));
+    format!("files/{dir}/{}", encode_segment(filename))
+}
+
+static X_PYPI_LAST_SERIAL: HeaderName = HeaderName::from_static("x-pypi-last-serial");
+
+/// Sends a cached page with the read API's headers, or 304 when the client has it already.
+pub fn respond(page: &Page, request: &HeaderMap, cache_control: &'static str) -> Response {
+    let not_modified = request
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|tags| {
+            tags.split(',')
+                .any(|t| t.trim() == "*" || t.trim().as_bytes() == page.etag.as_bytes())
+        });
+    let mut response = if not_modified {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        page.body.clone().into_response()
+    };
+    let headers = response.headers_mut();
+    if !not_modified {
+        headers.insert(header::CONTENT_TYPE, page.content_type.clone());
+    }
+    headers.insert(header::ETAG, page.etag.clone());
+    headers.insert(header::VARY, HeaderValue::from_static("Accept"));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control),
+    );
+    headers.insert(X_PYPI_LAST_SERIAL.clone(), HeaderValue::from(page.serial));
+    cors(headers);
+    response
+}
+
+fn cors(headers: &mut HeaderMap) {
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static(
+            "Content-Type, If-Match, If-Modified-Since, If-None-Match, If-Unmodified-Since",
+        ),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("X-PyPI-Last-Serial"),
+    );
+}
+
+const SIMPLE_CACHE_CONTROL: &str = "max-age=600, public";
+
+fn accept(headers: &HeaderMap) -> Format {
+    negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()))
+}
+
+fn variant(format: Format) -> String {
+    match format {
+        Format::Html => "html",
+        Format::V1Html => "v1html",
+        Format::V1Json => "json",
+    }
+    .to_owned()
+}
+
+pub async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let format = accept(&headers);
+    let key = PageKey {
+        project: None,
+        kind: "simple",
+        variant: variant(format),
+    };
+    let page = match state.cache.get(&key) {
+        Some(page) => page,
+        None => match render_index(&state, format).await {
+            Ok((page, generation)) => {
+                state.cache.insert(key, page.clone(), generation);
+                page
+            }
+            Err(error) => return error.render(&headers),
+        },
+    };
+    respond(&page, &headers, SIMPLE_CACHE_CONTROL)
+}
+
+async fn render_index(state: &AppState, format: Format) -> AppResult<(Arc<Page>, u64)> {
+    let generation = state.cache.generation();
+    let serial = packaging::last_serial(&state.db).await?;
+    let projects = packaging::list_projects(&state.db).await?;
+    let body = if format.is_json() {
+        let projects: Vec<_> = projects
+            .iter()
+            .map(|p| json!({"_last-serial": p.last_serial, "name": p.name}))
+            .collect();
+        json_bytes(
+            &json!({"meta": {"_last-serial": serial, "api-version": API_VERSION}, "projects": projects}),
+        )
+    } else {
+        let mut html = String::with_capacity(128 + projects.len() * 64);
+        html.push_str("<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"");
+        html.push_str(API_VERSION);
+        html.push_str("\">\n    <title>Simple index</title>\n  </head>\n  <body>\n");
+        for p in &projects {
+            html.push_str(&format!(
+                "    <a href=\"{}/\">{}</a>\n",
+                encode_segment(&p.normalized_name),
+                html_escape(&p.name)
+            ));
+        }
+        html.push_str("  </body>\n</html>\n");
+        html.into_bytes()
+    };
+    Ok((
+        Arc::new(Page::new(body, format.content_type(), serial)),
+        generation,
+    ))
+}
+
+/// Compact JSON with sorted keys and a trailing newline, as warehouse writes it.
+pub fn json_bytes(value: &serde_json::Value) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec(value).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
+}
+
+pub async fn index_redirect() -> Redirect {
+    Redirect::permanent("/simple/")
+}
+
+/// `/simple/<name>` without the slash, or any non-normalised name: 301 to the canonical URL.
+pub async fn project_redirect(Path(project): Path<String>) -> Response {
+    moved(&format!(
+        "/simple/{}/",
+        encode_segment(&name::normalize(&project))
+    ))
+}
+
+fn moved(location: &str) -> Response {
+    let mut response = StatusCode::MOVED_PERMANENTLY.into_response();
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+pub async fn project(
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let normalized = name::normalize(&project);
+    if normalized != project {
+        return moved(&format!("/simple/{}/", encode_segment(&normalized)));
+    }
+    let format = accept(&headers);
+    let key = PageKey {
+        project: Some(normalized.clone()),
+        kind: "simple",
+        variant: variant(format),
+    };
+    let page = match state.cache.get(&key) {
+        Some(page) => page,
+        None => match render_project(&state, &normalized, format).await {
+            Ok((page, generation)) => {
+                state.cache.insert(key, page.clone(), generation);
+                page
+            }
+            Err(error) => return error.render(&headers),
+        },
+    };
+    respond(&page, &headers, SIMPLE_CACHE_CONTROL)
+}
+
+async fn render_project(
+    state: &AppState,
+    normalized: &str,
+    format: Format,
+) -> AppResult<(Arc<Page>, u64)> {
+    let generation = state.cache.generation();
+    let project = packaging::find_project(&state.db, normalized)
+        .await?
+        .ok_or_else(AppError::not_found)?;
+    let contents = Contents::load(&state.db, &project.id).await?;
+    let body = if format.is_json() {
+        project_json(&project.normalized_name, project.last_serial, &contents)
+    } else {
+        project_html(&project.normalized_name, project.last_serial, &contents)
+    };
+    Ok((
+        Arc::new(Page::new(body, format.content_type(), project.last_serial)),
+        generation,
+    ))
+}
+
+fn yanked_value(release: Option<&packaging::ReleaseDetail>) -> serde_json::Value {
+    match release {
+        Some(r) if r.yanked && !r.yanked_reason.is_empty() => json!(r.yanked_reason),
+        Some(r) => json!(r.yanked),
+        None => json!(false),
+    }
+}
+
+fn project_json(normalized: &str, serial: i64, contents: &Contents) -> Vec<u8> {
+    let files: Vec<_> = contents
+        .files
+        .iter()
+        .map(|file| {
+            let release = contents.release_of(file);
+            let core_metadata = match &file.metadata_sha256 {
+                Some(sha256) => json!({"sha256": sha256}),
+                None => json!(false),
+            };
+            json!({
+                "core-metadata": core_metadata,
+                "data-dist-info-metadata": core_metadata,
+                "filename": file.filename,
+                "hashes": {"sha256": file.sha256_digest},
+                "provenance": null,
+                "requires-python": release.and_then(|r| r.requires_python.as_deref()),
+                "size": file.size,
+                "upload-time": iso8601_micros(file.upload_time),
+                "url": format!("../../{}", file_url_path(file)),
+                "yanked": yanked_value(release),
+            })
+        })
+        .collect();
+    let versions: Vec<&str> = contents
+        .releases
+        .iter()
+        .map(|r| r.version.as_str())
+        .collect();
+    json_bytes(&json!({
+        "files": files,
+        "meta": {"_last-serial": serial, "api-version": API_VERSION},
+        "name": normalized,
+        "project-status": {"status": "active"},
+        "versions": versions,
+    }))
+}
+
+fn project_html(normalized: &str, serial: i64, contents: &Contents) -> Vec<u8> {
+    let mut html = format!(
+        "<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"{API_VERSION}\">\n    \
+         <meta name=\"pypi:project-status\" content=\"active\">\n    <title>Links for {0}</title>\n  </head>\n  \
+         <body>\n    <h1>Links for {0}</h1>\n",
+        html_escape(normalized)
+    );
+    for file in &contents.files {
+        let release = contents.release_of(file);
+        html.push_str(&format!(
+            "    <a href=\"../../{}#sha256={}\"",
+            file_url_path(file),
+            file.sha256_digest
+        ));
+        if let Some(requires_python) = release.and_then(|r| r.requires_python.as_deref()) {
+            html.push_str(&format!(
+                " data-requires-python=\"{}\"",
+                html_escape(requires_python)
+            ));
+        }
+        if let Some(release) = release.filter(|r| r.yanked) {
+            html.push_str(&format!(
+                " data-yanked=\"{}\"",
+                html_escape(&release.yanked_reason)
+            ));
+        }
+        if let Some(sha256) = &file.metadata_sha256 {
+            html.push_str(&format!(" data-dist-info-metadata=\"sha256={sha256}\" data-core-metadata=\"sha256={sha256}\""));
+        }
+        html.push_str(&format!(">{}</a><br />\n", html_escape(&file.filename)));
+    }
+    html.push_str(&format!("  </body>\n</html>\n<!--SERIAL {serial}-->\n"));
+    html.into_bytes()
+}

@@ -1,0 +1,118 @@
+//! Blob storage through `object_store`: a local directory by default, any S3-compatible
+//! service for scale-out. Objects are written whole or not at all (the local store renames a
+//! finished temporary file; S3 commits a multipart upload only when complete).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use tokio::io::AsyncReadExt;
+
+#[derive(Clone, Debug)]
+pub struct Storage {
+    store: Arc<dyn ObjectStore>,
+}
+
+/// Files up to this size are sent in one request; larger ones in parts of this size.
+const PART_SIZE: usize = 8 * 1024 * 1024;
+
+impl Storage {
+    /// `s3://bucket/prefix` (configured by the usual `AWS_*` variables, `AWS_ENDPOINT_URL` for
+    /// MinIO and friends), `file:///dir`, or a plain directory path.
+    pub fn open(url: &str) -> anyhow::Result<Storage> {
+        let store: Arc<dyn ObjectStore> = if url.starts_with("s3://") {
+            let parsed = url::Url::parse(url)?;
+            let bucket = parsed
+                .host_str()
+                .ok_or_else(|| anyhow::anyhow!("s3 URL without a bucket"))?;
+            let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+            if std::env::var("AWS_ENDPOINT_URL").is_ok_and(|e| e.starts_with("http://")) {
+                builder = builder.with_allow_http(true);
+            }
+            let s3 = builder
+                .build()
+                .map_err(|e| anyhow::anyhow!("cannot use {url}: {e}"))?;
+            let prefix = parsed.path().trim_matches('/');
+            if prefix.is_empty() {
+                Arc::new(s3)
+            } else {
+                Arc::new(object_store::prefix::PrefixStore::new(s3, prefix))
+            }
+        } else {
+            let dir = url.strip_prefix("file://").unwrap_or(url);
+            std::fs::create_dir_all(dir)
+                .map_err(|e| anyhow::anyhow!("cannot create storage directory {dir}: {e}"))?;
+            Arc::new(LocalFileSystem::new_with_prefix(dir)?)
+        };
+        Ok(Storage { store })
+    }
+
+    /// Stores the content of a local file under `key`.
+    pub async fn put_file(&self, key: &str, file: &Path) -> anyhow::Result<()> {
+        let location = ObjectPath::parse(key)?;
+        let mut source = tokio::fs::File::open(file).await?;
+        let size = source.metadata().await?.len();
+        if size as usize <= PART_SIZE {
+            let mut buffer = Vec::with_capacity(size as usize);
+            source.read_to_end(&mut buffer).await?;
+            self.store.put(&location, PutPayload::from(buffer)).await?;
+            return Ok(());
+        }
+        let upload = self.store.put_multipart(&location).await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        let mut chunk = vec![0u8; 256 * 1024];
+        loop {
+            let n = source.read(&mut chunk).await?;
+            if n == 0 {
+                break;
+            }
+            writer.wait_for_capacity(2).await?;
+            writer.write(&chunk[..n]);
+        }
+        writer.finish().await?;
+        Ok(())
+    }
+
+    pub async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> anyhow::Result<()> {
+        let location = ObjectPath::parse(key)?;
+        self.store.put(&location, PutPayload::from(bytes)).await?;
+        Ok(())
+    }
+
+    /// The object's size and a stream of its bytes, or `None` when there is no such object.
+    pub async fn get(
+        &self,
+        key: &str,
+    ) -> anyhow::Result<Option<(u64, BoxStream<'static, object_store::Result<Bytes>>)>> {
+        let Ok(location) = ObjectPath::parse(key) else {
+            return Ok(None);
+        };
+        match self.store.get(&location).await {
+            Ok(result) => Ok(Some((result.meta.size, result.into_stream()))),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn delete(&self, key: &str) -> anyhow::Result<()> {
+        let location = ObjectPath::parse(key)?;
+        match self.store.delete(&location).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn exists(&self, key: &str) -> anyhow::Result<bool> {
+        let location = ObjectPath::parse(key)?;
+        match self.store.head(&location).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! API tokens: issuance and verification. Each token has its own random 32-byte key, so
+//! verifying one costs a row lookup and an HMAC chain, never a password hash.
+
+use rand::RngCore;
+use wharf_macaroon::{Caveat, Context, Macaroon, ProjectRef};
+
+use crate::accounts::User;
+use crate::db::Db;
+use crate::events::{self, EventTag, RequestMeta, Source};
+use crate::packaging::Project;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("a token named '{0}' already exists for this user")]
+    DuplicateDescription(String),
+    #[error("the token name must be 1 to 100 characters")]
+    InvalidDescription,
+    #[error("the token lifetime must be positive")]
+    InvalidLifetime,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// What a new token may do.
+pub struct TokenScope<'a> {
+    /// Empty: the whole account.
+    pub projects: &'a [Project],
+    /// Seconds from now, if the token expires.
+    pub expires_in: Option<i64>,
+}
+
+/// Mints a token for `user`, stores it, records the events, and returns the secret string,
+/// which is never stored and cannot be shown again.
+pub async fn create(
+    db: &Db,
+    location: &str,
+    user: &User,
+    description: &str,
+    scope: &TokenScope<'_>,
+    meta: &RequestMeta,
+    now_micros: i64,
+) -> Result<String, TokenError> {
+    let description = description.trim();
+    if description.is_empty() || description.chars().count() > 100 {
+        return Err(TokenError::InvalidDescription);
+    }
+    let now = now_micros.div_euclid(1_000_000);
+    let mut caveats = Vec::new();
+    if scope.projects.is_empty() {
+        caveats.push(Caveat::RequestUser(user.id.clone()));
+    } else {
+        caveats.push(Caveat::ProjectName(
+            scope
+                .projects
+                .iter()
+                .map(|p| p.normalized_name.clone())
+                .collect(),
+        ));
+        caveats.push(Caveat::ProjectId(
+            scope.projects.iter().map(|p| p.id.clone()).collect(),
+        ));
+    }
+    let expires = match scope.expires_in {
+        Some(seconds) if seconds <= 0 => return Err(TokenError::InvalidLifetime),
+        Some(seconds) => {
+            caveats.push(Caveat::Expiration {
+                expires_at: now + seconds,
+                not_before: now,
+            });
+            Some(now + seconds)
+        }
+        None => None,
+    };
+    let caveat_json: Vec<String> = caveats.iter().map(Caveat::to_json).collect();
+    let permissions = if scope.projects.is_empty() {
+        serde_json::json!({"permissions": "user", "version": 1})
+    } else {
+        let names: Vec<&str> = scope
+            .projects
+            .iter()
+            .map(|p| p.normalized_name.as_str())
+            .collect();
+        serde_json::json!({"permissions": {"projects": names}, "version": 1})
+    };
+
+    let id = uuid::Uuid::new_v4().to_string();
+    let mut key = [0u8; 32];
+    rand::rng().fill_bytes(&mut key);
+    let mut macaroon = Macaroon::new(location, id.as_bytes(), &key);
+    for caveat in &caveat_json {
+        macaroon.add_first_party_caveat(caveat.as_bytes());
+    }
+
+    let mut tx = db.begin().await?;
+    let inserted = sqlx::query(
+        "INSERT INTO macaroons (id, user_id, description, created, expires, caveats, permissions_caveat, additional, key) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (user_id, description) DO NOTHING",
+    )
+    .bind(&id)
+    .bind(&user.id)
+    .bind(description)
+    .bind(now_micros)
+    .bind(expires.map(|e| e * 1_000_000))
+    .bind(serde_json::to_string(&caveat_json).unwrap_or_default())
+    .bind(permissions.to_string())
+    .bind(serde_json::json!({"made_with_2fa": false}).to_string())
+    .bind(key.to_vec())
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(TokenError::DuplicateDescription(description.to_owned()));
+    }
+    events::record(
+        &mut tx,
+        Source::User(&user.id),
+        EventTag::AccountApiTokenAdded,
+        meta,
+        now_micros,
+        serde_json::json!({"macaroon_id": id, "description": description, "caveats": caveats_for_event(&caveat_json), "expires": expires}),
+    )
+    .await?;
+    for project in scope.projects {
+        events::record(
+            &mut tx,
+            Source::Project(&project.id),
+            EventTag::ProjectApiTokenAdded,
+            meta,
+            now_micros,
+            serde_json::json!({"description": description, "user": user.username}),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(macaroon.to_token())
+}
+
+fn caveats_for_event(caveats: &[String]) -> Vec<serde_json::Value> {
+    caveats
+        .iter()
+        .filter_map(|c| serde_json::from_str(c).ok())
+        .collect()
+}
+
+/// A token that was found in the database: whose it is, and what it still has to prove.
+#[derive(Clone, Debug)]
+pub struct PresentedToken {
+    pub id: String,
+    pub user_id: String,
+    pub description: String,
+    macaroon: Macaroon,
+    key: Vec<u8>,
+    stored_caveats: Vec<String>,
+}
+
+/// Why a presented token does not authenticate.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Rejection {
+    /// Not a token of ours: bad prefix, not base64, not a macaroon, or no such row (deleted).
+    Unknown,
+    /// A real token whose signature or caveats fail; the reasons are warehouse's messages.
+    Invalid(String),
+}
+
+/// Finds the token's row. Costs one indexed lookup.
+pub async fn lookup(
+    db: &Db,
+    token: &str,
+) -> Result<Result<PresentedToken, Rejection>, sqlx::Error> {
+    let Ok(macaroon) = Macaroon::from_token(token) else {
+        return Ok(Err(Rejection::Unknown));
+    };
+    let Ok(id) = std::str::from_utf8(macaroon.identifier()) else {
+        return Ok(Err(Rejection::Unknown));
+    };
+    if uuid::Uuid::parse_str(id).is_err() {
+        return Ok(Err(Rejection::Unknown));
+    }
+    let row: Option<(String, String, String, Vec<u8>)> =
+        sqlx::query_as("SELECT user_id, description, caveats, key FROM macaroons WHERE id = $1")
+            .bind(id)
+            .fetch_optional(db.pool())
+            .await?;
+    let Some((user_id, description, caveats, key)) = row else {
+        return Ok(Err(Rejection::Unknown));
+    };
+    Ok(Ok(PresentedToken {
+        id: id.to_owned(),
+        user_id,
+        description,
+        stored_caveats: serde_json::from_str(&caveats).unwrap_or_default(),
+        key,
+        macaroon,
+    }))
+}
+
+impl PresentedToken {
+    /// Checks only the signature chain: cheap, and possible before the project is known.
+    pub fn check_signature(&self) -> Result<(), Rejection> {
+        if self.macaroon.signature_matches(&self.key) {
+            Ok(())
+        } else {
+            Err(Rejection::Invalid(
+                wharf_macaroon::VerifyError::SignatureMismatch.to_string(),
+            ))
+        }
+    }
+
+    /// Checks the signature chain and every caveat (presented and stored) for a request on
+    /// `project` at `now` (unix seconds).
+    pub fn verify(&self, project: Option<&Project>, now: i64) -> Result<(), Rejection> {
+        let project = project.map(|p| ProjectRef {
+            normalized_name: &p.normalized_name,
+            id: &p.id,
+        });
+        let context = Context {
+            now,
+            user_id: &self.user_id,
+            project,
+        };
+        wharf_macaroon::verify(&self.macaroon, &self.key, &self.stored_caveats, &context)
+            .map_err(|e| Rejection::Invalid(e.to_string()))
+    }
+
+    /// Records the successful use (best effort: a failure here must not fail the request).
+    pub async fn touch(&self, db: &Db, now_micros: i64) {
+        let result = sqlx::query("UPDATE macaroons SET last_used = $1 WHERE id = $2")
+            .bind(now_micros)
+            .bind(&self.id)
+            .execute(db.pool())
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "could not record token use");
+        }
+    }
+}
+
+/// A token as listed to its owner (never the secret).
+#[derive(Clone, Debug)]
+pub struct TokenInfo {
+    pub id: String,
+    pub description: String,
+    pub created: i64,
+    pub last_used: Option<i64>,
+    pub expires: Option<i64>,
+    pub permissions: serde_json::Value,
+}
+
+pub async fn list_for_user(db: &Db, user_id: &str) -> Result<Vec<TokenInfo>, sqlx::Error> {
+    let rows: Vec<(String, String, i64, Option<i64>, Option<i64>, String)> = sqlx::query_as(
+        "SELECT id, description, created, last_used, expires, permissions_caveat FROM macaroons \
+         WHERE user_id = $1 ORDER BY created",
+    )
+    .bind(user_id)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(id, description, created, last_used, expires, permissions)| TokenInfo {
+                id,
+                description,
+                created,
+                last_used,
+                expires,
+                permissions: serde_json::from_str(&permissions).unwrap_or_default(),
+            },
+        )
+        .collect())
+}
