@@ -80,13 +80,17 @@ pub fn verify(
     }
     let presented = macaroon.caveats().iter().map(|c| c.as_slice());
     let stored = stored_caveats.iter().map(|c| c.as_bytes());
-    let failures: Vec<String> = presented
-        .chain(stored)
-        .filter_map(|raw| match Caveat::parse(raw) {
+    let mut failures: Vec<String> = Vec::new();
+    for raw in presented.chain(stored) {
+        let failure = match Caveat::parse(raw) {
             Ok(caveat) => caveat.check(context).err(),
             Err(message) => Some(message),
-        })
-        .collect();
+        };
+        // Stored caveats repeat embedded ones: report each reason once.
+        if let Some(failure) = failure.filter(|f| !failures.contains(f)) {
+            failures.push(failure);
+        }
+    }
     if failures.is_empty() {
         Ok(())
     } else {

@@ -15,7 +15,7 @@ use crate::cache::{Page, PageKey};
 use crate::clock::{iso8601_micros, iso8601_seconds};
 use crate::error::{AppError, AppResult};
 use crate::packaging::{self, Contents, FileDetail, Project, ReleaseDetail};
-use crate::simple::{encode_segment, file_url_path, json_bytes, respond};
+use crate::simple::{encode_segment, file_url_path, json_bytes, moved, respond};
 
 const JSON_CACHE_CONTROL: &str = "max-age=900, public";
 
@@ -57,12 +57,7 @@ pub fn metadata_json(meta: &Metadata) -> Value {
 /// Redirects non-normalised names, as warehouse does.
 fn canonical_redirect(project: &str, rest: &str) -> Option<Response> {
     let normalized = name::normalize(project);
-    (normalized != project).then(|| {
-        axum::response::IntoResponse::into_response(axum::response::Redirect::permanent(&format!(
-            "/pypi/{}/{rest}",
-            encode_segment(&normalized)
-        )))
-    })
+    (normalized != project).then(|| moved(&format!("/pypi/{}/{rest}", encode_segment(&normalized))))
 }
 
 pub async fn project(

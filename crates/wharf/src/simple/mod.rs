@@ -182,7 +182,8 @@ pub async fn project_redirect(Path(project): Path<String>) -> Response {
     ))
 }
 
-fn moved(location: &str) -> Response {
+/// 301, as warehouse answers for non-canonical names.
+pub fn moved(location: &str) -> Response {
     let mut response = StatusCode::MOVED_PERMANENTLY.into_response();
     if let Ok(value) = HeaderValue::from_str(location) {
         response.headers_mut().insert(header::LOCATION, value);

@@ -1,1 +1,7 @@
+//! Integration tests: the whole app in-process, on SQLite, and on PostgreSQL when
+//! `WHARF_TEST_DATABASE_URL` is set.
 
+mod read;
+mod upload;
+mod upload_auth;
+mod util;

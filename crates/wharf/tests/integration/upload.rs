@@ -1,0 +1,510 @@
+use axum::http::StatusCode;
+use serde_json::Value;
+
+use crate::util::{TestApp, UploadForm, sdist_bytes, wheel_bytes, zip_bytes};
+
+async fn tags(app: &TestApp) -> Vec<String> {
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT tag FROM events ORDER BY id")
+        .fetch_all(app.state.db.pool())
+        .await
+        .expect("events");
+    rows.into_iter().map(|(t,)| t).collect()
+}
+
+#[tokio::test]
+async fn first_upload_creates_the_project_with_the_uploader_as_owner() {
+    let app = TestApp::new().await;
+    let response = app
+        .upload(Some(&app.token), &UploadForm::wheel("Demo.Pkg", "1.0"))
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+
+    let project = wharf::packaging::find_project(&app.state.db, "demo-pkg")
+        .await
+        .expect("db")
+        .expect("created");
+    assert_eq!(project.name, "Demo.Pkg");
+    let role = wharf::packaging::role_of(&app.state.db, &project.id, &app.user.id)
+        .await
+        .expect("db");
+    assert_eq!(role, Some(wharf::packaging::Role::Owner));
+    let stored = app.stored_files();
+    assert_eq!(stored.len(), 2, "the wheel and its .metadata: {stored:?}");
+    assert!(
+        stored
+            .iter()
+            .any(|p| p.ends_with("demo_pkg-1.0-py3-none-any.whl.metadata"))
+    );
+    let events = tags(&app).await;
+    for tag in [
+        "project:create",
+        "project:role:add",
+        "account:role:add",
+        "project:release:add",
+        "file:add",
+    ] {
+        assert!(
+            events.iter().any(|t| t == tag),
+            "{tag} missing from {events:?}"
+        );
+    }
+    let (ip, ua): (Option<String>, Option<String>) =
+        sqlx::query_as("SELECT ip_address, user_agent FROM events WHERE tag = 'file:add'")
+            .fetch_one(app.state.db.pool())
+            .await
+            .expect("file event");
+    assert_eq!(ua.as_deref(), Some("twine/7.0.0 CPython/3.11.7"));
+    assert_eq!(ip, None, "in-process requests have no peer address");
+    let (last_used,): (Option<i64>,) =
+        sqlx::query_as("SELECT last_used FROM macaroons WHERE description = 'test token'")
+            .fetch_one(app.state.db.pool())
+            .await
+            .expect("token");
+    assert!(
+        last_used.is_some(),
+        "a successful upload records the token's use"
+    );
+}
+
+#[tokio::test]
+async fn an_identical_reupload_succeeds_and_changes_nothing() {
+    let app = TestApp::new().await;
+    let form = UploadForm::wheel("demo", "1.0");
+    assert_eq!(
+        app.upload(Some(&app.token), &form).await.status,
+        StatusCode::OK
+    );
+    let before = app.snapshot().await;
+    let again = app.upload(Some(&app.token), &form).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text());
+    assert_eq!(app.snapshot().await, before);
+}
+
+#[tokio::test]
+async fn a_different_file_under_the_same_name_is_refused() {
+    let app = TestApp::new().await;
+    assert_eq!(
+        app.upload(Some(&app.token), &UploadForm::wheel("demo", "1.0"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let before = app.snapshot().await;
+    let other = wheel_bytes("demo", "1.0", &[("demo/extra.py", b"x = 1")]);
+    let form = UploadForm::new("demo", "1.0", "demo-1.0-py3-none-any.whl", other);
+    let response = app.upload(Some(&app.token), &form).await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+    assert!(
+        response
+            .message()
+            .contains("File already exists ('demo-1.0-py3-none-any.whl'"),
+        "{}",
+        response.text()
+    );
+    assert_eq!(app.snapshot().await, before);
+}
+
+#[tokio::test]
+async fn a_deleted_filename_can_never_come_back() {
+    let app = TestApp::new().await;
+    let form = UploadForm::wheel("demo", "1.0");
+    assert_eq!(
+        app.upload(Some(&app.token), &form).await.status,
+        StatusCode::OK
+    );
+    sqlx::query("DELETE FROM files")
+        .execute(app.state.db.pool())
+        .await
+        .expect("delete");
+    let response = app.upload(Some(&app.token), &form).await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+    assert!(
+        response
+            .message()
+            .contains("previously used by a file that has since been deleted"),
+        "{}",
+        response.text()
+    );
+    assert_eq!(app.count("files").await, 0);
+}
+
+#[tokio::test]
+async fn maintainers_may_upload_and_others_may_not() {
+    let app = TestApp::new().await;
+    assert_eq!(
+        app.upload(Some(&app.token), &UploadForm::wheel("demo", "1.0"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let project = wharf::packaging::find_project(&app.state.db, "demo")
+        .await
+        .expect("db")
+        .expect("project");
+
+    let (mallory, mallory_token) = app.create_user("mallory").await;
+    let before = app.snapshot().await;
+    let response = app
+        .upload(Some(&mallory_token), &UploadForm::wheel("demo", "1.1"))
+        .await;
+    assert_eq!(response.status, StatusCode::FORBIDDEN);
+    assert!(
+        response
+            .message()
+            .contains("The user 'mallory' isn't allowed to upload to project 'demo'"),
+        "{}",
+        response.text()
+    );
+    assert_eq!(app.snapshot().await, before);
+
+    let (bob, bob_token) = app.create_user("bob").await;
+    sqlx::query("INSERT INTO roles (project_id, user_id, role_name, created) VALUES ($1, $2, 'Maintainer', 0)")
+        .bind(&project.id)
+        .bind(&bob.id)
+        .execute(app.state.db.pool())
+        .await
+        .expect("role");
+    let response = app
+        .upload(Some(&bob_token), &UploadForm::wheel("demo", "1.1"))
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    let _ = mallory;
+}
+
+#[tokio::test]
+async fn release_metadata_comes_from_the_first_upload_and_one_sdist_per_release() {
+    let app = TestApp::new().await;
+    let first = UploadForm::sdist("demo", "1.0").set("summary", "First summary");
+    assert_eq!(
+        app.upload(Some(&app.token), &first).await.status,
+        StatusCode::OK
+    );
+    let wheel = UploadForm::wheel("demo", "1.0").set("summary", "Second summary");
+    assert_eq!(
+        app.upload(Some(&app.token), &wheel).await.status,
+        StatusCode::OK
+    );
+    let body = app.get("/pypi/demo/json").await.json();
+    assert_eq!(body["info"]["summary"], "First summary");
+    assert_eq!(body["urls"].as_array().map(Vec::len), Some(2));
+
+    let before = app.snapshot().await;
+    let second_sdist = UploadForm::new(
+        "demo",
+        "1.0",
+        "demo-1.0.zip",
+        zip_bytes(&[("demo-1.0/PKG-INFO".into(), b"x".to_vec())]),
+    );
+    let response = app.upload(Some(&app.token), &second_sdist).await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+    assert!(
+        response
+            .message()
+            .contains("Only one sdist may be uploaded per release."),
+        "{}",
+        response.text()
+    );
+    assert_eq!(app.snapshot().await, before);
+}
+
+#[tokio::test]
+async fn a_later_upload_may_respell_the_project_name() {
+    let app = TestApp::new().await;
+    assert_eq!(
+        app.upload(Some(&app.token), &UploadForm::wheel("demo_pkg", "1.0"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.upload(Some(&app.token), &UploadForm::wheel("Demo-Pkg", "1.1"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let body = app.get("/pypi/demo-pkg/json").await.json();
+    assert_eq!(body["info"]["name"], "Demo-Pkg");
+}
+
+/// Each refused upload answers 400 with the reason in the status line and in the JSON `code`,
+/// and stores nothing.
+#[tokio::test]
+async fn bad_uploads_are_refused_and_change_nothing() {
+    let app = TestApp::new().await;
+    assert_eq!(
+        app.upload(Some(&app.token), &UploadForm::sdist("demo", "1.0"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let not_a_zip = UploadForm::new(
+        "demo",
+        "2.0",
+        "demo-2.0-py3-none-any.whl",
+        b"just text, not a zip archive, long enough".to_vec(),
+    );
+    let no_metadata = UploadForm::new(
+        "demo",
+        "2.0",
+        "demo-2.0-py3-none-any.whl",
+        zip_bytes(&[(
+            "demo-2.0.dist-info/WHEEL".into(),
+            b"Wheel-Version: 1.0\n".to_vec(),
+        )]),
+    );
+    let zeros = vec![0u8; 65 * 1024 * 1024];
+    let bomb = UploadForm::new(
+        "demo",
+        "2.0",
+        "demo-2.0-py3-none-any.whl",
+        wheel_bytes("demo", "2.0", &[("demo/zeros.bin", &zeros)]),
+    );
+    let cases: Vec<(&str, UploadForm, &str)> = vec![
+        (
+            "wrong digest",
+            UploadForm::wheel("demo", "2.0").set("sha256_digest", &"0".repeat(64)),
+            "The digest supplied does not match",
+        ),
+        (
+            "name mismatch",
+            UploadForm::new(
+                "demo",
+                "2.0",
+                "other-2.0-py3-none-any.whl",
+                wheel_bytes("other", "2.0", &[]),
+            ),
+            "should contain the normalized project name 'demo', not 'other'",
+        ),
+        (
+            "version mismatch",
+            UploadForm::new(
+                "demo",
+                "2.0",
+                "demo-3.0-py3-none-any.whl",
+                wheel_bytes("demo", "3.0", &[]),
+            ),
+            "Version in filename should be '2.0' not '3.0'",
+        ),
+        (
+            "sdist name",
+            UploadForm::new(
+                "demo",
+                "2.0",
+                "demo-2.0.0.tar.gz",
+                sdist_bytes("demo-2.0.0", &[]),
+            ),
+            "Filename 'demo-2.0.0.tar.gz' is invalid, should be 'demo-2.0.tar.gz'",
+        ),
+        (
+            "dot-dot",
+            UploadForm::wheel("demo", "2.0").tap_filename("../demo-2.0-py3-none-any.whl"),
+            "'/' or '\\'",
+        ),
+        (
+            "slash",
+            UploadForm::wheel("demo", "2.0").tap_filename("x/demo-2.0-py3-none-any.whl"),
+            "'/' or '\\'",
+        ),
+        (
+            "control character",
+            UploadForm::wheel("demo", "2.0").tap_filename("demo-2.0-py3-none\tany.whl"),
+            "non-printable characters",
+        ),
+        (
+            "not a zip",
+            not_a_zip,
+            "Invalid distribution file. File is not a zipfile",
+        ),
+        (
+            "no METADATA",
+            no_metadata,
+            "does not contain the required METADATA file",
+        ),
+        ("zip bomb", bomb, "File exceeds compression ratio of 50"),
+        (
+            "second sdist",
+            UploadForm::sdist("demo", "1.0")
+                .tap_content(sdist_bytes("demo-1.0", &[("demo-1.0/x", b"x")])),
+            "File already exists",
+        ),
+        (
+            "metadata version",
+            UploadForm::wheel("demo", "2.0").set("metadata_version", "3.0"),
+            "is an invalid value for Metadata-Version",
+        ),
+        (
+            "local version",
+            UploadForm::wheel("demo", "2.0").set("version", "2.0+local"),
+            "The use of local versions in '2.0+local' is not allowed.",
+        ),
+        (
+            "no file",
+            UploadForm::wheel("demo", "2.0").tap_filename(""),
+            "Invalid file extension",
+        ),
+        (
+            "platform",
+            UploadForm::new(
+                "demo",
+                "2.0",
+                "demo-2.0-py3-none-linux_x86_64.whl",
+                wheel_bytes("demo", "2.0", &[]),
+            ),
+            "unsupported platform tag 'linux_x86_64'",
+        ),
+        (
+            "image",
+            UploadForm::wheel("demo", "2.0").tap_content_type(Some("image/png")),
+            "Invalid distribution file.",
+        ),
+        (
+            "no digest",
+            UploadForm::wheel("demo", "2.0").without("sha256_digest"),
+            "Include at least one message digest.",
+        ),
+        (
+            "stdlib name",
+            UploadForm::wheel("asyncio", "1.0"),
+            "isn't allowed (conflict with Python Standard Library module name)",
+        ),
+        (
+            "confusable",
+            UploadForm::wheel("dem0", "1.0"),
+            "is too similar to an existing project",
+        ),
+    ];
+    let before = app.snapshot().await;
+    for (label, form, expected) in cases {
+        let response = app.upload(Some(&app.token), &form).await;
+        assert_eq!(
+            response.status,
+            StatusCode::BAD_REQUEST,
+            "{label}: {}",
+            response.text()
+        );
+        let reason = response.message();
+        assert!(
+            reason.contains(expected),
+            "{label}: expected {expected:?} in {reason}"
+        );
+        assert_eq!(app.snapshot().await, before, "{label} stored something");
+    }
+}
+
+#[tokio::test]
+async fn a_file_over_the_limit_is_refused_while_streaming() {
+    let app = TestApp::with_settings(|s| s.max_upload_size = 1024 * 1024).await;
+    let big = wheel_bytes(
+        "demo",
+        "1.0",
+        &[("demo/data.bin", &rand_bytes(2 * 1024 * 1024))],
+    );
+    let before = app.snapshot().await;
+    let response = app
+        .upload(
+            Some(&app.token),
+            &UploadForm::new("demo", "1.0", "demo-1.0-py3-none-any.whl", big),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+    assert!(
+        response
+            .message()
+            .contains("File too large. Limit for project 'demo' is 1 MB."),
+        "{}",
+        response.text()
+    );
+    assert_eq!(app.snapshot().await, before);
+    let leftovers = std::fs::read_dir(app.dir.path().join("tmp"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(leftovers, 0, "the partial upload is removed");
+}
+
+fn rand_bytes(n: usize) -> Vec<u8> {
+    // Incompressible enough for a size test: a simple xorshift stream.
+    let mut x = 0x2545F4914F6CDD1Du64;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn malformed_requests_get_clear_errors() {
+    let app = TestApp::new().await;
+    let before = app.snapshot().await;
+    use axum::body::Body;
+    use axum::http::Request;
+    use base64::Engine;
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("__token__:{}", app.token));
+    let truncated = Request::post("/legacy/")
+        .header("content-type", "multipart/form-data; boundary=xyz")
+        .header("authorization", format!("Basic {basic}"))
+        .header("accept", "application/json")
+        .body(Body::from(
+            "--xyz\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\ndemo",
+        ))
+        .expect("request");
+    let response = app.request(truncated).await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+    let json: Value = response.json();
+    assert!(
+        json["code"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("400 Malformed multipart/form-data request")),
+        "{json}"
+    );
+
+    let not_multipart = Request::post("/legacy/")
+        .header("content-type", "application/json")
+        .header("authorization", format!("Basic {basic}"))
+        .body(Body::from("{}"))
+        .expect("request");
+    let response = app.request(not_multipart).await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+    assert!(
+        response.message().contains("Invalid request"),
+        "{}",
+        response.text()
+    );
+
+    let doc_upload = UploadForm::wheel("demo", "1.0").set(":action", "doc_upload");
+    let response = app.upload(Some(&app.token), &doc_upload).await;
+    assert_eq!(response.status, StatusCode::GONE);
+    let version = UploadForm::wheel("demo", "1.0").set("protocol_version", "2");
+    let response = app.upload(Some(&app.token), &version).await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+    assert!(response.message().contains("Unknown protocol version."));
+    assert_eq!(app.snapshot().await, before);
+}
+
+trait Tap {
+    fn tap_filename(self, filename: &str) -> Self;
+    fn tap_content(self, content: Vec<u8>) -> Self;
+    fn tap_content_type(self, content_type: Option<&str>) -> Self;
+}
+
+impl Tap for UploadForm {
+    fn tap_filename(mut self, filename: &str) -> Self {
+        self.filename = filename.to_owned();
+        self
+    }
+
+    fn tap_content(mut self, content: Vec<u8>) -> Self {
+        use sha2::Digest;
+        let digest = hex::encode(sha2::Sha256::digest(&content));
+        self.content = content;
+        self.set("sha256_digest", &digest)
+    }
+
+    fn tap_content_type(mut self, content_type: Option<&str>) -> Self {
+        self.content_type = content_type.map(str::to_owned);
+        self
+    }
+}
