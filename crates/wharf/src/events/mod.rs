@@ -77,6 +77,17 @@ pub struct Event {
     pub additional: Value,
 }
 
+type EventRow = (
+    i64,
+    String,
+    Option<String>,
+    String,
+    i64,
+    Option<String>,
+    Option<String>,
+    String,
+);
+
 /// The events about `source`, newest first.
 pub async fn for_source(
     pool: &sqlx::AnyPool,
@@ -84,8 +95,7 @@ pub async fn for_source(
     limit: i64,
 ) -> Result<Vec<Event>, sqlx::Error> {
     let (source_type, source_id) = source.parts();
-    let rows: Vec<(i64, String, Option<String>, String, i64, Option<String>, Option<String>, String)> =
-        sqlx::query_as(
+    let rows: Vec<EventRow> = sqlx::query_as(
             "SELECT id, source_type, source_id, tag, time, ip_address, user_agent, additional \
              FROM events WHERE source_type = $1 AND (source_id = $2 OR ($2 IS NULL AND source_id IS NULL)) \
              ORDER BY id DESC LIMIT $3",

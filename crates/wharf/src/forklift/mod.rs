@@ -266,7 +266,11 @@ async fn file_upload(
     filename::check_filename(&content.filename, fields.package_type)
         .map_err(AppError::bad_request)?;
     // A part without a type is read as application/octet-stream (uv sends none).
-    if content.content_type.as_deref().is_some_and(|t| t.starts_with("image/")) {
+    if content
+        .content_type
+        .as_deref()
+        .is_some_and(|t| t.starts_with("image/"))
+    {
         return Err(AppError::bad_request("Invalid distribution file."));
     }
     let limit = effective_limit(state.settings.max_upload_size, Some(&project));

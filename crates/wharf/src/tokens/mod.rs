@@ -233,37 +233,3 @@ impl PresentedToken {
         }
     }
 }
-
-/// A token as listed to its owner (never the secret).
-#[derive(Clone, Debug)]
-pub struct TokenInfo {
-    pub id: String,
-    pub description: String,
-    pub created: i64,
-    pub last_used: Option<i64>,
-    pub expires: Option<i64>,
-    pub permissions: serde_json::Value,
-}
-
-pub async fn list_for_user(db: &Db, user_id: &str) -> Result<Vec<TokenInfo>, sqlx::Error> {
-    let rows: Vec<(String, String, i64, Option<i64>, Option<i64>, String)> = sqlx::query_as(
-        "SELECT id, description, created, last_used, expires, permissions_caveat FROM macaroons \
-         WHERE user_id = $1 ORDER BY created",
-    )
-    .bind(user_id)
-    .fetch_all(db.pool())
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(id, description, created, last_used, expires, permissions)| TokenInfo {
-                id,
-                description,
-                created,
-                last_used,
-                expires,
-                permissions: serde_json::from_str(&permissions).unwrap_or_default(),
-            },
-        )
-        .collect())
-}
