@@ -15,7 +15,8 @@ use bytes::Bytes;
 pub struct PageKey {
     pub project: Option<String>,
     pub kind: &'static str,
-    pub variant: String,
+    /// E.g. the version of a JSON API release page.
+    pub variant: Option<String>,
 }
 
 #[derive(Debug)]
@@ -101,7 +102,7 @@ mod tests {
         PageKey {
             project: project.map(str::to_owned),
             kind: "simple",
-            variant: String::new(),
+            variant: None,
         }
     }
 

@@ -93,7 +93,7 @@ async fn serve(
     let key = PageKey {
         project: Some(project.to_owned()),
         kind: "json",
-        variant: version.unwrap_or_default().to_owned(),
+        variant: version.map(str::to_owned),
     };
     let page = match state.cache.get(&key) {
         Some(page) => page,

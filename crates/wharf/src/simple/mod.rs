@@ -101,21 +101,20 @@ fn accept(headers: &HeaderMap) -> Format {
     negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()))
 }
 
-fn variant(format: Format) -> String {
+fn kind(format: Format) -> &'static str {
     match format {
-        Format::Html => "html",
-        Format::V1Html => "v1html",
-        Format::V1Json => "json",
+        Format::Html => "simple-html",
+        Format::V1Html => "simple-v1-html",
+        Format::V1Json => "simple-v1-json",
     }
-    .to_owned()
 }
 
 pub async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let format = accept(&headers);
     let key = PageKey {
         project: None,
-        kind: "simple",
-        variant: variant(format),
+        kind: kind(format),
+        variant: None,
     };
     let page = match state.cache.get(&key) {
         Some(page) => page,
@@ -203,8 +202,8 @@ pub async fn project(
     let format = accept(&headers);
     let key = PageKey {
         project: Some(normalized.clone()),
-        kind: "simple",
-        variant: variant(format),
+        kind: kind(format),
+        variant: None,
     };
     let page = match state.cache.get(&key) {
         Some(page) => page,
