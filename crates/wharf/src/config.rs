@@ -1,6 +1,6 @@
 //! Settings: command-line flags > environment (`WHARF_*`) > config file (TOML) > defaults.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -134,9 +134,5 @@ impl Settings {
 
     pub fn tmp_dir(&self) -> PathBuf {
         self.data_dir.join("tmp")
-    }
-
-    pub fn data_path(&self, name: &str) -> PathBuf {
-        Path::new(&self.data_dir).join(name)
     }
 }

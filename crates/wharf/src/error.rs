@@ -44,10 +44,6 @@ impl AppError {
         AppError::new(StatusCode::GONE, message)
     }
 
-    pub fn payload_too_large(message: impl Into<String>) -> AppError {
-        AppError::new(StatusCode::PAYLOAD_TOO_LARGE, message)
-    }
-
     /// A failure of ours. The cause is logged; the client learns only that it happened.
     pub fn internal(cause: impl std::fmt::Display) -> AppError {
         tracing::error!(error = %cause, "internal error");

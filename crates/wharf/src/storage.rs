@@ -98,21 +98,4 @@ impl Storage {
             Err(e) => Err(e.into()),
         }
     }
-
-    pub async fn delete(&self, key: &str) -> anyhow::Result<()> {
-        let location = ObjectPath::parse(key)?;
-        match self.store.delete(&location).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    pub async fn exists(&self, key: &str) -> anyhow::Result<bool> {
-        let location = ObjectPath::parse(key)?;
-        match self.store.head(&location).await {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
-    }
 }
