@@ -56,6 +56,21 @@ impl PageCache {
         self.pages.read().ok()?.get(key).cloned()
     }
 
+    /// The cached page, or the one `render` makes, stored unless the cache was invalidated
+    /// while it was rendered (so a page made from stale data is never kept).
+    pub async fn get_or_render<E, F>(&self, key: PageKey, render: F) -> Result<Arc<Page>, E>
+    where
+        F: Future<Output = Result<Page, E>>,
+    {
+        if let Some(page) = self.get(&key) {
+            return Ok(page);
+        }
+        let generation = self.generation();
+        let page = Arc::new(render.await?);
+        self.insert(key, page.clone(), generation);
+        Ok(page)
+    }
+
     /// Call before reading the data a page is rendered from.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)

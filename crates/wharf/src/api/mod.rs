@@ -1,8 +1,6 @@
 //! The JSON API: `/pypi/<project>/json` and `/pypi/<project>/<version>/json`, with the fields
 //! poetry and twine read (`spec/index-protocols.md` §3).
 
-use std::sync::Arc;
-
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -95,25 +93,18 @@ async fn serve(
         kind: "json",
         variant: version.map(str::to_owned),
     };
-    let page = match state.cache.get(&key) {
-        Some(page) => page,
-        None => match render(state, project, version).await {
-            Ok((page, generation)) => {
-                state.cache.insert(key, page.clone(), generation);
-                page
-            }
-            Err(error) => return error.render(headers),
-        },
+    let page = match state
+        .cache
+        .get_or_render(key, render(state, project, version))
+        .await
+    {
+        Ok(page) => page,
+        Err(error) => return error.render(headers),
     };
     respond(&page, headers, JSON_CACHE_CONTROL)
 }
 
-async fn render(
-    state: &AppState,
-    normalized: &str,
-    version: Option<&str>,
-) -> AppResult<(Arc<Page>, u64)> {
-    let generation = state.cache.generation();
+async fn render(state: &AppState, normalized: &str, version: Option<&str>) -> AppResult<Page> {
     let project = packaging::find_project(&state.db, normalized)
         .await?
         .ok_or_else(AppError::not_found)?;
@@ -160,7 +151,7 @@ async fn render(
         body["releases"] = Value::Object(releases);
     }
     let page = Page::new(json_bytes(&body), "application/json", project.last_serial);
-    Ok((Arc::new(page), generation))
+    Ok(page)
 }
 
 /// Warehouse's "latest": not yanked first, then final releases, then the highest version.

@@ -3,8 +3,6 @@
 
 mod negotiate;
 
-use std::sync::Arc;
-
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -116,21 +114,18 @@ pub async fn index(State(state): State<AppState>, headers: HeaderMap) -> Respons
         kind: kind(format),
         variant: None,
     };
-    let page = match state.cache.get(&key) {
-        Some(page) => page,
-        None => match render_index(&state, format).await {
-            Ok((page, generation)) => {
-                state.cache.insert(key, page.clone(), generation);
-                page
-            }
-            Err(error) => return error.render(&headers),
-        },
+    let page = match state
+        .cache
+        .get_or_render(key, render_index(&state, format))
+        .await
+    {
+        Ok(page) => page,
+        Err(error) => return error.render(&headers),
     };
     respond(&page, &headers, SIMPLE_CACHE_CONTROL)
 }
 
-async fn render_index(state: &AppState, format: Format) -> AppResult<(Arc<Page>, u64)> {
-    let generation = state.cache.generation();
+async fn render_index(state: &AppState, format: Format) -> AppResult<Page> {
     let serial = packaging::last_serial(&state.db).await?;
     let projects = packaging::list_projects(&state.db).await?;
     let body = if format.is_json() {
@@ -156,10 +151,7 @@ async fn render_index(state: &AppState, format: Format) -> AppResult<(Arc<Page>,
         html.push_str("  </body>\n</html>\n");
         html.into_bytes()
     };
-    Ok((
-        Arc::new(Page::new(body, format.content_type(), serial)),
-        generation,
-    ))
+    Ok(Page::new(body, format.content_type(), serial))
 }
 
 /// Compact JSON with sorted keys and a trailing newline, as warehouse writes it.
@@ -205,25 +197,18 @@ pub async fn project(
         kind: kind(format),
         variant: None,
     };
-    let page = match state.cache.get(&key) {
-        Some(page) => page,
-        None => match render_project(&state, &normalized, format).await {
-            Ok((page, generation)) => {
-                state.cache.insert(key, page.clone(), generation);
-                page
-            }
-            Err(error) => return error.render(&headers),
-        },
+    let page = match state
+        .cache
+        .get_or_render(key, render_project(&state, &normalized, format))
+        .await
+    {
+        Ok(page) => page,
+        Err(error) => return error.render(&headers),
     };
     respond(&page, &headers, SIMPLE_CACHE_CONTROL)
 }
 
-async fn render_project(
-    state: &AppState,
-    normalized: &str,
-    format: Format,
-) -> AppResult<(Arc<Page>, u64)> {
-    let generation = state.cache.generation();
+async fn render_project(state: &AppState, normalized: &str, format: Format) -> AppResult<Page> {
     let project = packaging::find_project(&state.db, normalized)
         .await?
         .ok_or_else(AppError::not_found)?;
@@ -233,10 +218,7 @@ async fn render_project(
     } else {
         project_html(&project.normalized_name, project.last_serial, &contents)
     };
-    Ok((
-        Arc::new(Page::new(body, format.content_type(), project.last_serial)),
-        generation,
-    ))
+    Ok(Page::new(body, format.content_type(), project.last_serial))
 }
 
 fn yanked_value(release: Option<&packaging::ReleaseDetail>) -> serde_json::Value {
