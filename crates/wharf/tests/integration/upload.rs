@@ -142,7 +142,7 @@ async fn maintainers_may_upload_and_others_may_not() {
         .expect("db")
         .expect("project");
 
-    let (mallory, mallory_token) = app.create_user("mallory").await;
+    let (_, mallory_token) = app.create_user("mallory").await;
     let before = app.snapshot().await;
     let response = app
         .upload(Some(&mallory_token), &UploadForm::wheel("demo", "1.1"))
@@ -168,7 +168,6 @@ async fn maintainers_may_upload_and_others_may_not() {
         .upload(Some(&bob_token), &UploadForm::wheel("demo", "1.1"))
         .await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.text());
-    let _ = mallory;
 }
 
 #[tokio::test]
