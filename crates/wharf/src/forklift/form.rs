@@ -113,10 +113,7 @@ async fn stream_content(
     while let Some(chunk) = field.chunk().await.map_err(malformed)? {
         size += chunk.len() as u64;
         if size > limit {
-            return Err(AppError::bad_request(format!(
-                "File too large. Limit for project '{project}' is {} MB. See https://docs.pypi.org/project-management/storage-limits#requesting-a-file-size-limit-increase for more information.",
-                limit / (1024 * 1024)
-            )));
+            return Err(super::file_too_large(project, limit));
         }
         md5.update(&chunk);
         sha256.update(&chunk);

@@ -144,6 +144,14 @@ fn effective_limit(default: u64, project: Option<&Project>) -> u64 {
     default.max(own)
 }
 
+/// PyPI's message for a file over its project's limit.
+fn file_too_large(project: &str, limit: u64) -> AppError {
+    AppError::bad_request(format!(
+        "File too large. Limit for project '{project}' is {} MB. See https://docs.pypi.org/project-management/storage-limits#requesting-a-file-size-limit-increase for more information.",
+        limit / (1024 * 1024)
+    ))
+}
+
 fn help(state: &AppState, anchor: &str) -> String {
     format!(
         "See {}/help/#{anchor} for more information.",
@@ -275,11 +283,7 @@ async fn file_upload(
     }
     let limit = effective_limit(state.settings.max_upload_size, Some(&project));
     if content.size > limit {
-        return Err(AppError::bad_request(format!(
-            "File too large. Limit for project '{}' is {} MB. See https://docs.pypi.org/project-management/storage-limits#requesting-a-file-size-limit-increase for more information.",
-            project.name,
-            limit / (1024 * 1024)
-        )));
+        return Err(file_too_large(&project.name, limit));
     }
     if project.total_size.saturating_add(content.size as i64) > MAX_PROJECT_SIZE {
         return Err(AppError::bad_request(format!(
