@@ -4,20 +4,22 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect};
+use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
+use axum::{Router, middleware};
 
 use crate::cache::PageCache;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::Db;
+use crate::email::Mailer;
 use crate::events::RequestMeta;
+use crate::signing::ServerKey;
 use crate::storage::Storage;
-use crate::{api, files, forklift, packaging, simple};
+use crate::{api, files, forklift, packaging, simple, web};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -26,6 +28,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub cache: Arc<PageCache>,
     pub clock: Clock,
+    pub keys: Arc<ServerKey>,
+    pub mailer: Arc<Mailer>,
 }
 
 impl AppState {
@@ -40,12 +44,16 @@ impl AppState {
         let db = Db::connect(&settings.database_url()).await?;
         db.migrate().await?;
         let storage = Storage::open(&settings.storage_url())?;
+        let keys = ServerKey::load(settings.secret_key.as_deref(), &settings.data_dir)?;
+        let mailer = Mailer::new(&settings)?;
         Ok(AppState {
             db,
             storage,
             settings: Arc::new(settings),
             cache: Arc::new(PageCache::default()),
             clock: Clock::default(),
+            keys: Arc::new(keys),
+            mailer: Arc::new(mailer),
         })
     }
 }
@@ -68,7 +76,7 @@ pub fn request_meta(parts: &Parts) -> RequestMeta {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let index = Router::new()
         .route(
             "/legacy/",
             post(forklift::upload).layer(DefaultBodyLimit::disable()),
@@ -86,14 +94,115 @@ pub fn router(state: AppState) -> Router {
         .route("/pypi/{project}/{version}/json", get(api::release))
         .route("/pypi/{project}/{version}/json/", get(api::release))
         .route("/files/{*path}", get(files::serve))
-        .route("/help/", get(help))
-        .route("/_health", get(health))
-        .fallback(not_found)
-        .with_state(state)
+        .route("/_health", get(health));
+    index.merge(web_router(state.clone())).with_state(state)
 }
 
-async fn not_found(headers: axum::http::HeaderMap) -> axum::response::Response {
-    crate::error::AppError::not_found().render(&headers)
+/// The pages for people: CSRF-checked forms and security headers on every response.
+fn web_router(state: AppState) -> Router<AppState> {
+    use crate::accounts::views as account;
+    use crate::manage::{account as manage_account, projects as manage};
+    use crate::web::views;
+    Router::new()
+        .route("/", get(views::home))
+        .route("/search/", get(views::search))
+        .route("/project/{project}/", get(views::project))
+        .route("/project/{project}/{version}/", get(views::release))
+        .route("/user/{username}/", get(views::user))
+        .route("/help/", get(web::help))
+        .route("/static/{file}", get(web::static_file))
+        .route(
+            "/account/register/",
+            get(account::register_page).post(account::register),
+        )
+        .route(
+            "/account/login/",
+            get(account::login_page).post(account::login),
+        )
+        .route("/account/logout/", post(account::logout))
+        .route("/account/verify-email/", get(account::verify_email))
+        .route(
+            "/account/reset-password/",
+            get(account::reset_request_page).post(account::reset_request),
+        )
+        .route(
+            "/account/reset-password/confirm/",
+            get(account::reset_page).post(account::reset),
+        )
+        .route("/account/reauthenticate/", post(account::reauthenticate))
+        .route("/manage/account/", get(manage_account::page))
+        .route("/manage/account/email/add", post(manage_account::add_email))
+        .route(
+            "/manage/account/email/remove",
+            post(manage_account::remove_email),
+        )
+        .route(
+            "/manage/account/email/primary",
+            post(manage_account::make_primary),
+        )
+        .route(
+            "/manage/account/email/verify",
+            post(manage_account::resend_verification),
+        )
+        .route(
+            "/manage/account/password",
+            post(manage_account::change_password),
+        )
+        .route("/manage/account/delete", post(manage_account::delete))
+        .route("/manage/projects/", get(manage::list))
+        .route(
+            "/manage/invitations/{id}/{answer}",
+            post(manage::answer_invitation),
+        )
+        .route("/manage/project/{project}/releases/", get(manage::releases))
+        .route(
+            "/manage/project/{project}/release/{version}/",
+            get(manage::release),
+        )
+        .route(
+            "/manage/project/{project}/release/{version}/yank",
+            post(manage::yank),
+        )
+        .route(
+            "/manage/project/{project}/release/{version}/unyank",
+            post(manage::unyank),
+        )
+        .route(
+            "/manage/project/{project}/release/{version}/delete",
+            post(manage::delete_release),
+        )
+        .route(
+            "/manage/project/{project}/release/{version}/file/delete",
+            post(manage::delete_file),
+        )
+        .route(
+            "/manage/project/{project}/collaboration/",
+            get(manage::collaboration),
+        )
+        .route(
+            "/manage/project/{project}/collaboration/invite",
+            post(manage::invite),
+        )
+        .route(
+            "/manage/project/{project}/collaboration/role",
+            post(manage::change_role),
+        )
+        .route(
+            "/manage/project/{project}/collaboration/remove",
+            post(manage::remove_role),
+        )
+        .route(
+            "/manage/project/{project}/collaboration/revoke",
+            post(manage::revoke_invitation),
+        )
+        .route("/manage/project/{project}/settings/", get(manage::settings))
+        .route(
+            "/manage/project/{project}/delete",
+            post(manage::delete_project),
+        )
+        .fallback(views::not_found)
+        .layer(middleware::from_fn_with_state(state, web::csrf::protect))
+        .layer(middleware::from_fn(web::security_headers))
 }
 
 async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {
@@ -109,10 +218,6 @@ async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> 
             "database unavailable",
         ),
     }
-}
-
-async fn help() -> Html<&'static str> {
-    Html(include_str!("help.html"))
 }
 
 /// Keeps this process's caches in step with writes made by other processes: polls the

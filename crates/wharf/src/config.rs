@@ -29,6 +29,11 @@ pub struct SettingsArgs {
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
+    /// Deliver mail through this SMTP server (`smtp://host:port`, `smtps://user:pass@host`)
+    /// instead of writing it to the outbox directory.
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp_url: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -42,6 +47,15 @@ pub struct Settings {
     pub max_upload_size: u64,
     /// How often a process looks for changes made by other processes, to refresh its caches.
     pub cache_refresh_ms: u64,
+    /// `smtp://host:port`, `smtps://…` (user and password in the URL when needed). Without
+    /// it, mail is written as `.eml` files to `<data-dir>/outbox/`.
+    pub smtp_url: Option<String>,
+    /// The sender of every message.
+    pub mail_from: String,
+    /// The server key (64 hex characters) that signs links, CSRF tokens and cookies. Every
+    /// process of a scale-out deployment needs the same one. Without it, a key is generated
+    /// into `<data-dir>/secret.key` on first start.
+    pub secret_key: Option<String>,
 }
 
 impl Default for Settings {
@@ -54,6 +68,9 @@ impl Default for Settings {
             base_url: None,
             max_upload_size: 100 * 1024 * 1024,
             cache_refresh_ms: 1000,
+            smtp_url: None,
+            mail_from: "wharf <noreply@localhost>".to_owned(),
+            secret_key: None,
         }
     }
 }
@@ -80,6 +97,9 @@ impl Settings {
                 "base_url",
                 "max_upload_size",
                 "cache_refresh_ms",
+                "smtp_url",
+                "mail_from",
+                "secret_key",
             ]))
             .merge(Serialized::defaults(args));
         if let Some(bind) = bind {
@@ -130,6 +150,15 @@ impl Settings {
             .ok()
             .and_then(|u| u.host_str().map(str::to_owned))
             .unwrap_or_else(|| "localhost".to_owned())
+    }
+
+    /// Whether cookies must carry `Secure`: the site is served over https.
+    pub fn is_https(&self) -> bool {
+        self.base_url().starts_with("https://")
+    }
+
+    pub fn outbox_dir(&self) -> PathBuf {
+        self.data_dir.join("outbox")
     }
 
     pub fn tmp_dir(&self) -> PathBuf {

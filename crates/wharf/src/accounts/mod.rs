@@ -1,6 +1,8 @@
-//! Users, their e-mail addresses and passwords.
+//! Users, their e-mail addresses and passwords, sessions and the sign-in rules.
 
 mod password;
+pub mod session;
+pub mod views;
 
 pub use password::{hash_password, verify_password};
 
@@ -25,6 +27,8 @@ pub enum AccountError {
     InvalidEmail(String),
     #[error("the password must be at least 8 characters long")]
     PasswordTooShort,
+    #[error("{0}")]
+    WeakPassword(String),
     #[error("the username '{0}' is already taken")]
     UsernameTaken(String),
     #[error("the e-mail address '{0}' is already in use")]
@@ -78,6 +82,9 @@ pub async fn create_user(
     }
     if new.password.chars().count() < 8 {
         return Err(AccountError::PasswordTooShort);
+    }
+    if let Some(problem) = password_problem(new.password, &[new.username, new.email]) {
+        return Err(AccountError::WeakPassword(problem));
     }
     let password_hash = hash_password(new.password);
     let id = uuid::Uuid::new_v4().to_string();
@@ -171,9 +178,371 @@ pub async fn has_verified_primary_email(db: &Db, user_id: &str) -> Result<bool, 
     Ok(row.is_some_and(|(v,)| v != 0))
 }
 
+/// Longest password accepted (argon2 hashes anything, but a megabyte of password is an attack).
+pub const MAX_PASSWORD_CHARS: usize = 1024;
+
+/// Why a new password is refused, or `None` when it will do: at least 8 characters and not
+/// easily guessed (zxcvbn score 3 or more, the username and e-mail counted as known words).
+pub fn password_problem(password: &str, user_inputs: &[&str]) -> Option<String> {
+    let chars = password.chars().count();
+    if chars < 8 {
+        return Some("The password must be at least 8 characters long.".to_owned());
+    }
+    if chars > MAX_PASSWORD_CHARS {
+        return Some(format!(
+            "The password must be at most {MAX_PASSWORD_CHARS} characters long."
+        ));
+    }
+    let estimate = zxcvbn::zxcvbn(password, user_inputs);
+    if u8::from(estimate.score()) >= 3 {
+        return None;
+    }
+    let mut message = "This password is too easy to guess.".to_owned();
+    if let Some(feedback) = estimate.feedback() {
+        if let Some(warning) = feedback.warning() {
+            message.push(' ');
+            message.push_str(&warning.to_string());
+        }
+        for suggestion in feedback.suggestions() {
+            message.push(' ');
+            message.push_str(&suggestion.to_string());
+        }
+    }
+    Some(message)
+}
+
+/// The result of checking a username and password.
+pub enum SignIn {
+    Valid(User),
+    UnknownUser,
+    WrongPassword(User),
+    Disabled(User),
+}
+
+/// Checks a username (or e-mail address) and password. Unknown users cost the same argon2
+/// work as known ones, so timing does not tell which usernames exist.
+pub async fn check_password(db: &Db, login: &str, password: &str) -> Result<SignIn, sqlx::Error> {
+    let row: Option<(String, String, i64, i64, String)> = sqlx::query_as(
+        "SELECT u.id, u.username, u.is_admin, u.is_active, u.password_hash FROM users u \
+         WHERE u.username_key = $1 \
+            OR u.id = (SELECT user_id FROM user_emails WHERE email_key = $1 AND verified = 1)",
+    )
+    .bind(login.trim().to_lowercase())
+    .fetch_optional(db.pool())
+    .await?;
+    let Some((id, username, is_admin, is_active, hash)) = row else {
+        let _ = verify_password(password, DUMMY_HASH);
+        return Ok(SignIn::UnknownUser);
+    };
+    let user = user_from_row((id, username, is_admin, is_active));
+    if !verify_password(password, &hash) {
+        return Ok(SignIn::WrongPassword(user));
+    }
+    if !user.is_active {
+        return Ok(SignIn::Disabled(user));
+    }
+    Ok(SignIn::Valid(user))
+}
+
+/// An argon2id hash of nothing anyone knows, verified against when the user does not exist.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0DLwP0G4UO6c6kMbIiYXe1bBj0n+Pt1cJ6PwXGpwJiM";
+
+/// Sets a new password, ends every other session of the user (the one in `keep_session`
+/// carries on) and records `tag` (`account:password:change` or `…:reset`).
+pub async fn set_password(
+    db: &Db,
+    user_id: &str,
+    password: &str,
+    keep_session: Option<&str>,
+    tag: EventTag,
+    meta: &RequestMeta,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let hash = hash_password(password);
+    let mut tx = db.begin().await?;
+    sqlx::query("UPDATE users SET password_hash = $1, password_date = $2 WHERE id = $3")
+        .bind(&hash)
+        .bind(now)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    session::keep_only(&mut tx, user_id, keep_session, now).await?;
+    events::record(
+        &mut tx,
+        Source::User(user_id),
+        tag,
+        meta,
+        now,
+        serde_json::json!({}),
+    )
+    .await?;
+    tx.commit().await
+}
+
+/// The password hash and its date, for re-authentication and reset links.
+pub async fn password_state(db: &Db, user_id: &str) -> Result<Option<(String, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT password_hash, password_date FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_optional(db.pool())
+        .await
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct EmailAddress {
+    pub id: String,
+    pub email: String,
+    pub primary: bool,
+    pub verified: bool,
+}
+
+pub async fn emails(db: &Db, user_id: &str) -> Result<Vec<EmailAddress>, sqlx::Error> {
+    let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
+        "SELECT id, email, is_primary, verified FROM user_emails WHERE user_id = $1 \
+         ORDER BY is_primary DESC, created, email",
+    )
+    .bind(user_id)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, email, primary, verified)| EmailAddress {
+            id,
+            email,
+            primary: primary != 0,
+            verified: verified != 0,
+        })
+        .collect())
+}
+
+pub async fn primary_email(db: &Db, user_id: &str) -> Result<Option<EmailAddress>, sqlx::Error> {
+    Ok(emails(db, user_id).await?.into_iter().find(|e| e.primary))
+}
+
+/// Adds an unverified address. `EmailTaken` when any account has it already.
+pub async fn add_email(
+    db: &Db,
+    user_id: &str,
+    email: &str,
+    meta: &RequestMeta,
+    now: i64,
+) -> Result<EmailAddress, AccountError> {
+    if !is_valid_email(email) {
+        return Err(AccountError::InvalidEmail(email.to_owned()));
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let mut tx = db.begin().await?;
+    let inserted = sqlx::query(
+        "INSERT INTO user_emails (id, user_id, email, email_key, is_primary, verified, created) \
+         VALUES ($1, $2, $3, $4, 0, 0, $5) ON CONFLICT (email_key) DO NOTHING",
+    )
+    .bind(&id)
+    .bind(user_id)
+    .bind(email)
+    .bind(email.to_lowercase())
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(AccountError::EmailTaken(email.to_owned()));
+    }
+    events::record(
+        &mut tx,
+        Source::User(user_id),
+        EventTag::AccountEmailAdd,
+        meta,
+        now,
+        serde_json::json!({"email": email}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(EmailAddress {
+        id,
+        email: email.to_owned(),
+        primary: false,
+        verified: false,
+    })
+}
+
+/// Removes a non-primary address of the user. Returns the address removed.
+pub async fn remove_email(
+    db: &Db,
+    user_id: &str,
+    email_id: &str,
+    meta: &RequestMeta,
+    now: i64,
+) -> Result<Option<String>, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let row: Option<(String,)> = sqlx::query_as(
+        "DELETE FROM user_emails WHERE id = $1 AND user_id = $2 AND is_primary = 0 RETURNING email",
+    )
+    .bind(email_id)
+    .bind(user_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some((email,)) = &row {
+        events::record(
+            &mut tx,
+            Source::User(user_id),
+            EventTag::AccountEmailRemove,
+            meta,
+            now,
+            serde_json::json!({"email": email}),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(row.map(|(e,)| e))
+}
+
+/// Makes a verified address the primary one. Returns (old, new) addresses.
+pub async fn set_primary_email(
+    db: &Db,
+    user_id: &str,
+    email_id: &str,
+    meta: &RequestMeta,
+    now: i64,
+) -> Result<Option<(String, String)>, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let new: Option<(String,)> = sqlx::query_as(
+        "SELECT email FROM user_emails WHERE id = $1 AND user_id = $2 AND verified = 1 AND is_primary = 0",
+    )
+    .bind(email_id)
+    .bind(user_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((new,)) = new else {
+        return Ok(None);
+    };
+    let old: Option<(String,)> =
+        sqlx::query_as("SELECT email FROM user_emails WHERE user_id = $1 AND is_primary = 1")
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let old = old.map(|(e,)| e).unwrap_or_default();
+    sqlx::query("UPDATE user_emails SET is_primary = CASE WHEN id = $1 THEN 1 ELSE 0 END WHERE user_id = $2")
+        .bind(email_id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    events::record(
+        &mut tx,
+        Source::User(user_id),
+        EventTag::AccountEmailPrimaryChange,
+        meta,
+        now,
+        serde_json::json!({"old_primary": old, "new_primary": new}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Some((old, new)))
+}
+
+/// Marks the address verified, if it still belongs to the user. Returns whether it did.
+pub async fn verify_email(
+    db: &Db,
+    user_id: &str,
+    email: &str,
+    meta: &RequestMeta,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let updated = sqlx::query(
+        "UPDATE user_emails SET verified = 1 WHERE user_id = $1 AND email_key = $2 AND verified = 0",
+    )
+    .bind(user_id)
+    .bind(email.to_lowercase())
+    .execute(&mut *tx)
+    .await?;
+    if updated.rows_affected() == 0 {
+        return Ok(false);
+    }
+    events::record(
+        &mut tx,
+        Source::User(user_id),
+        EventTag::AccountEmailVerified,
+        meta,
+        now,
+        serde_json::json!({"email": email}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Projects where the user is the only Owner: they block deleting the account.
+pub async fn sole_owned_projects(db: &Db, user_id: &str) -> Result<Vec<String>, sqlx::Error> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT p.name FROM projects p JOIN roles r ON r.project_id = p.id \
+         WHERE r.user_id = $1 AND r.role_name = 'Owner' \
+           AND NOT EXISTS (SELECT 1 FROM roles o WHERE o.project_id = p.id \
+                           AND o.role_name = 'Owner' AND o.user_id <> $1) \
+         ORDER BY p.normalized_name",
+    )
+    .bind(user_id)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows.into_iter().map(|(n,)| n).collect())
+}
+
+/// Deletes the account with its addresses, sessions, tokens and roles. The caller checks
+/// `sole_owned_projects` first; the events of the account stay for the admins.
+pub async fn delete_user(
+    db: &Db,
+    user: &User,
+    meta: &RequestMeta,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    events::record(
+        &mut tx,
+        Source::User(&user.id),
+        EventTag::AccountDelete,
+        meta,
+        now,
+        serde_json::json!({"username": user.username}),
+    )
+    .await?;
+    for table in [
+        "sessions",
+        "macaroons",
+        "roles",
+        "role_invitations",
+        "user_emails",
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE user_id = $1"
+        )))
+        .bind(&user.id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(&user.id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
+}
+
+crate::web::template_value!(EmailAddress);
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weak_and_common_passwords_are_refused() {
+        assert!(password_problem("short", &[]).is_some());
+        assert!(password_problem("password123", &[]).is_some());
+        assert!(password_problem("alice-alice-1", &["alice-alice"]).is_some());
+        assert!(password_problem("correct horse battery staple", &[]).is_none());
+        assert!(password_problem(&"x".repeat(2000), &[]).is_some());
+    }
+
+    #[test]
+    fn the_dummy_hash_is_a_valid_hash() {
+        assert!(argon2::PasswordHash::new(DUMMY_HASH).is_ok());
+        assert!(!verify_password("anything", DUMMY_HASH));
+    }
 
     #[test]
     fn usernames_and_emails() {

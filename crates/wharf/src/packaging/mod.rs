@@ -4,6 +4,11 @@ use sqlx::AnyConnection;
 
 use crate::db::Db;
 
+mod removal;
+pub mod roles;
+
+pub use removal::{delete_file, delete_project, delete_release, set_yanked};
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Project {
     pub id: String,
@@ -28,7 +33,7 @@ impl Role {
         }
     }
 
-    fn parse(s: &str) -> Option<Role> {
+    pub fn parse(s: &str) -> Option<Role> {
         match s {
             "Owner" => Some(Role::Owner),
             "Maintainer" => Some(Role::Maintainer),
@@ -546,3 +551,85 @@ impl Contents {
         self.releases.iter().find(|r| r.id == file.release_id)
     }
 }
+
+/// A project as the web pages list it: its newest release's version and summary.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ProjectSummary {
+    pub name: String,
+    pub normalized_name: String,
+    pub version: String,
+    pub summary: Option<String>,
+    pub created: i64,
+}
+
+type SummaryRow = (String, String, String, Option<String>, i64);
+
+fn summary_from_row(
+    (name, normalized_name, version, summary, created): SummaryRow,
+) -> ProjectSummary {
+    ProjectSummary {
+        name,
+        normalized_name,
+        version,
+        summary,
+        created,
+    }
+}
+
+/// `%` and `_` taken literally in a LIKE pattern.
+fn like_escape(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// Projects whose name or newest summary contains the query (case-insensitive), best first:
+/// exact name, then name matches, then summary matches.
+pub async fn search(db: &Db, query: &str, limit: i64) -> Result<Vec<ProjectSummary>, sqlx::Error> {
+    let normalized = wharf_packaging::name::normalize(query.trim());
+    let pattern = format!("%{}%", like_escape(&query.trim().to_lowercase()));
+    let name_pattern = format!("%{}%", like_escape(&normalized));
+    let rows: Vec<SummaryRow> = sqlx::query_as(
+        "SELECT p.name, p.normalized_name, r.version, r.summary, r.created FROM projects p \
+         JOIN releases r ON r.id = (SELECT id FROM releases WHERE project_id = p.id ORDER BY created DESC LIMIT 1) \
+         WHERE p.normalized_name LIKE $1 ESCAPE '\\' OR LOWER(COALESCE(r.summary, '')) LIKE $2 ESCAPE '\\' \
+         ORDER BY CASE WHEN p.normalized_name = $3 THEN 0 WHEN p.normalized_name LIKE $1 ESCAPE '\\' THEN 1 ELSE 2 END, \
+                  p.normalized_name \
+         LIMIT $4",
+    )
+    .bind(name_pattern)
+    .bind(pattern)
+    .bind(normalized)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows.into_iter().map(summary_from_row).collect())
+}
+
+/// The newest releases across the index.
+pub async fn recent_releases(db: &Db, limit: i64) -> Result<Vec<ProjectSummary>, sqlx::Error> {
+    let rows: Vec<SummaryRow> = sqlx::query_as(
+        "SELECT p.name, p.normalized_name, r.version, r.summary, r.created FROM releases r \
+         JOIN projects p ON p.id = r.project_id ORDER BY r.created DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows.into_iter().map(summary_from_row).collect())
+}
+
+/// The projects a user has a role on, with their newest release.
+pub async fn projects_of(db: &Db, user_id: &str) -> Result<Vec<ProjectSummary>, sqlx::Error> {
+    let rows: Vec<SummaryRow> = sqlx::query_as(
+        "SELECT p.name, p.normalized_name, r.version, r.summary, r.created FROM projects p \
+         JOIN roles ro ON ro.project_id = p.id AND ro.user_id = $1 \
+         JOIN releases r ON r.id = (SELECT id FROM releases WHERE project_id = p.id ORDER BY created DESC LIMIT 1) \
+         ORDER BY p.normalized_name",
+    )
+    .bind(user_id)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows.into_iter().map(summary_from_row).collect())
+}
+
+crate::web::template_value!(ProjectSummary);

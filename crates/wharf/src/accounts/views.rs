@@ -1,0 +1,703 @@
+//! The account pages a visitor uses before and while signing in: register, verify an e-mail
+//! address, sign in and out, reset a forgotten password, and re-authenticate.
+
+use axum::Form;
+use axum::extract::Query;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use minijinja::context;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::session;
+use super::{AccountError, NewUser, SignIn, User};
+use crate::error::AppError;
+use crate::events::{self, EventTag, Source};
+use crate::ratelimit::{self, Limit, Limited};
+use crate::signing::SignatureError;
+use crate::web::{Flash, FormErrors, Web, forms, local_path};
+
+const VERIFY_PURPOSE: &str = "verify-email";
+const RESET_PURPOSE: &str = "password-reset";
+/// Links in e-mails last 6 hours, as warehouse's signed tokens.
+const LINK_SECS: i64 = 6 * 3600;
+
+fn internal(web: &Web, e: impl std::fmt::Display) -> Response {
+    web.error(AppError::internal(e))
+}
+
+/// The 429 page with `Retry-After`, and the message warehouse shows.
+pub fn too_many(web: &Web, limited: Limited, message: String) -> Response {
+    let error = AppError::new(StatusCode::TOO_MANY_REQUESTS, message).with_header(
+        header::RETRY_AFTER,
+        HeaderValue::from(limited.retry_after_secs),
+    );
+    web.error(error)
+}
+
+fn locked_out(web: &Web, limited: Limited) -> Response {
+    too_many(
+        web,
+        limited,
+        format!(
+            "There have been too many unsuccessful sign-in attempts. You have been locked out for \
+             {}. Please try again later.",
+            ratelimit::humanize(limited.retry_after_secs)
+        ),
+    )
+}
+
+async fn check_limit(web: &Web, limit: Limit, key: &str) -> Result<Result<(), Limited>, Response> {
+    limit
+        .check(&web.state.db, key, web.now_secs())
+        .await
+        .map_err(|e| internal(web, e))
+}
+
+async fn hit(web: &Web, limit: Limit, key: &str) {
+    if let Err(e) = limit.hit(&web.state.db, key, web.now_secs()).await {
+        tracing::error!(error = %e, "cannot count a rate-limited attempt");
+    }
+}
+
+async fn record(web: &Web, source: Source<'_>, tag: EventTag, additional: serde_json::Value) {
+    let recorded = async {
+        let mut conn = web.state.db.pool().acquire().await?;
+        events::record(&mut conn, source, tag, &web.meta, web.now(), additional).await
+    };
+    if let Err(e) = recorded.await {
+        tracing::error!(error = %e, "cannot record an event");
+    }
+}
+
+fn ip_key(web: &Web) -> String {
+    web.meta.ip_address.clone().unwrap_or_default()
+}
+
+// ---- register -------------------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RegisterForm {
+    username: String,
+    email: String,
+    password: String,
+    password_confirm: String,
+}
+
+pub async fn register_page(web: Web) -> Response {
+    if web.session.is_some() {
+        return web.redirect("/manage/projects/");
+    }
+    web.render(
+        "register.html",
+        context! { form => context!{}, errors => FormErrors::default() },
+    )
+}
+
+pub async fn register(mut web: Web, Form(form): Form<RegisterForm>) -> Response {
+    let mut errors = FormErrors::default();
+    let username = forms::text(&mut errors, "username", "The username", &form.username, 50);
+    let email = forms::text(&mut errors, "email", "The e-mail address", &form.email, 254);
+    if errors.is_empty() {
+        if !super::is_valid_username(&username) {
+            errors.add(
+                "username",
+                "The username must be 1 to 50 letters, digits, '.', '_' or '-', and start and end with a letter or digit.",
+            );
+        }
+        if !super::is_valid_email(&email) {
+            errors.add(
+                "email",
+                "Enter a valid e-mail address, such as name@example.org.",
+            );
+        }
+    }
+    if let Some(problem) = super::password_problem(&form.password, &[&username, &email]) {
+        errors.add("password", problem);
+    } else if form.password != form.password_confirm {
+        errors.add("password_confirm", "The two passwords do not match.");
+    }
+    let page = |web: &Web, errors: FormErrors| {
+        web.render_status(
+            StatusCode::BAD_REQUEST,
+            "register.html",
+            context! { form => context!{ username => username.clone(), email => email.clone() }, errors => errors },
+        )
+    };
+    if !errors.is_empty() {
+        return page(&web, errors);
+    }
+    match check_limit(&web, ratelimit::REGISTER_IP, &ip_key(&web)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(limited)) => {
+            return too_many(
+                &web,
+                limited,
+                "Too many accounts have been registered from your network. Please try again later."
+                    .to_owned(),
+            );
+        }
+        Err(response) => return response,
+    }
+    let new = NewUser {
+        username: &username,
+        email: &email,
+        password: &form.password,
+        is_admin: false,
+        email_verified: false,
+    };
+    let user = match super::create_user(&web.state.db, &new, &web.meta, web.now()).await {
+        Ok(user) => user,
+        Err(AccountError::UsernameTaken(_)) => {
+            return page(
+                &web,
+                FormErrors::one(
+                    "username",
+                    "This username is already taken. Choose another one.",
+                ),
+            );
+        }
+        Err(AccountError::EmailTaken(_)) => {
+            return page(
+                &web,
+                FormErrors::one(
+                    "email",
+                    "This e-mail address is already used by another account.",
+                ),
+            );
+        }
+        Err(AccountError::Database(e)) => return internal(&web, e),
+        Err(other) => return page(&web, FormErrors::one("username", other.to_string())),
+    };
+    hit(&web, ratelimit::REGISTER_IP, &ip_key(&web)).await;
+    send_verification(&web, &user, &email).await;
+    match start_session(&mut web, &user).await {
+        Ok(()) => web.redirect_with(
+            "/manage/account/",
+            Flash::success(format!(
+                "Welcome, {username}. We sent a link to {email}: open it to verify your address."
+            )),
+        ),
+        Err(response) => response,
+    }
+}
+
+/// Sends the verification link for one of the user's addresses, counting it against the
+/// user's verification limit.
+pub async fn send_verification(web: &Web, user: &User, email: &str) {
+    let token = web.state.keys.sign(
+        VERIFY_PURPOSE,
+        &json!({"u": user.id, "e": email}),
+        web.now_secs() + LINK_SECS,
+    );
+    let link = format!(
+        "{}/account/verify-email/?token={}",
+        web.state.settings.base_url(),
+        token
+    );
+    hit(web, ratelimit::EMAIL_VERIFY, &user.id).await;
+    web.state
+        .mailer
+        .notify(
+            &web.state.db,
+            (&user.id, email),
+            "verify-email",
+            context! { username => user.username.clone(), email => email, link => link },
+            &web.meta,
+            web.now(),
+        )
+        .await;
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct TokenQuery {
+    token: String,
+}
+
+#[derive(Deserialize)]
+struct VerifyClaims {
+    u: String,
+    e: String,
+}
+
+pub async fn verify_email(web: Web, Query(query): Query<TokenQuery>) -> Response {
+    let claims: VerifyClaims = match web.state.keys.verify(
+        VERIFY_PURPOSE,
+        &query.token,
+        web.now_secs(),
+    ) {
+        Ok(claims) => claims,
+        Err(SignatureError::Expired) => {
+            return web.error(AppError::bad_request(
+                "This verification link has expired. Sign in and send a new one from your account settings.",
+            ));
+        }
+        Err(SignatureError::Invalid) => {
+            return web.error(AppError::bad_request(
+                "This verification link is not valid. Check that you copied all of it, or send a new one from your account settings.",
+            ));
+        }
+    };
+    match super::verify_email(&web.state.db, &claims.u, &claims.e, &web.meta, web.now()).await {
+        Ok(true) => web.render(
+            "message.html",
+            context! {
+                title => "E-mail address verified",
+                message => format!("The address {} is verified.", claims.e),
+                link => if web.session.is_some() { "/manage/account/" } else { "/account/login/" },
+                link_text => if web.session.is_some() { "Go to your account settings" } else { "Sign in" },
+            },
+        ),
+        Ok(false) => web.error(AppError::bad_request(
+            "This address is already verified, or it no longer belongs to the account.",
+        )),
+        Err(e) => internal(&web, e),
+    }
+}
+
+// ---- sign in and out ----------------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct LoginQuery {
+    next: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct LoginForm {
+    username: String,
+    password: String,
+    next: String,
+}
+
+pub async fn login_page(web: Web, Query(query): Query<LoginQuery>) -> Response {
+    if web.session.is_some() {
+        return web.redirect(local_path(&query.next));
+    }
+    web.render(
+        "login.html",
+        context! { next => local_path(&query.next), username => "", errors => FormErrors::default() },
+    )
+}
+
+const LOGIN_FAILED: &str = "The username or password is incorrect.";
+
+pub async fn login(mut web: Web, Form(form): Form<LoginForm>) -> Response {
+    let ip = ip_key(&web);
+    let refuse = |web: &Web, message: &str| {
+        web.render_status(
+            StatusCode::UNAUTHORIZED,
+            "login.html",
+            context! {
+                next => local_path(&form.next),
+                username => form.username.trim(),
+                errors => FormErrors::one("username", message),
+            },
+        )
+    };
+    if form.username.trim().is_empty() || form.password.is_empty() {
+        return refuse(&web, "Enter your username and your password.");
+    }
+    if form.password.chars().count() > super::MAX_PASSWORD_CHARS {
+        return refuse(&web, LOGIN_FAILED);
+    }
+    match check_limit(&web, ratelimit::LOGIN_IP, &ip).await {
+        Ok(Ok(())) => {}
+        Ok(Err(limited)) => return locked_out(&web, limited),
+        Err(response) => return response,
+    }
+    let outcome = match super::check_password(&web.state.db, &form.username, &form.password).await {
+        Ok(outcome) => outcome,
+        Err(e) => return internal(&web, e),
+    };
+    let user = match outcome {
+        SignIn::UnknownUser => {
+            hit(&web, ratelimit::LOGIN_IP, &ip).await;
+            // No account to file it under: an admin-visible event.
+            let username: String = form.username.trim().chars().take(100).collect();
+            record(
+                &web,
+                Source::Anonymous,
+                EventTag::AccountLoginFailure,
+                json!({"reason": "invalid_username", "username": username}),
+            )
+            .await;
+            return refuse(&web, LOGIN_FAILED);
+        }
+        SignIn::WrongPassword(user) => {
+            match check_limit(&web, ratelimit::LOGIN_USER, &user.id).await {
+                Ok(Ok(())) => {}
+                Ok(Err(limited)) => return locked_out(&web, limited),
+                Err(response) => return response,
+            }
+            hit(&web, ratelimit::LOGIN_USER, &user.id).await;
+            hit(&web, ratelimit::LOGIN_IP, &ip).await;
+            record(
+                &web,
+                Source::User(&user.id),
+                EventTag::AccountLoginFailure,
+                json!({"reason": "invalid_password"}),
+            )
+            .await;
+            return refuse(&web, LOGIN_FAILED);
+        }
+        SignIn::Disabled(user) => {
+            record(
+                &web,
+                Source::User(&user.id),
+                EventTag::AccountLoginFailure,
+                json!({"reason": "disabled"}),
+            )
+            .await;
+            return refuse(
+                &web,
+                "This account is disabled. Contact the administrators of this index.",
+            );
+        }
+        SignIn::Valid(user) => user,
+    };
+    match check_limit(&web, ratelimit::LOGIN_USER, &user.id).await {
+        Ok(Ok(())) => {}
+        Ok(Err(limited)) => return locked_out(&web, limited),
+        Err(response) => return response,
+    }
+    if let Err(response) = start_session(&mut web, &user).await {
+        return response;
+    }
+    record(
+        &web,
+        Source::User(&user.id),
+        EventTag::AccountLoginSuccess,
+        json!({"two_factor_method": null, "two_factor_label": null}),
+    )
+    .await;
+    let next = if form.next.is_empty() {
+        "/manage/projects/"
+    } else {
+        local_path(&form.next)
+    };
+    web.redirect(next)
+}
+
+/// Signs the user in: ends the visitor's old session, starts a new one under a new id, and
+/// gives the browser a new CSRF secret.
+pub async fn start_session(web: &mut Web, user: &User) -> Result<(), Response> {
+    if let Some(old) = web.session.take()
+        && let Err(e) = session::delete_by_hash(&web.state.db, &old.id_hash).await
+    {
+        return Err(internal(web, e));
+    }
+    let value = session::create(&web.state.db, &user.id, &web.meta, web.now())
+        .await
+        .map_err(|e| internal(web, e))?;
+    let cookie = web.cookie(session::COOKIE, value);
+    web.set_cookie(cookie);
+    web.rotate_csrf();
+    Ok(())
+}
+
+pub async fn logout(mut web: Web) -> Response {
+    if let Some(session) = web.session.take() {
+        if let Err(e) = session::delete_by_hash(&web.state.db, &session.id_hash).await {
+            return internal(&web, e);
+        }
+        record(
+            &web,
+            Source::User(&session.user.id),
+            EventTag::AccountLogout,
+            json!({}),
+        )
+        .await;
+    }
+    web.remove_cookie(session::COOKIE);
+    web.rotate_csrf();
+    web.redirect_with("/", Flash::success("You are signed out."))
+}
+
+// ---- password reset -------------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ResetRequestForm {
+    login: String,
+}
+
+pub async fn reset_request_page(web: Web) -> Response {
+    web.render(
+        "reset_request.html",
+        context! { login => "", errors => FormErrors::default() },
+    )
+}
+
+pub async fn reset_request(web: Web, Form(form): Form<ResetRequestForm>) -> Response {
+    let login = form.login.trim();
+    if login.is_empty() || login.chars().count() > 254 {
+        return web.render_status(
+            StatusCode::BAD_REQUEST,
+            "reset_request.html",
+            context! { login => login, errors => FormErrors::one("login", "Enter your username or the e-mail address of your account.") },
+        );
+    }
+    let user = match find_for_reset(&web, login).await {
+        Ok(user) => user,
+        Err(e) => return internal(&web, e),
+    };
+    if let Some((user, email)) = user {
+        match check_limit(&web, ratelimit::PASSWORD_RESET, &user.id).await {
+            Ok(Ok(())) => {}
+            Ok(Err(limited)) => {
+                return too_many(
+                    &web,
+                    limited,
+                    "Too many password resets have been requested for this account without completing them. \
+                     Check your inbox and follow the instructions in the e-mails we sent."
+                        .to_owned(),
+                );
+            }
+            Err(response) => return response,
+        }
+        let password_date = match super::password_state(&web.state.db, &user.id).await {
+            Ok(Some((_, date))) => date,
+            Ok(None) => return internal(&web, "user vanished"),
+            Err(e) => return internal(&web, e),
+        };
+        // The link names the password it replaces, so it works once.
+        let token = web.state.keys.sign(
+            RESET_PURPOSE,
+            &json!({"u": user.id, "pd": password_date}),
+            web.now_secs() + LINK_SECS,
+        );
+        let link = format!(
+            "{}/account/reset-password/confirm/?token={token}",
+            web.state.settings.base_url()
+        );
+        hit(&web, ratelimit::PASSWORD_RESET, &user.id).await;
+        record(
+            &web,
+            Source::User(&user.id),
+            EventTag::AccountPasswordResetRequest,
+            json!({}),
+        )
+        .await;
+        web.state
+            .mailer
+            .notify(
+                &web.state.db,
+                (&user.id, &email),
+                "password-reset",
+                context! { username => user.username.clone(), link => link },
+                &web.meta,
+                web.now(),
+            )
+            .await;
+    }
+    // The same answer whether or not the account exists.
+    web.render(
+        "message.html",
+        context! {
+            title => "Check your e-mail",
+            message => "If an account matches what you entered, we sent a link to reset its password to its primary e-mail address. The link lasts 6 hours.",
+        },
+    )
+}
+
+/// The user named by username or by one of their addresses, with their primary address.
+async fn find_for_reset(web: &Web, login: &str) -> Result<Option<(User, String)>, sqlx::Error> {
+    let db = &web.state.db;
+    let mut user = super::find_by_username(db, login).await?;
+    if user.is_none() {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT user_id FROM user_emails WHERE email_key = $1")
+                .bind(login.to_lowercase())
+                .fetch_optional(db.pool())
+                .await?;
+        if let Some((id,)) = row {
+            user = super::find_by_id(db, &id).await?;
+        }
+    }
+    let Some(user) = user else { return Ok(None) };
+    let Some(primary) = super::primary_email(db, &user.id).await? else {
+        return Ok(None);
+    };
+    Ok(Some((user, primary.email)))
+}
+
+#[derive(Deserialize)]
+struct ResetClaims {
+    u: String,
+    pd: i64,
+}
+
+/// The user a reset link is for, if it is still good.
+async fn reset_user(web: &Web, token: &str) -> Result<User, Response> {
+    let invalid = |web: &Web, message: &str| web.error(AppError::bad_request(message.to_owned()));
+    let claims: ResetClaims = match web.state.keys.verify(RESET_PURPOSE, token, web.now_secs()) {
+        Ok(claims) => claims,
+        Err(SignatureError::Expired) => {
+            return Err(invalid(
+                web,
+                "This password-reset link has expired. Request a new one.",
+            ));
+        }
+        Err(SignatureError::Invalid) => {
+            return Err(invalid(
+                web,
+                "This password-reset link is not valid. Check that you copied all of it, or request a new one.",
+            ));
+        }
+    };
+    let state = super::password_state(&web.state.db, &claims.u)
+        .await
+        .map_err(|e| internal(web, e))?;
+    let user = super::find_by_id(&web.state.db, &claims.u)
+        .await
+        .map_err(|e| internal(web, e))?;
+    match (state, user) {
+        (Some((_, date)), Some(user)) if date == claims.pd => Ok(user),
+        (_, Some(user)) => {
+            record(
+                web,
+                Source::User(&user.id),
+                EventTag::AccountPasswordResetAttempt,
+                json!({"reason": "used_link"}),
+            )
+            .await;
+            Err(invalid(
+                web,
+                "This password-reset link has been used already. Request a new one if you still need it.",
+            ))
+        }
+        _ => Err(invalid(web, "This password-reset link is not valid.")),
+    }
+}
+
+pub async fn reset_page(web: Web, Query(query): Query<TokenQuery>) -> Response {
+    if let Err(response) = reset_user(&web, &query.token).await {
+        return response;
+    }
+    web.render(
+        "reset_password.html",
+        context! { token => query.token, errors => FormErrors::default() },
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ResetForm {
+    token: String,
+    password: String,
+    password_confirm: String,
+}
+
+pub async fn reset(web: Web, Form(form): Form<ResetForm>) -> Response {
+    let user = match reset_user(&web, &form.token).await {
+        Ok(user) => user,
+        Err(response) => return response,
+    };
+    let mut errors = FormErrors::default();
+    if let Some(problem) = super::password_problem(&form.password, &[&user.username]) {
+        errors.add("password", problem);
+    } else if form.password != form.password_confirm {
+        errors.add("password_confirm", "The two passwords do not match.");
+    }
+    if !errors.is_empty() {
+        return web.render_status(
+            StatusCode::BAD_REQUEST,
+            "reset_password.html",
+            context! { token => form.token, errors => errors },
+        );
+    }
+    if let Err(e) = super::set_password(
+        &web.state.db,
+        &user.id,
+        &form.password,
+        None,
+        EventTag::AccountPasswordReset,
+        &web.meta,
+        web.now(),
+    )
+    .await
+    {
+        return internal(&web, e);
+    }
+    notify_password_change(&web, &user, true).await;
+    web.redirect_with(
+        "/account/login/",
+        Flash::success("Your password has been reset. Sign in with your new password."),
+    )
+}
+
+/// E-mails the user that their password changed (or was reset).
+pub async fn notify_password_change(web: &Web, user: &User, reset: bool) {
+    let Ok(Some(primary)) = super::primary_email(&web.state.db, &user.id).await else {
+        return;
+    };
+    web.state
+        .mailer
+        .notify(
+            &web.state.db,
+            (&user.id, &primary.email),
+            "password-change",
+            context! {
+                username => user.username.clone(),
+                reset => reset,
+                when => crate::clock::iso8601_seconds(web.now()).replace('T', " ") + " UTC",
+            },
+            &web.meta,
+            web.now(),
+        )
+        .await;
+}
+
+// ---- re-authentication ------------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ReauthForm {
+    password: String,
+    next: String,
+}
+
+pub async fn reauthenticate(web: Web, Form(form): Form<ReauthForm>) -> Response {
+    let session = match web.require_session() {
+        Ok(session) => session.clone(),
+        Err(response) => return response,
+    };
+    let user_id = session.user.id.clone();
+    match check_limit(&web, ratelimit::LOGIN_USER, &user_id).await {
+        Ok(Ok(())) => {}
+        Ok(Err(limited)) => return locked_out(&web, limited),
+        Err(response) => return response,
+    }
+    let hash = match super::password_state(&web.state.db, &user_id).await {
+        Ok(Some((hash, _))) => hash,
+        Ok(None) => return web.redirect("/account/login/"),
+        Err(e) => return internal(&web, e),
+    };
+    let valid = form.password.chars().count() <= super::MAX_PASSWORD_CHARS
+        && super::verify_password(&form.password, &hash);
+    if !valid {
+        hit(&web, ratelimit::LOGIN_USER, &user_id).await;
+        hit(&web, ratelimit::LOGIN_IP, &ip_key(&web)).await;
+        record(
+            &web,
+            Source::User(&user_id),
+            EventTag::AccountReauthenticateFailure,
+            json!({"reason": "invalid_password"}),
+        )
+        .await;
+        return web.render_status(
+            StatusCode::UNAUTHORIZED,
+            "reauthenticate.html",
+            context! { next => local_path(&form.next), errors => FormErrors::one("password", "The password is incorrect.") },
+        );
+    }
+    if let Err(e) = session::mark_reauthenticated(&web.state.db, &session.id_hash, web.now()).await
+    {
+        return internal(&web, e);
+    }
+    web.redirect(local_path(&form.next))
+}

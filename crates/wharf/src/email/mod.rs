@@ -1,0 +1,155 @@
+//! E-mail: messages rendered from templates (`templates/<name>/{subject,body}.txt`, with an
+//! HTML part made from the text) and delivered to the outbox directory (`.eml` files, the
+//! embedded default) or to an SMTP server (`--smtp-url`). Every message sent is recorded as
+//! `account:email:sent` on the recipient's log.
+
+use std::path::PathBuf;
+
+use lettre::message::{Mailbox, MultiPart};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use minijinja::{Value, context};
+use serde_json::json;
+
+use crate::config::Settings;
+use crate::db::Db;
+use crate::events::{self, EventTag, RequestMeta, Source};
+use crate::web::SITE_NAME;
+use crate::web::templates::render as templates_render;
+
+pub struct Mailer {
+    from: Mailbox,
+    transport: Transport,
+    base_url: String,
+}
+
+enum Transport {
+    Outbox(PathBuf),
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+}
+
+/// A rendered message.
+#[derive(Debug)]
+pub struct Email {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+}
+
+impl Mailer {
+    pub fn new(settings: &Settings) -> anyhow::Result<Mailer> {
+        let from: Mailbox = settings
+            .mail_from
+            .parse()
+            .map_err(|e| anyhow::anyhow!("invalid mail_from {:?}: {e}", settings.mail_from))?;
+        let transport = match &settings.smtp_url {
+            Some(url) => Transport::Smtp(
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                    .map_err(|e| anyhow::anyhow!("invalid SMTP URL: {e}"))?
+                    .build(),
+            ),
+            None => {
+                let dir = settings.outbox_dir();
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+                Transport::Outbox(dir)
+            }
+        };
+        Ok(Mailer {
+            from,
+            transport,
+            base_url: settings.base_url(),
+        })
+    }
+
+    /// Renders `template` for one recipient.
+    pub fn render(&self, template: &str, to: &str, page: Value) -> anyhow::Result<Email> {
+        let page = context! { ..page, ..context! { site_name => SITE_NAME, base_url => self.base_url.clone() } };
+        let subject = templates_render(&format!("email/{template}/subject.txt"), page.clone())?;
+        let text = templates_render(&format!("email/{template}/body.txt"), page)?;
+        Ok(Email {
+            to: to.to_owned(),
+            subject: subject.trim().to_owned(),
+            text,
+        })
+    }
+
+    /// Delivers a rendered message.
+    pub async fn deliver(&self, email: &Email) -> anyhow::Result<()> {
+        let to: Mailbox = email
+            .to
+            .parse()
+            .map_err(|e| anyhow::anyhow!("invalid recipient: {e}"))?;
+        let paragraphs: Vec<Vec<String>> = email
+            .text
+            .split("\n\n")
+            .map(|p| p.lines().map(str::to_owned).collect())
+            .collect();
+        let html = templates_render(
+            "email/layout.html",
+            context! { subject => email.subject.clone(), paragraphs => paragraphs },
+        )?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(email.subject.clone())
+            .multipart(MultiPart::alternative_plain_html(email.text.clone(), html))?;
+        match &self.transport {
+            Transport::Smtp(smtp) => {
+                smtp.send(message).await?;
+            }
+            Transport::Outbox(dir) => {
+                // Written aside, then renamed: a reader never sees half a message.
+                let name = format!(
+                    "{}-{}.eml",
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_micros()),
+                    uuid::Uuid::new_v4().simple()
+                );
+                let partial = dir.join(format!(".{name}.partial"));
+                tokio::fs::write(&partial, message.formatted()).await?;
+                tokio::fs::rename(&partial, dir.join(name)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends `template` to a user (`(user id, address)`) and records it on their log. A
+    /// failure to deliver is logged, not raised: the change the message reports has happened.
+    pub async fn notify(
+        &self,
+        db: &Db,
+        (user_id, to): (&str, &str),
+        template: &str,
+        page: Value,
+        meta: &RequestMeta,
+        now_micros: i64,
+    ) {
+        let email = match self.render(template, to, page) {
+            Ok(email) => email,
+            Err(e) => {
+                tracing::error!(template, error = %e, "cannot render e-mail");
+                return;
+            }
+        };
+        if let Err(e) = self.deliver(&email).await {
+            tracing::error!(template, error = %e, "cannot deliver e-mail");
+            return;
+        }
+        let recorded = async {
+            let mut conn = db.pool().acquire().await?;
+            events::record(
+                &mut conn,
+                Source::User(user_id),
+                EventTag::AccountEmailSent,
+                meta,
+                now_micros,
+                json!({"from_": self.from.to_string(), "to": to, "subject": email.subject}),
+            )
+            .await
+        };
+        if let Err(e) = recorded.await {
+            tracing::error!(error = %e, "cannot record e-mail event");
+        }
+    }
+}

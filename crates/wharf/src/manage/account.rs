@@ -1,0 +1,418 @@
+//! `/manage/account/`: e-mail addresses, password, and deleting the account. The page and
+//! every change on it ask for the password again after 30 minutes.
+
+use axum::Form;
+use axum::http::StatusCode;
+use axum::response::Response;
+use minijinja::context;
+use serde::Deserialize;
+
+use super::internal;
+use crate::accounts::views::{notify_password_change, send_verification, too_many};
+use crate::accounts::{self, AccountError, User, session};
+use crate::events::EventTag;
+use crate::ratelimit;
+use crate::web::{Flash, FormErrors, Web};
+
+const PAGE: &str = "/manage/account/";
+
+async fn page_with(
+    web: &Web,
+    user: &User,
+    status: StatusCode,
+    errors: FormErrors,
+    new_email: &str,
+) -> Response {
+    let emails = match accounts::emails(&web.state.db, &user.id).await {
+        Ok(emails) => emails,
+        Err(e) => return internal(web, e),
+    };
+    web.render_status(
+        status,
+        "manage_account.html",
+        context! { emails => emails, errors => errors, new_email => new_email },
+    )
+}
+
+pub async fn page(web: Web) -> Response {
+    let session = match web.require_recent_auth(PAGE) {
+        Ok(session) => session.clone(),
+        Err(response) => return response,
+    };
+    page_with(
+        &web,
+        &session.user,
+        StatusCode::OK,
+        FormErrors::default(),
+        "",
+    )
+    .await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct AddEmailForm {
+    new_email: String,
+}
+
+pub async fn add_email(web: Web, Form(form): Form<AddEmailForm>) -> Response {
+    let session = match web.require_recent_auth(PAGE) {
+        Ok(session) => session.clone(),
+        Err(response) => return response,
+    };
+    let user = &session.user;
+    let email = form.new_email.trim();
+    let refuse = |message: String| {
+        page_with(
+            &web,
+            user,
+            StatusCode::BAD_REQUEST,
+            FormErrors::one("new_email", message),
+            email,
+        )
+    };
+    if email.chars().count() > 254 || !accounts::is_valid_email(email) {
+        return refuse("Enter a valid e-mail address, such as name@example.org.".to_owned()).await;
+    }
+    let ip = web.meta.ip_address.clone().unwrap_or_default();
+    match ratelimit::EMAIL_ADD
+        .check(&web.state.db, &ip, web.now_secs())
+        .await
+    {
+        Ok(Ok(())) => {}
+        Ok(Err(limited)) => {
+            return too_many(
+                &web,
+                limited,
+                format!(
+                    "Too many e-mail addresses have been added from your network without being verified. Check your inbox and follow the verification links. (IP: {ip})"
+                ),
+            );
+        }
+        Err(e) => return internal(&web, e),
+    }
+    let added = match accounts::add_email(&web.state.db, &user.id, email, &web.meta, web.now())
+        .await
+    {
+        Ok(added) => added,
+        Err(AccountError::EmailTaken(_)) => {
+            return refuse("This e-mail address is already used by an account.".to_owned()).await;
+        }
+        Err(AccountError::InvalidEmail(_)) => {
+            return refuse("Enter a valid e-mail address, such as name@example.org.".to_owned())
+                .await;
+        }
+        Err(e) => return internal(&web, e),
+    };
+    if let Err(e) = ratelimit::EMAIL_ADD
+        .hit(&web.state.db, &ip, web.now_secs())
+        .await
+    {
+        tracing::error!(error = %e, "cannot count an e-mail addition");
+    }
+    send_verification(&web, user, &added.email).await;
+    if let Ok(Some(primary)) = accounts::primary_email(&web.state.db, &user.id).await {
+        web.state
+            .mailer
+            .notify(
+                &web.state.db,
+                (&user.id, &primary.email),
+                "new-email-added",
+                context! { username => user.username.clone(), new_email => added.email.clone() },
+                &web.meta,
+                web.now(),
+            )
+            .await;
+    }
+    web.redirect_with(
+        PAGE,
+        Flash::success(format!(
+            "Added {}. We sent it a link: open it to verify the address.",
+            added.email
+        )),
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct EmailIdForm {
+    email_id: String,
+}
+
+fn find_email<'a>(
+    emails: &'a [accounts::EmailAddress],
+    id: &str,
+) -> Option<&'a accounts::EmailAddress> {
+    emails.iter().find(|e| e.id == id)
+}
+
+pub async fn remove_email(web: Web, Form(form): Form<EmailIdForm>) -> Response {
+    let session = match web.require_recent_auth(PAGE) {
+        Ok(session) => session.clone(),
+        Err(response) => return response,
+    };
+    let user = &session.user;
+    let emails = match accounts::emails(&web.state.db, &user.id).await {
+        Ok(emails) => emails,
+        Err(e) => return internal(&web, e),
+    };
+    match find_email(&emails, &form.email_id) {
+        None => {
+            return web.redirect_with(
+                PAGE,
+                Flash::error("That e-mail address is not on your account."),
+            );
+        }
+        Some(e) if e.primary => {
+            return web.redirect_with(PAGE, Flash::error("You cannot remove your primary e-mail address. Make another address primary first."));
+        }
+        Some(_) => {}
+    }
+    let removed = match accounts::remove_email(
+        &web.state.db,
+        &user.id,
+        &form.email_id,
+        &web.meta,
+        web.now(),
+    )
+    .await
+    {
+        Ok(Some(removed)) => removed,
+        Ok(None) => {
+            return web.redirect_with(
+                PAGE,
+                Flash::error("That e-mail address is not on your account."),
+            );
+        }
+        Err(e) => return internal(&web, e),
+    };
+    if let Some(primary) = emails.iter().find(|e| e.primary) {
+        web.state
+            .mailer
+            .notify(
+                &web.state.db,
+                (&user.id, &primary.email),
+                "email-removed",
+                context! { username => user.username.clone(), removed_email => removed.clone() },
+                &web.meta,
+                web.now(),
+            )
+            .await;
+    }
+    web.redirect_with(
+        PAGE,
+        Flash::success(format!("Removed {removed} from your account.")),
+    )
+}
+
+pub async fn make_primary(web: Web, Form(form): Form<EmailIdForm>) -> Response {
+    let session = match web.require_recent_auth(PAGE) {
+        Ok(session) => session.clone(),
+        Err(response) => return response,
+    };
+    let user = &session.user;
+    match accounts::set_primary_email(
+        &web.state.db,
+        &user.id,
+        &form.email_id,
+        &web.meta,
+        web.now(),
+    )
+    .await
+    {
+        Ok(Some((old, new))) => {
+            for address in [&old, &new] {
+                web.state
+                    .mailer
+                    .notify(&web.state.db, (&user.id, address), "primary-email-change",
+                        context! { username => user.username.clone(), old_email => old.clone(), new_email => new.clone() },
+                        &web.meta, web.now())
+                    .await;
+            }
+            web.redirect_with(
+                PAGE,
+                Flash::success(format!("{new} is now your primary e-mail address.")),
+            )
+        }
+        Ok(None) => web.redirect_with(
+            PAGE,
+            Flash::error("Only a verified address of your account can become the primary one."),
+        ),
+        Err(e) => internal(&web, e),
+    }
+}
+
+pub async fn resend_verification(web: Web, Form(form): Form<EmailIdForm>) -> Response {
+    let session = match web.require_session() {
+        Ok(session) => session.clone(),
+        Err(response) => return response,
+    };
+    let user = &session.user;
+    let emails = match accounts::emails(&web.state.db, &user.id).await {
+        Ok(emails) => emails,
+        Err(e) => return internal(&web, e),
+    };
+    let Some(email) = find_email(&emails, &form.email_id).filter(|e| !e.verified) else {
+        return web.redirect_with(
+            PAGE,
+            Flash::error("That address is verified already, or not on your account."),
+        );
+    };
+    match ratelimit::EMAIL_VERIFY
+        .check(&web.state.db, &user.id, web.now_secs())
+        .await
+    {
+        Ok(Ok(())) => {}
+        Ok(Err(limited)) => {
+            return too_many(
+                &web,
+                limited,
+                format!(
+                    "Too many incomplete attempts to verify e-mail addresses for {}. Complete the pending verification, or try again in {}.",
+                    user.username,
+                    ratelimit::humanize(limited.retry_after_secs)
+                ),
+            );
+        }
+        Err(e) => return internal(&web, e),
+    }
+    send_verification(&web, user, &email.email).await;
+    web.redirect_with(
+        PAGE,
+        Flash::success(format!(
+            "We sent a new verification link to {}.",
+            email.email
+        )),
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct PasswordForm {
+    password: String,
+    new_password: String,
+    new_password_confirm: String,
+}
+
+pub async fn change_password(web: Web, Form(form): Form<PasswordForm>) -> Response {
+    let session = match web.require_recent_auth(PAGE) {
+        Ok(session) => session.clone(),
+        Err(response) => return response,
+    };
+    let user = &session.user;
+    let hash = match accounts::password_state(&web.state.db, &user.id).await {
+        Ok(Some((hash, _))) => hash,
+        Ok(None) => return web.redirect("/account/login/"),
+        Err(e) => return internal(&web, e),
+    };
+    let mut errors = FormErrors::default();
+    if form.password.chars().count() > accounts::MAX_PASSWORD_CHARS
+        || !accounts::verify_password(&form.password, &hash)
+    {
+        errors.add("password", "Your current password is incorrect.");
+        super::record(
+            &web,
+            crate::events::Source::User(&user.id),
+            EventTag::AccountReauthenticateFailure,
+            serde_json::json!({"reason": "invalid_password"}),
+        )
+        .await;
+    } else if let Some(problem) = accounts::password_problem(&form.new_password, &[&user.username])
+    {
+        errors.add("new_password", problem);
+    } else if form.new_password != form.new_password_confirm {
+        errors.add(
+            "new_password_confirm",
+            "The two new passwords do not match.",
+        );
+    }
+    if !errors.is_empty() {
+        return page_with(&web, user, StatusCode::BAD_REQUEST, errors, "").await;
+    }
+    if let Err(e) = accounts::set_password(
+        &web.state.db,
+        &user.id,
+        &form.new_password,
+        Some(&session.id_hash),
+        EventTag::AccountPasswordChange,
+        &web.meta,
+        web.now(),
+    )
+    .await
+    {
+        return internal(&web, e);
+    }
+    notify_password_change(&web, user, false).await;
+    web.redirect_with(
+        PAGE,
+        Flash::success("Your password has changed. Your other sessions have been signed out."),
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct DeleteForm {
+    confirm_password: String,
+}
+
+pub async fn delete(mut web: Web, Form(form): Form<DeleteForm>) -> Response {
+    let session = match web.require_recent_auth(PAGE) {
+        Ok(session) => session.clone(),
+        Err(response) => return response,
+    };
+    let user = &session.user;
+    let hash = match accounts::password_state(&web.state.db, &user.id).await {
+        Ok(Some((hash, _))) => hash,
+        Ok(None) => return web.redirect("/"),
+        Err(e) => return internal(&web, e),
+    };
+    if form.confirm_password.chars().count() > accounts::MAX_PASSWORD_CHARS
+        || !accounts::verify_password(&form.confirm_password, &hash)
+    {
+        return page_with(
+            &web,
+            user,
+            StatusCode::BAD_REQUEST,
+            FormErrors::one(
+                "confirm_password",
+                "The password is incorrect: the account was not deleted.",
+            ),
+            "",
+        )
+        .await;
+    }
+    let sole = match accounts::sole_owned_projects(&web.state.db, &user.id).await {
+        Ok(sole) => sole,
+        Err(e) => return internal(&web, e),
+    };
+    if !sole.is_empty() {
+        return page_with(&web, user, StatusCode::CONFLICT, FormErrors::one("confirm_password", format!(
+            "You cannot delete your account while you are the sole Owner of: {}. Add another Owner to these projects, or delete them, first.",
+            sole.join(", "))), "").await;
+    }
+    let primary = accounts::primary_email(&web.state.db, &user.id)
+        .await
+        .ok()
+        .flatten();
+    if let Err(e) = accounts::delete_user(&web.state.db, user, &web.meta, web.now()).await {
+        return internal(&web, e);
+    }
+    if let Some(primary) = primary {
+        // Recorded under the deleted account's id: the log outlives the account.
+        web.state
+            .mailer
+            .notify(
+                &web.state.db,
+                (&user.id, &primary.email),
+                "account-deleted",
+                context! { username => user.username.clone() },
+                &web.meta,
+                web.now(),
+            )
+            .await;
+    }
+    web.session = None;
+    web.remove_cookie(session::COOKIE);
+    web.rotate_csrf();
+    web.redirect_with("/", Flash::success("Your account has been deleted."))
+}

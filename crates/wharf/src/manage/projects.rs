@@ -1,0 +1,708 @@
+//! `/manage/projects/` and each project's management pages: releases (yank, un-yank, delete
+//! a release or a file), collaborators (invite, change role, remove) and settings (delete).
+//! Only Owners manage a project, as on PyPI; every change is journalled and recorded.
+
+use axum::Form;
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::response::Response;
+use minijinja::context;
+use serde::{Deserialize, Serialize};
+use wharf_packaging::name;
+
+use super::internal;
+use crate::accounts::{self, session::Session};
+use crate::error::AppError;
+use crate::packaging::roles::{self, Answer, Collaborator, RoleError};
+use crate::packaging::{self, Contents, Project, Role};
+use crate::simple::encode_segment;
+use crate::web::{Flash, FormErrors, Web};
+
+pub async fn list(web: Web) -> Response {
+    let session = match web.require_session() {
+        Ok(session) => session.clone(),
+        Err(response) => return response,
+    };
+    let projects = match roles::projects_of_user(&web.state.db, &session.user.id).await {
+        Ok(projects) => projects,
+        Err(e) => return internal(&web, e),
+    };
+    let invitations =
+        match roles::invitations_for_user(&web.state.db, &session.user.id, web.now()).await {
+            Ok(invitations) => invitations,
+            Err(e) => return internal(&web, e),
+        };
+    let verified = accounts::has_verified_primary_email(&web.state.db, &session.user.id)
+        .await
+        .unwrap_or(false);
+    web.render(
+        "manage_projects.html",
+        context! { projects => projects, invitations => invitations, verified => verified },
+    )
+}
+
+pub async fn answer_invitation(web: Web, Path((id, answer)): Path<(String, String)>) -> Response {
+    let session = match web.require_session() {
+        Ok(session) => session.clone(),
+        Err(response) => return response,
+    };
+    let answer = match answer.as_str() {
+        "accept" => Answer::Accept,
+        "decline" => Answer::Decline,
+        _ => return web.error(AppError::not_found()),
+    };
+    match roles::answer_invitation(
+        &web.state.db,
+        &session.user,
+        &id,
+        answer,
+        &web.meta,
+        web.now(),
+    )
+    .await
+    {
+        Ok(project) => {
+            web.state
+                .cache
+                .invalidate_project(&name::normalize(&project));
+            let message = match answer {
+                Answer::Accept => format!("You are now a collaborator on {project}."),
+                Answer::Decline => format!("You declined the invitation to {project}."),
+            };
+            web.redirect_with("/manage/projects/", Flash::success(message))
+        }
+        Err(e) => web.redirect_with("/manage/projects/", Flash::error(e.to_string())),
+    }
+}
+
+/// The project, if the signed-in user is one of its Owners; otherwise the page that says
+/// why not (404 for no such project, 403 for someone else's).
+async fn owned_project(web: &Web, session: &Session, project: &str) -> Result<Project, Response> {
+    let normalized = name::normalize(project);
+    let found = packaging::find_project(&web.state.db, &normalized)
+        .await
+        .map_err(|e| internal(web, e))?;
+    let Some(project) = found else {
+        return Err(web.error(AppError::new(
+            StatusCode::NOT_FOUND,
+            format!("There is no project named \"{project}\" on this index."),
+        )));
+    };
+    match packaging::role_of(&web.state.db, &project.id, &session.user.id)
+        .await
+        .map_err(|e| internal(web, e))?
+    {
+        Some(Role::Owner) => Ok(project),
+        Some(Role::Maintainer) => Err(web.error(AppError::forbidden(format!(
+            "Only Owners of {} can manage it; you are a Maintainer, so you may upload to it.",
+            project.name
+        )))),
+        None => Err(web.error(AppError::forbidden(format!(
+            "You are not a collaborator on {}, so you cannot manage it.",
+            project.name
+        )))),
+    }
+}
+
+fn project_path(project: &Project, rest: &str) -> String {
+    format!(
+        "/manage/project/{}/{rest}",
+        encode_segment(&project.normalized_name)
+    )
+}
+
+macro_rules! owner {
+    ($web:expr, $project:expr) => {{
+        let session = match $web.require_session() {
+            Ok(session) => session.clone(),
+            Err(response) => return response,
+        };
+        match owned_project(&$web, &session, &$project).await {
+            Ok(project) => (session, project),
+            Err(response) => return response,
+        }
+    }};
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct ReleaseRow {
+    version: String,
+    created: i64,
+    yanked: bool,
+    yanked_reason: String,
+    files: usize,
+}
+
+pub async fn releases(web: Web, Path(project): Path<String>) -> Response {
+    let (_, project) = owner!(web, project);
+    let contents = match Contents::load(&web.state.db, &project.id).await {
+        Ok(contents) => contents,
+        Err(e) => return internal(&web, e),
+    };
+    let rows: Vec<ReleaseRow> = contents
+        .releases
+        .iter()
+        .rev()
+        .map(|r| ReleaseRow {
+            version: r.version.clone(),
+            created: r.created,
+            yanked: r.yanked,
+            yanked_reason: r.yanked_reason.clone(),
+            files: contents
+                .files
+                .iter()
+                .filter(|f| f.release_id == r.id)
+                .count(),
+        })
+        .collect();
+    web.render(
+        "manage_project_releases.html",
+        context! { project => context! { name => project.name, normalized_name => project.normalized_name }, releases => rows },
+    )
+}
+
+async fn release_page(
+    web: &Web,
+    project: &Project,
+    version: &str,
+    status: StatusCode,
+    errors: FormErrors,
+) -> Response {
+    let contents = match Contents::load(&web.state.db, &project.id).await {
+        Ok(contents) => contents,
+        Err(e) => return internal(web, e),
+    };
+    let Some(release) = contents.releases.iter().find(|r| r.version == version) else {
+        return web.error(AppError::new(
+            StatusCode::NOT_FOUND,
+            format!("{} has no release {version}.", project.name),
+        ));
+    };
+    let files: Vec<_> = contents
+        .files
+        .iter()
+        .filter(|f| f.release_id == release.id)
+        .map(|f| context! { filename => f.filename.clone(), size => f.size, upload_time => f.upload_time, packagetype => f.packagetype.clone() })
+        .collect();
+    web.render_status(
+        status,
+        "manage_release.html",
+        context! {
+            project => context! { name => project.name.clone(), normalized_name => project.normalized_name.clone() },
+            release => context! { version => release.version.clone(), yanked => release.yanked, yanked_reason => release.yanked_reason.clone(), created => release.created },
+            files => files,
+            errors => errors,
+        },
+    )
+}
+
+pub async fn release(web: Web, Path((project, version)): Path<(String, String)>) -> Response {
+    let (_, project) = owner!(web, project);
+    release_page(
+        &web,
+        &project,
+        &version,
+        StatusCode::OK,
+        FormErrors::default(),
+    )
+    .await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct YankForm {
+    yank_reason: String,
+}
+
+pub async fn yank(
+    web: Web,
+    Path((project, version)): Path<(String, String)>,
+    Form(form): Form<YankForm>,
+) -> Response {
+    set_yanked(web, project, version, true, form.yank_reason).await
+}
+
+pub async fn unyank(web: Web, Path((project, version)): Path<(String, String)>) -> Response {
+    set_yanked(web, project, version, false, String::new()).await
+}
+
+async fn set_yanked(
+    web: Web,
+    project: String,
+    version: String,
+    yanked: bool,
+    reason: String,
+) -> Response {
+    let (session, project) = owner!(web, project);
+    let reason = reason.trim();
+    if reason.chars().count() > 500 {
+        return release_page(
+            &web,
+            &project,
+            &version,
+            StatusCode::BAD_REQUEST,
+            FormErrors::one("yank_reason", "The reason must be at most 500 characters."),
+        )
+        .await;
+    }
+    match packaging::set_yanked(
+        &web.state.db,
+        &project,
+        &version,
+        yanked.then_some(reason),
+        &session.user,
+        &web.meta,
+        web.now(),
+    )
+    .await
+    {
+        Ok(true) => {
+            web.state.cache.invalidate_project(&project.normalized_name);
+            let message = if yanked {
+                format!(
+                    "Yanked {} {version}: installers skip it unless it is pinned exactly.",
+                    project.name
+                )
+            } else {
+                format!("{} {version} is no longer yanked.", project.name)
+            };
+            web.redirect_with(
+                &project_path(&project, &format!("release/{}/", encode_segment(&version))),
+                Flash::success(message),
+            )
+        }
+        Ok(false) => web.error(AppError::new(
+            StatusCode::NOT_FOUND,
+            format!("{} has no release {version}.", project.name),
+        )),
+        Err(e) => internal(&web, e),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct DeleteReleaseForm {
+    confirm_version: String,
+}
+
+pub async fn delete_release(
+    web: Web,
+    Path((project, version)): Path<(String, String)>,
+    Form(form): Form<DeleteReleaseForm>,
+) -> Response {
+    let (session, project) = owner!(web, project);
+    if form.confirm_version.trim() != version {
+        return release_page(
+            &web,
+            &project,
+            &version,
+            StatusCode::BAD_REQUEST,
+            FormErrors::one(
+                "confirm_version",
+                format!("Type the version, {version}, to confirm: the release was not deleted."),
+            ),
+        )
+        .await;
+    }
+    match packaging::delete_release(
+        &web.state.db,
+        &project,
+        &version,
+        &session.user,
+        &web.meta,
+        web.now(),
+    )
+    .await
+    {
+        Ok(true) => {
+            web.state.cache.invalidate_project(&project.normalized_name);
+            web.redirect_with(
+                &project_path(&project, "releases/"),
+                Flash::success(format!("Deleted {} {version} and its files.", project.name)),
+            )
+        }
+        Ok(false) => web.error(AppError::new(
+            StatusCode::NOT_FOUND,
+            format!("{} has no release {version}.", project.name),
+        )),
+        Err(e) => internal(&web, e),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct DeleteFileForm {
+    filename: String,
+    confirm_filename: String,
+}
+
+pub async fn delete_file(
+    web: Web,
+    Path((project, version)): Path<(String, String)>,
+    Form(form): Form<DeleteFileForm>,
+) -> Response {
+    let (session, project) = owner!(web, project);
+    if form.confirm_filename.trim() != form.filename {
+        return release_page(
+            &web,
+            &project,
+            &version,
+            StatusCode::BAD_REQUEST,
+            FormErrors::one(
+                &format!("confirm-file-{}", form.filename),
+                format!(
+                    "Type the file name, {}, to confirm: the file was not deleted.",
+                    form.filename
+                ),
+            ),
+        )
+        .await;
+    }
+    match packaging::delete_file(
+        &web.state.db,
+        &project,
+        &version,
+        &form.filename,
+        &session.user,
+        &web.meta,
+        web.now(),
+    )
+    .await
+    {
+        Ok(true) => {
+            web.state.cache.invalidate_project(&project.normalized_name);
+            web.redirect_with(
+                &project_path(&project, &format!("release/{}/", encode_segment(&version))),
+                Flash::success(format!(
+                    "Deleted {}. Its name can never be used again.",
+                    form.filename
+                )),
+            )
+        }
+        Ok(false) => web.error(AppError::new(
+            StatusCode::NOT_FOUND,
+            format!("{} {version} has no file {}.", project.name, form.filename),
+        )),
+        Err(e) => internal(&web, e),
+    }
+}
+
+// ---- collaborators ----------------------------------------------------------------------
+
+async fn collaboration_page(
+    web: &Web,
+    project: &Project,
+    status: StatusCode,
+    errors: FormErrors,
+    form: (&str, &str),
+) -> Response {
+    let collaborators = match roles::collaborators(&web.state.db, &project.id).await {
+        Ok(list) => list,
+        Err(e) => return internal(web, e),
+    };
+    let invitations = match roles::invitations_for_project(&web.state.db, &project.id).await {
+        Ok(list) => list,
+        Err(e) => return internal(web, e),
+    };
+    web.render_status(
+        status,
+        "manage_collaborators.html",
+        context! {
+            project => context! { name => project.name.clone(), normalized_name => project.normalized_name.clone() },
+            collaborators => collaborators,
+            invitations => invitations,
+            now => web.now(),
+            errors => errors,
+            invite_username => form.0,
+            invite_role => form.1,
+        },
+    )
+}
+
+macro_rules! recent_owner {
+    ($web:expr, $project:expr) => {{
+        let back = format!(
+            "/manage/project/{}/collaboration/",
+            encode_segment(&name::normalize(&$project))
+        );
+        if let Err(response) = $web.require_recent_auth(&back) {
+            return response;
+        }
+        owner!($web, $project)
+    }};
+}
+
+pub async fn collaboration(web: Web, Path(project): Path<String>) -> Response {
+    let (_, project) = recent_owner!(web, project);
+    collaboration_page(
+        &web,
+        &project,
+        StatusCode::OK,
+        FormErrors::default(),
+        ("", "Maintainer"),
+    )
+    .await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct InviteForm {
+    username: String,
+    role: String,
+}
+
+pub async fn invite(
+    web: Web,
+    Path(project): Path<String>,
+    Form(form): Form<InviteForm>,
+) -> Response {
+    let (session, project) = recent_owner!(web, project);
+    let username = form.username.trim();
+    let refuse = |message: String| {
+        collaboration_page(
+            &web,
+            &project,
+            StatusCode::BAD_REQUEST,
+            FormErrors::one("username", message),
+            (username, &form.role),
+        )
+    };
+    let Some(role) = Role::parse(&form.role) else {
+        return collaboration_page(
+            &web,
+            &project,
+            StatusCode::BAD_REQUEST,
+            FormErrors::one("role", "Choose Owner or Maintainer."),
+            (username, "Maintainer"),
+        )
+        .await;
+    };
+    if username.is_empty() || username.chars().count() > 50 {
+        return refuse("Enter the username of the person to invite.".to_owned()).await;
+    }
+    let invitee = match accounts::find_by_username(&web.state.db, username).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return refuse(format!("There is no user named \"{username}\".")).await,
+        Err(e) => return internal(&web, e),
+    };
+    let email = match accounts::primary_email(&web.state.db, &invitee.id).await {
+        Ok(Some(email)) if email.verified => email.email,
+        Ok(_) => {
+            return refuse(format!(
+                "{} has no verified primary e-mail address, so they cannot be invited yet.",
+                invitee.username
+            ))
+            .await;
+        }
+        Err(e) => return internal(&web, e),
+    };
+    let invitation = match roles::invite(
+        &web.state.db,
+        &project,
+        &session.user,
+        &invitee,
+        role,
+        &web.meta,
+        web.now(),
+    )
+    .await
+    {
+        Ok(invitation) => invitation,
+        Err(RoleError::Database(e)) => return internal(&web, e),
+        Err(e) => return refuse(e.to_string()).await,
+    };
+    web.state
+        .mailer
+        .notify(&web.state.db, (&invitee.id, &email), "role-invitation",
+            context! {
+                username => invitee.username.clone(), inviter => session.user.username.clone(),
+                project => project.name.clone(), role => role.as_str(),
+                expires => crate::clock::iso8601_seconds(invitation.expires).replace('T', " ") + " UTC",
+            },
+            &web.meta, web.now())
+        .await;
+    web.redirect_with(
+        &project_path(&project, "collaboration/"),
+        Flash::success(format!(
+            "Invited {} to be {} of {}. The invitation lasts 7 days.",
+            invitee.username,
+            role.as_str(),
+            project.name
+        )),
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RoleForm {
+    user_id: String,
+    role: String,
+    invitation_id: String,
+}
+
+async fn collaborator(
+    web: &Web,
+    project: &Project,
+    user_id: &str,
+) -> Result<Collaborator, Response> {
+    let list = roles::collaborators(&web.state.db, &project.id)
+        .await
+        .map_err(|e| internal(web, e))?;
+    list.into_iter()
+        .find(|c| c.user_id == user_id)
+        .ok_or_else(|| {
+            web.redirect_with(
+                &project_path(project, "collaboration/"),
+                Flash::error("That person is not a collaborator on this project."),
+            )
+        })
+}
+
+pub async fn change_role(
+    web: Web,
+    Path(project): Path<String>,
+    Form(form): Form<RoleForm>,
+) -> Response {
+    let (session, project) = recent_owner!(web, project);
+    let target = match collaborator(&web, &project, &form.user_id).await {
+        Ok(target) => target,
+        Err(response) => return response,
+    };
+    let Some(role) = Role::parse(&form.role) else {
+        return web.redirect_with(
+            &project_path(&project, "collaboration/"),
+            Flash::error("Choose Owner or Maintainer."),
+        );
+    };
+    let back = project_path(&project, "collaboration/");
+    match roles::change_role(
+        &web.state.db,
+        &project,
+        &session.user,
+        &target,
+        role,
+        &web.meta,
+        web.now(),
+    )
+    .await
+    {
+        Ok(()) => web.redirect_with(
+            &back,
+            Flash::success(format!(
+                "{} is now {} of {}.",
+                target.username,
+                role.as_str(),
+                project.name
+            )),
+        ),
+        Err(RoleError::Database(e)) => internal(&web, e),
+        Err(e) => web.redirect_with(&back, Flash::error(e.to_string())),
+    }
+}
+
+pub async fn remove_role(
+    web: Web,
+    Path(project): Path<String>,
+    Form(form): Form<RoleForm>,
+) -> Response {
+    let (session, project) = recent_owner!(web, project);
+    let target = match collaborator(&web, &project, &form.user_id).await {
+        Ok(target) => target,
+        Err(response) => return response,
+    };
+    let back = project_path(&project, "collaboration/");
+    match roles::remove_role(
+        &web.state.db,
+        &project,
+        &session.user,
+        &target,
+        &web.meta,
+        web.now(),
+    )
+    .await
+    {
+        Ok(()) => web.redirect_with(
+            &back,
+            Flash::success(format!(
+                "Removed {} from {}.",
+                target.username, project.name
+            )),
+        ),
+        Err(RoleError::Database(e)) => internal(&web, e),
+        Err(e) => web.redirect_with(&back, Flash::error(e.to_string())),
+    }
+}
+
+pub async fn revoke_invitation(
+    web: Web,
+    Path(project): Path<String>,
+    Form(form): Form<RoleForm>,
+) -> Response {
+    let (session, project) = recent_owner!(web, project);
+    let back = project_path(&project, "collaboration/");
+    match roles::revoke_invitation(
+        &web.state.db,
+        &project,
+        &session.user,
+        &form.invitation_id,
+        &web.meta,
+        web.now(),
+    )
+    .await
+    {
+        Ok(username) => web.redirect_with(
+            &back,
+            Flash::success(format!("Withdrew the invitation to {username}.")),
+        ),
+        Err(RoleError::Database(e)) => internal(&web, e),
+        Err(e) => web.redirect_with(&back, Flash::error(e.to_string())),
+    }
+}
+
+// ---- settings -------------------------------------------------------------------------------
+
+pub async fn settings(web: Web, Path(project): Path<String>) -> Response {
+    let (_, project) = owner!(web, project);
+    web.render(
+        "manage_project_settings.html",
+        context! { project => context! { name => project.name, normalized_name => project.normalized_name }, errors => FormErrors::default() },
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct DeleteProjectForm {
+    confirm_project_name: String,
+}
+
+pub async fn delete_project(
+    web: Web,
+    Path(project): Path<String>,
+    Form(form): Form<DeleteProjectForm>,
+) -> Response {
+    let (session, project) = owner!(web, project);
+    if name::normalize(form.confirm_project_name.trim()) != project.normalized_name {
+        return web.render_status(
+            StatusCode::BAD_REQUEST,
+            "manage_project_settings.html",
+            context! {
+                project => context! { name => project.name.clone(), normalized_name => project.normalized_name.clone() },
+                errors => FormErrors::one("confirm_project_name", format!("Type the project name, {}, to confirm: the project was not deleted.", project.name)),
+            },
+        );
+    }
+    match packaging::delete_project(&web.state.db, &project, &session.user, &web.meta, web.now())
+        .await
+    {
+        Ok(()) => {
+            web.state.cache.invalidate_project(&project.normalized_name);
+            web.redirect_with(
+                "/manage/projects/",
+                Flash::success(format!("Deleted the project {}.", project.name)),
+            )
+        }
+        Err(e) => internal(&web, e),
+    }
+}
+
+crate::web::template_value!(ReleaseRow);

@@ -1,0 +1,232 @@
+//! Yanking and deleting: each change is one transaction with its journal entry (so mirrors
+//! and other processes see it) and its events. Deleted files' names stay in the registry and
+//! can never be uploaded again; their blobs are left for `wharf gc`.
+
+use serde_json::json;
+
+use super::{Project, journal};
+use crate::accounts::User;
+use crate::db::Db;
+use crate::events::{self, EventTag, RequestMeta, Source};
+
+/// Yanks (`Some(reason)`) or un-yanks (`None`) a release. `false` when there is no such
+/// release.
+pub async fn set_yanked(
+    db: &Db,
+    project: &Project,
+    version: &str,
+    yank: Option<&str>,
+    actor: &User,
+    meta: &RequestMeta,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let yanked = yank.is_some();
+    let reason = yank.unwrap_or_default();
+    let mut tx = db.begin().await?;
+    let updated = sqlx::query(
+        "UPDATE releases SET yanked = $1, yanked_reason = $2, yanked_date = $3 \
+         WHERE project_id = $4 AND version = $5",
+    )
+    .bind(i64::from(yanked))
+    .bind(if yanked { reason } else { "" })
+    .bind(yanked.then_some(now))
+    .bind(&project.id)
+    .bind(version)
+    .execute(&mut *tx)
+    .await?;
+    if updated.rows_affected() == 0 {
+        return Ok(false);
+    }
+    let (action, tag) = if yanked {
+        ("yank release", EventTag::ProjectReleaseYank)
+    } else {
+        ("unyank release", EventTag::ProjectReleaseUnyank)
+    };
+    journal(
+        &mut tx,
+        project,
+        Some(version),
+        action,
+        &actor.username,
+        now,
+    )
+    .await?;
+    let mut additional = json!({"submitted_by": actor.username, "canonical_version": version});
+    if yanked {
+        additional["yanked_reason"] = json!(reason);
+    }
+    events::record(
+        &mut tx,
+        Source::Project(&project.id),
+        tag,
+        meta,
+        now,
+        additional,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+async fn remove_files(
+    tx: &mut sqlx::AnyConnection,
+    project: &Project,
+    files: Vec<(String, String, i64)>,
+    version: &str,
+    actor: &User,
+    meta: &RequestMeta,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    for (id, filename, size) in files {
+        sqlx::query("DELETE FROM files WHERE id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE projects SET total_size = total_size - $1 WHERE id = $2")
+            .bind(size)
+            .bind(&project.id)
+            .execute(&mut *tx)
+            .await?;
+        journal(
+            tx,
+            project,
+            Some(version),
+            &format!("remove file {filename}"),
+            &actor.username,
+            now,
+        )
+        .await?;
+        events::record(
+            tx,
+            Source::File(&id),
+            EventTag::FileRemove,
+            meta,
+            now,
+            json!({"filename": filename, "submitted_by": actor.username, "canonical_version": version, "project_id": project.id}),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Deletes a release with its files. `false` when there is no such release.
+pub async fn delete_release(
+    db: &Db,
+    project: &Project,
+    version: &str,
+    actor: &User,
+    meta: &RequestMeta,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let release: Option<(String,)> =
+        sqlx::query_as("SELECT id FROM releases WHERE project_id = $1 AND version = $2")
+            .bind(&project.id)
+            .bind(version)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some((release_id,)) = release else {
+        return Ok(false);
+    };
+    let files: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT id, filename, size FROM files WHERE release_id = $1 ORDER BY filename",
+    )
+    .bind(&release_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    remove_files(&mut tx, project, files, version, actor, meta, now).await?;
+    sqlx::query("DELETE FROM releases WHERE id = $1")
+        .bind(&release_id)
+        .execute(&mut *tx)
+        .await?;
+    journal(
+        &mut tx,
+        project,
+        Some(version),
+        "remove release",
+        &actor.username,
+        now,
+    )
+    .await?;
+    events::record(
+        &mut tx,
+        Source::Project(&project.id),
+        EventTag::ProjectReleaseRemove,
+        meta,
+        now,
+        json!({"submitted_by": actor.username, "canonical_version": version}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Deletes one file of a release. `false` when the release has no such file.
+pub async fn delete_file(
+    db: &Db,
+    project: &Project,
+    version: &str,
+    filename: &str,
+    actor: &User,
+    meta: &RequestMeta,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let files: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT f.id, f.filename, f.size FROM files f JOIN releases r ON r.id = f.release_id \
+         WHERE r.project_id = $1 AND r.version = $2 AND f.filename = $3",
+    )
+    .bind(&project.id)
+    .bind(version)
+    .bind(filename)
+    .fetch_all(&mut *tx)
+    .await?;
+    if files.is_empty() {
+        return Ok(false);
+    }
+    remove_files(&mut tx, project, files, version, actor, meta, now).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Deletes the project with its releases, files, roles and invitations.
+pub async fn delete_project(
+    db: &Db,
+    project: &Project,
+    actor: &User,
+    meta: &RequestMeta,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    journal(
+        &mut tx,
+        project,
+        None,
+        "remove project",
+        &actor.username,
+        now,
+    )
+    .await?;
+    events::record(
+        &mut tx,
+        Source::Project(&project.id),
+        EventTag::ProjectRemove,
+        meta,
+        now,
+        json!({"submitted_by": actor.username, "project_name": project.name}),
+    )
+    .await?;
+    for table in ["role_invitations", "roles", "files", "releases"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE project_id = $1"
+        )))
+        .bind(&project.id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query("DELETE FROM projects WHERE id = $1")
+        .bind(&project.id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
+}

@@ -1,0 +1,378 @@
+//! The web UI's machinery: templates, the `Web` extractor every page handler takes (session,
+//! CSRF token, flash messages), redirects, form errors, security headers and error pages.
+//! Pages are server-rendered and work without JavaScript.
+
+pub mod csrf;
+mod flash;
+pub mod forms;
+mod readme;
+pub mod templates;
+pub mod views;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cookie::{Cookie, SameSite};
+use minijinja::{Value, context};
+
+pub use flash::Flash;
+pub use forms::FormErrors;
+
+use crate::accounts::User;
+use crate::accounts::session::{self, Session};
+use crate::app::{AppState, request_meta};
+use crate::error::AppError;
+use crate::events::RequestMeta;
+
+pub const SITE_NAME: &str = "wharf";
+
+/// Lets serde types go straight into `context!` (minijinja takes them through serde).
+macro_rules! template_value {
+    ($($t:ty),* $(,)?) => {
+        $(impl From<$t> for minijinja::Value {
+            fn from(value: $t) -> minijinja::Value {
+                minijinja::Value::from(minijinja::value::Serde(value))
+            }
+        })*
+    };
+}
+pub(crate) use template_value;
+
+/// What every page handler starts from: who is signed in, the CSRF token for its forms, the
+/// flash messages to show, and the request's IP and user agent for the audit log.
+pub struct Web {
+    pub state: AppState,
+    pub session: Option<Session>,
+    pub meta: RequestMeta,
+    /// The path and query of this request (where to come back to after signing in).
+    pub here: String,
+    csrf_cookie: String,
+    flashes: Vec<Flash>,
+    had_flash_cookie: bool,
+    /// Cookies to set on the response.
+    cookies: Vec<Cookie<'static>>,
+    request_headers: HeaderMap,
+}
+
+impl FromRequestParts<AppState> for Web {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Web, Response> {
+        let jar = cookies(&parts.headers);
+        let get = |name: &str| {
+            jar.iter()
+                .find(|c| c.name() == name)
+                .map(|c| c.value().to_owned())
+        };
+        let now = state.clock.now_micros();
+        let mut web = Web {
+            state: state.clone(),
+            session: None,
+            meta: request_meta(parts),
+            here: parts
+                .uri
+                .path_and_query()
+                .map_or("/".to_owned(), |p| p.as_str().to_owned()),
+            csrf_cookie: String::new(),
+            flashes: Vec::new(),
+            had_flash_cookie: false,
+            cookies: Vec::new(),
+            request_headers: parts.headers.clone(),
+        };
+        if let Some(value) = get(session::COOKIE) {
+            web.session = session::load(&state.db, &value, now)
+                .await
+                .map_err(|e| AppError::from(e).render(&parts.headers))?;
+            if web.session.is_none() {
+                // A stale cookie: drop it so the browser stops sending it.
+                web.cookies.push(web.removal(session::COOKIE));
+            }
+        }
+        match get(csrf::COOKIE).filter(|v| v.len() >= 32) {
+            Some(value) => web.csrf_cookie = value,
+            None => web.rotate_csrf(),
+        }
+        if let Some(value) = get(flash::COOKIE) {
+            web.had_flash_cookie = true;
+            web.flashes = flash::decode(&state.keys, &value);
+        }
+        Ok(web)
+    }
+}
+
+/// The request's cookies, leniently parsed.
+pub fn cookies(headers: &HeaderMap) -> Vec<Cookie<'static>> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| Cookie::split_parse(v.to_owned()).filter_map(Result::ok))
+        .map(Cookie::into_owned)
+        .collect()
+}
+
+impl Web {
+    pub fn user(&self) -> Option<&User> {
+        self.session.as_ref().map(|s| &s.user)
+    }
+
+    pub fn now(&self) -> i64 {
+        self.state.clock.now_micros()
+    }
+
+    pub fn now_secs(&self) -> i64 {
+        self.state.clock.now_secs()
+    }
+
+    /// The signed-in session, or a redirect to the sign-in page that comes back here.
+    pub fn require_session(&self) -> Result<&Session, Response> {
+        match &self.session {
+            Some(session) => Ok(session),
+            None => Err(
+                Redirect::to(&format!("/account/login/?next={}", urlencode(&self.here)))
+                    .into_response(),
+            ),
+        }
+    }
+
+    /// For sensitive pages and actions: the session, if the password was entered in the last
+    /// 30 minutes; otherwise the page that asks for it again and then goes to `back_to`.
+    pub fn require_recent_auth(&self, back_to: &str) -> Result<&Session, Response> {
+        let session = self.require_session()?;
+        if session.recently_authenticated(self.now()) {
+            return Ok(session);
+        }
+        Err(self.render(
+            "reauthenticate.html",
+            context! { next => local_path(back_to), errors => FormErrors::default() },
+        ))
+    }
+
+    pub fn csrf_token(&self) -> String {
+        self.state.keys.tag(csrf::PURPOSE, &self.csrf_cookie)
+    }
+
+    /// A new CSRF secret (at sign-in and sign-out, so tokens do not outlive the session).
+    pub fn rotate_csrf(&mut self) {
+        self.csrf_cookie = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+        let cookie = self.cookie(csrf::COOKIE, self.csrf_cookie.clone());
+        self.cookies.push(cookie);
+    }
+
+    /// A cookie with our flags: HttpOnly, SameSite=Lax, Secure on https sites, whole site.
+    pub fn cookie(&self, name: &'static str, value: String) -> Cookie<'static> {
+        Cookie::build((name, value))
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(self.state.settings.is_https())
+            .path("/")
+            .build()
+    }
+
+    fn removal(&self, name: &'static str) -> Cookie<'static> {
+        let mut cookie = self.cookie(name, String::new());
+        cookie.make_removal();
+        cookie
+    }
+
+    pub fn set_cookie(&mut self, cookie: Cookie<'static>) {
+        self.cookies.push(cookie);
+    }
+
+    pub fn remove_cookie(&mut self, name: &'static str) {
+        let cookie = self.removal(name);
+        self.cookies.push(cookie);
+    }
+
+    /// Renders a page with status 200.
+    pub fn render(&self, template: &str, page: Value) -> Response {
+        self.render_status(StatusCode::OK, template, page)
+    }
+
+    pub fn render_status(&self, status: StatusCode, template: &str, page: Value) -> Response {
+        let user = self.user().map(|u| {
+            context! { username => u.username.clone(), is_admin => u.is_admin }
+        });
+        let base = context! {
+            site_name => SITE_NAME,
+            user => user,
+            csrf_token => self.csrf_token(),
+            flashes => self.flashes.clone(),
+            here => self.here.clone(),
+            base_url => self.state.settings.base_url(),
+        };
+        let html = match templates::render(template, context! { ..page, ..base }) {
+            Ok(html) => html,
+            Err(e) => return AppError::internal(e).into_response(),
+        };
+        let mut response = (status, html).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        // Pages may show personal data: never kept by shared caches.
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        self.finish(response, self.had_flash_cookie)
+    }
+
+    /// 303 to `to` (a local path) after a form, with a message for the next page.
+    pub fn redirect_with(&self, to: &str, flash: Flash) -> Response {
+        let mut response = Redirect::to(local_path(to)).into_response();
+        let mut cookie = self.cookie(flash::COOKIE, flash::encode(&self.state.keys, &[flash]));
+        cookie.set_max_age(cookie::time::Duration::seconds(60));
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, header_value(&cookie));
+        self.finish(response, false)
+    }
+
+    pub fn redirect(&self, to: &str) -> Response {
+        let response = Redirect::to(local_path(to)).into_response();
+        self.finish(response, false)
+    }
+
+    /// An error page for a person, with this visitor's navigation.
+    pub fn error(&self, error: AppError) -> Response {
+        let accept = self
+            .request_headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if accept.contains("json") && !accept.starts_with("text/html") {
+            return error.render(&self.request_headers);
+        }
+        let status = error.status;
+        let mut response = self.render_status(
+            status,
+            "error.html",
+            context! {
+                status => status.as_u16(),
+                title => status.canonical_reason().unwrap_or("Error"),
+                message => error.message.clone(),
+            },
+        );
+        for (name, value) in error.headers {
+            response.headers_mut().insert(name, value);
+        }
+        response
+    }
+
+    fn finish(&self, mut response: Response, clear_flash: bool) -> Response {
+        for cookie in &self.cookies {
+            response
+                .headers_mut()
+                .append(header::SET_COOKIE, header_value(cookie));
+        }
+        if clear_flash {
+            response.headers_mut().append(
+                header::SET_COOKIE,
+                header_value(&self.removal(flash::COOKIE)),
+            );
+        }
+        response
+    }
+}
+
+fn header_value(cookie: &Cookie<'_>) -> HeaderValue {
+    HeaderValue::from_str(&cookie.to_string())
+        .unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
+}
+
+/// Only paths on this site are followed after a form (`next=` must not send people away).
+pub fn local_path(to: &str) -> &str {
+    if to.starts_with('/')
+        && !to.starts_with("//")
+        && !to.starts_with("/\\")
+        && !to.contains(['\r', '\n'])
+    {
+        to
+    } else {
+        "/"
+    }
+}
+
+pub fn urlencode(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// An error page for a person without a `Web` at hand (fallback routes, the error type).
+pub fn error_page(status: StatusCode, message: &str) -> Option<String> {
+    templates::render(
+        "error.html",
+        context! {
+            site_name => SITE_NAME,
+            status => status.as_u16(),
+            title => status.canonical_reason().unwrap_or("Error"),
+            message => message,
+            flashes => Vec::<Flash>::new(),
+        },
+    )
+    .ok()
+}
+
+/// The headers every page carries: a Content-Security-Policy without inline script, no
+/// framing, no sniffing, and a referrer policy that keeps paths to ourselves.
+pub async fn security_headers(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+        ),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("strict-origin-when-cross-origin"),
+    );
+    response
+}
+
+/// The help page (its anchors are linked from upload error messages).
+pub async fn help(web: Web) -> Response {
+    web.render("help.html", context! {})
+}
+
+/// The stylesheet and scripts, compiled in.
+pub async fn static_file(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
+    let (body, content_type): (&'static str, &'static str) = match file.as_str() {
+        "wharf.css" => (include_str!("static/wharf.css"), "text/css; charset=utf-8"),
+        _ => return AppError::not_found().into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_paths_are_followed() {
+        assert_eq!(local_path("/manage/"), "/manage/");
+        assert_eq!(local_path("//evil.example/"), "/");
+        assert_eq!(local_path("/\\evil.example"), "/");
+        assert_eq!(local_path("https://evil.example/"), "/");
+        assert_eq!(local_path("/a\r\nSet-Cookie: x"), "/");
+    }
+}

@@ -1,0 +1,118 @@
+//! The page and e-mail templates (minijinja), compiled into the binary. Names ending in
+//! `.html` are autoescaped; e-mail subjects and plain-text bodies (`.txt`) are not.
+
+use std::sync::LazyLock;
+
+use minijinja::{Environment, Value};
+
+macro_rules! templates {
+    ($($name:literal => $path:literal),* $(,)?) => {
+        &[$(($name, include_str!($path))),*]
+    };
+}
+
+const PAGES: &[(&str, &str)] = templates! {
+    "base.html" => "templates/base.html",
+    "macros.html" => "templates/macros.html",
+    "_project_nav.html" => "templates/_project_nav.html",
+    "error.html" => "templates/error.html",
+    "help.html" => "templates/help.html",
+    "index.html" => "templates/index.html",
+    "search.html" => "templates/search.html",
+    "project.html" => "templates/project.html",
+    "user.html" => "templates/user.html",
+    "register.html" => "templates/register.html",
+    "login.html" => "templates/login.html",
+    "message.html" => "templates/message.html",
+    "reset_request.html" => "templates/reset_request.html",
+    "reset_password.html" => "templates/reset_password.html",
+    "reauthenticate.html" => "templates/reauthenticate.html",
+    "manage_account.html" => "templates/manage_account.html",
+    "manage_projects.html" => "templates/manage_projects.html",
+    "manage_project_releases.html" => "templates/manage_project_releases.html",
+    "manage_release.html" => "templates/manage_release.html",
+    "manage_collaborators.html" => "templates/manage_collaborators.html",
+    "manage_project_settings.html" => "templates/manage_project_settings.html",
+    "email/verify-email/subject.txt" => "../email/templates/verify-email/subject.txt",
+    "email/verify-email/body.txt" => "../email/templates/verify-email/body.txt",
+    "email/password-reset/subject.txt" => "../email/templates/password-reset/subject.txt",
+    "email/password-reset/body.txt" => "../email/templates/password-reset/body.txt",
+    "email/password-change/subject.txt" => "../email/templates/password-change/subject.txt",
+    "email/password-change/body.txt" => "../email/templates/password-change/body.txt",
+    "email/new-email-added/subject.txt" => "../email/templates/new-email-added/subject.txt",
+    "email/new-email-added/body.txt" => "../email/templates/new-email-added/body.txt",
+    "email/email-removed/subject.txt" => "../email/templates/email-removed/subject.txt",
+    "email/email-removed/body.txt" => "../email/templates/email-removed/body.txt",
+    "email/primary-email-change/subject.txt" => "../email/templates/primary-email-change/subject.txt",
+    "email/primary-email-change/body.txt" => "../email/templates/primary-email-change/body.txt",
+    "email/account-deleted/subject.txt" => "../email/templates/account-deleted/subject.txt",
+    "email/account-deleted/body.txt" => "../email/templates/account-deleted/body.txt",
+    "email/role-invitation/subject.txt" => "../email/templates/role-invitation/subject.txt",
+    "email/role-invitation/body.txt" => "../email/templates/role-invitation/body.txt",
+    "email/layout.html" => "../email/templates/layout.html",
+};
+
+static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    for (name, source) in PAGES {
+        if let Err(e) = env.add_template(name, source) {
+            // A broken template is a bug caught by the tests that render every page.
+            tracing::error!(template = name, error = %e, "invalid template");
+        }
+    }
+    env.add_filter("datetime", datetime);
+    env.add_filter("filesize", filesize);
+    env
+});
+
+pub fn render(name: &str, context: Value) -> Result<String, minijinja::Error> {
+    ENV.get_template(name)?.render(context)
+}
+
+/// Whether a template exists (e-mails have an HTML part only when they have a template).
+pub fn exists(name: &str) -> bool {
+    ENV.get_template(name).is_ok()
+}
+
+/// Unix microseconds as `2026-11-25 07:14 UTC`.
+fn datetime(micros: i64) -> String {
+    let iso = crate::clock::iso8601_seconds(micros);
+    format!("{} UTC", iso.replace('T', " ").get(..16).unwrap_or(&iso))
+}
+
+/// Bytes as `12.3 kB`.
+fn filesize(bytes: i64) -> String {
+    const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
+    if bytes < 1000 {
+        return format!("{bytes} bytes");
+    }
+    let mut value = bytes as f64 / 1000.0;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_compiles() {
+        let mut env = Environment::new();
+        for (name, source) in PAGES {
+            env.add_template(name, source)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+
+    #[test]
+    fn formats_sizes_and_times() {
+        assert_eq!(filesize(999), "999 bytes");
+        assert_eq!(filesize(12_345), "12.3 kB");
+        assert_eq!(filesize(5_000_000), "5.0 MB");
+        assert_eq!(datetime(1_705_510_392_779_164), "2024-01-17 16:53 UTC");
+    }
+}
