@@ -1,6 +1,9 @@
 //! Integration tests: the whole app in-process, on SQLite, and on PostgreSQL when
 //! `WHARF_TEST_DATABASE_URL` is set.
 
+mod accounts;
+mod browser;
+mod manage;
 mod read;
 mod upload;
 mod upload_auth;

@@ -1,0 +1,190 @@
+//! A browser for the web UI tests: keeps cookies, sends each form with the CSRF token the
+//! last page carried, and reads the outbox.
+
+use std::collections::BTreeMap;
+
+use axum::body::Body;
+use axum::http::Request;
+
+use crate::util::{TestApp, TestResponse};
+
+pub const PASSWORD: &str = "correct horse battery";
+
+pub struct Browser<'a> {
+    app: &'a TestApp,
+    pub cookies: BTreeMap<String, String>,
+    csrf_token: Option<String>,
+    /// Extra headers sent with every request (e.g. `Origin`).
+    pub headers: Vec<(String, String)>,
+}
+
+impl<'a> Browser<'a> {
+    pub fn new(app: &'a TestApp) -> Browser<'a> {
+        Browser {
+            app,
+            cookies: BTreeMap::new(),
+            csrf_token: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// A browser signed in as `username` (password [`PASSWORD`]).
+    pub async fn signed_in(app: &'a TestApp, username: &str) -> Browser<'a> {
+        let mut browser = Browser::new(app);
+        let response = browser
+            .post(
+                "/account/login/",
+                &[("username", username), ("password", PASSWORD)],
+            )
+            .await;
+        assert_eq!(
+            response.status,
+            303,
+            "sign-in of {username}: {}",
+            response.text()
+        );
+        browser
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn send(&mut self, builder: axum::http::request::Builder, body: Body) -> TestResponse {
+        let mut builder = builder.header("cookie", self.cookie_header()).header(
+            "user-agent",
+            "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0 Safari/537.36",
+        );
+        for (name, value) in &self.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        let response = self.app.request(builder.body(body).expect("request")).await;
+        for set in response.headers.get_all("set-cookie") {
+            let set = set.to_str().expect("ascii cookie");
+            let (pair, attributes) = set.split_once(';').unwrap_or((set, ""));
+            let (name, value) = pair.split_once('=').expect("cookie pair");
+            if attributes.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+            if name == "wharf_csrf" {
+                self.csrf_token = None;
+            }
+        }
+        if let Some(token) = csrf_in(&response.text()) {
+            self.csrf_token = Some(token);
+        }
+        response
+    }
+
+    pub async fn get(&mut self, uri: &str) -> TestResponse {
+        self.send(Request::get(uri), Body::empty()).await
+    }
+
+    /// The CSRF token a page would carry now.
+    pub async fn csrf(&mut self) -> String {
+        // Signed in, every page has the sign-out form; signed out, the sign-in page has one.
+        if self.csrf_token.is_none() {
+            self.get("/help/").await;
+        }
+        if self.csrf_token.is_none() {
+            self.get("/account/login/").await;
+        }
+        self.csrf_token.clone().expect("a page with a form token")
+    }
+
+    /// Submits a form the way a browser does, with the page's CSRF token.
+    pub async fn post(&mut self, uri: &str, fields: &[(&str, &str)]) -> TestResponse {
+        let token = self.csrf().await;
+        let mut all: Vec<(&str, &str)> = vec![("csrf_token", &token)];
+        all.extend_from_slice(fields);
+        self.post_raw(uri, &all).await
+    }
+
+    /// Submits exactly these fields (no token added).
+    pub async fn post_raw(&mut self, uri: &str, fields: &[(&str, &str)]) -> TestResponse {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        self.send(
+            Request::post(uri).header("content-type", "application/x-www-form-urlencoded"),
+            Body::from(body),
+        )
+        .await
+    }
+
+    pub fn signed_in_cookie(&self) -> Option<&String> {
+        self.cookies.get("wharf_session")
+    }
+}
+
+fn csrf_in(html: &str) -> Option<String> {
+    let start = html.find("name=\"csrf_token\" value=\"")? + "name=\"csrf_token\" value=\"".len();
+    let end = html[start..].find('"')?;
+    Some(html[start..start + end].to_owned())
+}
+
+/// The messages in the outbox, oldest first, as decoded text (headers and plain-text part).
+pub fn outbox(app: &TestApp) -> Vec<String> {
+    let dir = app.dir.path().join("outbox");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+        .iter()
+        .map(|path| decode_quoted_printable(&std::fs::read_to_string(path).expect("eml")))
+        .collect()
+}
+
+fn decode_quoted_printable(text: &str) -> String {
+    let joined = text.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'='
+            && i + 2 < bytes.len()
+            && let Ok(byte) = u8::from_str_radix(&joined[i + 1..i + 3], 16)
+        {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The first link in `message` that starts with `prefix`, as a local path.
+pub fn link(message: &str, prefix: &str) -> String {
+    let start = message
+        .find(prefix)
+        .unwrap_or_else(|| panic!("no {prefix} in {message}"));
+    let rest = &message[start..];
+    let end = rest.find(|c: char| c.is_whitespace()).unwrap_or(rest.len());
+    rest[..end].replace("http://wharf.test", "")
+}
+
+/// The tags recorded for a source, oldest first.
+pub async fn tags(app: &TestApp, source_id: &str) -> Vec<String> {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT tag FROM events WHERE source_id = $1 ORDER BY id")
+            .bind(source_id)
+            .fetch_all(app.state.db.pool())
+            .await
+            .expect("events");
+    rows.into_iter().map(|(t,)| t).collect()
+}
