@@ -275,12 +275,21 @@ pub struct LoginForm {
 
 pub async fn login_page(web: Web, Query(query): Query<LoginQuery>) -> Response {
     if web.session.is_some() {
-        return web.redirect(local_path(&query.next));
+        return web.redirect(after_sign_in(&query.next));
     }
     web.render(
         "login.html",
-        context! { next => local_path(&query.next), username => "", errors => FormErrors::default() },
+        context! { next => after_sign_in(&query.next), username => "", errors => FormErrors::default() },
     )
+}
+
+/// Where to go after signing in: the page that asked for it, or the user's projects.
+fn after_sign_in(next: &str) -> &str {
+    if next.is_empty() {
+        "/manage/projects/"
+    } else {
+        local_path(next)
+    }
 }
 
 const LOGIN_FAILED: &str = "The username or password is incorrect.";
@@ -292,7 +301,7 @@ pub async fn login(mut web: Web, Form(form): Form<LoginForm>) -> Response {
             StatusCode::UNAUTHORIZED,
             "login.html",
             context! {
-                next => local_path(&form.next),
+                next => after_sign_in(&form.next),
                 username => form.username.trim(),
                 errors => FormErrors::one("username", message),
             },
@@ -374,12 +383,7 @@ pub async fn login(mut web: Web, Form(form): Form<LoginForm>) -> Response {
         json!({"two_factor_method": null, "two_factor_label": null}),
     )
     .await;
-    let next = if form.next.is_empty() {
-        "/manage/projects/"
-    } else {
-        local_path(&form.next)
-    };
-    web.redirect(next)
+    web.redirect(after_sign_in(&form.next))
 }
 
 /// Signs the user in: ends the visitor's old session, starts a new one under a new id, and

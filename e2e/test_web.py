@@ -1,0 +1,230 @@
+"""The web UI in a real Chromium: axe-core on every page (signed out and signed in), a
+keyboard-only walk from registration to yanking a release, and mail through a real SMTP
+server on loopback."""
+import os
+import re
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import sync_playwright
+
+from conftest import BIN, Wharf, free_port
+from distributions import make_wheel
+from test_clients import twine_upload
+
+PASSWORD = "correct horse battery staple"
+WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+
+def chromium_path():
+    path = os.environ.get("WHARF_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        raise RuntimeError("Chromium is needed for the browser tests: apt-get install chromium")
+    return path
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium):
+    context = chromium.new_context()
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def outbox(wharf):
+    """Decoded messages in the server's outbox, oldest first."""
+    import email
+    from email import policy
+    messages = []
+    for path in sorted((wharf.tmp / "data" / "outbox").glob("*.eml")):
+        message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        body = message.get_body(preferencelist=("plain",)).get_content()
+        messages.append((message["To"], message["Subject"], body))
+    return messages
+
+
+def link_in(body, path):
+    match = re.search(r"(https?://\S+" + re.escape(path) + r"\S*)", body)
+    assert match, body
+    return match.group(1)
+
+
+def assert_accessible(page, label):
+    results = Axe().run(page, options={"runOnly": {"type": "tag", "values": WCAG}})
+    violations = results.response["violations"]
+    summary = [(v["id"], v["help"], [n["target"] for n in v["nodes"]][:3]) for v in violations]
+    assert violations == [], f"{label}: {summary}"
+
+
+def sign_in(page, wharf, username, password=PASSWORD):
+    page.goto(f"{wharf.url}/account/login/")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("button[type=submit] >> text=Sign in")
+    page.wait_for_url(re.compile(r".*/manage/projects/$"))
+
+
+def publish(wharf, tmp_path, username, name, version="1.0"):
+    dist = tmp_path / f"dist-{name}-{version}"
+    dist.mkdir()
+    twine_upload(wharf, wharf.token(username), make_wheel(dist, name, version))
+
+
+def test_every_page_passes_axe_signed_out_and_in(wharf, page, tmp_path):
+    name = f"axe-{uuid.uuid4().hex[:8]}"
+    publish(wharf, tmp_path, "alice", name)
+    signed_out = [
+        "/", f"/search/?q={name}", "/search/?q=nothing-matches-this", f"/project/{name}/",
+        f"/project/{name}/1.0/", "/user/alice/", "/account/login/", "/account/register/",
+        "/account/reset-password/", "/help/", "/no/such/page/", f"/manage/project/{name}/releases/",
+    ]
+    for path in signed_out:
+        page.goto(wharf.url + path)
+        assert page.locator("h1").count() == 1, path
+        assert page.get_attribute("html", "lang") == "en"
+        assert_accessible(page, path)
+    # Forms with errors: the summary and the fields it links to.
+    page.goto(f"{wharf.url}/account/register/")
+    page.click("button[type=submit] >> text=Create account")
+    assert page.locator(".error-summary").is_visible()
+    assert_accessible(page, "register with errors")
+    page.goto(f"{wharf.url}/account/login/")
+    page.fill("#username", "alice")
+    page.fill("#password", "not the password")
+    page.click("button[type=submit] >> text=Sign in")
+    assert page.locator("[aria-invalid=true]").count() >= 1
+    assert_accessible(page, "login with errors")
+
+    sign_in(page, wharf, "alice")
+    signed_in = [
+        "/", "/manage/projects/", "/manage/account/", f"/manage/project/{name}/releases/",
+        f"/manage/project/{name}/release/1.0/", f"/manage/project/{name}/collaboration/",
+        f"/manage/project/{name}/settings/", f"/project/{name}/", "/no/such/page/",
+    ]
+    for path in signed_in:
+        page.goto(wharf.url + path)
+        assert page.locator("h1").count() == 1, path
+        assert_accessible(page, f"{path} (signed in)")
+    page.goto(f"{wharf.url}/manage/project/{name}/settings/")
+    page.fill("#confirm_project_name", "wrong")
+    page.click("button >> text=Delete")
+    assert page.locator(".error-summary").is_visible()
+    assert_accessible(page, "settings with errors")
+
+
+def focused(page):
+    return page.evaluate("() => { const e = document.activeElement; return e.id || e.textContent.trim(); }")
+
+
+def tab_to(page, want, limit=60):
+    """Presses Tab until the focused element's id or text is `want`."""
+    seen = []
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        now = focused(page)
+        if now == want:
+            return
+        seen.append(now)
+    raise AssertionError(f"Tab never reached {want!r}; focus went through {seen}")
+
+
+def test_keyboard_only_register_verify_sign_in_and_yank(wharf, page, tmp_path):
+    username = f"kb{uuid.uuid4().hex[:8]}"
+    page.goto(f"{wharf.url}/")
+    tab_to(page, "Skip to main content")
+    tab_to(page, "Register")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r".*/account/register/$"))
+    for field, value in [("username", username), ("email", f"{username}@example.org"),
+                         ("password", PASSWORD), ("password_confirm", PASSWORD)]:
+        tab_to(page, field)
+        page.keyboard.type(value)
+    tab_to(page, "Create account")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r".*/manage/account/$"))
+
+    to, subject, body = [m for m in outbox(wharf) if username in m[0]][-1]
+    assert "Verify" in subject
+    page.goto(link_in(body, "/account/verify-email/"))
+    assert "is verified" in page.locator("main").inner_text()
+
+    tab_to(page, f"Sign out ({username})")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r".*/$"))
+    tab_to(page, "Sign in")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r".*/account/login/$"))
+    tab_to(page, "username")
+    page.keyboard.type(username)
+    tab_to(page, "password")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r".*/manage/projects/$"))
+
+    name = f"kb-{uuid.uuid4().hex[:8]}"
+    publish(wharf, tmp_path, username, name)
+    page.reload()
+    tab_to(page, f"Manage {name}")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r".*/releases/$"))
+    tab_to(page, "1.0")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r".*/release/1.0/$"))
+    tab_to(page, "Yank 1.0")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r".*/release/1.0/$"))
+    assert "Yanked" in page.locator(".flash").inner_text()
+    info = requests.get(f"{wharf.url}/pypi/{name}/1.0/json").json()["info"]
+    assert info["yanked"] is True
+
+
+def test_mail_is_delivered_to_a_real_smtp_server(tmp_path):
+    from aiosmtpd.controller import Controller
+
+    class Collect:
+        def __init__(self):
+            self.messages = []
+
+        async def handle_DATA(self, server, session, envelope):
+            self.messages.append((envelope.rcpt_tos, envelope.content.decode("utf-8", "replace")))
+            return "250 OK"
+
+    handler = Collect()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    server = Wharf(tmp_path, {}, ["--data-dir", str(tmp_path / "data"), "--smtp-url", f"smtp://127.0.0.1:{port}"])
+    try:
+        session = requests.Session()
+        page = session.get(f"{server.url}/account/register/").text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        response = session.post(f"{server.url}/account/register/", data={
+            "csrf_token": token, "username": "smtp-user", "email": "smtp-user@example.org",
+            "password": PASSWORD, "password_confirm": PASSWORD,
+        }, allow_redirects=False)
+        assert response.status_code == 303, response.text
+        deadline = time.time() + 10
+        while not handler.messages and time.time() < deadline:
+            time.sleep(0.1)
+        assert handler.messages, "no message reached the SMTP server"
+        recipients, content = handler.messages[0]
+        assert recipients == ["smtp-user@example.org"]
+        assert "Subject: [wharf] Verify your e-mail address" in content
+        assert not (tmp_path / "data" / "outbox").exists() or not list((tmp_path / "data" / "outbox").glob("*.eml"))
+    finally:
+        server.stop()
+        controller.stop()
