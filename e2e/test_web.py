@@ -109,7 +109,30 @@ def test_every_page_passes_axe_signed_out_and_in(wharf, page, tmp_path):
     assert page.locator("[aria-invalid=true]").count() >= 1
     assert_accessible(page, "login with errors")
 
+    # The 429 page: password resets for one account are limited.
+    limited = f"limited{uuid.uuid4().hex[:8]}"
+    wharf.create_user(limited)
+    for attempt in range(6):
+        page.goto(f"{wharf.url}/account/reset-password/")
+        page.fill("#login", limited)
+        page.click("button >> text=Send the link")
+        if attempt == 0:
+            assert "Check your e-mail" in page.locator("h1").inner_text()
+            assert_accessible(page, "message page")
+    assert "429" in page.locator(".error-code").inner_text()
+    assert_accessible(page, "429 page")
+    to, subject, body = [m for m in outbox(wharf) if limited in m[0]][-1]
+    page.goto(link_in(body, "/account/reset-password/confirm/"))
+    assert_accessible(page, "choose a new password")
+
+    others = f"other-{uuid.uuid4().hex[:8]}"
+    owner = f"owner{uuid.uuid4().hex[:8]}"
+    wharf.create_user(owner)
+    publish(wharf, tmp_path, owner, others)
     sign_in(page, wharf, "alice")
+    page.goto(f"{wharf.url}/manage/project/{others}/releases/")
+    assert "403" in page.locator(".error-code").inner_text()
+    assert_accessible(page, "403 page")
     signed_in = [
         "/", "/manage/projects/", "/manage/account/", f"/manage/project/{name}/releases/",
         f"/manage/project/{name}/release/1.0/", f"/manage/project/{name}/collaboration/",

@@ -11,11 +11,14 @@ use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use axum::{Router, middleware};
 
+use tower_http::catch_panic::CatchPanicLayer;
+
 use crate::cache::PageCache;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::email::Mailer;
+use crate::error::AppError;
 use crate::events::RequestMeta;
 use crate::signing::ServerKey;
 use crate::storage::Storage;
@@ -95,7 +98,12 @@ pub fn router(state: AppState) -> Router {
         .route("/pypi/{project}/{version}/json/", get(api::release))
         .route("/files/{*path}", get(files::serve))
         .route("/_health", get(health));
-    index.merge(web_router(state.clone())).with_state(state)
+    index
+        .merge(web_router(state.clone()))
+        .layer(CatchPanicLayer::custom(|_| {
+            AppError::internal("a request handler panicked").into_response()
+        }))
+        .with_state(state)
 }
 
 /// The pages for people: CSRF-checked forms and security headers on every response.

@@ -121,13 +121,15 @@ fn reason_phrase(message: &str) -> Vec<u8> {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let code = html_escape(&self.code());
-        let message = html_escape(&self.message);
-        let title = self.title();
-        let body = format!(
-            "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>{code}</title></head>\n\
-             <body><main><h1>{title}</h1><p>{message}</p></main></body>\n</html>\n"
-        );
+        let body = crate::web::error_page(self.status, &self.message).unwrap_or_else(|| {
+            let code = html_escape(&self.code());
+            let message = html_escape(&self.message);
+            format!(
+                "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>{code}</title></head>\n\
+                 <body><main><h1>{}</h1><p>{message}</p></main></body>\n</html>\n",
+                self.title()
+            )
+        });
         let mut response = self.finish(body);
         response.headers_mut().insert(
             header::CONTENT_TYPE,

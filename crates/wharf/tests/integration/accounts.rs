@@ -737,3 +737,61 @@ async fn next_never_leaves_the_site() {
     assert_eq!(response.status, 303);
     assert_eq!(response.header("location"), Some("/"));
 }
+
+#[tokio::test]
+async fn odd_form_input_is_refused_cleanly() {
+    let app = TestApp::new().await;
+    let mut browser = Browser::new(&app);
+    let token = browser.csrf().await;
+    let cookie = browser
+        .cookies
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    // Bytes that are not UTF-8, percent-encoded and raw.
+    for body in [
+        format!("csrf_token={token}&username=%FF%FE&password=%C3%28").into_bytes(),
+        [
+            format!("csrf_token={token}&username=").into_bytes(),
+            vec![0xff, 0xfe],
+            b"&password=x".to_vec(),
+        ]
+        .concat(),
+    ] {
+        let response = app
+            .request(
+                axum::http::Request::post("/account/login/")
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .header("cookie", &cookie)
+                    .body(axum::body::Body::from(body))
+                    .unwrap(),
+            )
+            .await;
+        assert!(
+            response.status == 401 || response.status == 400,
+            "{}: {}",
+            response.status,
+            response.text()
+        );
+    }
+    // Overlong fields.
+    let long = "p".repeat(5000);
+    let response = browser
+        .post(
+            "/account/login/",
+            &[("username", "alice"), ("password", &long)],
+        )
+        .await;
+    assert_eq!(response.status, 401);
+    let response = browser
+        .post("/account/reset-password/", &[("login", &long)])
+        .await;
+    assert_eq!(response.status, 400);
+    let huge = "x".repeat(300 * 1024);
+    let response = browser
+        .post("/account/login/", &[("username", &huge)])
+        .await;
+    assert_eq!(response.status, 413);
+    assert_eq!(app.count("sessions").await, 0);
+}
