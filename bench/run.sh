@@ -15,11 +15,12 @@ for tool in wrk nginx; do
   command -v "$tool" >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk nginx-light >/dev/null; }
 done
 scripts/venv "$venv"
-cargo build --release --bin wharf
+# BENCH_NO_BUILD=1 measures the release binary already built.
+[ -n "${BENCH_NO_BUILD:-}" ] || cargo build --release --bin wharf
 bin="$CARGO_TARGET_DIR/release/wharf"
 
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; rm -rf "$work"' EXIT
 port=18600
 url="http://127.0.0.1:$port"
 echo 'bench password' | "$bin" --data-dir "$work/data" user create bench --email bench@example.org
@@ -39,6 +40,9 @@ rss_loaded=$(rss)
 page=bench-project-00042
 json_accept='application/vnd.pypi.simple.v1+json'
 static="$work/static"
+# nginx's workers run as an unprivileged user: they must be able to read the files (a
+# mktemp directory is private, and nginx would answer 403 pages).
+chmod 755 "$work"
 mkdir -p "$static/simple/$page" "$static/json/simple/$page" "$static/pypi/$page/json"
 curl -sf "$url/simple/" -o "$static/simple/index.html"
 curl -sf "$url/simple/$page/" -o "$static/simple/$page/index.html"
@@ -71,6 +75,11 @@ measure() { # URL [HEADER] -> "requests/s p99"
   else
     out=$(wrk -t2 -c64 -d"${duration}s" --latency "$1")
   fi
+  echo "$out" >> "$work/wrk.log"
+  # Every answer must be a 2xx: a benchmark of error pages measures nothing.
+  if echo "$out" | grep -q "Non-2xx"; then
+    echo "wrk saw non-2xx answers from $1:" >&2; echo "$out" >&2; exit 1
+  fi
   local rps p99
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
@@ -85,6 +94,12 @@ results="$root/bench/results-$(date +%Y-%m-%d).md"
   echo "|---|---|---|---|---|---|"
 } > "$results"
 row() { # label wharf-url static-url [header]
+  # Both servers must send the very same body.
+  local h=(); [ -n "${4:-}" ] && h=(-H "$4")
+  if ! cmp -s <(curl -sf "${h[@]}" "$2") <(curl -sf "${h[@]}" "$3"); then
+    echo "wharf and nginx send different bodies for $1:" >&2
+    diff <(curl -s "${h[@]}" "$2") <(curl -s "${h[@]}" "$3") | head -5 >&2; exit 1
+  fi
   read -r w_rps w_p99 < <(measure "$2" "${4:-}")
   read -r s_rps s_p99 < <(measure "$3" "${4:-}")
   ratio=$(echo "scale=2; $w_rps / $s_rps" | bc)
@@ -97,6 +112,7 @@ row "/simple/$page/ (HTML)" "$url/simple/$page/" "$static_url/simple/$page/"
 row "/simple/$page/ (JSON)" "$url/simple/$page/" "$static_url/json/simple/$page/" "Accept: $json_accept"
 row "/pypi/$page/json" "$url/pypi/$page/json" "$static_url/pypi/$page/json/"
 nginx -c "$work/nginx.conf" -s stop
+cat "$work/wrk.log" >&2
 
 echo "==> one twine upload of 100 small files" >&2
 dist="$work/dist"; mkdir -p "$dist"

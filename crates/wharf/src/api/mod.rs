@@ -1,7 +1,7 @@
 //! The JSON API: `/pypi/<project>/json` and `/pypi/<project>/<version>/json`, with the fields
 //! poetry and twine read (`spec/index-protocols.md` §3).
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::{Value, json};
@@ -61,25 +61,27 @@ fn canonical_redirect(project: &str, rest: &str) -> Option<Response> {
 pub async fn project(
     State(state): State<AppState>,
     Path(project): Path<String>,
-    headers: HeaderMap,
+    request: Request,
 ) -> Response {
+    let headers = request.headers();
     if let Some(redirect) = canonical_redirect(&project, "json") {
         return redirect;
     }
-    serve(&state, &headers, &project, None).await
+    serve(&state, headers, &project, None).await
 }
 
 pub async fn release(
     State(state): State<AppState>,
     Path((project, version)): Path<(String, String)>,
-    headers: HeaderMap,
+    request: Request,
 ) -> Response {
+    let headers = request.headers();
     if let Some(redirect) =
         canonical_redirect(&project, &format!("{}/json", encode_segment(&version)))
     {
         return redirect;
     }
-    serve(&state, &headers, &project, Some(&version)).await
+    serve(&state, headers, &project, Some(&version)).await
 }
 
 async fn serve(
