@@ -33,6 +33,7 @@ pub struct AppState {
     pub clock: Clock,
     pub keys: Arc<ServerKey>,
     pub mailer: Arc<Mailer>,
+    pub webauthn: Arc<webauthn_rs::Webauthn>,
 }
 
 impl AppState {
@@ -49,6 +50,7 @@ impl AppState {
         let storage = Storage::open(&settings.storage_url())?;
         let keys = ServerKey::load(settings.secret_key.as_deref(), &settings.data_dir)?;
         let mailer = Mailer::new(&settings)?;
+        let webauthn = crate::twofactor::webauthn::relying_party(&settings)?;
         Ok(AppState {
             db,
             storage,
@@ -57,6 +59,7 @@ impl AppState {
             clock: Clock::default(),
             keys: Arc::new(keys),
             mailer: Arc::new(mailer),
+            webauthn: Arc::new(webauthn),
         })
     }
 }
@@ -110,6 +113,7 @@ pub fn router(state: AppState) -> Router {
 fn web_router(state: AppState) -> Router<AppState> {
     use crate::accounts::views as account;
     use crate::manage::{account as manage_account, projects as manage};
+    use crate::twofactor::views as twofa;
     use crate::web::views;
     Router::new()
         .route("/", get(views::home))
@@ -138,6 +142,53 @@ fn web_router(state: AppState) -> Router<AppState> {
             get(account::reset_page).post(account::reset),
         )
         .route("/account/reauthenticate/", post(account::reauthenticate))
+        .route("/account/two-factor/", get(twofa::step_page))
+        .route("/account/two-factor/totp", post(twofa::totp_submit))
+        .route(
+            "/account/two-factor/webauthn/options",
+            post(twofa::webauthn_options),
+        )
+        .route("/account/two-factor/webauthn", post(twofa::webauthn_submit))
+        .route(
+            "/account/recovery-code/",
+            get(twofa::recovery_page).post(twofa::recovery_submit),
+        )
+        .route("/account/passkey/options", post(twofa::passkey_options))
+        .route("/account/passkey", post(twofa::passkey_submit))
+        .route("/manage/account/two-factor/", get(twofa::manage_page))
+        .route(
+            "/manage/account/totp-provision",
+            get(twofa::totp_provision_page).post(twofa::totp_provision),
+        )
+        .route("/manage/account/totp/delete", post(twofa::totp_remove))
+        .route(
+            "/manage/account/recovery-codes/",
+            get(twofa::recovery_codes_page),
+        )
+        .route(
+            "/manage/account/recovery-codes/generate",
+            post(twofa::recovery_codes_generate),
+        )
+        .route(
+            "/manage/account/recovery-codes/burn",
+            get(twofa::recovery_burn_page).post(twofa::recovery_burn),
+        )
+        .route(
+            "/manage/account/webauthn-provision",
+            get(twofa::webauthn_provision_page),
+        )
+        .route(
+            "/manage/account/webauthn-provision/options",
+            post(twofa::webauthn_register_options),
+        )
+        .route(
+            "/manage/account/webauthn-provision/validate",
+            post(twofa::webauthn_register),
+        )
+        .route(
+            "/manage/account/webauthn/delete",
+            post(twofa::webauthn_remove),
+        )
         .route("/manage/account/", get(manage_account::page))
         .route("/manage/account/email/add", post(manage_account::add_email))
         .route(
@@ -204,6 +255,10 @@ fn web_router(state: AppState) -> Router<AppState> {
             post(manage::revoke_invitation),
         )
         .route("/manage/project/{project}/settings/", get(manage::settings))
+        .route(
+            "/manage/project/{project}/settings/2fa",
+            post(manage::set_requires_2fa),
+        )
         .route(
             "/manage/project/{project}/delete",
             post(manage::delete_project),

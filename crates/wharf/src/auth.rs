@@ -119,10 +119,26 @@ impl UploadIdentity {
         meta: &RequestMeta,
         project: &Project,
     ) -> AppResult<()> {
-        match self.token.verify(Some(project), state.clock.now_secs()) {
-            Ok(()) => Ok(()),
-            Err(rejection) => Err(self.refuse(state, meta, Some(project), rejection).await),
+        if let Err(rejection) = self.token.verify(Some(project), state.clock.now_secs()) {
+            return Err(self.refuse(state, meta, Some(project), rejection).await);
         }
+        // Tokens are one factor: where two are required, the token's owner must have 2FA.
+        let required = state.settings.require_2fa
+            || crate::twofactor::project_requires(&state.db, &project.id).await?;
+        if required
+            && !crate::twofactor::methods(&state.db, &self.user.id)
+                .await?
+                .any()
+        {
+            return Err(AppError::forbidden(format!(
+                "User '{}', associated with the API token used, does not have two-factor \
+                 authentication enabled, and '{}' requires it. Enable it at {}/manage/account/two-factor/",
+                self.user.username,
+                project.name,
+                state.settings.base_url()
+            )));
+        }
+        Ok(())
     }
 
     async fn refuse(

@@ -56,6 +56,9 @@ pub struct Settings {
     /// process of a scale-out deployment needs the same one. Without it, a key is generated
     /// into `<data-dir>/secret.key` on first start.
     pub secret_key: Option<String>,
+    /// Every account must have two-factor authentication: signed-in users without it are
+    /// sent to set it up before anything else.
+    pub require_2fa: bool,
 }
 
 impl Default for Settings {
@@ -71,6 +74,7 @@ impl Default for Settings {
             smtp_url: None,
             mail_from: "wharf <noreply@localhost>".to_owned(),
             secret_key: None,
+            require_2fa: false,
         }
     }
 }
@@ -100,6 +104,7 @@ impl Settings {
                 "smtp_url",
                 "mail_from",
                 "secret_key",
+                "require_2fa",
             ]))
             .merge(Serialized::defaults(args));
         if let Some(bind) = bind {

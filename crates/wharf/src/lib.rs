@@ -21,4 +21,5 @@ pub mod signing;
 pub mod simple;
 pub mod storage;
 pub mod tokens;
+pub mod twofactor;
 pub mod web;

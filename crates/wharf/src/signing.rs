@@ -77,6 +77,11 @@ impl ServerKey {
         mac.finalize().into_bytes().into()
     }
 
+    /// A 32-byte key for one purpose (e.g. encrypting TOTP secrets), derived from this one.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        self.mac(&[b"derive", purpose.as_bytes()])
+    }
+
     /// A MAC of `value` for `purpose`, as URL-safe text.
     pub fn tag(&self, purpose: &str, value: &str) -> String {
         URL_SAFE_NO_PAD.encode(self.mac(&[purpose.as_bytes(), value.as_bytes()]))

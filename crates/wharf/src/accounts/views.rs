@@ -373,6 +373,20 @@ pub async fn login(mut web: Web, Form(form): Form<LoginForm>) -> Response {
         Ok(Err(limited)) => return locked_out(&web, limited),
         Err(response) => return response,
     }
+    // With a second factor, the password only opens the two-factor step.
+    let methods = match crate::twofactor::methods(&web.state.db, &user.id).await {
+        Ok(methods) => methods,
+        Err(e) => return internal(&web, e),
+    };
+    if methods.any() {
+        let password_date = match super::password_state(&web.state.db, &user.id).await {
+            Ok(Some((_, date))) => date,
+            Ok(None) => return refuse(&web, LOGIN_FAILED),
+            Err(e) => return internal(&web, e),
+        };
+        let next = after_sign_in(&form.next).to_owned();
+        return crate::twofactor::views::begin(&mut web, &user, password_date, &next);
+    }
     if let Err(response) = start_session(&mut web, &user).await {
         return response;
     }

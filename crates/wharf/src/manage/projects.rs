@@ -92,7 +92,23 @@ async fn owned_project(web: &Web, session: &Session, project: &str) -> Result<Pr
         .await
         .map_err(|e| internal(web, e))?
     {
-        Some(Role::Owner) => Ok(project),
+        Some(Role::Owner) => {
+            let required = crate::twofactor::project_requires(&web.state.db, &project.id)
+                .await
+                .map_err(|e| internal(web, e))?;
+            let has = crate::twofactor::methods(&web.state.db, &session.user.id)
+                .await
+                .map_err(|e| internal(web, e))?
+                .any();
+            if required && !has {
+                return Err(web.error(AppError::forbidden(format!(
+                    "{} requires its Owners and Maintainers to use two-factor authentication. \
+                     Set it up in your account settings first.",
+                    project.name
+                ))));
+            }
+            Ok(project)
+        }
         Some(Role::Maintainer) => Err(web.error(AppError::forbidden(format!(
             "Only Owners of {} can manage it; you are a Maintainer, so you may upload to it.",
             project.name
@@ -663,10 +679,92 @@ pub async fn revoke_invitation(
 
 pub async fn settings(web: Web, Path(project): Path<String>) -> Response {
     let (_, project) = owner!(web, project);
-    web.render(
+    settings_page(&web, &project, StatusCode::OK, FormErrors::default()).await
+}
+
+async fn settings_page(
+    web: &Web,
+    project: &Project,
+    status: StatusCode,
+    errors: FormErrors,
+) -> Response {
+    let requires = match crate::twofactor::project_requires(&web.state.db, &project.id).await {
+        Ok(flag) => flag,
+        Err(e) => return internal(web, e),
+    };
+    web.render_status(
+        status,
         "manage_project_settings.html",
-        context! { project => context! { name => project.name, normalized_name => project.normalized_name }, errors => FormErrors::default() },
+        context! {
+            project => context! { name => project.name.clone(), normalized_name => project.normalized_name.clone() },
+            requires_2fa => requires,
+            errors => errors,
+        },
     )
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct TwoFactorForm {
+    require: String,
+}
+
+/// Turns "Owners and Maintainers must use 2FA" on or off.
+pub async fn set_requires_2fa(
+    web: Web,
+    Path(project): Path<String>,
+    Form(form): Form<TwoFactorForm>,
+) -> Response {
+    let (session, project) = owner!(web, project);
+    let enable = form.require == "yes";
+    let back = project_path(&project, "settings/");
+    if enable {
+        match crate::twofactor::methods(&web.state.db, &session.user.id).await {
+            Ok(m) if m.any() => {}
+            Ok(_) => return web.redirect_with(&back, Flash::error("Set up two-factor authentication for your own account before you require it of others.")),
+            Err(e) => return internal(&web, e),
+        }
+    }
+    let run = async {
+        let mut tx = web.state.db.begin().await?;
+        let changed = sqlx::query("UPDATE projects SET owners_require_2fa = $1 WHERE id = $2 AND owners_require_2fa <> $1")
+            .bind(i64::from(enable))
+            .bind(&project.id)
+            .execute(&mut *tx)
+            .await?;
+        if changed.rows_affected() == 1 {
+            let tag = if enable {
+                crate::events::EventTag::ProjectOwnersRequire2faEnabled
+            } else {
+                crate::events::EventTag::ProjectOwnersRequire2faDisabled
+            };
+            crate::events::record(
+                &mut tx,
+                crate::events::Source::Project(&project.id),
+                tag,
+                &web.meta,
+                web.now(),
+                serde_json::json!({"modified_by": session.user.username}),
+            )
+            .await?;
+        }
+        tx.commit().await
+    };
+    if let Err(e) = run.await {
+        return internal(&web, e);
+    }
+    let message = if enable {
+        format!(
+            "Owners and Maintainers of {} must now use two-factor authentication to manage it and upload to it.",
+            project.name
+        )
+    } else {
+        format!(
+            "{} no longer requires two-factor authentication.",
+            project.name
+        )
+    };
+    web.redirect_with(&back, Flash::success(message))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -682,14 +780,17 @@ pub async fn delete_project(
 ) -> Response {
     let (session, project) = owner!(web, project);
     if name::normalize(form.confirm_project_name.trim()) != project.normalized_name {
-        return web.render_status(
-            StatusCode::BAD_REQUEST,
-            "manage_project_settings.html",
-            context! {
-                project => context! { name => project.name.clone(), normalized_name => project.normalized_name.clone() },
-                errors => FormErrors::one("confirm_project_name", format!("Type the project name, {}, to confirm: the project was not deleted.", project.name)),
-            },
+        let message = format!(
+            "Type the project name, {}, to confirm: the project was not deleted.",
+            project.name
         );
+        return settings_page(
+            &web,
+            &project,
+            StatusCode::BAD_REQUEST,
+            FormErrors::one("confirm_project_name", message),
+        )
+        .await;
     }
     match packaging::delete_project(&web.state.db, &project, &session.user, &web.meta, web.now())
         .await

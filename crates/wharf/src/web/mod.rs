@@ -99,6 +99,9 @@ impl FromRequestParts<AppState> for Web {
             web.had_flash_cookie = true;
             web.flashes = flash::decode(&state.keys, &value);
         }
+        if let Some(response) = web.two_factor_first().await {
+            return Err(response);
+        }
         Ok(web)
     }
 }
@@ -115,6 +118,34 @@ pub fn cookies(headers: &HeaderMap) -> Vec<Cookie<'static>> {
 }
 
 impl Web {
+    /// Where every account must have 2FA, a signed-in user without it is sent to set it up
+    /// before anything else (as PyPI does); account pages stay reachable.
+    async fn two_factor_first(&self) -> Option<Response> {
+        let session = self.session.as_ref()?;
+        if !self.state.settings.require_2fa {
+            return None;
+        }
+        let path = self.here.split('?').next().unwrap_or_default();
+        let exempt = ["/manage/account/", "/account/", "/static/", "/help/"];
+        if exempt.iter().any(|prefix| path.starts_with(prefix)) {
+            return None;
+        }
+        match crate::twofactor::methods(&self.state.db, &session.user.id).await {
+            Ok(methods) if methods.any() => None,
+            Ok(_) => Some(self.redirect_with(
+                "/manage/account/two-factor/",
+                Flash::error(
+                    "This index requires two-factor authentication: set it up before you go on.",
+                ),
+            )),
+            Err(e) => Some(AppError::internal(e).into_response()),
+        }
+    }
+
+    pub fn headers(&self) -> &HeaderMap {
+        &self.request_headers
+    }
+
     pub fn user(&self) -> Option<&User> {
         self.session.as_ref().map(|s| &s.user)
     }
@@ -351,6 +382,10 @@ pub async fn help(web: Web) -> Response {
 pub async fn static_file(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
     let (body, content_type): (&'static str, &'static str) = match file.as_str() {
         "wharf.css" => (include_str!("static/wharf.css"), "text/css; charset=utf-8"),
+        "webauthn.js" => (
+            include_str!("static/webauthn.js"),
+            "text/javascript; charset=utf-8",
+        ),
         _ => return AppError::not_found().into_response(),
     };
     (

@@ -1,0 +1,1224 @@
+//! The second step of signing in (TOTP, security key, recovery code), signing in with a
+//! passkey, and the pages where a user sets up and removes their second factors.
+
+use axum::Form;
+use axum::Json;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use minijinja::context;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use webauthn_rs::prelude::{
+    Credential, DiscoverableAuthentication, Passkey, PasskeyRegistration, PublicKeyCredential,
+    RegisterPublicKeyCredential, SecurityKey, SecurityKeyAuthentication, SecurityKeyRegistration,
+    Uuid,
+};
+
+use super::webauthn::{self as wa, Kind};
+use super::{recovery, totp};
+use crate::accounts::views::{start_session, too_many};
+use crate::accounts::{self, User};
+use crate::error::AppError;
+use crate::events::{self, EventTag, Source};
+use crate::ratelimit::{self, Limit};
+use crate::signing::SignatureError;
+use crate::web::{Flash, FormErrors, Web, local_path};
+
+const PENDING_COOKIE: &str = "wharf_2fa";
+const PENDING_PURPOSE: &str = "two-factor";
+/// The second step must follow the password within 5 minutes.
+pub const PENDING_SECS: i64 = 300;
+const MANAGE: &str = "/manage/account/two-factor/";
+
+/// Second-factor failures: 5 per 5 minutes per account, 10 per 5 minutes per IP (§6).
+pub const TWO_FA_USER: Limit = Limit {
+    bucket: "2fa.user",
+    max: 5,
+    window_secs: 300,
+};
+pub const TWO_FA_IP: Limit = Limit {
+    bucket: "2fa.ip",
+    max: 10,
+    window_secs: 300,
+};
+
+fn internal(web: &Web, e: impl std::fmt::Display) -> Response {
+    web.error(AppError::internal(e))
+}
+
+async fn record(web: &Web, user_id: Option<&str>, tag: EventTag, additional: serde_json::Value) {
+    let source = user_id.map_or(Source::Anonymous, Source::User);
+    let recorded = async {
+        let mut conn = web.state.db.pool().acquire().await?;
+        events::record(&mut conn, source, tag, &web.meta, web.now(), additional).await
+    };
+    if let Err(e) = recorded.await {
+        tracing::error!(error = %e, "cannot record an event");
+    }
+}
+
+fn ip(web: &Web) -> String {
+    web.meta.ip_address.clone().unwrap_or_default()
+}
+
+/// The refusal when either 2FA limit is used up, if one is.
+async fn limited(web: &Web, user_id: &str) -> Option<Response> {
+    for (limit, key) in [(TWO_FA_USER, user_id.to_owned()), (TWO_FA_IP, ip(web))] {
+        match limit.check(&web.state.db, &key, web.now_secs()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(limit)) => {
+                return Some(too_many(
+                    web,
+                    limit,
+                    format!(
+                        "There have been too many unsuccessful two-factor attempts. You have been locked out for {}. Please try again later.",
+                        ratelimit::humanize(limit.retry_after_secs)
+                    ),
+                ));
+            }
+            Err(e) => return Some(internal(web, e)),
+        }
+    }
+    None
+}
+
+/// Counts a failed second factor and records it on the account's log.
+async fn failed(web: &Web, user_id: &str, reason: &str) {
+    for (limit, key) in [(TWO_FA_USER, user_id.to_owned()), (TWO_FA_IP, ip(web))] {
+        if let Err(e) = limit.hit(&web.state.db, &key, web.now_secs()).await {
+            tracing::error!(error = %e, "cannot count a failed attempt");
+        }
+    }
+    record(
+        web,
+        Some(user_id),
+        EventTag::AccountLoginFailure,
+        json!({"reason": reason}),
+    )
+    .await;
+}
+
+// ---- the sign-in step -------------------------------------------------------------------
+
+#[derive(Serialize, Deserialize)]
+struct Pending {
+    u: String,
+    pd: i64,
+    next: String,
+}
+
+/// After a right password: remember who is half signed in (a signed cookie that lasts 5
+/// minutes) and ask for the second factor.
+pub fn begin(web: &mut Web, user: &User, password_date: i64, next: &str) -> Response {
+    let token = web.state.keys.sign(
+        PENDING_PURPOSE,
+        &Pending {
+            u: user.id.clone(),
+            pd: password_date,
+            next: next.to_owned(),
+        },
+        web.now_secs() + PENDING_SECS,
+    );
+    let cookie = web.cookie(PENDING_COOKIE, token);
+    web.set_cookie(cookie);
+    web.redirect("/account/two-factor/")
+}
+
+/// The user half signed in, or the page that says the step is over.
+async fn pending(web: &Web) -> Result<(User, String), Response> {
+    let expired = |web: &Web| {
+        web.redirect_with(
+            "/account/login/",
+            Flash::error(
+                "The two-factor step lasts 5 minutes and this one has ended. Sign in again.",
+            ),
+        )
+    };
+    let Some(value) = crate::web::cookies(web.headers())
+        .into_iter()
+        .find(|c| c.name() == PENDING_COOKIE)
+        .map(|c| c.value().to_owned())
+    else {
+        return Err(expired(web));
+    };
+    let claims: Pending = match web
+        .state
+        .keys
+        .verify(PENDING_PURPOSE, &value, web.now_secs())
+    {
+        Ok(claims) => claims,
+        Err(SignatureError::Expired | SignatureError::Invalid) => return Err(expired(web)),
+    };
+    let state = accounts::password_state(&web.state.db, &claims.u)
+        .await
+        .map_err(|e| internal(web, e))?;
+    let user = accounts::find_by_id(&web.state.db, &claims.u)
+        .await
+        .map_err(|e| internal(web, e))?;
+    match (state, user) {
+        (Some((_, date)), Some(user)) if date == claims.pd && user.is_active => {
+            Ok((user, claims.next))
+        }
+        _ => Err(expired(web)),
+    }
+}
+
+/// Signs the user in after a second factor (or a passkey).
+async fn finish(
+    web: &mut Web,
+    user: &User,
+    method: &str,
+    label: Option<&str>,
+    next: &str,
+) -> Result<String, Response> {
+    start_session(web, user).await?;
+    web.remove_cookie(PENDING_COOKIE);
+    record(
+        web,
+        Some(&user.id),
+        EventTag::AccountLoginSuccess,
+        json!({"two_factor_method": method, "two_factor_label": label}),
+    )
+    .await;
+    if let Ok(methods) = super::methods(&web.state.db, &user.id).await
+        && methods.recovery_codes > 0
+        && methods.recovery_codes_left == 0
+    {
+        notify(web, user, "recovery-code-reminder", context! {}).await;
+    }
+    Ok(if next.is_empty() {
+        "/manage/projects/".to_owned()
+    } else {
+        local_path(next).to_owned()
+    })
+}
+
+async fn notify(web: &Web, user: &User, template: &str, page: minijinja::Value) {
+    let Ok(Some(primary)) = accounts::primary_email(&web.state.db, &user.id).await else {
+        return;
+    };
+    let page = context! { ..page, ..context! { username => user.username.clone() } };
+    web.state
+        .mailer
+        .notify(
+            &web.state.db,
+            (&user.id, &primary.email),
+            template,
+            page,
+            &web.meta,
+            web.now(),
+        )
+        .await;
+}
+
+pub async fn step_page(web: Web) -> Response {
+    let (user, _) = match pending(&web).await {
+        Ok(pending) => pending,
+        Err(response) => return response,
+    };
+    step(&web, &user, StatusCode::OK, FormErrors::default()).await
+}
+
+async fn step(web: &Web, user: &User, status: StatusCode, errors: FormErrors) -> Response {
+    match super::methods(&web.state.db, &user.id).await {
+        Ok(methods) => web.render_status(
+            status,
+            "two_factor.html",
+            context! { methods => methods, errors => errors },
+        ),
+        Err(e) => internal(web, e),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct CodeForm {
+    code: String,
+}
+
+pub async fn totp_submit(mut web: Web, Form(form): Form<CodeForm>) -> Response {
+    let (user, next) = match pending(&web).await {
+        Ok(pending) => pending,
+        Err(response) => return response,
+    };
+    if let Some(response) = limited(&web, &user.id).await {
+        return response;
+    }
+    let row: Option<(Option<Vec<u8>>, Option<i64>)> =
+        match sqlx::query_as("SELECT totp_secret, totp_last_step FROM users WHERE id = $1")
+            .bind(&user.id)
+            .fetch_optional(web.state.db.pool())
+            .await
+        {
+            Ok(row) => row,
+            Err(e) => return internal(&web, e),
+        };
+    let Some((Some(sealed), last_step)) = row else {
+        return step(
+            &web,
+            &user,
+            StatusCode::BAD_REQUEST,
+            FormErrors::one("code", "This account has no authentication application."),
+        )
+        .await;
+    };
+    let Some(secret) = totp::open(&web.state.keys, &sealed) else {
+        return internal(
+            &web,
+            "a TOTP secret does not decrypt: was the server key changed?",
+        );
+    };
+    let message = match totp::check(&secret, &form.code, web.now_secs(), last_step) {
+        totp::Check::Valid(accepted) => {
+            // Only if no newer step was accepted meanwhile: a code works once, even in a race.
+            let updated = sqlx::query(
+                "UPDATE users SET totp_last_step = $1 WHERE id = $2 AND (totp_last_step IS NULL OR totp_last_step < $1)",
+            )
+            .bind(accepted)
+            .bind(&user.id)
+            .execute(web.state.db.pool())
+            .await;
+            match updated {
+                Ok(done) if done.rows_affected() == 1 => {
+                    return match finish(&mut web, &user, "totp", None, &next).await {
+                        Ok(to) => web.redirect(&to),
+                        Err(response) => response,
+                    };
+                }
+                Ok(_) => "Invalid TOTP code.",
+                Err(e) => return internal(&web, e),
+            }
+        }
+        totp::Check::Malformed => "TOTP code must be 6 digits.",
+        totp::Check::OutOfSync => "Invalid TOTP code. Your device time may be out of sync.",
+        totp::Check::Replayed | totp::Check::Invalid => "Invalid TOTP code.",
+    };
+    failed(&web, &user.id, "invalid_totp").await;
+    step(
+        &web,
+        &user,
+        StatusCode::UNAUTHORIZED,
+        FormErrors::one("code", message),
+    )
+    .await
+}
+
+/// A JSON answer for the WebAuthn script.
+fn json_error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({"error": message}))).into_response()
+}
+
+fn json_location(web: &Web, location: &str) -> Response {
+    // Through `Web::redirect` for its cookies, then made a JSON answer the script follows.
+    let mut response = web.redirect(location);
+    *response.status_mut() = StatusCode::OK;
+    response.headers_mut().remove(header::LOCATION);
+    let (parts, _) = response.into_parts();
+    let body = axum::body::Body::from(json!({"location": location}).to_string());
+    let mut response = Response::from_parts(parts, body);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn options_json(ceremony: &str, options: impl Serialize) -> Response {
+    let mut value = serde_json::to_value(options).unwrap_or_default();
+    // A button starts the ceremony: no conditional (autofill) mediation.
+    if let Some(object) = value.as_object_mut() {
+        object.remove("mediation");
+    }
+    Json(json!({"ceremony": ceremony, "options": value})).into_response()
+}
+
+pub async fn webauthn_options(web: Web) -> Response {
+    let (user, _) = match pending(&web).await {
+        Ok(pending) => pending,
+        Err(_) => {
+            return json_error(
+                StatusCode::UNAUTHORIZED,
+                "The two-factor step has ended. Sign in again.",
+            );
+        }
+    };
+    let stored = match wa::credentials_of(&web.state.db, &user.id).await {
+        Ok(stored) => stored,
+        Err(e) => return internal(&web, e),
+    };
+    if stored.is_empty() {
+        return json_error(StatusCode::BAD_REQUEST, "This account has no security key.");
+    }
+    let keys: Vec<SecurityKey> = stored
+        .into_iter()
+        .map(|s| SecurityKey::from(s.credential))
+        .collect();
+    let (options, state) = match web.state.webauthn.start_securitykey_authentication(&keys) {
+        Ok(started) => started,
+        Err(e) => return internal(&web, e),
+    };
+    match wa::save_ceremony(&web.state.db, Some(&user.id), "2fa", &state, web.now()).await {
+        Ok(id) => options_json(&id, options),
+        Err(e) => internal(&web, e),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct CeremonyForm {
+    ceremony: String,
+    credential: String,
+    /// `security_key` or `passkey`, when registering.
+    kind: String,
+}
+
+pub async fn webauthn_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Response {
+    let (user, next) = match pending(&web).await {
+        Ok(pending) => pending,
+        Err(_) => {
+            return json_error(
+                StatusCode::UNAUTHORIZED,
+                "The two-factor step has ended. Sign in again.",
+            );
+        }
+    };
+    if let Some(response) = limited(&web, &user.id).await {
+        return response;
+    }
+    let refused = "Your security key was not accepted. Try again, or use another method.";
+    let state: Option<SecurityKeyAuthentication> = match wa::take_ceremony(
+        &web.state.db,
+        &form.ceremony,
+        Some(&user.id),
+        "2fa",
+        web.now(),
+    )
+    .await
+    {
+        Ok(state) => state,
+        Err(e) => return internal(&web, e),
+    };
+    let answer: Option<PublicKeyCredential> = serde_json::from_str(&form.credential).ok();
+    let (Some(state), Some(answer)) = (state, answer) else {
+        failed(&web, &user.id, "invalid_webauthn").await;
+        return json_error(StatusCode::BAD_REQUEST, refused);
+    };
+    let stored = match wa::find(&web.state.db, answer.get_credential_id()).await {
+        Ok(Some(stored)) if stored.user_id == user.id => stored,
+        Ok(_) => {
+            failed(&web, &user.id, "invalid_webauthn").await;
+            return json_error(StatusCode::BAD_REQUEST, refused);
+        }
+        Err(e) => return internal(&web, e),
+    };
+    let result = match web
+        .state
+        .webauthn
+        .finish_securitykey_authentication(&answer, &state)
+    {
+        Ok(result) => result,
+        Err(e) => {
+            tracing::info!(error = %e, "a WebAuthn assertion was refused");
+            failed(&web, &user.id, "invalid_webauthn").await;
+            return json_error(StatusCode::BAD_REQUEST, refused);
+        }
+    };
+    if let Err(response) = keep_counter(&web, stored.clone(), &result).await {
+        return response;
+    }
+    match finish(&mut web, &user, "webauthn", Some(&stored.label), &next).await {
+        Ok(to) => json_location(&web, &to),
+        Err(response) => response,
+    }
+}
+
+/// Stores the credential's new sign counter.
+async fn keep_counter(
+    web: &Web,
+    mut stored: wa::Stored,
+    result: &webauthn_rs::prelude::AuthenticationResult,
+) -> Result<(), Response> {
+    let mut key = SecurityKey::from(stored.credential.clone());
+    key.update_credential(result);
+    stored.credential = Credential::from(key);
+    wa::touch(&web.state.db, &stored, web.now())
+        .await
+        .map_err(|e| internal(web, e))
+}
+
+pub async fn recovery_page(web: Web) -> Response {
+    if let Err(response) = pending(&web).await {
+        return response;
+    }
+    web.render(
+        "recovery_code_login.html",
+        context! { errors => FormErrors::default() },
+    )
+}
+
+pub async fn recovery_submit(mut web: Web, Form(form): Form<CodeForm>) -> Response {
+    let (user, next) = match pending(&web).await {
+        Ok(pending) => pending,
+        Err(response) => return response,
+    };
+    if let Some(response) = limited(&web, &user.id).await {
+        return response;
+    }
+    match recovery::burn(&web.state.db, &user.id, &form.code, web.now()).await {
+        Ok(()) => {
+            record(
+                &web,
+                Some(&user.id),
+                EventTag::AccountRecoveryCodesUsed,
+                json!({}),
+            )
+            .await;
+            notify(&web, &user, "recovery-code-used", context! {}).await;
+            match finish(&mut web, &user, "recovery-code", None, &next).await {
+                Ok(to) => web.redirect(&to),
+                Err(response) => response,
+            }
+        }
+        Err(recovery::RecoveryError::Database(e)) => internal(&web, e),
+        Err(e) => {
+            let reason = if e == recovery::RecoveryError::Burned {
+                "burned_recovery_code"
+            } else {
+                "invalid_recovery_code"
+            };
+            failed(&web, &user.id, reason).await;
+            web.render_status(
+                StatusCode::UNAUTHORIZED,
+                "recovery_code_login.html",
+                context! { errors => FormErrors::one("code", e.to_string()) },
+            )
+        }
+    }
+}
+
+// ---- passkeys: signing in without a password ----------------------------------------------
+
+pub async fn passkey_options(web: Web) -> Response {
+    let (options, state) = match web.state.webauthn.start_discoverable_authentication() {
+        Ok(started) => started,
+        Err(e) => return internal(&web, e),
+    };
+    match wa::save_ceremony(&web.state.db, None, "passkey", &state, web.now()).await {
+        Ok(id) => options_json(&id, options),
+        Err(e) => internal(&web, e),
+    }
+}
+
+pub async fn passkey_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Response {
+    let ip = ip(&web);
+    match ratelimit::LOGIN_IP
+        .check(&web.state.db, &ip, web.now_secs())
+        .await
+    {
+        Ok(Ok(())) => {}
+        Ok(Err(limit)) => {
+            return too_many(
+                &web,
+                limit,
+                "There have been too many unsuccessful sign-in attempts. Please try again later."
+                    .to_owned(),
+            );
+        }
+        Err(e) => return internal(&web, e),
+    }
+    let state: Option<DiscoverableAuthentication> =
+        match wa::take_ceremony(&web.state.db, &form.ceremony, None, "passkey", web.now()).await {
+            Ok(state) => state,
+            Err(e) => return internal(&web, e),
+        };
+    let answer: Option<PublicKeyCredential> = serde_json::from_str(&form.credential).ok();
+    let (Some(state), Some(answer)) = (state, answer) else {
+        return refuse_passkey(&web, &ip).await;
+    };
+    let Ok((user_uuid, credential_id)) = web
+        .state
+        .webauthn
+        .identify_discoverable_authentication(&answer)
+    else {
+        return refuse_passkey(&web, &ip).await;
+    };
+    let stored = match wa::find(&web.state.db, credential_id).await {
+        Ok(Some(stored))
+            if stored.kind == Kind::Passkey && stored.user_id == user_uuid.to_string() =>
+        {
+            stored
+        }
+        Ok(_) => return refuse_passkey(&web, &ip).await,
+        Err(e) => return internal(&web, e),
+    };
+    let result = match web.state.webauthn.finish_discoverable_authentication_v2(
+        &answer,
+        state,
+        &stored.credential,
+    ) {
+        Ok(result) => result,
+        Err(e) => {
+            tracing::info!(error = %e, "a passkey assertion was refused");
+            record(
+                &web,
+                Some(&stored.user_id),
+                EventTag::AccountLoginFailure,
+                json!({"reason": "invalid_webauthn"}),
+            )
+            .await;
+            return refuse_passkey(&web, &ip).await;
+        }
+    };
+    let user = match accounts::find_by_id(&web.state.db, &stored.user_id).await {
+        Ok(Some(user)) if user.is_active => user,
+        Ok(_) => return refuse_passkey(&web, &ip).await,
+        Err(e) => return internal(&web, e),
+    };
+    if let Err(response) = keep_counter(&web, stored.clone(), &result).await {
+        return response;
+    }
+    match finish(&mut web, &user, "passkey", Some(&stored.label), "").await {
+        Ok(to) => json_location(&web, &to),
+        Err(response) => response,
+    }
+}
+
+/// A refused passkey: counted against the IP's sign-in limit.
+async fn refuse_passkey(web: &Web, ip: &str) -> Response {
+    if let Err(e) = ratelimit::LOGIN_IP
+        .hit(&web.state.db, ip, web.now_secs())
+        .await
+    {
+        tracing::error!(error = %e, "cannot count a failed attempt");
+    }
+    json_error(
+        StatusCode::BAD_REQUEST,
+        "That passkey was not accepted. Try again, or sign in with your password.",
+    )
+}
+
+// ---- management -----------------------------------------------------------------------
+
+/// The signed-in user, if they entered their password in the last 30 minutes.
+fn recent(web: &Web) -> Result<User, Response> {
+    web.require_recent_auth(MANAGE).map(|s| s.user.clone())
+}
+
+pub async fn manage_page(web: Web) -> Response {
+    let user = match recent(&web) {
+        Ok(user) => user,
+        Err(response) => return response,
+    };
+    let methods = match super::methods(&web.state.db, &user.id).await {
+        Ok(methods) => methods,
+        Err(e) => return internal(&web, e),
+    };
+    let credentials: Vec<wa::Listed> = match wa::credentials_of(&web.state.db, &user.id).await {
+        Ok(list) => list.iter().map(wa::Stored::listed).collect(),
+        Err(e) => return internal(&web, e),
+    };
+    let required = super::required_for(&web.state.db, &web.state.settings, &user.id)
+        .await
+        .unwrap_or(true);
+    web.render(
+        "manage_two_factor.html",
+        context! { methods => methods, credentials => credentials, required => required, errors => FormErrors::default() },
+    )
+}
+
+/// TOTP and keys wait until the user has proved they saved their recovery codes.
+async fn needs_recovery_codes(web: &Web, user: &User) -> Option<Response> {
+    match super::methods(&web.state.db, &user.id).await {
+        Ok(m) if m.recovery_codes_confirmed => None,
+        Ok(_) => Some(web.redirect_with(
+            "/manage/account/recovery-codes/",
+            Flash::error("First generate your recovery codes, save them, and use one of them here to show you saved them. Then you can add an authentication application or a security key."),
+        )),
+        Err(e) => Some(internal(web, e)),
+    }
+}
+
+pub async fn totp_provision_page(web: Web) -> Response {
+    let user = match recent(&web) {
+        Ok(user) => user,
+        Err(response) => return response,
+    };
+    if let Some(response) = needs_recovery_codes(&web, &user).await {
+        return response;
+    }
+    // A new secret each time the page is shown, as warehouse does; kept encrypted meanwhile.
+    let secret = totp::generate_secret();
+    if let Err(e) = sqlx::query("UPDATE users SET totp_pending_secret = $1 WHERE id = $2")
+        .bind(totp::seal(&web.state.keys, &secret))
+        .bind(&user.id)
+        .execute(web.state.db.pool())
+        .await
+    {
+        return internal(&web, e);
+    }
+    totp_page(&web, &user, &secret, StatusCode::OK, FormErrors::default())
+}
+
+fn totp_page(
+    web: &Web,
+    user: &User,
+    secret: &[u8],
+    status: StatusCode,
+    errors: FormErrors,
+) -> Response {
+    let uri = totp::provisioning_uri(secret, &user.username, crate::web::SITE_NAME);
+    let qr = totp::qr_svg(&uri)
+        .map(|svg| {
+            format!(
+                "data:image/svg+xml;base64,{}",
+                base64::engine::general_purpose::STANDARD.encode(svg)
+            )
+        })
+        .unwrap_or_default();
+    let base32 = totp::base32(secret);
+    let grouped: Vec<String> = base32
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    web.render_status(
+        status,
+        "totp_provision.html",
+        context! { qr => qr, secret => base32, secret_grouped => grouped.join(" "), errors => errors },
+    )
+}
+
+pub async fn totp_provision(web: Web, Form(form): Form<CodeForm>) -> Response {
+    let user = match recent(&web) {
+        Ok(user) => user,
+        Err(response) => return response,
+    };
+    let row: Result<(Option<Vec<u8>>,), _> =
+        sqlx::query_as("SELECT totp_pending_secret FROM users WHERE id = $1")
+            .bind(&user.id)
+            .fetch_one(web.state.db.pool())
+            .await;
+    let secret = match row {
+        Ok((Some(sealed),)) => totp::open(&web.state.keys, &sealed),
+        Ok((None,)) => None,
+        Err(e) => return internal(&web, e),
+    };
+    let Some(secret) = secret else {
+        return web.redirect_with(
+            "/manage/account/totp-provision",
+            Flash::error("Scan the new code and enter the code it gives."),
+        );
+    };
+    let message = match totp::check(&secret, &form.code, web.now_secs(), None) {
+        totp::Check::Valid(step) => {
+            let run = async {
+                let mut tx = web.state.db.begin().await?;
+                sqlx::query("UPDATE users SET totp_secret = totp_pending_secret, totp_pending_secret = NULL, totp_last_step = $1 WHERE id = $2")
+                    .bind(step)
+                    .bind(&user.id)
+                    .execute(&mut *tx)
+                    .await?;
+                events::record(
+                    &mut tx,
+                    Source::User(&user.id),
+                    EventTag::AccountTwoFactorMethodAdded,
+                    &web.meta,
+                    web.now(),
+                    json!({"method": "totp"}),
+                )
+                .await?;
+                tx.commit().await
+            };
+            if let Err(e) = run.await {
+                return internal(&web, e);
+            }
+            notify(
+                &web,
+                &user,
+                "two-factor-added",
+                context! { method => "an authentication application (TOTP)" },
+            )
+            .await;
+            return web.redirect_with(
+                MANAGE,
+                Flash::success(
+                    "Your authentication application is set up: sign-ins now ask for its code.",
+                ),
+            );
+        }
+        totp::Check::Malformed => "TOTP code must be 6 digits.",
+        totp::Check::OutOfSync => "Invalid TOTP code. Your device time may be out of sync.",
+        totp::Check::Replayed | totp::Check::Invalid => "Invalid TOTP code.",
+    };
+    totp_page(
+        &web,
+        &user,
+        &secret,
+        StatusCode::BAD_REQUEST,
+        FormErrors::one("code", message),
+    )
+}
+
+/// Refuses to remove the last method of a user who must keep one.
+async fn may_remove_one(web: &Web, user: &User) -> Result<(), Response> {
+    let methods = super::methods(&web.state.db, &user.id)
+        .await
+        .map_err(|e| internal(web, e))?;
+    let required = super::required_for(&web.state.db, &web.state.settings, &user.id)
+        .await
+        .map_err(|e| internal(web, e))?;
+    if required && methods.count() <= 1 {
+        return Err(web.redirect_with(
+            MANAGE,
+            Flash::error("You cannot remove your last two-factor method: two-factor authentication is required for your account. Add another method first."),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RemoveTotpForm {
+    confirm_password: String,
+}
+
+pub async fn totp_remove(web: Web, Form(form): Form<RemoveTotpForm>) -> Response {
+    let user = match recent(&web) {
+        Ok(user) => user,
+        Err(response) => return response,
+    };
+    let valid = match accounts::password_state(&web.state.db, &user.id).await {
+        Ok(Some((hash, _))) => {
+            form.confirm_password.chars().count() <= accounts::MAX_PASSWORD_CHARS
+                && accounts::verify_password(&form.confirm_password, &hash)
+        }
+        Ok(None) => false,
+        Err(e) => return internal(&web, e),
+    };
+    if !valid {
+        return web.redirect_with(
+            MANAGE,
+            Flash::error(
+                "The password is incorrect: the authentication application was not removed.",
+            ),
+        );
+    }
+    if let Err(response) = may_remove_one(&web, &user).await {
+        return response;
+    }
+    let run = async {
+        let mut tx = web.state.db.begin().await?;
+        let done = sqlx::query("UPDATE users SET totp_secret = NULL, totp_last_step = NULL WHERE id = $1 AND totp_secret IS NOT NULL")
+            .bind(&user.id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 1 {
+            events::record(
+                &mut tx,
+                Source::User(&user.id),
+                EventTag::AccountTwoFactorMethodRemoved,
+                &web.meta,
+                web.now(),
+                json!({"method": "totp"}),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(done.rows_affected() == 1)
+    };
+    match run.await {
+        Ok(true) => {
+            notify(
+                &web,
+                &user,
+                "two-factor-removed",
+                context! { method => "an authentication application (TOTP)" },
+            )
+            .await;
+            web.redirect_with(
+                MANAGE,
+                Flash::success("The authentication application was removed."),
+            )
+        }
+        Ok(false) => web.redirect(MANAGE),
+        Err(e) => internal(&web, e),
+    }
+}
+
+pub async fn recovery_codes_page(web: Web) -> Response {
+    let user = match recent(&web) {
+        Ok(user) => user,
+        Err(response) => return response,
+    };
+    match super::methods(&web.state.db, &user.id).await {
+        Ok(methods) => web.render(
+            "recovery_codes.html",
+            context! { methods => methods, errors => FormErrors::default() },
+        ),
+        Err(e) => internal(&web, e),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct GenerateForm {
+    regenerate: String,
+}
+
+pub async fn recovery_codes_generate(web: Web, Form(form): Form<GenerateForm>) -> Response {
+    let user = match recent(&web) {
+        Ok(user) => user,
+        Err(response) => return response,
+    };
+    let methods = match super::methods(&web.state.db, &user.id).await {
+        Ok(methods) => methods,
+        Err(e) => return internal(&web, e),
+    };
+    let regenerate = methods.recovery_codes > 0;
+    if regenerate && form.regenerate != "yes" {
+        return web.redirect_with(
+            "/manage/account/recovery-codes/",
+            Flash::error("You have recovery codes already. Generating new ones invalidates your existing codes: use the regenerate button if that is what you want."),
+        );
+    }
+    let codes =
+        match recovery::generate(&web.state.db, &user.id, regenerate, &web.meta, web.now()).await {
+            Ok(codes) => codes,
+            Err(e) => return internal(&web, e),
+        };
+    notify(&web, &user, "recovery-codes-generated", context! {}).await;
+    web.render("recovery_codes_show.html", context! { codes => codes })
+}
+
+pub async fn recovery_burn_page(web: Web) -> Response {
+    if let Err(response) = recent(&web) {
+        return response;
+    }
+    web.render(
+        "recovery_burn.html",
+        context! { errors => FormErrors::default() },
+    )
+}
+
+pub async fn recovery_burn(web: Web, Form(form): Form<CodeForm>) -> Response {
+    let user = match recent(&web) {
+        Ok(user) => user,
+        Err(response) => return response,
+    };
+    if let Some(response) = limited(&web, &user.id).await {
+        return response;
+    }
+    match recovery::burn(&web.state.db, &user.id, &form.code, web.now()).await {
+        Ok(()) => {
+            record(
+                &web,
+                Some(&user.id),
+                EventTag::AccountRecoveryCodesUsed,
+                json!({"purpose": "confirm_saved"}),
+            )
+            .await;
+            web.redirect_with(MANAGE, Flash::success("Recovery code accepted: you have saved your codes. You can now add an authentication application or a security key."))
+        }
+        Err(recovery::RecoveryError::Database(e)) => internal(&web, e),
+        Err(e) => {
+            failed(
+                &web,
+                &user.id,
+                if e == recovery::RecoveryError::Burned {
+                    "burned_recovery_code"
+                } else {
+                    "invalid_recovery_code"
+                },
+            )
+            .await;
+            web.render_status(
+                StatusCode::BAD_REQUEST,
+                "recovery_burn.html",
+                context! { errors => FormErrors::one("code", e.to_string()) },
+            )
+        }
+    }
+}
+
+pub async fn webauthn_provision_page(web: Web) -> Response {
+    let user = match recent(&web) {
+        Ok(user) => user,
+        Err(response) => return response,
+    };
+    if let Some(response) = needs_recovery_codes(&web, &user).await {
+        return response;
+    }
+    web.render(
+        "webauthn_provision.html",
+        context! { errors => FormErrors::default() },
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RegisterOptionsForm {
+    label: String,
+    kind: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Registration<T> {
+    label: String,
+    state: T,
+}
+
+pub async fn webauthn_register_options(
+    web: Web,
+    Form(form): Form<RegisterOptionsForm>,
+) -> Response {
+    let user = match web.session.as_ref() {
+        Some(s) if s.recently_authenticated(web.now()) => s.user.clone(),
+        _ => {
+            return json_error(
+                StatusCode::UNAUTHORIZED,
+                "Confirm your password again: reload the page.",
+            );
+        }
+    };
+    let label = form.label.trim().to_owned();
+    if label.is_empty() || label.chars().count() > 64 {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "Give the key a label of 1 to 64 characters.",
+        );
+    }
+    match super::methods(&web.state.db, &user.id).await {
+        Ok(m) if m.recovery_codes_confirmed => {}
+        Ok(_) => return json_error(StatusCode::BAD_REQUEST, "Save your recovery codes first."),
+        Err(e) => return internal(&web, e),
+    }
+    let existing = match wa::credentials_of(&web.state.db, &user.id).await {
+        Ok(list) => list,
+        Err(e) => return internal(&web, e),
+    };
+    if existing.iter().any(|c| c.label == label) {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            &format!("Label '{label}' already in use: choose another one."),
+        );
+    }
+    let exclude = Some(
+        existing
+            .iter()
+            .map(|c| c.credential.cred_id.clone())
+            .collect(),
+    );
+    let Ok(user_uuid) = Uuid::parse_str(&user.id) else {
+        return internal(&web, "user ids are UUIDs");
+    };
+    let webauthn = &web.state.webauthn;
+    let saved = if form.kind == "passkey" {
+        let (mut options, state) = match webauthn.start_passkey_registration(
+            user_uuid,
+            &user.username,
+            &user.username,
+            exclude,
+        ) {
+            Ok(started) => started,
+            Err(e) => return internal(&web, e),
+        };
+        // A passkey must be discoverable: it is found without a username.
+        if let Some(selection) = options.public_key.authenticator_selection.as_mut() {
+            selection.require_resident_key = true;
+            selection.resident_key = Some(webauthn_rs_proto::ResidentKeyRequirement::Required);
+        }
+        wa::save_ceremony(
+            &web.state.db,
+            Some(&user.id),
+            "register-passkey",
+            &Registration { label, state },
+            web.now(),
+        )
+        .await
+        .map(|id| (id, serde_json::to_value(options).unwrap_or_default()))
+    } else {
+        let (options, state) = match webauthn.start_securitykey_registration(
+            user_uuid,
+            &user.username,
+            &user.username,
+            exclude,
+            None,
+            None,
+        ) {
+            Ok(started) => started,
+            Err(e) => return internal(&web, e),
+        };
+        wa::save_ceremony(
+            &web.state.db,
+            Some(&user.id),
+            "register-security_key",
+            &Registration { label, state },
+            web.now(),
+        )
+        .await
+        .map(|id| (id, serde_json::to_value(options).unwrap_or_default()))
+    };
+    match saved {
+        Ok((id, options)) => options_json(&id, options),
+        Err(e) => internal(&web, e),
+    }
+}
+
+pub async fn webauthn_register(web: Web, Form(form): Form<CeremonyForm>) -> Response {
+    let user = match web.session.as_ref() {
+        Some(s) if s.recently_authenticated(web.now()) => s.user.clone(),
+        _ => {
+            return json_error(
+                StatusCode::UNAUTHORIZED,
+                "Confirm your password again: reload the page.",
+            );
+        }
+    };
+    let refused = "The key could not be registered. Try again.";
+    let Ok(answer) = serde_json::from_str::<RegisterPublicKeyCredential>(&form.credential) else {
+        return json_error(StatusCode::BAD_REQUEST, refused);
+    };
+    let kind = if form.kind == "passkey" {
+        Kind::Passkey
+    } else {
+        Kind::SecurityKey
+    };
+    let purpose = format!("register-{}", kind.as_str());
+    let registered = match kind {
+        Kind::Passkey => {
+            let taken: Option<Registration<PasskeyRegistration>> = match wa::take_ceremony(
+                &web.state.db,
+                &form.ceremony,
+                Some(&user.id),
+                &purpose,
+                web.now(),
+            )
+            .await
+            {
+                Ok(taken) => taken,
+                Err(e) => return internal(&web, e),
+            };
+            taken.and_then(|r| {
+                web.state
+                    .webauthn
+                    .finish_passkey_registration(&answer, &r.state)
+                    .ok()
+                    .map(|k: Passkey| (r.label, Credential::from(k)))
+            })
+        }
+        Kind::SecurityKey => {
+            let taken: Option<Registration<SecurityKeyRegistration>> = match wa::take_ceremony(
+                &web.state.db,
+                &form.ceremony,
+                Some(&user.id),
+                &purpose,
+                web.now(),
+            )
+            .await
+            {
+                Ok(taken) => taken,
+                Err(e) => return internal(&web, e),
+            };
+            taken.and_then(|r| {
+                web.state
+                    .webauthn
+                    .finish_securitykey_registration(&answer, &r.state)
+                    .ok()
+                    .map(|k: SecurityKey| (r.label, Credential::from(k)))
+            })
+        }
+    };
+    let Some((label, credential)) = registered else {
+        return json_error(StatusCode::BAD_REQUEST, refused);
+    };
+    match wa::add(
+        &web.state.db,
+        &user.id,
+        kind,
+        &label,
+        &credential,
+        &web.meta,
+        web.now(),
+    )
+    .await
+    {
+        Ok(()) => {
+            let method = match kind {
+                Kind::Passkey => format!("a passkey ({label})"),
+                Kind::SecurityKey => format!("a security key ({label})"),
+            };
+            notify(
+                &web,
+                &user,
+                "two-factor-added",
+                context! { method => method },
+            )
+            .await;
+            let message = match kind {
+                Kind::Passkey => {
+                    format!("Passkey \"{label}\" added: you can sign in with it alone.")
+                }
+                Kind::SecurityKey => format!("Security key \"{label}\" added."),
+            };
+            let mut response = json_location(&web, MANAGE);
+            // The page the script goes to shows the message.
+            let redirect = web.redirect_with(MANAGE, Flash::success(message));
+            for value in redirect.headers().get_all(header::SET_COOKIE) {
+                response
+                    .headers_mut()
+                    .append(header::SET_COOKIE, value.clone());
+            }
+            response
+        }
+        Err(wa::StoreError::Database) => internal(&web, "cannot store a credential"),
+        Err(e) => json_error(StatusCode::BAD_REQUEST, &e.to_string()),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RemoveKeyForm {
+    credential: String,
+    confirm_label: String,
+}
+
+pub async fn webauthn_remove(web: Web, Form(form): Form<RemoveKeyForm>) -> Response {
+    let user = match recent(&web) {
+        Ok(user) => user,
+        Err(response) => return response,
+    };
+    let stored = match wa::credentials_of(&web.state.db, &user.id).await {
+        Ok(list) => list.into_iter().find(|c| c.id == form.credential),
+        Err(e) => return internal(&web, e),
+    };
+    let Some(stored) = stored else {
+        return web.redirect_with(MANAGE, Flash::error("That key is not on your account."));
+    };
+    if form.confirm_label.trim() != stored.label {
+        return web.redirect_with(
+            MANAGE,
+            Flash::error(format!(
+                "Type the label, {}, to remove the key: it was not removed.",
+                stored.label
+            )),
+        );
+    }
+    if let Err(response) = may_remove_one(&web, &user).await {
+        return response;
+    }
+    match wa::remove(&web.state.db, &user.id, &stored.id, &web.meta, web.now()).await {
+        Ok(Some(label)) => {
+            notify(
+                &web,
+                &user,
+                "two-factor-removed",
+                context! { method => format!("the key \"{label}\"") },
+            )
+            .await;
+            web.redirect_with(MANAGE, Flash::success(format!("Removed \"{label}\".")))
+        }
+        Ok(None) => web.redirect(MANAGE),
+        Err(e) => internal(&web, e),
+    }
+}
