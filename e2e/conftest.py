@@ -44,11 +44,13 @@ def wait_for(url, process, timeout=30):
 class Wharf:
     """A running server and the CLI pointed at the same data."""
 
-    def __init__(self, tmp, env, args):
+    def __init__(self, tmp, env, args, host="127.0.0.1"):
         self.env = {**os.environ, **env}
         self.args = args
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        # WebAuthn wants a domain, not an IP address: its tests use host="localhost".
+        self.url = f"http://{host}:{self.port}"
+        self.tmp = tmp
         self.log = open(tmp / "server.log", "w")
         self.process = subprocess.Popen(
             [BIN, *args, "serve", "--bind", f"127.0.0.1:{self.port}", "--base-url", self.url],

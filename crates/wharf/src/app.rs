@@ -33,7 +33,8 @@ pub struct AppState {
     pub clock: Clock,
     pub keys: Arc<ServerKey>,
     pub mailer: Arc<Mailer>,
-    pub webauthn: Arc<webauthn_rs::Webauthn>,
+    /// `None` when the base URL has no domain name: WebAuthn is then unavailable.
+    pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
 }
 
 impl AppState {
@@ -50,7 +51,16 @@ impl AppState {
         let storage = Storage::open(&settings.storage_url())?;
         let keys = ServerKey::load(settings.secret_key.as_deref(), &settings.data_dir)?;
         let mailer = Mailer::new(&settings)?;
-        let webauthn = crate::twofactor::webauthn::relying_party(&settings)?;
+        let webauthn = match crate::twofactor::webauthn::relying_party(&settings) {
+            Ok(rp) => Some(Arc::new(rp)),
+            Err(e) => {
+                // Info, not warn: shown by `serve`, not by the other commands.
+                tracing::info!(
+                    "security keys and passkeys are off: {e:#} (serve under a domain name, e.g. --base-url http://localhost:8000)"
+                );
+                None
+            }
+        };
         Ok(AppState {
             db,
             storage,
@@ -59,7 +69,7 @@ impl AppState {
             clock: Clock::default(),
             keys: Arc::new(keys),
             mailer: Arc::new(mailer),
-            webauthn: Arc::new(webauthn),
+            webauthn,
         })
     }
 }

@@ -304,6 +304,15 @@ pub async fn totp_submit(mut web: Web, Form(form): Form<CodeForm>) -> Response {
     .await
 }
 
+/// Without a domain name in the base URL there is no relying party (browsers refuse IP
+/// addresses as WebAuthn ids).
+fn webauthn_unavailable() -> Response {
+    json_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Security keys and passkeys need this index to be served under a domain name (its base URL), such as http://localhost:8000/.",
+    )
+}
+
 /// A JSON answer for the WebAuthn script.
 fn json_error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({"error": message}))).into_response()
@@ -334,6 +343,9 @@ fn options_json(ceremony: &str, options: impl Serialize) -> Response {
 }
 
 pub async fn webauthn_options(web: Web) -> Response {
+    let Some(rp) = web.state.webauthn.clone() else {
+        return webauthn_unavailable();
+    };
     let (user, _) = match pending(&web).await {
         Ok(pending) => pending,
         Err(_) => {
@@ -354,7 +366,7 @@ pub async fn webauthn_options(web: Web) -> Response {
         .into_iter()
         .map(|s| SecurityKey::from(s.credential))
         .collect();
-    let (options, state) = match web.state.webauthn.start_securitykey_authentication(&keys) {
+    let (options, state) = match rp.start_securitykey_authentication(&keys) {
         Ok(started) => started,
         Err(e) => return internal(&web, e),
     };
@@ -374,6 +386,9 @@ pub struct CeremonyForm {
 }
 
 pub async fn webauthn_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Response {
+    let Some(rp) = web.state.webauthn.clone() else {
+        return webauthn_unavailable();
+    };
     let (user, next) = match pending(&web).await {
         Ok(pending) => pending,
         Err(_) => {
@@ -412,11 +427,7 @@ pub async fn webauthn_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Re
         }
         Err(e) => return internal(&web, e),
     };
-    let result = match web
-        .state
-        .webauthn
-        .finish_securitykey_authentication(&answer, &state)
-    {
+    let result = match rp.finish_securitykey_authentication(&answer, &state) {
         Ok(result) => result,
         Err(e) => {
             tracing::info!(error = %e, "a WebAuthn assertion was refused");
@@ -500,7 +511,10 @@ pub async fn recovery_submit(mut web: Web, Form(form): Form<CodeForm>) -> Respon
 // ---- passkeys: signing in without a password ----------------------------------------------
 
 pub async fn passkey_options(web: Web) -> Response {
-    let (options, state) = match web.state.webauthn.start_discoverable_authentication() {
+    let Some(rp) = web.state.webauthn.clone() else {
+        return webauthn_unavailable();
+    };
+    let (options, state) = match rp.start_discoverable_authentication() {
         Ok(started) => started,
         Err(e) => return internal(&web, e),
     };
@@ -511,6 +525,9 @@ pub async fn passkey_options(web: Web) -> Response {
 }
 
 pub async fn passkey_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Response {
+    let Some(rp) = web.state.webauthn.clone() else {
+        return webauthn_unavailable();
+    };
     let ip = ip(&web);
     match ratelimit::LOGIN_IP
         .check(&web.state.db, &ip, web.now_secs())
@@ -536,11 +553,7 @@ pub async fn passkey_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Res
     let (Some(state), Some(answer)) = (state, answer) else {
         return refuse_passkey(&web, &ip).await;
     };
-    let Ok((user_uuid, credential_id)) = web
-        .state
-        .webauthn
-        .identify_discoverable_authentication(&answer)
-    else {
+    let Ok((user_uuid, credential_id)) = rp.identify_discoverable_authentication(&answer) else {
         return refuse_passkey(&web, &ip).await;
     };
     let stored = match wa::find(&web.state.db, credential_id).await {
@@ -552,11 +565,8 @@ pub async fn passkey_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Res
         Ok(_) => return refuse_passkey(&web, &ip).await,
         Err(e) => return internal(&web, e),
     };
-    let result = match web.state.webauthn.finish_discoverable_authentication_v2(
-        &answer,
-        state,
-        &stored.credential,
-    ) {
+    let result = match rp.finish_discoverable_authentication_v2(&answer, state, &stored.credential)
+    {
         Ok(result) => result,
         Err(e) => {
             tracing::info!(error = %e, "a passkey assertion was refused");
@@ -972,6 +982,9 @@ pub async fn webauthn_register_options(
     web: Web,
     Form(form): Form<RegisterOptionsForm>,
 ) -> Response {
+    let Some(rp) = web.state.webauthn.clone() else {
+        return webauthn_unavailable();
+    };
     let user = match web.session.as_ref() {
         Some(s) if s.recently_authenticated(web.now()) => s.user.clone(),
         _ => {
@@ -1012,17 +1025,13 @@ pub async fn webauthn_register_options(
     let Ok(user_uuid) = Uuid::parse_str(&user.id) else {
         return internal(&web, "user ids are UUIDs");
     };
-    let webauthn = &web.state.webauthn;
     let saved = if form.kind == "passkey" {
-        let (mut options, state) = match webauthn.start_passkey_registration(
-            user_uuid,
-            &user.username,
-            &user.username,
-            exclude,
-        ) {
-            Ok(started) => started,
-            Err(e) => return internal(&web, e),
-        };
+        let (mut options, state) =
+            match rp.start_passkey_registration(user_uuid, &user.username, &user.username, exclude)
+            {
+                Ok(started) => started,
+                Err(e) => return internal(&web, e),
+            };
         // A passkey must be discoverable: it is found without a username.
         if let Some(selection) = options.public_key.authenticator_selection.as_mut() {
             selection.require_resident_key = true;
@@ -1038,7 +1047,7 @@ pub async fn webauthn_register_options(
         .await
         .map(|id| (id, serde_json::to_value(options).unwrap_or_default()))
     } else {
-        let (options, state) = match webauthn.start_securitykey_registration(
+        let (mut options, state) = match rp.start_securitykey_registration(
             user_uuid,
             &user.username,
             &user.username,
@@ -1049,6 +1058,11 @@ pub async fn webauthn_register_options(
             Ok(started) => started,
             Err(e) => return internal(&web, e),
         };
+        // Chromium refuses "user verification required" protection on a credential that is
+        // not discoverable, and a second factor needs no such protection: ask for none.
+        if let Some(extensions) = options.public_key.extensions.as_mut() {
+            extensions.cred_protect = None;
+        }
         wa::save_ceremony(
             &web.state.db,
             Some(&user.id),
@@ -1066,6 +1080,9 @@ pub async fn webauthn_register_options(
 }
 
 pub async fn webauthn_register(web: Web, Form(form): Form<CeremonyForm>) -> Response {
+    let Some(rp) = web.state.webauthn.clone() else {
+        return webauthn_unavailable();
+    };
     let user = match web.session.as_ref() {
         Some(s) if s.recently_authenticated(web.now()) => s.user.clone(),
         _ => {
@@ -1100,9 +1117,7 @@ pub async fn webauthn_register(web: Web, Form(form): Form<CeremonyForm>) -> Resp
                 Err(e) => return internal(&web, e),
             };
             taken.and_then(|r| {
-                web.state
-                    .webauthn
-                    .finish_passkey_registration(&answer, &r.state)
+                rp.finish_passkey_registration(&answer, &r.state)
                     .ok()
                     .map(|k: Passkey| (r.label, Credential::from(k)))
             })
@@ -1121,9 +1136,7 @@ pub async fn webauthn_register(web: Web, Form(form): Form<CeremonyForm>) -> Resp
                 Err(e) => return internal(&web, e),
             };
             taken.and_then(|r| {
-                web.state
-                    .webauthn
-                    .finish_securitykey_registration(&answer, &r.state)
+                rp.finish_securitykey_registration(&answer, &r.state)
                     .ok()
                     .map(|k: SecurityKey| (r.label, Credential::from(k)))
             })

@@ -20,10 +20,10 @@ pub const CEREMONY_SECS: i64 = 300;
 /// The relying party: the host of the base URL, and the base URL as the origin.
 pub fn relying_party(settings: &Settings) -> anyhow::Result<Webauthn> {
     let origin = Url::parse(&settings.base_url())?;
-    let rp_id = origin
-        .host_str()
-        .ok_or_else(|| anyhow::anyhow!("the base URL has no host"))?
-        .to_owned();
+    let rp_id = match origin.host() {
+        Some(url::Host::Domain(domain)) => domain.to_owned(),
+        _ => anyhow::bail!("the base URL {origin} has no domain name, which WebAuthn requires"),
+    };
     WebauthnBuilder::new(&rp_id, &origin)
         .map_err(|e| anyhow::anyhow!("WebAuthn cannot use {origin}: {e}"))?
         .rp_name(crate::web::SITE_NAME)

@@ -234,6 +234,7 @@ impl Web {
             flashes => self.flashes.clone(),
             here => self.here.clone(),
             base_url => self.state.settings.base_url(),
+            webauthn_available => self.state.webauthn.is_some(),
         };
         let html = match templates::render(template, context! { ..page, ..base }) {
             Ok(html) => html,
