@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 import requests
+from playwright.sync_api import sync_playwright
+import shutil
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -123,3 +125,27 @@ def wharf(request, tmp_path_factory):
     server.stop()
     for cleanup in reversed(cleanups):
         cleanup()
+
+
+# The browser for the web UI tests: Debian's Chromium driven by Playwright, one per run.
+def chromium_path():
+    path = os.environ.get("WHARF_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        raise RuntimeError("Chromium is needed for the browser tests: apt-get install chromium")
+    return path
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium):
+    context = chromium.new_context()
+    page = context.new_page()
+    yield page
+    context.close()

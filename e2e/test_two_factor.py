@@ -9,7 +9,7 @@ import pyotp
 import pytest
 
 from conftest import Wharf
-from test_web import PASSWORD, assert_accessible, chromium, page  # noqa: F401 (fixtures)
+from test_web import PASSWORD, assert_accessible
 
 
 @pytest.fixture(scope="module")

@@ -1,48 +1,19 @@
 """The web UI in a real Chromium: axe-core on every page (signed out and signed in), a
 keyboard-only walk from registration to yanking a release, and mail through a real SMTP
 server on loopback."""
-import os
 import re
-import shutil
-import subprocess
 import time
 import uuid
-from pathlib import Path
 
-import pytest
 import requests
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import sync_playwright
 
-from conftest import BIN, Wharf, free_port
+from conftest import Wharf, free_port
 from distributions import make_wheel
 from test_clients import twine_upload
 
 PASSWORD = "correct horse battery staple"
 WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
-
-
-def chromium_path():
-    path = os.environ.get("WHARF_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    if not path:
-        raise RuntimeError("Chromium is needed for the browser tests: apt-get install chromium")
-    return path
-
-
-@pytest.fixture(scope="session")
-def chromium():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(chromium):
-    context = chromium.new_context()
-    page = context.new_page()
-    yield page
-    context.close()
 
 
 def outbox(wharf):
