@@ -10,6 +10,7 @@ use crate::app::AppState;
 use crate::error::{AppError, AppResult};
 use crate::events::{self, EventTag, RequestMeta, Source};
 use crate::packaging::Project;
+use crate::ratelimit::Limit;
 use crate::tokens::{self, PresentedToken, Rejection};
 
 /// The credential a request carries.
@@ -90,6 +91,21 @@ pub async fn authenticate_upload(
     };
     let presented = match tokens::lookup(&state.db, &token).await? {
         Ok(presented) => presented,
+        Err(Rejection::Deleted {
+            id,
+            user_id,
+            description,
+        }) => {
+            let failure = TokenFailure {
+                user_id: &user_id,
+                token_id: &id,
+                description: &description,
+                reason: "deleted or nonexistent macaroon",
+                project: None,
+            };
+            record_token_failure(state, meta, &failure).await;
+            return Err(AppError::forbidden(invalid_auth_message(state)));
+        }
         Err(_) => {
             record_anonymous_failure(state, meta, "unknown_token", None).await;
             return Err(AppError::forbidden(invalid_auth_message(state)));
@@ -150,31 +166,73 @@ impl UploadIdentity {
     ) -> AppError {
         let reason = match rejection {
             Rejection::Invalid(reason) => reason,
-            Rejection::Unknown => "unknown token".to_owned(),
+            Rejection::Unknown | Rejection::Deleted { .. } => "unknown token".to_owned(),
         };
-        let now = state.clock.now_micros();
-        let additional = serde_json::json!({
-            "macaroon_id": self.token.id,
-            "description": self.token.description,
-            "reason": reason,
-            "project": project.map(|p| p.normalized_name.as_str()),
-        });
-        let recorded = async {
-            let mut conn = state.db.pool().acquire().await?;
-            events::record(
-                &mut conn,
-                Source::User(&self.user.id),
-                EventTag::AccountApiTokenFailure,
-                meta,
-                now,
-                additional,
-            )
-            .await
+        let failure = TokenFailure {
+            user_id: &self.user.id,
+            token_id: &self.token.id,
+            description: &self.token.description,
+            reason: &reason,
+            project: project.map(|p| p.normalized_name.as_str()),
         };
-        if let Err(e) = recorded.await {
-            tracing::warn!(error = %e, "could not record a failed token use");
-        }
+        record_token_failure(state, meta, &failure).await;
         AppError::forbidden(format!("Invalid API Token: {reason}"))
+    }
+}
+
+/// A refused use of a genuine token.
+struct TokenFailure<'a> {
+    user_id: &'a str,
+    token_id: &'a str,
+    description: &'a str,
+    reason: &'a str,
+    project: Option<&'a str>,
+}
+
+/// One logged failure per token and reason per 10 minutes: the first is recorded, the others
+/// are counted and reported with the next one, so that no one can flood an owner's log by
+/// replaying a token (warehouse#6447).
+const FAILURE_LOG: Limit = Limit {
+    bucket: "token.failure.logged",
+    max: 1,
+    window_secs: 600,
+};
+const FAILURE_SUPPRESSED: Limit = Limit {
+    bucket: "token.failure.suppressed",
+    max: i64::MAX,
+    window_secs: 86_400 * 30,
+};
+
+async fn record_token_failure(state: &AppState, meta: &RequestMeta, failure: &TokenFailure<'_>) {
+    let now = state.clock.now_micros();
+    let now_secs = state.clock.now_secs();
+    let key = format!("{}:{}", failure.token_id, failure.reason);
+    let recorded = async {
+        if FAILURE_LOG.check(&state.db, &key, now_secs).await?.is_err() {
+            return FAILURE_SUPPRESSED.hit(&state.db, &key, now_secs).await;
+        }
+        let suppressed = FAILURE_SUPPRESSED.take_count(&state.db, &key, now_secs).await?;
+        FAILURE_LOG.hit(&state.db, &key, now_secs).await?;
+        let additional = serde_json::json!({
+            "macaroon_id": failure.token_id,
+            "description": failure.description,
+            "reason": failure.reason,
+            "project": failure.project,
+            "similar_failures_not_logged": suppressed,
+        });
+        let mut conn = state.db.pool().acquire().await?;
+        events::record(
+            &mut conn,
+            Source::User(failure.user_id),
+            EventTag::AccountApiTokenFailure,
+            meta,
+            now,
+            additional,
+        )
+        .await
+    };
+    if let Err(e) = recorded.await {
+        tracing::warn!(error = %e, "could not record a failed token use");
     }
 }
 

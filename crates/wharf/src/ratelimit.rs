@@ -100,6 +100,20 @@ impl Limit {
         Ok(())
     }
 
+    /// How many hits the key has in the window, forgetting them.
+    pub async fn take_count(&self, db: &Db, key: &str, now: i64) -> Result<i64, sqlx::Error> {
+        let (count,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM rate_limit_hits WHERE bucket = $1 AND key = $2 AND at > $3",
+        )
+        .bind(self.bucket)
+        .bind(key)
+        .bind((now - self.window_secs) * 1_000_000)
+        .fetch_one(db.pool())
+        .await?;
+        self.clear(db, key).await?;
+        Ok(count)
+    }
+
     /// Forgets the key's attempts (a successful sign-in clears its failures).
     pub async fn clear(&self, db: &Db, key: &str) -> Result<(), sqlx::Error> {
         sqlx::query("DELETE FROM rate_limit_hits WHERE bucket = $1 AND key = $2")

@@ -31,6 +31,9 @@ pub enum EventTag {
     AccountApiTokenAdded,
     AccountApiTokenRemoved,
     /// wharf: a request presented one of the account's tokens and was refused.
+    AccountApiTokenRemovedLeak,
+    /// wharf: a token authenticated a request (the token's usage trail).
+    AccountApiTokenUsed,
     AccountApiTokenFailure,
     AccountRoleAdd,
     AccountRoleChange,
@@ -86,6 +89,8 @@ impl EventTag {
         EventTag::ProjectOwnersRequire2faDisabled,
         EventTag::AccountApiTokenAdded,
         EventTag::AccountApiTokenRemoved,
+        EventTag::AccountApiTokenRemovedLeak,
+        EventTag::AccountApiTokenUsed,
         EventTag::AccountApiTokenFailure,
         EventTag::AccountRoleAdd,
         EventTag::AccountRoleChange,
@@ -139,6 +144,8 @@ impl EventTag {
             EventTag::ProjectOwnersRequire2faDisabled => "project:owners_require_2fa:disabled",
             EventTag::AccountApiTokenAdded => "account:api_token:added",
             EventTag::AccountApiTokenRemoved => "account:api_token:removed",
+            EventTag::AccountApiTokenRemovedLeak => "account:api_token:removed_leak",
+            EventTag::AccountApiTokenUsed => "account:api_token:used",
             EventTag::AccountApiTokenFailure => "account:api_token:failure",
             EventTag::AccountRoleAdd => "account:role:add",
             EventTag::AccountRoleChange => "account:role:change",

@@ -536,7 +536,10 @@ async fn file_upload(
     tx.commit().await?;
 
     state.cache.invalidate_project(&project.normalized_name);
-    identity.token.touch(&state.db, now).await;
+    identity
+        .token
+        .touch(&state.db, &meta, &project.normalized_name, now)
+        .await;
     Ok(StatusCode::OK.into_response())
 }
 

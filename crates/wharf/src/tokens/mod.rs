@@ -155,8 +155,14 @@ pub struct PresentedToken {
 /// Why a presented token does not authenticate.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Rejection {
-    /// Not a token of ours: bad prefix, not base64, not a macaroon, or no such row (deleted).
+    /// Not a token of ours: bad prefix, not base64, not a macaroon, or no such row.
     Unknown,
+    /// A genuine token (its signature checks out) that was deleted: its owner is told.
+    Deleted {
+        id: String,
+        user_id: String,
+        description: String,
+    },
     /// A real token whose signature or caveats fail; the reasons are warehouse's messages.
     Invalid(String),
 }
@@ -181,7 +187,22 @@ pub async fn lookup(
             .fetch_optional(db.pool())
             .await?;
     let Some((user_id, description, caveats, key)) = row else {
-        return Ok(Err(Rejection::Unknown));
+        let deleted: Option<(String, String, Vec<u8>)> = sqlx::query_as(
+            "SELECT user_id, description, key FROM deleted_macaroons WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
+        return Ok(Err(match deleted {
+            Some((user_id, description, key)) if macaroon.signature_matches(&key) => {
+                Rejection::Deleted {
+                    id: id.to_owned(),
+                    user_id,
+                    description,
+                }
+            }
+            _ => Rejection::Unknown,
+        }));
     };
     Ok(Ok(PresentedToken {
         id: id.to_owned(),
@@ -221,15 +242,210 @@ impl PresentedToken {
             .map_err(|e| Rejection::Invalid(e.to_string()))
     }
 
-    /// Records the successful use (best effort: a failure here must not fail the request).
-    pub async fn touch(&self, db: &Db, now_micros: i64) {
-        let result = sqlx::query("UPDATE macaroons SET last_used = $1 WHERE id = $2")
-            .bind(now_micros)
-            .bind(&self.id)
-            .execute(db.pool())
-            .await;
-        if let Err(e) = result {
+    /// Records the successful use: `last_used`, and a line of the token's usage trail (best
+    /// effort: a failure here must not fail the request).
+    pub async fn touch(&self, db: &Db, meta: &RequestMeta, project: &str, now_micros: i64) {
+        let result = async {
+            let mut conn = db.pool().acquire().await?;
+            sqlx::query("UPDATE macaroons SET last_used = $1 WHERE id = $2")
+                .bind(now_micros)
+                .bind(&self.id)
+                .execute(&mut *conn)
+                .await?;
+            events::record(
+                &mut conn,
+                Source::User(&self.user_id),
+                EventTag::AccountApiTokenUsed,
+                meta,
+                now_micros,
+                serde_json::json!({"macaroon_id": self.id, "description": self.description, "project": project}),
+            )
+            .await
+        };
+        if let Err(e) = result.await {
             tracing::warn!(error = %e, "could not record token use");
         }
     }
+}
+
+/// A token as its owner (or a project's Owners) may see it: never its secret.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TokenInfo {
+    pub id: String,
+    pub user_id: String,
+    pub username: String,
+    pub description: String,
+    /// The projects it is limited to; empty for the whole account.
+    pub projects: Vec<String>,
+    pub created: i64,
+    pub expires: Option<i64>,
+    pub last_used: Option<i64>,
+}
+
+crate::web::template_value!(TokenInfo);
+
+type InfoRow = (String, String, String, String, String, i64, Option<i64>, Option<i64>);
+
+const INFO_SELECT: &str = "SELECT m.id, m.user_id, u.username, m.description, m.permissions_caveat, \
+     m.created, m.expires, m.last_used FROM macaroons m JOIN users u ON u.id = m.user_id";
+
+fn info_from_row(row: InfoRow) -> TokenInfo {
+    let (id, user_id, username, description, permissions, created, expires, last_used) = row;
+    let permissions: serde_json::Value = serde_json::from_str(&permissions).unwrap_or_default();
+    let projects = permissions["permissions"]["projects"]
+        .as_array()
+        .map(|names| {
+            names
+                .iter()
+                .filter_map(|n| n.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    TokenInfo {
+        id,
+        user_id,
+        username,
+        description,
+        projects,
+        created,
+        expires,
+        last_used,
+    }
+}
+
+pub async fn list_for_user(db: &Db, user_id: &str) -> Result<Vec<TokenInfo>, sqlx::Error> {
+    let sql = format!("{INFO_SELECT} WHERE m.user_id = $1 ORDER BY m.created DESC");
+    let rows: Vec<InfoRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(user_id)
+        .fetch_all(db.pool())
+        .await?;
+    Ok(rows.into_iter().map(info_from_row).collect())
+}
+
+pub async fn find(db: &Db, id: &str) -> Result<Option<TokenInfo>, sqlx::Error> {
+    let sql = format!("{INFO_SELECT} WHERE m.id = $1");
+    let row: Option<InfoRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(row.map(info_from_row))
+}
+
+/// Every token that can upload to the project: the ones limited to it, and the account-wide
+/// tokens of its collaborators (warehouse#6263).
+pub async fn for_project(db: &Db, project: &Project) -> Result<Vec<TokenInfo>, sqlx::Error> {
+    let sql = format!(
+        "{INFO_SELECT} WHERE (m.permissions_caveat LIKE $1 \
+            OR (m.permissions_caveat NOT LIKE '%\"projects\"%' \
+                AND m.user_id IN (SELECT user_id FROM roles WHERE project_id = $2))) \
+         ORDER BY u.username, m.created DESC"
+    );
+    let rows: Vec<InfoRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(format!("%\"{}\"%", project.normalized_name))
+        .bind(&project.id)
+        .fetch_all(db.pool())
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(info_from_row)
+        .filter(|t| t.projects.is_empty() || t.projects.contains(&project.normalized_name))
+        .collect())
+}
+
+/// Why a token is deleted: by its owner, by itself (a leaked CI secret), or for a leak report.
+pub enum Removal<'a> {
+    ByOwner,
+    SelfRevoked,
+    Leaked { public_url: &'a str, origin: &'a str },
+}
+
+/// Deletes the token and records `account:api_token:removed` (or `…:removed_leak`) on its
+/// owner's log and `project:api_token:removed` on each project it was limited to.
+pub async fn delete(
+    db: &Db,
+    token: &TokenInfo,
+    removal: Removal<'_>,
+    meta: &RequestMeta,
+    now_micros: i64,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "INSERT INTO deleted_macaroons (id, user_id, description, key, deleted) \
+         SELECT id, user_id, description, key, $2 FROM macaroons WHERE id = $1",
+    )
+    .bind(&token.id)
+    .bind(now_micros)
+    .execute(&mut *tx)
+    .await?;
+    let deleted = sqlx::query("DELETE FROM macaroons WHERE id = $1")
+        .bind(&token.id)
+        .execute(&mut *tx)
+        .await?;
+    if deleted.rows_affected() == 0 {
+        return Ok(false);
+    }
+    let (tag, additional) = match removal {
+        Removal::ByOwner => (
+            EventTag::AccountApiTokenRemoved,
+            serde_json::json!({"macaroon_id": token.id, "description": token.description}),
+        ),
+        Removal::SelfRevoked => (
+            EventTag::AccountApiTokenRemoved,
+            serde_json::json!({"macaroon_id": token.id, "description": token.description, "reason": "revoked with the token itself"}),
+        ),
+        Removal::Leaked { public_url, origin } => (
+            EventTag::AccountApiTokenRemovedLeak,
+            serde_json::json!({
+                "macaroon_id": token.id, "description": token.description, "public_url": public_url,
+                "origin": origin, "permissions": {"projects": token.projects},
+            }),
+        ),
+    };
+    events::record(&mut tx, Source::User(&token.user_id), tag, meta, now_micros, additional).await?;
+    for name in &token.projects {
+        let project: Option<(String,)> =
+            sqlx::query_as("SELECT id FROM projects WHERE normalized_name = $1")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some((project_id,)) = project {
+            events::record(
+                &mut tx,
+                Source::Project(&project_id),
+                EventTag::ProjectApiTokenRemoved,
+                meta,
+                now_micros,
+                serde_json::json!({"description": token.description, "user": token.username}),
+            )
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Tokens that expire within a week and whose owner has not been told yet; marks them told.
+pub async fn take_expiring_soon(db: &Db, now_micros: i64) -> Result<Vec<TokenInfo>, sqlx::Error> {
+    let week = 7 * 86_400 * 1_000_000;
+    let sql = format!(
+        "{INFO_SELECT} WHERE m.expires IS NOT NULL AND m.expires > $1 AND m.expires <= $2 \
+         AND m.expiry_notified = 0"
+    );
+    let rows: Vec<InfoRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(now_micros)
+        .bind(now_micros + week)
+        .fetch_all(db.pool())
+        .await?;
+    let mut told = Vec::new();
+    for token in rows.into_iter().map(info_from_row) {
+        // Conditional: when several processes look at once, one of them sends the notice.
+        let claimed = sqlx::query("UPDATE macaroons SET expiry_notified = 1 WHERE id = $1 AND expiry_notified = 0")
+            .bind(&token.id)
+            .execute(db.pool())
+            .await?;
+        if claimed.rows_affected() == 1 {
+            told.push(token);
+        }
+    }
+    Ok(told)
 }
