@@ -35,6 +35,7 @@ pub struct AppState {
     pub mailer: Arc<Mailer>,
     /// `None` when the base URL has no domain name: WebAuthn is then unavailable.
     pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
+    pub leak_keys: Arc<crate::tokens::leaks::LeakKeys>,
 }
 
 impl AppState {
@@ -61,6 +62,7 @@ impl AppState {
                 None
             }
         };
+        let leak_keys = crate::tokens::leaks::LeakKeys::load(settings.leak_report_keys.as_deref())?;
         Ok(AppState {
             db,
             storage,
@@ -70,6 +72,7 @@ impl AppState {
             keys: Arc::new(keys),
             mailer: Arc::new(mailer),
             webauthn,
+            leak_keys: Arc::new(leak_keys),
         })
     }
 }
@@ -110,7 +113,16 @@ pub fn router(state: AppState) -> Router {
         .route("/pypi/{project}/{version}/json", get(api::release))
         .route("/pypi/{project}/{version}/json/", get(api::release))
         .route("/files/{*path}", get(files::serve))
-        .route("/_health", get(health));
+        .route("/_health", get(health))
+        .route("/_/tokens/revoke", post(crate::tokens::revoke::revoke))
+        .route(
+            "/_/secrets/disclose-token",
+            post(crate::tokens::leaks::disclose),
+        )
+        .route(
+            "/_/github/disclose-token",
+            post(crate::tokens::leaks::disclose),
+        );
     index
         .merge(web_router(state.clone()))
         .layer(CatchPanicLayer::custom(|_| {
@@ -122,7 +134,7 @@ pub fn router(state: AppState) -> Router {
 /// The pages for people: CSRF-checked forms and security headers on every response.
 fn web_router(state: AppState) -> Router<AppState> {
     use crate::accounts::views as account;
-    use crate::manage::{account as manage_account, projects as manage};
+    use crate::manage::{account as manage_account, projects as manage, tokens as manage_tokens};
     use crate::twofactor::views as twofa;
     use crate::web::views;
     Router::new()
@@ -218,6 +230,16 @@ fn web_router(state: AppState) -> Router<AppState> {
             post(manage_account::change_password),
         )
         .route("/manage/account/delete", post(manage_account::delete))
+        .route(
+            "/manage/account/tokens/",
+            get(manage_tokens::page).post(manage_tokens::create),
+        )
+        .route("/manage/account/tokens/delete", post(manage_tokens::delete))
+        .route("/manage/account/tokens/{id}/", get(manage_tokens::detail))
+        .route(
+            "/manage/project/{project}/tokens/",
+            get(manage_tokens::for_project),
+        )
         .route("/manage/projects/", get(manage::list))
         .route(
             "/manage/invitations/{id}/{answer}",

@@ -211,7 +211,9 @@ async fn record_token_failure(state: &AppState, meta: &RequestMeta, failure: &To
         if FAILURE_LOG.check(&state.db, &key, now_secs).await?.is_err() {
             return FAILURE_SUPPRESSED.hit(&state.db, &key, now_secs).await;
         }
-        let suppressed = FAILURE_SUPPRESSED.take_count(&state.db, &key, now_secs).await?;
+        let suppressed = FAILURE_SUPPRESSED
+            .take_count(&state.db, &key, now_secs)
+            .await?;
         FAILURE_LOG.hit(&state.db, &key, now_secs).await?;
         let additional = serde_json::json!({
             "macaroon_id": failure.token_id,

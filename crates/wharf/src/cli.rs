@@ -199,6 +199,7 @@ async fn create_token(
         state.clock.now_micros(),
     )
     .await?;
+    tokens::notify_created(state, &user.id, &description, &cli_meta()).await;
     Ok(token)
 }
 
@@ -209,6 +210,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
     app::spawn_cache_refresher(state.clone());
+    crate::tokens::spawn_expiry_notices(state.clone());
     tracing::info!("wharf listening on http://{}", listener.local_addr()?);
     let router = app::router(state.clone());
     // No Nagle: a response larger than one segment must not wait for the client's delayed ACK.

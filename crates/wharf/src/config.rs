@@ -59,6 +59,10 @@ pub struct Settings {
     /// Every account must have two-factor authentication: signed-in users without it are
     /// sent to set it up before anything else.
     pub require_2fa: bool,
+    /// Public keys that sign token leak reports (`/_/secrets/disclose-token`): a PEM file with
+    /// one or more ECDSA P-256 keys, or an https URL answering in GitHub's format
+    /// (`{"public_keys": [{"key_identifier": …, "key": PEM}]}`).
+    pub leak_report_keys: Option<String>,
 }
 
 impl Default for Settings {
@@ -75,6 +79,7 @@ impl Default for Settings {
             mail_from: "wharf <noreply@localhost>".to_owned(),
             secret_key: None,
             require_2fa: false,
+            leak_report_keys: None,
         }
     }
 }
@@ -105,6 +110,7 @@ impl Settings {
                 "mail_from",
                 "secret_key",
                 "require_2fa",
+                "leak_report_keys",
             ]))
             .merge(Serialized::defaults(args));
         if let Some(bind) = bind {

@@ -538,7 +538,7 @@ async fn file_upload(
     state.cache.invalidate_project(&project.normalized_name);
     identity
         .token
-        .touch(&state.db, &meta, &project.normalized_name, now)
+        .touch(&state.db, meta, &project.normalized_name, now)
         .await;
     Ok(StatusCode::OK.into_response())
 }

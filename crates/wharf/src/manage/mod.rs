@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod projects;
+pub mod tokens;
 
 use axum::response::Response;
 

@@ -1,6 +1,9 @@
 //! API tokens: issuance and verification. Each token has its own random 32-byte key, so
 //! verifying one costs a row lookup and an HMAC chain, never a password hash.
 
+pub mod leaks;
+pub mod revoke;
+
 use rand::RngCore;
 use wharf_macaroon::{Caveat, Context, Macaroon, ProjectRef};
 
@@ -187,12 +190,11 @@ pub async fn lookup(
             .fetch_optional(db.pool())
             .await?;
     let Some((user_id, description, caveats, key)) = row else {
-        let deleted: Option<(String, String, Vec<u8>)> = sqlx::query_as(
-            "SELECT user_id, description, key FROM deleted_macaroons WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(db.pool())
-        .await?;
+        let deleted: Option<(String, String, Vec<u8>)> =
+            sqlx::query_as("SELECT user_id, description, key FROM deleted_macaroons WHERE id = $1")
+                .bind(id)
+                .fetch_optional(db.pool())
+                .await?;
         return Ok(Err(match deleted {
             Some((user_id, description, key)) if macaroon.signature_matches(&key) => {
                 Rejection::Deleted {
@@ -284,7 +286,16 @@ pub struct TokenInfo {
 
 crate::web::template_value!(TokenInfo);
 
-type InfoRow = (String, String, String, String, String, i64, Option<i64>, Option<i64>);
+type InfoRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+);
 
 const INFO_SELECT: &str = "SELECT m.id, m.user_id, u.username, m.description, m.permissions_caveat, \
      m.created, m.expires, m.last_used FROM macaroons m JOIN users u ON u.id = m.user_id";
@@ -356,7 +367,10 @@ pub async fn for_project(db: &Db, project: &Project) -> Result<Vec<TokenInfo>, s
 pub enum Removal<'a> {
     ByOwner,
     SelfRevoked,
-    Leaked { public_url: &'a str, origin: &'a str },
+    Leaked {
+        public_url: &'a str,
+        origin: &'a str,
+    },
 }
 
 /// Deletes the token and records `account:api_token:removed` (or `…:removed_leak`) on its
@@ -401,7 +415,15 @@ pub async fn delete(
             }),
         ),
     };
-    events::record(&mut tx, Source::User(&token.user_id), tag, meta, now_micros, additional).await?;
+    events::record(
+        &mut tx,
+        Source::User(&token.user_id),
+        tag,
+        meta,
+        now_micros,
+        additional,
+    )
+    .await?;
     for name in &token.projects {
         let project: Option<(String,)> =
             sqlx::query_as("SELECT id FROM projects WHERE normalized_name = $1")
@@ -439,13 +461,74 @@ pub async fn take_expiring_soon(db: &Db, now_micros: i64) -> Result<Vec<TokenInf
     let mut told = Vec::new();
     for token in rows.into_iter().map(info_from_row) {
         // Conditional: when several processes look at once, one of them sends the notice.
-        let claimed = sqlx::query("UPDATE macaroons SET expiry_notified = 1 WHERE id = $1 AND expiry_notified = 0")
-            .bind(&token.id)
-            .execute(db.pool())
-            .await?;
+        let claimed = sqlx::query(
+            "UPDATE macaroons SET expiry_notified = 1 WHERE id = $1 AND expiry_notified = 0",
+        )
+        .bind(&token.id)
+        .execute(db.pool())
+        .await?;
         if claimed.rows_affected() == 1 {
             told.push(token);
         }
     }
     Ok(told)
+}
+
+/// Tells owners about their tokens that expire within a week (once per token).
+pub async fn notify_expiring(state: &crate::app::AppState) -> Result<usize, sqlx::Error> {
+    let expiring = take_expiring_soon(&state.db, state.clock.now_micros()).await?;
+    for token in &expiring {
+        let expires = token
+            .expires
+            .map(|e| crate::clock::iso8601_seconds(e).replace('T', " ") + " UTC");
+        leaks::notify(
+            state,
+            token,
+            "token-expiring",
+            minijinja::context! { expires => expires },
+            &RequestMeta::default(),
+        )
+        .await;
+    }
+    Ok(expiring.len())
+}
+
+/// Looks for expiring tokens every hour, in every process (a conditional update makes sure
+/// each notice is sent once).
+pub fn spawn_expiry_notices(state: crate::app::AppState) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            ticker.tick().await;
+            if let Err(e) = notify_expiring(&state).await {
+                tracing::warn!(error = %e, "cannot send token expiry notices");
+            }
+        }
+    });
+}
+
+/// E-mails the owner that a token was created (PyPI sends none, warehouse#13234).
+pub async fn notify_created(
+    state: &crate::app::AppState,
+    user_id: &str,
+    description: &str,
+    meta: &RequestMeta,
+) {
+    let Ok(listed) = list_for_user(&state.db, user_id).await else {
+        return;
+    };
+    let Some(token) = listed.into_iter().find(|t| t.description == description) else {
+        return;
+    };
+    let expires = token
+        .expires
+        .map(|e| crate::clock::iso8601_seconds(e).replace('T', " ") + " UTC");
+    leaks::notify(
+        state,
+        &token,
+        "token-created",
+        minijinja::context! { expires => expires },
+        meta,
+    )
+    .await;
 }

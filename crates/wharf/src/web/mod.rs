@@ -383,6 +383,10 @@ pub async fn help(web: Web) -> Response {
 pub async fn static_file(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
     let (body, content_type): (&'static str, &'static str) = match file.as_str() {
         "wharf.css" => (include_str!("static/wharf.css"), "text/css; charset=utf-8"),
+        "copy.js" => (
+            include_str!("static/copy.js"),
+            "text/javascript; charset=utf-8",
+        ),
         "webauthn.js" => (
             include_str!("static/webauthn.js"),
             "text/javascript; charset=utf-8",

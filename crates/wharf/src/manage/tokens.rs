@@ -1,0 +1,391 @@
+//! `/manage/account/tokens/`: create API tokens (the whole account, or one or several
+//! projects; an optional expiry), see them with their last use and usage trail, delete them.
+//! `/manage/project/<name>/tokens/`: every token that can upload to a project.
+
+use axum::body::Bytes;
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::response::Response;
+use minijinja::context;
+use serde::{Deserialize, Serialize};
+
+use super::internal;
+use crate::accounts::{self, User};
+use crate::error::AppError;
+use crate::packaging::{self, Project, Role};
+use crate::tokens::{self, Removal, TokenError, TokenScope, leaks};
+use crate::web::{Flash, FormErrors, Web};
+
+const PAGE: &str = "/manage/account/tokens/";
+
+/// The expiries offered, in days; "" is never.
+const EXPIRIES: &[(&str, &str)] = &[
+    ("", "Never"),
+    ("7", "In 7 days"),
+    ("30", "In 30 days"),
+    ("90", "In 90 days"),
+    ("365", "In a year"),
+];
+
+#[derive(Clone, Debug, Serialize)]
+struct Choice {
+    value: &'static str,
+    label: &'static str,
+}
+
+crate::web::template_value!(Choice);
+
+async fn page_with(
+    web: &Web,
+    user: &User,
+    status: StatusCode,
+    errors: FormErrors,
+    form: &CreateForm,
+) -> Response {
+    let listed = match tokens::list_for_user(&web.state.db, &user.id).await {
+        Ok(listed) => listed,
+        Err(e) => return internal(web, e),
+    };
+    let projects = match packaging::roles::projects_of_user(&web.state.db, &user.id).await {
+        Ok(projects) => projects,
+        Err(e) => return internal(web, e),
+    };
+    let verified = accounts::has_verified_primary_email(&web.state.db, &user.id)
+        .await
+        .unwrap_or(false);
+    let expiries: Vec<Choice> = EXPIRIES
+        .iter()
+        .map(|(value, label)| Choice { value, label })
+        .collect();
+    web.render_status(
+        status,
+        "manage_tokens.html",
+        context! {
+            tokens => listed,
+            projects => projects,
+            verified => verified,
+            expiries => expiries,
+            errors => errors,
+            form => context! { name => form.name.clone(), scope => form.scope.clone(), selected => form.projects.clone(), expires => form.expires.clone() },
+            now => web.now(),
+        },
+    )
+}
+
+pub async fn page(web: Web) -> Response {
+    let session = match web.require_recent_auth(PAGE) {
+        Ok(session) => session.clone(),
+        Err(response) => return response,
+    };
+    page_with(
+        &web,
+        &session.user,
+        StatusCode::OK,
+        FormErrors::default(),
+        &CreateForm::default(),
+    )
+    .await
+}
+
+/// The create form. `projects` repeats, one field per checked project.
+#[derive(Debug, Default)]
+pub struct CreateForm {
+    name: String,
+    /// `account` or `projects`.
+    scope: String,
+    projects: Vec<String>,
+    /// Days, or empty for never.
+    expires: String,
+}
+
+impl CreateForm {
+    /// Read by hand: the form repeats `projects`, which serde's urlencoded forms cannot hold.
+    fn parse(body: &[u8]) -> CreateForm {
+        let mut form = CreateForm::default();
+        for (name, value) in form_urlencoded::parse(body) {
+            let value = value.into_owned();
+            match name.as_ref() {
+                "name" => form.name = value,
+                "scope" => form.scope = value,
+                "projects" => form.projects.push(value),
+                "expires" => form.expires = value,
+                _ => {}
+            }
+        }
+        form
+    }
+}
+
+pub async fn create(web: Web, body: Bytes) -> Response {
+    let form = CreateForm::parse(&body);
+    let session = match web.require_recent_auth(PAGE) {
+        Ok(session) => session.clone(),
+        Err(response) => return response,
+    };
+    let user = &session.user;
+    let refuse = |field: &str, message: &str| {
+        page_with(
+            &web,
+            user,
+            StatusCode::BAD_REQUEST,
+            FormErrors::one(field, message),
+            &form,
+        )
+    };
+    match accounts::has_verified_primary_email(&web.state.db, &user.id).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return refuse("name", "Verify your e-mail address to create an API token.").await;
+        }
+        Err(e) => return internal(&web, e),
+    }
+    let name = form.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return refuse("name", "Give the token a name of 1 to 100 characters.").await;
+    }
+    let mut projects: Vec<Project> = Vec::new();
+    if form.scope == "projects" {
+        if form.projects.is_empty() {
+            return refuse(
+                "scope-projects",
+                "Choose at least one project, or the whole account.",
+            )
+            .await;
+        }
+        for name in &form.projects {
+            let normalized = wharf_packaging::name::normalize(name);
+            let found = match packaging::find_project(&web.state.db, &normalized).await {
+                Ok(found) => found,
+                Err(e) => return internal(&web, e),
+            };
+            let Some(project) = found else {
+                return refuse(
+                    "scope-projects",
+                    &format!("There is no project named {name}."),
+                )
+                .await;
+            };
+            match packaging::role_of(&web.state.db, &project.id, &user.id).await {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    return refuse(
+                        "scope-projects",
+                        &format!("You are not a collaborator on {name}."),
+                    )
+                    .await;
+                }
+                Err(e) => return internal(&web, e),
+            }
+            if !projects.iter().any(|p| p.id == project.id) {
+                projects.push(project);
+            }
+        }
+    } else if form.scope != "account" {
+        return refuse("scope-account", "Choose the token's scope.").await;
+    }
+    let expires_in = match form.expires.as_str() {
+        "" => None,
+        days => match days.parse::<i64>() {
+            Ok(days) if EXPIRIES.iter().any(|(v, _)| *v == form.expires) => Some(days * 86_400),
+            _ => return refuse("expires", "Choose one of the expiries offered.").await,
+        },
+    };
+    let scope = TokenScope {
+        projects: &projects,
+        expires_in,
+    };
+    let location = web.state.settings.token_location();
+    let secret = match tokens::create(
+        &web.state.db,
+        &location,
+        user,
+        name,
+        &scope,
+        &web.meta,
+        web.now(),
+    )
+    .await
+    {
+        Ok(secret) => secret,
+        Err(TokenError::DuplicateDescription(_)) => {
+            return refuse("name", "API token name already in use: choose another one.").await;
+        }
+        Err(TokenError::InvalidDescription) => {
+            return refuse("name", "Give the token a name of 1 to 100 characters.").await;
+        }
+        Err(TokenError::InvalidLifetime) => {
+            return refuse("expires", "Choose one of the expiries offered.").await;
+        }
+        Err(TokenError::Database(e)) => return internal(&web, e),
+    };
+    let names: Vec<String> = projects.iter().map(|p| p.normalized_name.clone()).collect();
+    let expires = expires_in.map(|s| {
+        crate::clock::iso8601_seconds(web.now() + s * 1_000_000).replace('T', " ") + " UTC"
+    });
+    tokens::notify_created(&web.state, &user.id, name, &web.meta).await;
+    // Shown in the answer to the POST, never again: pages are `no-store`.
+    web.render(
+        "token_created.html",
+        context! {
+            token => secret,
+            name => name,
+            projects => names,
+            expires => expires,
+            repository_url => format!("{}/legacy/", web.state.settings.base_url()),
+        },
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct DeleteForm {
+    token_id: String,
+    confirm_password: String,
+}
+
+pub async fn delete(web: Web, axum::Form(form): axum::Form<DeleteForm>) -> Response {
+    let session = match web.require_recent_auth(PAGE) {
+        Ok(session) => session.clone(),
+        Err(response) => return response,
+    };
+    let user = &session.user;
+    let token = match tokens::find(&web.state.db, &form.token_id).await {
+        Ok(Some(token)) if token.user_id == user.id => token,
+        Ok(_) => return web.redirect_with(PAGE, Flash::error("API Token does not exist.")),
+        Err(e) => return internal(&web, e),
+    };
+    let valid = match accounts::password_state(&web.state.db, &user.id).await {
+        Ok(Some((hash, _))) => {
+            form.confirm_password.chars().count() <= accounts::MAX_PASSWORD_CHARS
+                && accounts::verify_password(&form.confirm_password, &hash)
+        }
+        Ok(None) => false,
+        Err(e) => return internal(&web, e),
+    };
+    if !valid {
+        return page_with(
+            &web,
+            user,
+            StatusCode::BAD_REQUEST,
+            FormErrors::one(
+                &format!("confirm-{}", token.id),
+                "The password is incorrect: the token was not deleted.",
+            ),
+            &CreateForm::default(),
+        )
+        .await;
+    }
+    match tokens::delete(
+        &web.state.db,
+        &token,
+        Removal::ByOwner,
+        &web.meta,
+        web.now(),
+    )
+    .await
+    {
+        Ok(_) => {
+            leaks::notify(&web.state, &token, "token-deleted", context! {}, &web.meta).await;
+            web.redirect_with(
+                PAGE,
+                Flash::success(format!("Deleted the API token \"{}\".", token.description)),
+            )
+        }
+        Err(e) => internal(&web, e),
+    }
+}
+
+type UseRow = (i64, String, Option<String>, Option<String>, String);
+
+#[derive(Clone, Debug, Serialize)]
+struct Use {
+    time: i64,
+    tag: String,
+    ip_address: Option<String>,
+    user_agent: Option<String>,
+    project: Option<String>,
+    reason: Option<String>,
+}
+
+crate::web::template_value!(Use);
+
+/// One token's usage trail: its successful and refused uses, newest first (warehouse#6441).
+pub async fn detail(web: Web, Path(id): Path<String>) -> Response {
+    let session = match web.require_recent_auth(PAGE) {
+        Ok(session) => session.clone(),
+        Err(response) => return response,
+    };
+    let token = match tokens::find(&web.state.db, &id).await {
+        Ok(Some(token)) if token.user_id == session.user.id => token,
+        Ok(_) => return web.error(AppError::not_found()),
+        Err(e) => return internal(&web, e),
+    };
+    let rows: Result<Vec<UseRow>, _> = sqlx::query_as(
+        "SELECT time, tag, ip_address, user_agent, additional FROM events \
+         WHERE source_type = 'user' AND source_id = $1 \
+           AND tag IN ('account:api_token:used', 'account:api_token:failure') AND additional LIKE $2 \
+         ORDER BY id DESC LIMIT 100",
+    )
+    .bind(&session.user.id)
+    .bind(format!("%\"macaroon_id\":\"{}\"%", token.id))
+    .fetch_all(web.state.db.pool())
+    .await;
+    let uses: Vec<Use> = match rows {
+        Ok(rows) => rows
+            .into_iter()
+            .map(|(time, tag, ip_address, user_agent, additional)| {
+                let additional: serde_json::Value =
+                    serde_json::from_str(&additional).unwrap_or_default();
+                Use {
+                    time,
+                    tag,
+                    ip_address,
+                    user_agent,
+                    project: additional["project"].as_str().map(str::to_owned),
+                    reason: additional["reason"].as_str().map(str::to_owned),
+                }
+            })
+            .collect(),
+        Err(e) => return internal(&web, e),
+    };
+    web.render(
+        "manage_token.html",
+        context! { token => token, uses => uses },
+    )
+}
+
+/// Every token that can upload to a project, for its Owners (warehouse#6263).
+pub async fn for_project(web: Web, Path(project): Path<String>) -> Response {
+    let session = match web.require_session() {
+        Ok(session) => session.clone(),
+        Err(response) => return response,
+    };
+    let normalized = wharf_packaging::name::normalize(&project);
+    let project = match packaging::find_project(&web.state.db, &normalized).await {
+        Ok(Some(project)) => project,
+        Ok(None) => {
+            return web.error(AppError::new(
+                StatusCode::NOT_FOUND,
+                format!("There is no project named \"{project}\" on this index."),
+            ));
+        }
+        Err(e) => return internal(&web, e),
+    };
+    match packaging::role_of(&web.state.db, &project.id, &session.user.id).await {
+        Ok(Some(Role::Owner)) => {}
+        Ok(_) => {
+            return web.error(AppError::forbidden(format!(
+                "Only Owners of {} can see the tokens that can upload to it.",
+                project.name
+            )));
+        }
+        Err(e) => return internal(&web, e),
+    }
+    match tokens::for_project(&web.state.db, &project).await {
+        Ok(list) => web.render(
+            "manage_project_tokens.html",
+            context! { project => context! { name => project.name.clone(), normalized_name => project.normalized_name.clone() }, tokens => list, now => web.now() },
+        ),
+        Err(e) => internal(&web, e),
+    }
+}
