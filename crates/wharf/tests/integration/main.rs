@@ -5,6 +5,7 @@ mod accounts;
 mod browser;
 mod manage;
 mod read;
+mod tokens;
 mod two_factor;
 mod upload;
 mod upload_auth;

@@ -23,6 +23,7 @@ pub struct TestApp {
     pub token: String,
 }
 
+#[derive(Debug)]
 pub struct TestResponse {
     pub status: StatusCode,
     /// The reason phrase, when the server set one (its error message, which twine prints).
