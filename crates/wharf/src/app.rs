@@ -36,6 +36,7 @@ pub struct AppState {
     /// `None` when the base URL has no domain name: WebAuthn is then unavailable.
     pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
     pub leak_keys: Arc<crate::tokens::leaks::LeakKeys>,
+    pub token_cache: Arc<crate::tokens::cache::TokenCache>,
 }
 
 impl AppState {
@@ -73,6 +74,7 @@ impl AppState {
             mailer: Arc::new(mailer),
             webauthn,
             leak_keys: Arc::new(leak_keys),
+            token_cache: Arc::default(),
         })
     }
 }
@@ -327,6 +329,9 @@ pub fn spawn_cache_refresher(state: AppState) {
         let mut ticker = tokio::time::interval(period);
         loop {
             ticker.tick().await;
+            if let Err(e) = state.token_cache.refresh(&state.db).await {
+                tracing::warn!(error = %e, "cannot read the token revocations");
+            }
             let seen = state.cache.seen_serial();
             let newest = match packaging::last_serial(&state.db).await {
                 Ok(serial) => serial,

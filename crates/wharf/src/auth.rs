@@ -5,7 +5,7 @@ use axum::http::{HeaderMap, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::accounts::{self, User};
+use crate::accounts::User;
 use crate::app::AppState;
 use crate::error::{AppError, AppResult};
 use crate::events::{self, EventTag, RequestMeta, Source};
@@ -89,7 +89,7 @@ pub async fn authenticate_upload(
             return Err(AppError::forbidden(invalid_auth_message(state)));
         }
     };
-    let presented = match tokens::lookup(&state.db, &token).await? {
+    let presented = match tokens::lookup(&state.db, &state.token_cache, &token).await? {
         Ok(presented) => presented,
         Err(Rejection::Deleted {
             id,
@@ -111,9 +111,7 @@ pub async fn authenticate_upload(
             return Err(AppError::forbidden(invalid_auth_message(state)));
         }
     };
-    let user = accounts::find_by_id(&state.db, &presented.user_id)
-        .await?
-        .filter(|u| u.is_active);
+    let user = Some(presented.user().clone()).filter(|u| u.is_active);
     let Some(user) = user else {
         return Err(AppError::forbidden(invalid_auth_message(state)));
     };
@@ -139,8 +137,7 @@ impl UploadIdentity {
             return Err(self.refuse(state, meta, Some(project), rejection).await);
         }
         // Tokens are one factor: where two are required, the token's owner must have 2FA.
-        let required = state.settings.require_2fa
-            || crate::twofactor::project_requires(&state.db, &project.id).await?;
+        let required = state.settings.require_2fa || project.owners_require_2fa;
         if required
             && !crate::twofactor::methods(&state.db, &self.user.id)
                 .await?
@@ -171,7 +168,7 @@ impl UploadIdentity {
         let failure = TokenFailure {
             user_id: &self.user.id,
             token_id: &self.token.id,
-            description: &self.token.description,
+            description: self.token.description(),
             reason: &reason,
             project: project.map(|p| p.normalized_name.as_str()),
         };

@@ -12,3 +12,10 @@ CREATE TABLE deleted_macaroons (
     deleted BIGINT NOT NULL
 );
 CREATE INDEX deleted_macaroons_user ON deleted_macaroons(user_id);
+
+-- Every token deletion, in order: processes that keep tokens in memory poll it to drop them.
+CREATE TABLE token_revocations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    macaroon_id TEXT NOT NULL,
+    at BIGINT NOT NULL
+);

@@ -502,6 +502,14 @@ pub async fn delete_user(
         serde_json::json!({"username": user.username}),
     )
     .await?;
+    // The account's tokens die with it: logged for the processes that keep tokens in memory.
+    let token_ids: Vec<(String,)> = sqlx::query_as("SELECT id FROM macaroons WHERE user_id = $1")
+        .bind(&user.id)
+        .fetch_all(&mut *tx)
+        .await?;
+    for (token_id,) in token_ids {
+        crate::tokens::cache::log_revocation(&mut tx, &token_id, now).await?;
+    }
     for table in [
         "sessions",
         "macaroons",

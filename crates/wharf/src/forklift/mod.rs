@@ -568,6 +568,7 @@ async fn check_new_project(
         last_serial: 0,
         upload_limit: None,
         total_size: 0,
+        owners_require_2fa: false,
     })
 }
 

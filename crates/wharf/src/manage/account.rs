@@ -397,6 +397,9 @@ pub async fn delete(mut web: Web, Form(form): Form<DeleteForm>) -> Response {
     if let Err(e) = accounts::delete_user(&web.state.db, user, &web.meta, web.now()).await {
         return internal(&web, e);
     }
+    if let Err(e) = web.state.token_cache.refresh(&web.state.db).await {
+        tracing::warn!(error = %e, "cannot read the token revocations");
+    }
     if let Some(primary) = primary {
         // Recorded under the deleted account's id: the log outlives the account.
         web.state

@@ -275,15 +275,7 @@ pub async fn delete(web: Web, axum::Form(form): axum::Form<DeleteForm>) -> Respo
         )
         .await;
     }
-    match tokens::delete(
-        &web.state.db,
-        &token,
-        Removal::ByOwner,
-        &web.meta,
-        web.now(),
-    )
-    .await
-    {
+    match tokens::delete(&web.state, &token, Removal::ByOwner, &web.meta, web.now()).await {
         Ok(_) => {
             leaks::notify(&web.state, &token, "token-deleted", context! {}, &web.meta).await;
             web.redirect_with(

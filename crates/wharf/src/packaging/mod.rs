@@ -17,6 +17,8 @@ pub struct Project {
     pub last_serial: i64,
     pub upload_limit: Option<i64>,
     pub total_size: i64,
+    /// Owners and Maintainers must use two-factor authentication.
+    pub owners_require_2fa: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,12 +44,13 @@ impl Role {
     }
 }
 
-type ProjectRow = (String, String, String, i64, Option<i64>, i64);
+type ProjectRow = (String, String, String, i64, Option<i64>, i64, i64);
 
-const PROJECT_COLUMNS: &str = "id, name, normalized_name, last_serial, upload_limit, total_size";
+const PROJECT_COLUMNS: &str =
+    "id, name, normalized_name, last_serial, upload_limit, total_size, owners_require_2fa";
 
 fn project_from_row(row: ProjectRow) -> Project {
-    let (id, name, normalized_name, last_serial, upload_limit, total_size) = row;
+    let (id, name, normalized_name, last_serial, upload_limit, total_size, requires_2fa) = row;
     Project {
         id,
         name,
@@ -55,6 +58,7 @@ fn project_from_row(row: ProjectRow) -> Project {
         last_serial,
         upload_limit,
         total_size,
+        owners_require_2fa: requires_2fa != 0,
     }
 }
 

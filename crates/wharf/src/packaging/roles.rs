@@ -334,6 +334,7 @@ pub async fn answer_invitation(
         last_serial: 0,
         upload_limit: None,
         total_size: 0,
+        owners_require_2fa: false,
     };
     if expires <= now && answer == Answer::Accept {
         return Err(RoleError::Expired);

@@ -223,7 +223,8 @@ async fn revoke_leaked(
     origin: &str,
     meta: &crate::events::RequestMeta,
 ) -> Result<(), sqlx::Error> {
-    let Ok(presented) = super::lookup(&state.db, report.token.trim()).await? else {
+    let Ok(presented) = super::lookup(&state.db, &state.token_cache, report.token.trim()).await?
+    else {
         return Ok(());
     };
     if presented.check_signature().is_err() {
@@ -237,7 +238,7 @@ async fn revoke_leaked(
         public_url: &report.url,
         origin,
     };
-    if super::delete(&state.db, &token, removal, meta, now).await? {
+    if super::delete(state, &token, removal, meta, now).await? {
         notify(
             state,
             &token,

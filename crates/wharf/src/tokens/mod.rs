@@ -1,8 +1,11 @@
 //! API tokens: issuance and verification. Each token has its own random 32-byte key, so
 //! verifying one costs a row lookup and an HMAC chain, never a password hash.
 
+pub mod cache;
 pub mod leaks;
 pub mod revoke;
+
+use std::sync::Arc;
 
 use rand::RngCore;
 use wharf_macaroon::{Caveat, Context, Macaroon, ProjectRef};
@@ -11,6 +14,7 @@ use crate::accounts::User;
 use crate::db::Db;
 use crate::events::{self, EventTag, RequestMeta, Source};
 use crate::packaging::Project;
+use cache::{TokenCache, TokenRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -144,15 +148,13 @@ fn caveats_for_event(caveats: &[String]) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// A token that was found in the database: whose it is, and what it still has to prove.
+/// A token that was found (in memory or in the database): whose it is, and what it still has
+/// to prove.
 #[derive(Clone, Debug)]
 pub struct PresentedToken {
     pub id: String,
-    pub user_id: String,
-    pub description: String,
     macaroon: Macaroon,
-    key: Vec<u8>,
-    stored_caveats: Vec<String>,
+    row: Arc<TokenRow>,
 }
 
 /// Why a presented token does not authenticate.
@@ -170,9 +172,11 @@ pub enum Rejection {
     Invalid(String),
 }
 
-/// Finds the token's row. Costs one indexed lookup.
+/// Finds the token's row: from memory when this process has seen the token, else with one
+/// indexed query. No password hash is involved, ever.
 pub async fn lookup(
     db: &Db,
+    cache: &TokenCache,
     token: &str,
 ) -> Result<Result<PresentedToken, Rejection>, sqlx::Error> {
     let Ok(macaroon) = Macaroon::from_token(token) else {
@@ -184,21 +188,28 @@ pub async fn lookup(
     if uuid::Uuid::parse_str(id).is_err() {
         return Ok(Err(Rejection::Unknown));
     }
-    let row: Option<(String, String, String, Vec<u8>)> =
-        sqlx::query_as("SELECT user_id, description, caveats, key FROM macaroons WHERE id = $1")
-            .bind(id)
-            .fetch_optional(db.pool())
-            .await?;
-    let Some((user_id, description, caveats, key)) = row else {
+    let id = id.to_owned();
+    if let Some(row) = cache.get(&id) {
+        return Ok(Ok(PresentedToken { id, macaroon, row }));
+    }
+    type Row = (String, String, String, Vec<u8>, String, i64, i64);
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT m.user_id, m.description, m.caveats, m.key, u.username, u.is_admin, u.is_active \
+         FROM macaroons m JOIN users u ON u.id = m.user_id WHERE m.id = $1",
+    )
+    .bind(&id)
+    .fetch_optional(db.pool())
+    .await?;
+    let Some((user_id, description, caveats, key, username, is_admin, is_active)) = row else {
         let deleted: Option<(String, String, Vec<u8>)> =
             sqlx::query_as("SELECT user_id, description, key FROM deleted_macaroons WHERE id = $1")
-                .bind(id)
+                .bind(&id)
                 .fetch_optional(db.pool())
                 .await?;
         return Ok(Err(match deleted {
             Some((user_id, description, key)) if macaroon.signature_matches(&key) => {
                 Rejection::Deleted {
-                    id: id.to_owned(),
+                    id,
                     user_id,
                     description,
                 }
@@ -206,20 +217,33 @@ pub async fn lookup(
             _ => Rejection::Unknown,
         }));
     };
-    Ok(Ok(PresentedToken {
-        id: id.to_owned(),
-        user_id,
+    let row = Arc::new(TokenRow {
+        user: User {
+            id: user_id,
+            username,
+            is_admin: is_admin != 0,
+            is_active: is_active != 0,
+        },
         description,
-        stored_caveats: serde_json::from_str(&caveats).unwrap_or_default(),
         key,
-        macaroon,
-    }))
+        stored_caveats: serde_json::from_str(&caveats).unwrap_or_default(),
+    });
+    cache.insert(&id, row.clone());
+    Ok(Ok(PresentedToken { id, macaroon, row }))
 }
 
 impl PresentedToken {
+    pub fn user(&self) -> &User {
+        &self.row.user
+    }
+
+    pub fn description(&self) -> &str {
+        &self.row.description
+    }
+
     /// Checks only the signature chain: cheap, and possible before the project is known.
     pub fn check_signature(&self) -> Result<(), Rejection> {
-        if self.macaroon.signature_matches(&self.key) {
+        if self.macaroon.signature_matches(&self.row.key) {
             Ok(())
         } else {
             Err(Rejection::Invalid(
@@ -237,11 +261,16 @@ impl PresentedToken {
         });
         let context = Context {
             now,
-            user_id: &self.user_id,
+            user_id: &self.row.user.id,
             project,
         };
-        wharf_macaroon::verify(&self.macaroon, &self.key, &self.stored_caveats, &context)
-            .map_err(|e| Rejection::Invalid(e.to_string()))
+        wharf_macaroon::verify(
+            &self.macaroon,
+            &self.row.key,
+            &self.row.stored_caveats,
+            &context,
+        )
+        .map_err(|e| Rejection::Invalid(e.to_string()))
     }
 
     /// Records the successful use: `last_used`, and a line of the token's usage trail (best
@@ -256,11 +285,11 @@ impl PresentedToken {
                 .await?;
             events::record(
                 &mut conn,
-                Source::User(&self.user_id),
+                Source::User(&self.row.user.id),
                 EventTag::AccountApiTokenUsed,
                 meta,
                 now_micros,
-                serde_json::json!({"macaroon_id": self.id, "description": self.description, "project": project}),
+                serde_json::json!({"macaroon_id": self.id, "description": self.row.description, "project": project}),
             )
             .await
         };
@@ -376,13 +405,13 @@ pub enum Removal<'a> {
 /// Deletes the token and records `account:api_token:removed` (or `…:removed_leak`) on its
 /// owner's log and `project:api_token:removed` on each project it was limited to.
 pub async fn delete(
-    db: &Db,
+    state: &crate::app::AppState,
     token: &TokenInfo,
     removal: Removal<'_>,
     meta: &RequestMeta,
     now_micros: i64,
 ) -> Result<bool, sqlx::Error> {
-    let mut tx = db.begin().await?;
+    let mut tx = state.db.begin().await?;
     sqlx::query(
         "INSERT INTO deleted_macaroons (id, user_id, description, key, deleted) \
          SELECT id, user_id, description, key, $2 FROM macaroons WHERE id = $1",
@@ -398,6 +427,7 @@ pub async fn delete(
     if deleted.rows_affected() == 0 {
         return Ok(false);
     }
+    cache::log_revocation(&mut tx, &token.id, now_micros).await?;
     let (tag, additional) = match removal {
         Removal::ByOwner => (
             EventTag::AccountApiTokenRemoved,
@@ -443,6 +473,7 @@ pub async fn delete(
         }
     }
     tx.commit().await?;
+    state.token_cache.forget(&token.id);
     Ok(true)
 }
 

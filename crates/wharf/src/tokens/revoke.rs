@@ -17,7 +17,7 @@ pub async fn revoke(State(state): State<AppState>, request: Request) -> Response
     let Credential::Token(token) = credential(&parts.headers) else {
         return refuse();
     };
-    let presented = match super::lookup(&state.db, &token).await {
+    let presented = match super::lookup(&state.db, &state.token_cache, &token).await {
         Ok(Ok(presented)) if presented.check_signature().is_ok() => presented,
         Ok(_) => return refuse(),
         Err(e) => return AppError::from(e).render(&parts.headers),
@@ -29,7 +29,7 @@ pub async fn revoke(State(state): State<AppState>, request: Request) -> Response
     };
     let meta = request_meta(&parts);
     match super::delete(
-        &state.db,
+        &state,
         &info,
         Removal::SelfRevoked,
         &meta,
