@@ -98,6 +98,21 @@ async fn run() -> anyhow::Result<()> {
         token_samples.push(start.elapsed());
     }
 
+    // The first use of a token in a process reads its row from the database.
+    let id = tokens::list_for_user(&state.db, &user.id)
+        .await?
+        .remove(0)
+        .id;
+    let mut cold_samples = Vec::new();
+    for _ in 0..1000 {
+        state.token_cache.forget(&id);
+        let start = Instant::now();
+        authenticate()
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        cold_samples.push(start.elapsed());
+    }
+
     let (hash, _) = accounts::password_state(&state.db, &user.id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("no password"))?;
@@ -109,8 +124,10 @@ async fn run() -> anyhow::Result<()> {
     }
 
     let token = median(token_samples);
+    let cold = median(cold_samples);
     let password = median(password_samples);
     let ratio = password.as_secs_f64() / token.as_secs_f64();
+    let cold_ratio = password.as_secs_f64() / cold.as_secs_f64();
     println!("| path | median | runs |");
     println!("|---|---|---|");
     println!(
@@ -118,10 +135,17 @@ async fn run() -> anyhow::Result<()> {
         token.as_secs_f64() * 1e6
     );
     println!(
+        "| the same, first use of the token in this process (one database query) | {:.1} µs | 1000 |",
+        cold.as_secs_f64() * 1e6
+    );
+    println!(
         "| password check (argon2id, as sign-in) | {:.1} ms | 30 |",
         password.as_secs_f64() * 1e3
     );
     println!();
-    println!("The token path is {ratio:.0}× faster than a password check (target: ≥ 1000×).");
+    println!(
+        "The token path is {ratio:.0}× faster than a password check (target: ≥ 1000×); \
+         {cold_ratio:.0}× on a token's first use in a process."
+    );
     Ok(())
 }

@@ -4,7 +4,7 @@ mod password;
 pub mod session;
 pub mod views;
 
-pub use password::{hash_password, verify_password};
+pub use password::{argon2_runs, hash_password, verify_password};
 
 use crate::db::Db;
 use crate::events::{self, EventTag, RequestMeta, Source};
