@@ -130,3 +130,12 @@ def test_tokens_are_revoked_by_themselves_and_by_signed_leak_reports(leak_server
     assert refused.returncode != 0
     mail = [p.read_text() for p in (leak_server.tmp / "data" / "outbox").glob("*.eml")]
     assert any("https://example.com/leaked" in m.replace("=\n", "") for m in mail)
+
+
+def test_ten_megabytes_of_junk_as_the_token_is_refused_cleanly(wharf):
+    junk = "x" * (10 * 1024 * 1024)
+    auth = "Basic " + base64.b64encode(f"__token__:{junk}".encode()).decode()
+    response = requests.post(f"{wharf.url}/legacy/", headers={"Authorization": auth},
+                             data={":action": "file_upload"}, timeout=60)
+    assert response.status_code == 431
+    assert requests.get(f"{wharf.url}/_health").status_code == 200
