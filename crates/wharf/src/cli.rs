@@ -1,5 +1,5 @@
-//! The command line: `serve`, `migrate`, `user create`, `token create`. Other tooling depends
-//! on these commands and their output; keep them stable.
+//! The command line: `serve`, `migrate`, `user create`, `token create`, `audit verify|export|
+//! prune`. Other tooling depends on these commands and their output; keep them stable.
 
 use std::io::BufRead;
 
@@ -40,6 +40,38 @@ pub enum Command {
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+    /// The audit log: check its hash chain, export it, prune it.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the hash chain; report the first altered, removed or reordered event (exit 1).
+    Verify,
+    /// Write events as JSON Lines on standard output, oldest first.
+    Export {
+        /// Only events at or after this time (RFC 3339, e.g. 2026-11-01T00:00:00Z).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only events before this time (RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
+        /// Only events of this user (username).
+        #[arg(long)]
+        user: Option<String>,
+        /// Only events of this project and its files.
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// Delete events older than `audit_retention_days` (or --days), keeping the chain
+    /// verifiable with a signed checkpoint.
+    Prune {
+        #[arg(long)]
+        days: Option<u32>,
     },
 }
 
@@ -130,6 +162,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", result?);
             Ok(())
         }
+        Command::Audit { command } => {
+            let state = AppState::open(settings).await?;
+            let result = crate::events::audit::run(&state, command).await;
+            state.db.close().await;
+            result
+        }
     }
 }
 
@@ -211,6 +249,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
     app::spawn_cache_refresher(state.clone());
     crate::tokens::spawn_expiry_notices(state.clone());
+    crate::events::audit::spawn_sealer(state.clone());
     tracing::info!("wharf listening on http://{}", listener.local_addr()?);
     let router = app::router(state.clone());
     // No Nagle: a response larger than one segment must not wait for the client's delayed ACK.

@@ -63,6 +63,9 @@ pub struct Settings {
     /// one or more ECDSA P-256 keys, or an https URL answering in GitHub's format
     /// (`{"public_keys": [{"key_identifier": …, "key": PEM}]}`).
     pub leak_report_keys: Option<String>,
+    /// Keep audit events this many days (then `wharf audit prune`, or the daily task of
+    /// `serve`, deletes older ones behind a signed checkpoint). Unset: keep everything.
+    pub audit_retention_days: Option<u32>,
 }
 
 impl Default for Settings {
@@ -80,6 +83,7 @@ impl Default for Settings {
             secret_key: None,
             require_2fa: false,
             leak_report_keys: None,
+            audit_retention_days: None,
         }
     }
 }
@@ -111,6 +115,7 @@ impl Settings {
                 "secret_key",
                 "require_2fa",
                 "leak_report_keys",
+                "audit_retention_days",
             ]))
             .merge(Serialized::defaults(args));
         if let Some(bind) = bind {

@@ -2,6 +2,8 @@
 //! event, with time, IP address and user agent, inside the transaction of the change it
 //! describes so that the log never claims something that did not happen.
 
+pub mod audit;
+pub mod chain;
 mod tags;
 
 pub use tags::EventTag;

@@ -2,6 +2,7 @@
 //! `WHARF_TEST_DATABASE_URL` is set.
 
 mod accounts;
+mod audit;
 mod browser;
 mod manage;
 mod read;
