@@ -26,8 +26,18 @@ fn internal(web: &Web, e: impl std::fmt::Display) -> Response {
     web.error(AppError::internal(e))
 }
 
-/// The 429 page with `Retry-After`, and the message warehouse shows.
-pub fn too_many(web: &Web, limited: Limited, message: String) -> Response {
+/// The 429 page with `Retry-After`, and the message warehouse shows. The refusal is recorded
+/// (admins count them).
+pub async fn too_many(web: &Web, limited: Limited, message: String) -> Response {
+    let user_id = web.user().map(|u| u.id.clone());
+    let source = user_id.as_deref().map_or(Source::Anonymous, Source::User);
+    record(
+        web,
+        source,
+        EventTag::RateLimitRefused,
+        json!({"path": web.here.split('?').next().unwrap_or_default()}),
+    )
+    .await;
     let error = AppError::new(StatusCode::TOO_MANY_REQUESTS, message).with_header(
         header::RETRY_AFTER,
         HeaderValue::from(limited.retry_after_secs),
@@ -35,7 +45,7 @@ pub fn too_many(web: &Web, limited: Limited, message: String) -> Response {
     web.error(error)
 }
 
-fn locked_out(web: &Web, limited: Limited) -> Response {
+async fn locked_out(web: &Web, limited: Limited) -> Response {
     too_many(
         web,
         limited,
@@ -45,6 +55,7 @@ fn locked_out(web: &Web, limited: Limited) -> Response {
             ratelimit::humanize(limited.retry_after_secs)
         ),
     )
+    .await
 }
 
 async fn check_limit(web: &Web, limit: Limit, key: &str) -> Result<Result<(), Limited>, Response> {
@@ -136,7 +147,8 @@ pub async fn register(mut web: Web, Form(form): Form<RegisterForm>) -> Response 
                 limited,
                 "Too many accounts have been registered from your network. Please try again later."
                     .to_owned(),
-            );
+            )
+            .await;
         }
         Err(response) => return response,
     }
@@ -315,7 +327,7 @@ pub async fn login(mut web: Web, Form(form): Form<LoginForm>) -> Response {
     }
     match check_limit(&web, ratelimit::LOGIN_IP, &ip).await {
         Ok(Ok(())) => {}
-        Ok(Err(limited)) => return locked_out(&web, limited),
+        Ok(Err(limited)) => return locked_out(&web, limited).await,
         Err(response) => return response,
     }
     let outcome = match super::check_password(&web.state.db, &form.username, &form.password).await {
@@ -339,7 +351,7 @@ pub async fn login(mut web: Web, Form(form): Form<LoginForm>) -> Response {
         SignIn::WrongPassword(user) => {
             match check_limit(&web, ratelimit::LOGIN_USER, &user.id).await {
                 Ok(Ok(())) => {}
-                Ok(Err(limited)) => return locked_out(&web, limited),
+                Ok(Err(limited)) => return locked_out(&web, limited).await,
                 Err(response) => return response,
             }
             hit(&web, ratelimit::LOGIN_USER, &user.id).await;
@@ -370,7 +382,7 @@ pub async fn login(mut web: Web, Form(form): Form<LoginForm>) -> Response {
     };
     match check_limit(&web, ratelimit::LOGIN_USER, &user.id).await {
         Ok(Ok(())) => {}
-        Ok(Err(limited)) => return locked_out(&web, limited),
+        Ok(Err(limited)) => return locked_out(&web, limited).await,
         Err(response) => return response,
     }
     // With a second factor, the password only opens the two-factor step.
@@ -473,7 +485,7 @@ pub async fn reset_request(web: Web, Form(form): Form<ResetRequestForm>) -> Resp
                     "Too many password resets have been requested for this account without completing them. \
                      Check your inbox and follow the instructions in the e-mails we sent."
                         .to_owned(),
-                );
+                ).await;
             }
             Err(response) => return response,
         }
@@ -687,7 +699,7 @@ pub async fn reauthenticate(web: Web, Form(form): Form<ReauthForm>) -> Response 
     let user_id = session.user.id.clone();
     match check_limit(&web, ratelimit::LOGIN_USER, &user_id).await {
         Ok(Ok(())) => {}
-        Ok(Err(limited)) => return locked_out(&web, limited),
+        Ok(Err(limited)) => return locked_out(&web, limited).await,
         Err(response) => return response,
     }
     let hash = match super::password_state(&web.state.db, &user_id).await {

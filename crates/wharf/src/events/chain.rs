@@ -62,12 +62,16 @@ type EventRow = (
     String,
 );
 
-/// Where the chain starts: after the newest checkpoint, or at the beginning.
-async fn start(db: &Db, keys: &ServerKey) -> Result<(i64, String), ChainError> {
+/// Where the chain starts: after the newest checkpoint, or at the beginning. Reads on the
+/// caller's connection: the sealer holds the write lock and must not wait for another one.
+async fn start(
+    conn: &mut sqlx::AnyConnection,
+    keys: &ServerKey,
+) -> Result<(i64, String), ChainError> {
     let row: Option<(i64, String, i64, String)> = sqlx::query_as(
         "SELECT seq, hash, pruned_before, signature FROM audit_checkpoints ORDER BY seq DESC LIMIT 1",
     )
-    .fetch_optional(db.pool())
+    .fetch_optional(conn)
     .await?;
     match row {
         None => Ok((0, GENESIS.to_owned())),
@@ -127,7 +131,7 @@ async fn seal_batch(db: &Db, keys: &ServerKey) -> Result<u64, ChainError> {
     .await?;
     let (mut seq, mut prev) = match last {
         Some(last) => last,
-        None => start(db, keys).await?,
+        None => start(&mut tx, keys).await?,
     };
     let rows: Vec<EventRow> = sqlx::query_as(
         "SELECT id, source_type, source_id, tag, time, ip_address, user_agent, additional \
@@ -175,7 +179,10 @@ pub struct Report {
 /// Walks the sealed chain from its start and reports the first event that was altered,
 /// removed or reordered.
 pub async fn verify(db: &Db, keys: &ServerKey) -> Result<Report, ChainError> {
-    let (start_seq, start_hash) = match start(db, keys).await {
+    let mut conn = db.pool().acquire().await?;
+    let started = start(&mut conn, keys).await;
+    drop(conn);
+    let (start_seq, start_hash) = match started {
         Ok(start) => start,
         Err(ChainError::Broken(problem)) => {
             return Ok(Report {

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod chain;
 mod tags;
+pub mod user_agent;
 
 pub use tags::EventTag;
 
@@ -50,6 +51,12 @@ pub async fn record(
     additional: Value,
 ) -> Result<(), sqlx::Error> {
     let (source_type, source_id) = source.parts();
+    let mut additional = additional;
+    if let (Some(user_agent), Some(object)) =
+        (meta.user_agent.as_deref(), additional.as_object_mut())
+    {
+        object.insert("user_agent_info".to_owned(), user_agent::parse(user_agent));
+    }
     sqlx::query(
         "INSERT INTO events (source_type, source_id, tag, time, ip_address, user_agent, additional) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",

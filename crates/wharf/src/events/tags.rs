@@ -60,6 +60,8 @@ pub enum EventTag {
     FileRemove,
     /// wharf: an upload refused for lack of valid credentials, with no account to file it under.
     UploadAuthFailure,
+    /// wharf: a request was refused by a rate limit (429).
+    RateLimitRefused,
 }
 
 impl EventTag {
@@ -115,6 +117,7 @@ impl EventTag {
         EventTag::FileAdd,
         EventTag::FileRemove,
         EventTag::UploadAuthFailure,
+        EventTag::RateLimitRefused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -170,6 +173,7 @@ impl EventTag {
             EventTag::FileAdd => "file:add",
             EventTag::FileRemove => "file:remove",
             EventTag::UploadAuthFailure => "upload:auth:failure",
+            EventTag::RateLimitRefused => "ratelimit:refused",
         }
     }
 }

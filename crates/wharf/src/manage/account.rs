@@ -87,7 +87,7 @@ pub async fn add_email(web: Web, Form(form): Form<AddEmailForm>) -> Response {
                 format!(
                     "Too many e-mail addresses have been added from your network without being verified. Check your inbox and follow the verification links. (IP: {ip})"
                 ),
-            );
+            ).await;
         }
         Err(e) => return internal(&web, e),
     }
@@ -272,7 +272,7 @@ pub async fn resend_verification(web: Web, Form(form): Form<EmailIdForm>) -> Res
                     user.username,
                     ratelimit::humanize(limited.retry_after_secs)
                 ),
-            );
+            ).await;
         }
         Err(e) => return internal(&web, e),
     }

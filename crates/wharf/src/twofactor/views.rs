@@ -75,7 +75,7 @@ async fn limited(web: &Web, user_id: &str) -> Option<Response> {
                         "There have been too many unsuccessful two-factor attempts. You have been locked out for {}. Please try again later.",
                         ratelimit::humanize(limit.retry_after_secs)
                     ),
-                ));
+                ).await);
             }
             Err(e) => return Some(internal(web, e)),
         }
@@ -540,7 +540,8 @@ pub async fn passkey_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Res
                 limit,
                 "There have been too many unsuccessful sign-in attempts. Please try again later."
                     .to_owned(),
-            );
+            )
+            .await;
         }
         Err(e) => return internal(&web, e),
     }
