@@ -116,6 +116,7 @@ pub fn router(state: AppState) -> Router {
         .route("/pypi/{project}/{version}/json/", get(api::release))
         .route("/files/{*path}", get(files::serve))
         .route("/_health", get(health))
+        .route("/metrics", get(crate::admin::stats::metrics))
         .route("/_/tokens/revoke", post(crate::tokens::revoke::revoke))
         .route(
             "/_/secrets/disclose-token",
@@ -242,6 +243,16 @@ fn web_router(state: AppState) -> Router<AppState> {
             "/manage/project/{project}/tokens/",
             get(manage_tokens::for_project),
         )
+        .route(
+            "/manage/account/history/",
+            get(crate::manage::history::account),
+        )
+        .route(
+            "/manage/project/{project}/history/",
+            get(crate::manage::history::project),
+        )
+        .route("/admin/events/", get(crate::admin::events))
+        .route("/admin/stats/", get(crate::admin::stats::page))
         .route("/manage/projects/", get(manage::list))
         .route(
             "/manage/invitations/{id}/{answer}",

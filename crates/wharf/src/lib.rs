@@ -1,6 +1,7 @@
 //! wharf: a Python package index server. See `DESIGN.md` for the map.
 
 pub mod accounts;
+pub mod admin;
 pub mod api;
 pub mod app;
 pub mod auth;

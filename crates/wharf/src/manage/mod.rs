@@ -1,6 +1,7 @@
 //! The management pages of a signed-in user: their account, and the projects they own.
 
 pub mod account;
+pub mod history;
 pub mod projects;
 pub mod tokens;
 

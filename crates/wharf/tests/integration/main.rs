@@ -4,6 +4,7 @@
 mod accounts;
 mod audit;
 mod browser;
+mod history;
 mod manage;
 mod read;
 mod tokens;

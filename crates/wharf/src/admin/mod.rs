@@ -1,0 +1,142 @@
+//! Admin pages: every event with filters, and the adoption figures (`/admin/stats/` and the
+//! same numbers on `/metrics` for Prometheus).
+
+pub mod stats;
+
+use axum::extract::Query;
+use axum::response::Response;
+use minijinja::context;
+use serde::Deserialize;
+
+use crate::accounts;
+use crate::error::AppError;
+use crate::events::query::Filter;
+use crate::manage::history::{Paging, render};
+use crate::web::Web;
+
+/// The signed-in admin, or the page that says no.
+pub fn require_admin(web: &Web) -> Result<(), Response> {
+    let session = web.require_session()?;
+    if session.user.is_admin {
+        Ok(())
+    } else {
+        Err(web.error(AppError::forbidden(
+            "This page is for the administrators of this index.",
+        )))
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct EventFilters {
+    user: String,
+    project: String,
+    tag: String,
+    ip: String,
+    /// Dates, `YYYY-MM-DD` (UTC), from the start of `since` to the end of `until`.
+    since: String,
+    until: String,
+    page: Option<i64>,
+    sort: String,
+}
+
+fn day_start(date: &str) -> Option<i64> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(date.trim(), &format)
+        .ok()
+        .map(|d| d.midnight().assume_utc().unix_timestamp() * 1_000_000)
+}
+
+pub async fn events(web: Web, Query(form): Query<EventFilters>) -> Response {
+    if let Err(response) = require_admin(&web) {
+        return response;
+    }
+    let db = &web.state.db;
+    let mut filter = Filter::default();
+    let mut problems = Vec::new();
+    if !form.user.trim().is_empty() {
+        match accounts::find_by_username(db, form.user.trim()).await {
+            Ok(Some(user)) => filter.user_id = Some(user.id),
+            Ok(None) => problems.push(format!("There is no user named \"{}\".", form.user.trim())),
+            Err(e) => return web.error(e.into()),
+        }
+    }
+    if !form.project.trim().is_empty() {
+        match crate::packaging::find_project(
+            db,
+            &wharf_packaging::name::normalize(form.project.trim()),
+        )
+        .await
+        {
+            Ok(Some(project)) => filter.project_id = Some(project.id),
+            Ok(None) => problems.push(format!(
+                "There is no project named \"{}\".",
+                form.project.trim()
+            )),
+            Err(e) => return web.error(e.into()),
+        }
+    }
+    if !form.tag.trim().is_empty() {
+        filter.tag = Some(form.tag.trim().to_owned());
+    }
+    if !form.ip.trim().is_empty() {
+        filter.ip_address = Some(form.ip.trim().to_owned());
+    }
+    for (value, slot, end) in [
+        (&form.since, &mut filter.since, false),
+        (&form.until, &mut filter.until, true),
+    ] {
+        if value.trim().is_empty() {
+            continue;
+        }
+        match day_start(value) {
+            Some(start) => {
+                *slot = Some(if end {
+                    start + 86_400 * 1_000_000
+                } else {
+                    start
+                })
+            }
+            None => problems.push(format!(
+                "\"{}\" is not a date: use YYYY-MM-DD.",
+                value.trim()
+            )),
+        }
+    }
+    if !problems.is_empty() {
+        // A filter that names nothing must not show everything.
+        filter.tag = Some("\u{0}".to_owned());
+    }
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("user", &form.user),
+            ("project", &form.project),
+            ("tag", &form.tag),
+            ("ip", &form.ip),
+            ("since", &form.since),
+            ("until", &form.until),
+        ])
+        .finish();
+    let tags: Vec<&str> = crate::events::EventTag::ALL
+        .iter()
+        .map(|t| t.as_str())
+        .collect();
+    let paging = Paging {
+        page: form.page,
+        sort: form.sort.clone(),
+    };
+    render(
+        &web,
+        "Security events",
+        &filter,
+        &paging,
+        context! {
+            scope => "admin",
+            filters => context! { user => form.user, project => form.project, tag => form.tag, ip => form.ip, since => form.since, until => form.until },
+            tags => tags,
+            problems => problems,
+            query => format!("&{query}"),
+        },
+    )
+    .await
+}
