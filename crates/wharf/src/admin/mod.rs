@@ -105,7 +105,7 @@ pub async fn events(web: Web, Query(form): Query<EventFilters>) -> Response {
     }
     if !problems.is_empty() {
         // A filter that names nothing must not show everything.
-        filter.tag = Some("\u{0}".to_owned());
+        filter.tag = Some("-".to_owned());
     }
     let query: String = form_urlencoded::Serializer::new(String::new())
         .extend_pairs([
