@@ -276,6 +276,13 @@ pub async fn resend_verification(web: Web, Form(form): Form<EmailIdForm>) -> Res
         }
         Err(e) => return internal(&web, e),
     }
+    super::record(
+        &web,
+        crate::events::Source::User(&user.id),
+        EventTag::AccountEmailReverify,
+        serde_json::json!({"email": email.email}),
+    )
+    .await;
     send_verification(&web, user, &email.email).await;
     web.redirect_with(
         PAGE,

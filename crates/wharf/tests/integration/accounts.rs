@@ -547,6 +547,16 @@ async fn e_mail_addresses_are_added_verified_made_primary_and_removed() {
             .email,
         "alice@example.org"
     );
+    // A new link on request (then the first one still works too).
+    let resent = browser
+        .post("/manage/account/email/verify", &[("email_id", &work.id)])
+        .await;
+    assert_eq!(resent.status, 303);
+    assert!(
+        tags(&app, &app.user.id)
+            .await
+            .contains(&"account:email:reverify".to_owned())
+    );
     browser
         .get(&link(
             verify_mail,

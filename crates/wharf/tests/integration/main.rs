@@ -4,6 +4,7 @@
 mod accounts;
 mod audit;
 mod browser;
+mod census;
 mod history;
 mod manage;
 mod read;

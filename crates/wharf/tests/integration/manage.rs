@@ -276,6 +276,60 @@ async fn collaborators_are_invited_accept_and_the_last_owner_stays() {
             .status,
         200
     );
+    // Roles change; invitations are declined or withdrawn.
+    let promoted = alice
+        .post(
+            "/manage/project/demo/collaboration/role",
+            &[("user_id", &bob.id), ("role", "Owner")],
+        )
+        .await;
+    assert_eq!(promoted.status, 303);
+    let demo = project_id(&app).await;
+    assert_eq!(
+        wharf::packaging::role_of(&app.state.db, &demo, &bob.id)
+            .await
+            .unwrap(),
+        Some(wharf::packaging::Role::Owner)
+    );
+    app.create_user("carol").await;
+    app.create_user("dave").await;
+    for name in ["carol", "dave"] {
+        alice
+            .post(
+                "/manage/project/demo/collaboration/invite",
+                &[("username", name), ("role", "Maintainer")],
+            )
+            .await;
+    }
+    let invitations: Vec<(String, String)> = sqlx::query_as(
+        "SELECT i.id, u.username FROM role_invitations i JOIN users u ON u.id = i.user_id",
+    )
+    .fetch_all(app.state.db.pool())
+    .await
+    .unwrap();
+    let id_of = |name: &str| {
+        invitations
+            .iter()
+            .find(|(_, u)| u == name)
+            .unwrap()
+            .0
+            .clone()
+    };
+    let withdrawn = alice
+        .post(
+            "/manage/project/demo/collaboration/revoke",
+            &[("invitation_id", &id_of("carol"))],
+        )
+        .await;
+    assert_eq!(withdrawn.status, 303);
+    let mut dave = Browser::signed_in(&app, "dave").await;
+    dave.post(
+        &format!("/manage/invitations/{}/decline", id_of("dave")),
+        &[],
+    )
+    .await;
+    assert_eq!(app.count("role_invitations").await, 0);
+    assert_eq!(app.count("roles").await, 2);
     // Now Alice may step down, and Bob may upload.
     let removed = alice
         .post(

@@ -545,6 +545,26 @@ async fn a_project_can_require_two_factor_of_its_owners_and_maintainers() {
             .status,
         200
     );
+    browser
+        .post("/manage/project/demo/settings/2fa", &[("require", "no")])
+        .await;
+    let id = project_id(&app).await;
+    assert!(
+        !wharf::twofactor::project_requires(&app.state.db, &id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        tags(&app, &id)
+            .await
+            .contains(&"project:owners_require_2fa:disabled".to_owned())
+    );
+    assert_eq!(
+        app.upload(Some(&bob_token), &UploadForm::wheel("demo", "3.0"))
+            .await
+            .status,
+        200
+    );
 }
 
 async fn project_id(app: &TestApp) -> String {

@@ -69,6 +69,45 @@ async fn database_url(dir: &std::path::Path) -> String {
     format!("{base}{separator}options=-c%20search_path%3D{schema}")
 }
 
+/// With `WHARF_EVENT_CENSUS=DIR`, every test app writes the event tags its test produced to a
+/// file in DIR when it ends, and `census::every_event_tag_is_produced_by_some_test` (run after
+/// the suite) checks that together they cover every tag. SQLite runs only: the database file
+/// can be read after the test's runtime is gone.
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let Ok(census) = std::env::var("WHARF_EVENT_CENSUS") else {
+            return;
+        };
+        let database = self.dir.path().join("wharf.db");
+        if !database.exists() {
+            return;
+        }
+        let reader = std::thread::spawn(move || -> Option<Vec<String>> {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                sqlx::any::install_default_drivers();
+                let url = format!("sqlite:{}?mode=ro", database.display());
+                let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+                    .await
+                    .ok()?;
+                let rows: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT tag FROM events")
+                    .fetch_all(&mut conn)
+                    .await
+                    .ok()?;
+                Some(rows.into_iter().map(|(t,)| t).collect())
+            })
+        });
+        if let Ok(Some(tags)) = reader.join() {
+            let _ = std::fs::create_dir_all(&census);
+            let file = std::path::Path::new(&census).join(uuid::Uuid::new_v4().to_string());
+            let _ = std::fs::write(file, tags.join("\n"));
+        }
+    }
+}
+
 impl TestApp {
     pub async fn new() -> TestApp {
         Self::with_settings(|_| {}).await
