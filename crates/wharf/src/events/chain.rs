@@ -14,8 +14,9 @@ use crate::signing::ServerKey;
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 /// Any number will do, as long as only the sealer takes this PostgreSQL advisory lock.
 const SEAL_LOCK: i64 = 0x7768_6172_6665_7631;
-/// Events sealed per transaction.
-const BATCH: i64 = 5000;
+/// Events sealed per transaction: small, so the write lock (SQLite has one writer) is held for
+/// a few milliseconds and requests never wait long behind the sealer.
+const BATCH: i64 = 200;
 
 /// The fields of an event that its hash covers.
 pub struct Content<'a> {

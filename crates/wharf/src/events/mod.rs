@@ -41,6 +41,14 @@ pub struct RequestMeta {
     pub user_agent: Option<String>,
 }
 
+/// On unless the audit-log benchmark turns it off to measure its own baseline.
+static RECORDING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// For `benches/audit_log.rs` only: the same run with and without recording.
+pub fn set_recording(on: bool) {
+    RECORDING.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Records one event. Pass the transaction's connection so the event commits (or not) with
 /// the change it describes.
 pub async fn record(
@@ -51,6 +59,9 @@ pub async fn record(
     now_micros: i64,
     additional: Value,
 ) -> Result<(), sqlx::Error> {
+    if !RECORDING.load(std::sync::atomic::Ordering::Relaxed) {
+        return Ok(());
+    }
     let (source_type, source_id) = source.parts();
     let mut additional = additional;
     if let (Some(user_agent), Some(object)) =

@@ -533,13 +533,14 @@ async fn file_upload(
         file_event,
     )
     .await?;
+    // The token's use, in the same transaction: one commit per upload.
+    identity
+        .token
+        .touch(&mut tx, meta, &project.normalized_name, now)
+        .await?;
     tx.commit().await?;
 
     state.cache.invalidate_project(&project.normalized_name);
-    identity
-        .token
-        .touch(&state.db, meta, &project.normalized_name, now)
-        .await;
     Ok(StatusCode::OK.into_response())
 }
 

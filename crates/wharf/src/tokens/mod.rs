@@ -273,29 +273,29 @@ impl PresentedToken {
         .map_err(|e| Rejection::Invalid(e.to_string()))
     }
 
-    /// Records the successful use: `last_used`, and a line of the token's usage trail (best
-    /// effort: a failure here must not fail the request).
-    pub async fn touch(&self, db: &Db, meta: &RequestMeta, project: &str, now_micros: i64) {
-        let result = async {
-            let mut conn = db.pool().acquire().await?;
-            sqlx::query("UPDATE macaroons SET last_used = $1 WHERE id = $2")
-                .bind(now_micros)
-                .bind(&self.id)
-                .execute(&mut *conn)
-                .await?;
-            events::record(
-                &mut conn,
-                Source::User(&self.row.user.id),
-                EventTag::AccountApiTokenUsed,
-                meta,
-                now_micros,
-                serde_json::json!({"macaroon_id": self.id, "description": self.row.description, "project": project}),
-            )
-            .await
-        };
-        if let Err(e) = result.await {
-            tracing::warn!(error = %e, "could not record token use");
-        }
+    /// Records the successful use: `last_used`, and a line of the token's usage trail, in the
+    /// transaction of the upload it authenticated.
+    pub async fn touch(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        meta: &RequestMeta,
+        project: &str,
+        now_micros: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE macaroons SET last_used = $1 WHERE id = $2")
+            .bind(now_micros)
+            .bind(&self.id)
+            .execute(&mut *conn)
+            .await?;
+        events::record(
+            conn,
+            Source::User(&self.row.user.id),
+            EventTag::AccountApiTokenUsed,
+            meta,
+            now_micros,
+            serde_json::json!({"macaroon_id": self.id, "description": self.row.description, "project": project}),
+        )
+        .await
     }
 }
 
