@@ -142,6 +142,7 @@ async fn seal_batch(db: &Db, keys: &ServerKey) -> Result<u64, ChainError> {
     .fetch_all(&mut *tx)
     .await?;
     let count = rows.len() as u64;
+    let mut sealed = Vec::with_capacity(rows.len());
     for (id, source_type, source_id, tag, time, ip, ua, additional) in rows {
         seq += 1;
         let hash = hash(&Content {
@@ -156,14 +157,32 @@ async fn seal_batch(db: &Db, keys: &ServerKey) -> Result<u64, ChainError> {
             additional: &additional,
             prev_hash: &prev,
         });
-        sqlx::query("UPDATE events SET seq = $1, prev_hash = $2, hash = $3 WHERE id = $4")
-            .bind(seq)
-            .bind(&prev)
-            .bind(&hash)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        prev = hash;
+        sealed.push((id, seq, std::mem::replace(&mut prev, hash.clone()), hash));
+    }
+    if !sealed.is_empty() {
+        // One statement for the batch: the write lock is held for as short a time as can be.
+        let values: Vec<String> = (0..sealed.len())
+            .map(|i| {
+                format!(
+                    "(${}, ${}, ${}, ${})",
+                    4 * i + 1,
+                    4 * i + 2,
+                    4 * i + 3,
+                    4 * i + 4
+                )
+            })
+            .collect();
+        let sql = format!(
+            "WITH v(id, seq, prev_hash, hash) AS (VALUES {}) \
+             UPDATE events SET seq = v.seq, prev_hash = v.prev_hash, hash = v.hash \
+             FROM v WHERE events.id = v.id",
+            values.join(", ")
+        );
+        let mut update = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (id, seq, prev_hash, hash) in sealed {
+            update = update.bind(id).bind(seq).bind(prev_hash).bind(hash);
+        }
+        update.execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(count)
