@@ -5,7 +5,6 @@ ALTER TABLE events ADD COLUMN seq BIGINT;
 ALTER TABLE events ADD COLUMN prev_hash TEXT;
 ALTER TABLE events ADD COLUMN hash TEXT;
 CREATE UNIQUE INDEX events_seq ON events(seq);
-CREATE INDEX events_unsealed ON events(id) WHERE seq IS NULL;
 
 -- Where a pruned log's chain now starts: the last pruned event's place and hash, signed with
 -- the server key, so that verification can start there and still notice tampering.

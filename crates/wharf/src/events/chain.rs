@@ -18,10 +18,10 @@ const SEAL_LOCK: i64 = 0x7768_6172_6665_7631;
 /// a few milliseconds and requests never wait long behind the sealer.
 const BATCH: i64 = 200;
 
-/// The fields of an event that its hash covers.
+/// The fields of an event that its hash covers. Its place is `seq`; its row id is only a
+/// storage key (an event may be written before it has one).
 pub struct Content<'a> {
     pub seq: i64,
-    pub id: i64,
     pub source_type: &'a str,
     pub source_id: Option<&'a str>,
     pub tag: &'a str,
@@ -40,7 +40,6 @@ pub fn hash(c: &Content<'_>) -> String {
         sha.update(bytes);
     };
     field(&c.seq.to_be_bytes());
-    field(&c.id.to_be_bytes());
     field(c.source_type.as_bytes());
     field(c.source_id.unwrap_or("\u{0}").as_bytes());
     field(c.tag.as_bytes());
@@ -147,7 +146,6 @@ async fn seal_batch(db: &Db, keys: &ServerKey) -> Result<u64, ChainError> {
         seq += 1;
         let hash = hash(&Content {
             seq,
-            id,
             source_type: &source_type,
             source_id: source_id.as_deref(),
             tag: &tag,
@@ -250,7 +248,6 @@ pub async fn verify(db: &Db, keys: &ServerKey) -> Result<Report, ChainError> {
         } else {
             let computed = hash(&Content {
                 seq,
-                id,
                 source_type: &source_type,
                 source_id: source_id.as_deref(),
                 tag: &tag,
