@@ -132,3 +132,146 @@ pub async fn record(
     .await?;
     Ok(())
 }
+
+/// The events of one request, written together with one statement when the request's
+/// transaction is about to commit (the upload path writes five or six).
+pub struct Batch<'m> {
+    meta: &'m RequestMeta,
+    now_micros: i64,
+    events: Vec<(&'static str, Option<String>, EventTag, Value)>,
+}
+
+impl<'m> Batch<'m> {
+    pub fn new(meta: &'m RequestMeta, now_micros: i64) -> Batch<'m> {
+        Batch {
+            meta,
+            now_micros,
+            events: Vec::new(),
+        }
+    }
+
+    pub fn add(&mut self, source: Source<'_>, tag: EventTag, additional: Value) {
+        let (source_type, source_id) = source.parts();
+        self.events
+            .push((source_type, source_id.map(str::to_owned), tag, additional));
+    }
+
+    /// Writes the events (sealed at once on SQLite, as `record` does).
+    pub async fn flush(self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+        if self.events.is_empty() || !RECORDING.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(());
+        }
+        let ip_address = self.meta.ip_address.as_deref();
+        let user_agent = self.meta.user_agent.as_deref();
+        let rows: Vec<(&str, Option<String>, &str, String)> = self
+            .events
+            .into_iter()
+            .map(|(source_type, source_id, tag, mut additional)| {
+                if let (Some(ua), Some(object)) = (user_agent, additional.as_object_mut()) {
+                    object.insert("user_agent_info".to_owned(), user_agent::parse(ua));
+                }
+                (source_type, source_id, tag.as_str(), additional.to_string())
+            })
+            .collect();
+        if conn.backend_name() == "SQLite" {
+            let last: Option<(i64, String)> = sqlx::query_as(
+                "SELECT seq, hash FROM events WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1",
+            )
+            .fetch_optional(&mut *conn)
+            .await?;
+            if let Some((mut seq, mut prev_hash)) = last {
+                let mut sealed = Vec::with_capacity(rows.len());
+                for (source_type, source_id, tag, additional) in &rows {
+                    seq += 1;
+                    let hash = chain::hash(&chain::Content {
+                        seq,
+                        source_type,
+                        source_id: source_id.as_deref(),
+                        tag,
+                        time: self.now_micros,
+                        ip_address,
+                        user_agent,
+                        additional,
+                        prev_hash: &prev_hash,
+                    });
+                    sealed.push((seq, std::mem::replace(&mut prev_hash, hash.clone()), hash));
+                }
+                let values: Vec<String> = (0..rows.len())
+                    .map(|i| {
+                        let b = i * 10;
+                        format!(
+                            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                            b + 1,
+                            b + 2,
+                            b + 3,
+                            b + 4,
+                            b + 5,
+                            b + 6,
+                            b + 7,
+                            b + 8,
+                            b + 9,
+                            b + 10
+                        )
+                    })
+                    .collect();
+                let sql = format!(
+                    "INSERT INTO events (source_type, source_id, tag, time, ip_address, user_agent, additional, seq, prev_hash, hash) VALUES {}",
+                    values.join(", ")
+                );
+                let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for ((source_type, source_id, tag, additional), (seq, prev, hash)) in
+                    rows.iter().zip(sealed)
+                {
+                    insert = insert
+                        .bind(*source_type)
+                        .bind(source_id.as_deref())
+                        .bind(*tag)
+                        .bind(self.now_micros)
+                        .bind(ip_address)
+                        .bind(user_agent)
+                        .bind(additional.as_str())
+                        .bind(seq)
+                        .bind(prev)
+                        .bind(hash);
+                }
+                match insert.execute(&mut *conn).await {
+                    Ok(_) => return Ok(()),
+                    Err(e) if crate::db::is_unique_violation(&e) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        let values: Vec<String> = (0..rows.len())
+            .map(|i| {
+                let b = i * 7;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6,
+                    b + 7
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO events (source_type, source_id, tag, time, ip_address, user_agent, additional) VALUES {}",
+            values.join(", ")
+        );
+        let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (source_type, source_id, tag, additional) in &rows {
+            insert = insert
+                .bind(*source_type)
+                .bind(source_id.as_deref())
+                .bind(*tag)
+                .bind(self.now_micros)
+                .bind(ip_address)
+                .bind(user_agent)
+                .bind(additional.as_str());
+        }
+        insert.execute(conn).await?;
+        Ok(())
+    }
+}

@@ -372,6 +372,7 @@ async fn file_upload(
 
     let now = state.clock.now_micros();
     let mut tx = state.db.begin().await?;
+    let mut batch = events::Batch::new(meta, now);
     if existing.is_none() {
         if !packaging::insert_project(&mut tx, &project, now).await? {
             return Err(AppError::conflict(format!(
@@ -392,35 +393,23 @@ async fn file_upload(
         )
         .await?;
         let created = serde_json::json!({"created_by": user.username});
-        events::record(
-            &mut tx,
+        batch.add(
             Source::Project(&project.id),
             EventTag::ProjectCreate,
-            meta,
-            now,
             created,
-        )
-        .await?;
+        );
         let role = serde_json::json!({"submitted_by": user.username, "role_name": "Owner", "target_user": user.username});
-        events::record(
-            &mut tx,
+        batch.add(
             Source::Project(&project.id),
             EventTag::ProjectRoleAdd,
-            meta,
-            now,
             role.clone(),
-        )
-        .await?;
+        );
         let account_role = serde_json::json!({"submitted_by": user.username, "role_name": "Owner", "project_name": project.name});
-        events::record(
-            &mut tx,
+        batch.add(
             Source::User(&user.id),
             EventTag::AccountRoleAdd,
-            meta,
-            now,
             account_role,
-        )
-        .await?;
+        );
     } else if project.name != metadata.name {
         // A later upload may change how the name is written (not what it normalises to).
         sqlx::query("UPDATE projects SET name = $1 WHERE id = $2")
@@ -460,15 +449,11 @@ async fn file_upload(
             .await?;
             let added =
                 serde_json::json!({"submitted_by": user.username, "canonical_version": canonical});
-            events::record(
-                &mut tx,
+            batch.add(
                 Source::Project(&project.id),
                 EventTag::ProjectReleaseAdd,
-                meta,
-                now,
                 added,
-            )
-            .await?;
+            );
             id
         }
     };
@@ -524,20 +509,13 @@ async fn file_upload(
         "project_id": project.id,
         "macaroon_id": identity.token.id,
     });
-    events::record(
-        &mut tx,
-        Source::File(&file_id),
-        EventTag::FileAdd,
-        meta,
-        now,
-        file_event,
-    )
-    .await?;
+    batch.add(Source::File(&file_id), EventTag::FileAdd, file_event);
     // The token's use, in the same transaction: one commit per upload.
     identity
         .token
-        .touch(&mut tx, meta, &project.normalized_name, now)
+        .touch(&mut tx, &mut batch, &project.normalized_name, now)
         .await?;
+    batch.flush(&mut tx).await?;
     tx.commit().await?;
 
     state.cache.invalidate_project(&project.normalized_name);

@@ -278,7 +278,7 @@ impl PresentedToken {
     pub async fn touch(
         &self,
         conn: &mut sqlx::AnyConnection,
-        meta: &RequestMeta,
+        events: &mut events::Batch<'_>,
         project: &str,
         now_micros: i64,
     ) -> Result<(), sqlx::Error> {
@@ -287,15 +287,12 @@ impl PresentedToken {
             .bind(&self.id)
             .execute(&mut *conn)
             .await?;
-        events::record(
-            conn,
+        events.add(
             Source::User(&self.row.user.id),
             EventTag::AccountApiTokenUsed,
-            meta,
-            now_micros,
             serde_json::json!({"macaroon_id": self.id, "description": self.row.description, "project": project}),
-        )
-        .await
+        );
+        Ok(())
     }
 }
 
