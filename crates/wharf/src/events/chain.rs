@@ -116,7 +116,8 @@ pub async fn seal(db: &Db, keys: &ServerKey) -> Result<u64, ChainError> {
     }
 }
 
-async fn seal_batch(db: &Db, keys: &ServerKey) -> Result<u64, ChainError> {
+/// A write transaction in which no other process seals or prunes.
+async fn sealing_transaction(db: &Db) -> Result<crate::db::Tx, sqlx::Error> {
     let mut tx = db.begin().await?;
     if db.backend() == Backend::Postgres {
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -124,6 +125,11 @@ async fn seal_batch(db: &Db, keys: &ServerKey) -> Result<u64, ChainError> {
             .execute(&mut *tx)
             .await?;
     }
+    Ok(tx)
+}
+
+async fn seal_batch(db: &Db, keys: &ServerKey) -> Result<u64, ChainError> {
+    let mut tx = sealing_transaction(db).await?;
     let last: Option<(i64, String)> = sqlx::query_as(
         "SELECT seq, hash FROM events WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1",
     )
@@ -280,13 +286,7 @@ pub async fn verify(db: &Db, keys: &ServerKey) -> Result<Report, ChainError> {
 /// one deleted so the chain stays verifiable. Returns how many were deleted.
 pub async fn prune(db: &Db, keys: &ServerKey, before: i64, now: i64) -> Result<u64, ChainError> {
     seal(db, keys).await?;
-    let mut tx = db.begin().await?;
-    if db.backend() == Backend::Postgres {
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(SEAL_LOCK)
-            .execute(&mut *tx)
-            .await?;
-    }
+    let mut tx = sealing_transaction(db).await?;
     // The chain is cut after the last event old enough whose predecessors all are too.
     let cut: Option<(i64, String)> = sqlx::query_as(
         "SELECT seq, hash FROM events WHERE seq IS NOT NULL AND seq < \

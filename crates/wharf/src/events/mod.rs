@@ -59,78 +59,9 @@ pub async fn record(
     now_micros: i64,
     additional: Value,
 ) -> Result<(), sqlx::Error> {
-    if !RECORDING.load(std::sync::atomic::Ordering::Relaxed) {
-        return Ok(());
-    }
-    let (source_type, source_id) = source.parts();
-    let mut additional = additional;
-    if let (Some(user_agent), Some(object)) =
-        (meta.user_agent.as_deref(), additional.as_object_mut())
-    {
-        object.insert("user_agent_info".to_owned(), user_agent::parse(user_agent));
-    }
-    let additional = additional.to_string();
-    let ip_address = meta.ip_address.as_deref();
-    let user_agent = meta.user_agent.as_deref();
-    // SQLite has one writer at a time: the event can take its place in the chain at once,
-    // which spares the sealer the work. Should another writer take that place first (or the
-    // chain not be started), the event is written unsealed and the sealer places it.
-    if conn.backend_name() == "SQLite" {
-        let last: Option<(i64, String)> = sqlx::query_as(
-            "SELECT seq, hash FROM events WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1",
-        )
-        .fetch_optional(&mut *conn)
-        .await?;
-        if let Some((last_seq, prev_hash)) = last {
-            let seq = last_seq + 1;
-            let hash = chain::hash(&chain::Content {
-                seq,
-                source_type,
-                source_id,
-                tag: tag.as_str(),
-                time: now_micros,
-                ip_address,
-                user_agent,
-                additional: &additional,
-                prev_hash: &prev_hash,
-            });
-            let sealed = sqlx::query(
-                "INSERT INTO events (source_type, source_id, tag, time, ip_address, user_agent, additional, seq, prev_hash, hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(source_type)
-            .bind(source_id)
-            .bind(tag.as_str())
-            .bind(now_micros)
-            .bind(ip_address)
-            .bind(user_agent)
-            .bind(&additional)
-            .bind(seq)
-            .bind(&prev_hash)
-            .bind(&hash)
-            .execute(&mut *conn)
-            .await;
-            match sealed {
-                Ok(_) => return Ok(()),
-                Err(e) if crate::db::is_unique_violation(&e) => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-    sqlx::query(
-        "INSERT INTO events (source_type, source_id, tag, time, ip_address, user_agent, additional) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(source_type)
-    .bind(source_id)
-    .bind(tag.as_str())
-    .bind(now_micros)
-    .bind(ip_address)
-    .bind(user_agent)
-    .bind(additional)
-    .execute(conn)
-    .await?;
-    Ok(())
+    let mut batch = Batch::new(meta, now_micros);
+    batch.add(source, tag, additional);
+    batch.flush(conn).await
 }
 
 /// The events of one request, written together with one statement when the request's
