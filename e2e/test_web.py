@@ -222,3 +222,24 @@ def test_mail_is_delivered_to_a_real_smtp_server(tmp_path):
     finally:
         server.stop()
         controller.stop()
+
+
+def test_the_reauthentication_page_passes_axe(page, tmp_path):
+    # A server that asks for the password again after one second, to reach the page.
+    server = Wharf(tmp_path, {"WHARF_REAUTH_SECS": "1"}, ["--data-dir", str(tmp_path / "data")])
+    try:
+        server.create_user("alice")
+        sign_in(page, server, "alice")
+        time.sleep(1.5)
+        page.goto(f"{server.url}/manage/account/")
+        assert page.locator("h1").inner_text() == "Confirm your password"
+        assert_accessible(page, "re-authentication")
+        page.fill("#password", "not my password")
+        page.click("button >> text=Confirm")
+        assert page.locator(".error-summary").is_visible()
+        assert_accessible(page, "re-authentication with an error")
+        page.fill("#password", PASSWORD)
+        page.click("button >> text=Confirm")
+        page.wait_for_url(re.compile(r".*/manage/account/$"))
+    finally:
+        server.stop()

@@ -66,6 +66,9 @@ pub struct Settings {
     /// Keep audit events this many days (then `wharf audit prune`, or the daily task of
     /// `serve`, deletes older ones behind a signed checkpoint). Unset: keep everything.
     pub audit_retention_days: Option<u32>,
+    /// Sensitive pages ask for the password again when it was last entered longer ago than
+    /// this, in seconds (warehouse: 30 minutes).
+    pub reauth_secs: i64,
 }
 
 impl Default for Settings {
@@ -84,6 +87,7 @@ impl Default for Settings {
             require_2fa: false,
             leak_report_keys: None,
             audit_retention_days: None,
+            reauth_secs: 30 * 60,
         }
     }
 }
@@ -116,6 +120,7 @@ impl Settings {
                 "require_2fa",
                 "leak_report_keys",
                 "audit_retention_days",
+                "reauth_secs",
             ]))
             .merge(Serialized::defaults(args));
         if let Some(bind) = bind {
@@ -124,6 +129,9 @@ impl Settings {
         let settings: Settings = figment
             .extract()
             .map_err(|e| anyhow::anyhow!("invalid settings: {e}"))?;
+        if settings.reauth_secs < 1 {
+            anyhow::bail!("reauth_secs must be at least 1");
+        }
         if settings.max_upload_size > UPLOAD_LIMIT_CAP {
             anyhow::bail!("max_upload_size may not exceed {UPLOAD_LIMIT_CAP} bytes");
         }

@@ -13,8 +13,6 @@ use crate::events::RequestMeta;
 pub const COOKIE: &str = "wharf_session";
 /// How long a sign-in lasts (warehouse: 12 hours).
 pub const LIFETIME_SECS: i64 = 12 * 3600;
-/// Sensitive pages ask for the password again after this long (warehouse: 30 minutes).
-pub const REAUTH_SECS: i64 = 30 * 60;
 
 /// A signed-in session.
 #[derive(Clone, Debug)]
@@ -26,9 +24,9 @@ pub struct Session {
 }
 
 impl Session {
-    /// Whether the password was entered recently enough for a sensitive page.
-    pub fn recently_authenticated(&self, now_micros: i64) -> bool {
-        now_micros - self.reauth_at < REAUTH_SECS * 1_000_000
+    /// Whether the password was entered within `window_secs` (the `reauth_secs` setting).
+    pub fn recently_authenticated(&self, now_micros: i64, window_secs: i64) -> bool {
+        now_micros - self.reauth_at < window_secs * 1_000_000
     }
 }
 

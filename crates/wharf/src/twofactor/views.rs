@@ -987,7 +987,9 @@ pub async fn webauthn_register_options(
         return webauthn_unavailable();
     };
     let user = match web.session.as_ref() {
-        Some(s) if s.recently_authenticated(web.now()) => s.user.clone(),
+        Some(s) if s.recently_authenticated(web.now(), web.state.settings.reauth_secs) => {
+            s.user.clone()
+        }
         _ => {
             return json_error(
                 StatusCode::UNAUTHORIZED,
@@ -1085,7 +1087,9 @@ pub async fn webauthn_register(web: Web, Form(form): Form<CeremonyForm>) -> Resp
         return webauthn_unavailable();
     };
     let user = match web.session.as_ref() {
-        Some(s) if s.recently_authenticated(web.now()) => s.user.clone(),
+        Some(s) if s.recently_authenticated(web.now(), web.state.settings.reauth_secs) => {
+            s.user.clone()
+        }
         _ => {
             return json_error(
                 StatusCode::UNAUTHORIZED,

@@ -173,7 +173,7 @@ impl Web {
     /// 30 minutes; otherwise the page that asks for it again and then goes to `back_to`.
     pub fn require_recent_auth(&self, back_to: &str) -> Result<&Session, Response> {
         let session = self.require_session()?;
-        if session.recently_authenticated(self.now()) {
+        if session.recently_authenticated(self.now(), self.state.settings.reauth_secs) {
             return Ok(session);
         }
         Err(self.render(
