@@ -182,7 +182,9 @@ async fn seal_batch(db: &Db, keys: &ServerKey) -> Result<u64, ChainError> {
              FROM v WHERE events.id = v.id",
             values.join(", ")
         );
-        let mut update = sqlx::query(sqlx::AssertSqlSafe(sql));
+        // Not kept as a prepared statement: batches come in every size, and a cache of them
+        // (per connection) grows to tens of megabytes.
+        let mut update = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
         for (id, seq, prev_hash, hash) in sealed {
             update = update.bind(id).bind(seq).bind(prev_hash).bind(hash);
         }

@@ -150,7 +150,7 @@ pub async fn list(
         format!("WHERE {}", conditions.join(" AND "))
     };
     let count_sql = format!("SELECT COUNT(*) FROM events {clause}");
-    let mut count = sqlx::query_as::<_, (i64,)>(sqlx::AssertSqlSafe(count_sql));
+    let mut count = sqlx::query_as::<_, (i64,)>(sqlx::AssertSqlSafe(count_sql)).persistent(false);
     for bind in &binds {
         count = bind.apply_as(count);
     }
@@ -172,7 +172,7 @@ pub async fn list(
         Option<String>,
         String,
     );
-    let mut query = sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql));
+    let mut query = sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql)).persistent(false);
     for bind in &binds {
         query = bind.apply_as(query);
     }
