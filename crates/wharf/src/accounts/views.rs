@@ -12,7 +12,7 @@ use serde_json::json;
 use super::session;
 use super::{AccountError, NewUser, SignIn, User};
 use crate::error::AppError;
-use crate::events::{self, EventTag, Source};
+use crate::events::{EventTag, Source};
 use crate::ratelimit::{self, Limit, Limited};
 use crate::signing::SignatureError;
 use crate::web::{Flash, FormErrors, Web, forms, local_path};
@@ -72,13 +72,7 @@ async fn hit(web: &Web, limit: Limit, key: &str) {
 }
 
 async fn record(web: &Web, source: Source<'_>, tag: EventTag, additional: serde_json::Value) {
-    let recorded = async {
-        let mut conn = web.state.db.pool().acquire().await?;
-        events::record(&mut conn, source, tag, &web.meta, web.now(), additional).await
-    };
-    if let Err(e) = recorded.await {
-        tracing::error!(error = %e, "cannot record an event");
-    }
+    web.record_event(source, tag, additional).await;
 }
 
 fn ip_key(web: &Web) -> String {

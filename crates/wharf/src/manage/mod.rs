@@ -21,11 +21,5 @@ async fn record(
     tag: crate::events::EventTag,
     additional: serde_json::Value,
 ) {
-    let recorded = async {
-        let mut conn = web.state.db.pool().acquire().await?;
-        crate::events::record(&mut conn, source, tag, &web.meta, web.now(), additional).await
-    };
-    if let Err(e) = recorded.await {
-        tracing::error!(error = %e, "cannot record an event");
-    }
+    web.record_event(source, tag, additional).await;
 }

@@ -49,13 +49,7 @@ fn internal(web: &Web, e: impl std::fmt::Display) -> Response {
 
 async fn record(web: &Web, user_id: Option<&str>, tag: EventTag, additional: serde_json::Value) {
     let source = user_id.map_or(Source::Anonymous, Source::User);
-    let recorded = async {
-        let mut conn = web.state.db.pool().acquire().await?;
-        events::record(&mut conn, source, tag, &web.meta, web.now(), additional).await
-    };
-    if let Err(e) = recorded.await {
-        tracing::error!(error = %e, "cannot record an event");
-    }
+    web.record_event(source, tag, additional).await;
 }
 
 fn ip(web: &Web) -> String {

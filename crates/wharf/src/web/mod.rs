@@ -142,6 +142,23 @@ impl Web {
         }
     }
 
+    /// Records an event of this request on its own (best effort: the change it describes has
+    /// happened already, so a failure is logged, not raised).
+    pub async fn record_event(
+        &self,
+        source: crate::events::Source<'_>,
+        tag: crate::events::EventTag,
+        additional: serde_json::Value,
+    ) {
+        let recorded = async {
+            let mut conn = self.state.db.pool().acquire().await?;
+            crate::events::record(&mut conn, source, tag, &self.meta, self.now(), additional).await
+        };
+        if let Err(e) = recorded.await {
+            tracing::error!(error = %e, "cannot record an event");
+        }
+    }
+
     pub fn headers(&self) -> &HeaderMap {
         &self.request_headers
     }
