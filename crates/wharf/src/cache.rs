@@ -1,6 +1,7 @@
-//! Rendered read-path responses (Simple API and JSON API pages), kept per project and dropped
-//! when the project changes. Changes made by this process drop entries at once; changes made
-//! by other processes are noticed by polling the journal's newest serial.
+//! Rendered read-path responses (Simple API and JSON API pages) and the files known to be live,
+//! kept per project and dropped when the project changes. Changes made by this process drop
+//! entries at once; changes made by other processes are noticed by polling the journal's newest
+//! serial.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -41,9 +42,23 @@ impl Page {
     }
 }
 
+/// How many live files `/files` remembers; past it the map starts afresh (a miss costs one
+/// indexed query, and the bound keeps memory flat however large the index grows).
+const LIVE_FILES_MAX: usize = 16_384;
+
+/// A file row known to exist: its project (for invalidation) and its filename.
+#[derive(Debug)]
+struct LiveFile {
+    project: Arc<str>,
+    filename: Box<str>,
+}
+
 #[derive(Debug, Default)]
 pub struct PageCache {
     pages: RwLock<HashMap<PageKey, Arc<Page>>>,
+    /// Files with a row, by the BLAKE2b-256 digest that names their blob: `/files` serves only
+    /// these, so a deleted file stops answering even while its blob is still in storage.
+    live_files: RwLock<HashMap<[u8; 32], LiveFile>>,
     /// Bumped by every invalidation, so a page rendered from data read before an invalidation
     /// is never stored after it.
     generation: AtomicU64,
@@ -85,11 +100,14 @@ impl PageCache {
         }
     }
 
-    /// Drops the project's pages and every index-wide page.
+    /// Drops the project's pages, its live files and every index-wide page.
     pub fn invalidate_project(&self, normalized_name: &str) {
         if let Ok(mut pages) = self.pages.write() {
             self.generation.fetch_add(1, Ordering::AcqRel);
             pages.retain(|key, _| key.project.as_deref().is_some_and(|p| p != normalized_name));
+        }
+        if let Ok(mut files) = self.live_files.write() {
+            files.retain(|_, file| &*file.project != normalized_name);
         }
     }
 
@@ -98,6 +116,43 @@ impl PageCache {
             self.generation.fetch_add(1, Ordering::AcqRel);
             pages.clear();
         }
+        if let Ok(mut files) = self.live_files.write() {
+            files.clear();
+        }
+    }
+
+    /// Whether the file named by `digest` and `filename` is known to have a row.
+    pub fn is_live_file(&self, digest: &[u8; 32], filename: &str) -> bool {
+        self.live_files
+            .read()
+            .is_ok_and(|files| files.get(digest).is_some_and(|f| &*f.filename == filename))
+    }
+
+    /// Remembers a file found in the database, unless the cache was invalidated since
+    /// `generation` was taken (the row may have been deleted in between).
+    pub fn insert_live_file(
+        &self,
+        digest: [u8; 32],
+        filename: &str,
+        project: &str,
+        generation: u64,
+    ) {
+        let Ok(mut files) = self.live_files.write() else {
+            return;
+        };
+        if self.generation.load(Ordering::Acquire) != generation {
+            return;
+        }
+        if files.len() >= LIVE_FILES_MAX {
+            files.clear();
+        }
+        files.insert(
+            digest,
+            LiveFile {
+                project: project.into(),
+                filename: filename.into(),
+            },
+        );
     }
 
     pub fn seen_serial(&self) -> i64 {
@@ -132,6 +187,22 @@ mod tests {
         assert!(cache.get(&key(None)).is_none());
         assert!(cache.get(&key(Some("a"))).is_none());
         assert!(cache.get(&key(Some("b"))).is_some());
+    }
+
+    #[test]
+    fn live_files_are_dropped_with_their_project() {
+        let cache = PageCache::default();
+        let generation = cache.generation();
+        cache.insert_live_file([1; 32], "a-1.0.tar.gz", "a", generation);
+        cache.insert_live_file([2; 32], "b-1.0.tar.gz", "b", generation);
+        assert!(cache.is_live_file(&[1; 32], "a-1.0.tar.gz"));
+        assert!(!cache.is_live_file(&[1; 32], "other-1.0.tar.gz"));
+        cache.invalidate_project("a");
+        assert!(!cache.is_live_file(&[1; 32], "a-1.0.tar.gz"));
+        assert!(cache.is_live_file(&[2; 32], "b-1.0.tar.gz"));
+        // A lookup that raced with a deletion is not remembered.
+        cache.insert_live_file([1; 32], "a-1.0.tar.gz", "a", generation);
+        assert!(!cache.is_live_file(&[1; 32], "a-1.0.tar.gz"));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The command line: `serve`, `migrate`, `user create`, `token create`, `audit verify|export|
-//! prune`. Other tooling depends on these commands and their output; keep them stable.
+//! prune`, `gc`. Other tooling depends on these commands and their output; keep them stable.
 
 use std::io::BufRead;
 
@@ -45,6 +45,13 @@ pub enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Remove blobs no file refers to (deleted files, uploads that never committed) and
+    /// temporary files a crash left behind; prints one line per removal.
+    Gc {
+        /// List what would be removed, remove nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -168,6 +175,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             state.db.close().await;
             result
         }
+        Command::Gc { dry_run } => {
+            let state = AppState::open(settings).await?;
+            let tmp_dir = state.settings.tmp_dir();
+            let result = packaging::blobs::gc(&state.db, &state.storage, &tmp_dir, dry_run).await;
+            state.db.close().await;
+            let report = result?;
+            let verb = if dry_run { "would remove" } else { "removed" };
+            for path in &report.queued {
+                println!("{verb} deleted file's blob {path}");
+            }
+            for path in &report.unreferenced {
+                println!("{verb} unreferenced blob {path}");
+            }
+            for path in &report.leftovers {
+                println!("{verb} temporary file {path}");
+            }
+            Ok(())
+        }
     }
 }
 
@@ -250,6 +275,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     app::spawn_cache_refresher(state.clone());
     crate::tokens::spawn_expiry_notices(state.clone());
     crate::events::audit::spawn_sealer(state.clone());
+    packaging::blobs::spawn_purger(state.db.clone(), state.storage.clone());
     tracing::info!("wharf listening on http://{}", listener.local_addr()?);
     let router = app::router(state.clone());
     // No Nagle: a response larger than one segment must not wait for the client's delayed ACK.

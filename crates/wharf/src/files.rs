@@ -1,4 +1,5 @@
-//! Distribution files and their PEP 658 `.metadata`, served from their content address.
+//! Distribution files and their PEP 658 `.metadata`, served from their content address, and only
+//! while the file has a row: a deleted file stops answering at once, before its blob is gone.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -7,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::app::AppState;
 use crate::error::AppError;
+use crate::packaging;
 
 pub async fn serve(
     State(state): State<AppState>,
@@ -23,6 +25,11 @@ pub async fn serve(
         && !parts[3].starts_with('.');
     if !well_formed {
         return AppError::not_found().render(&headers);
+    }
+    match is_live(&state, &parts).await {
+        Ok(true) => {}
+        Ok(false) => return AppError::not_found().render(&headers),
+        Err(error) => return AppError::internal(format!("{error:#}")).render(&headers),
     }
     match state.storage.get(&path).await {
         Ok(Some((size, stream))) => {
@@ -47,5 +54,30 @@ pub async fn serve(
         }
         Ok(None) => AppError::not_found().render(&headers),
         Err(error) => AppError::internal(format!("{error:#}")).render(&headers),
+    }
+}
+
+/// Whether `aa/bb/<60 hex>/<filename>[.metadata]` names a file that has a row: remembered per
+/// process, so the hot path asks the database once per file.
+async fn is_live(state: &AppState, parts: &[&str]) -> Result<bool, sqlx::Error> {
+    let digest_hex = format!("{}{}{}", parts[0], parts[1], parts[2]);
+    let mut digest = [0u8; 32];
+    if hex::decode_to_slice(&digest_hex, &mut digest).is_err() {
+        return Ok(false);
+    }
+    let filename = parts[3].strip_suffix(".metadata").unwrap_or(parts[3]);
+    if state.cache.is_live_file(&digest, filename) {
+        return Ok(true);
+    }
+    let generation = state.cache.generation();
+    let digest_hex = digest_hex.to_ascii_lowercase();
+    match packaging::blobs::live_file_project(&state.db, &digest_hex, filename).await? {
+        Some(project) => {
+            state
+                .cache
+                .insert_live_file(digest, filename, &project, generation);
+            Ok(true)
+        }
+        None => Ok(false),
     }
 }

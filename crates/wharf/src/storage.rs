@@ -98,4 +98,23 @@ impl Storage {
             Err(e) => Err(e.into()),
         }
     }
+
+    /// Removes the object; removing one that is not there is not an error.
+    pub async fn delete(&self, key: &str) -> anyhow::Result<()> {
+        let location = ObjectPath::parse(key)?;
+        match self.store.delete(&location).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every object's key and last-modified time.
+    pub async fn list(&self) -> anyhow::Result<Vec<(String, std::time::SystemTime)>> {
+        use futures_util::TryStreamExt;
+        let objects: Vec<_> = self.store.list(None).try_collect().await?;
+        Ok(objects
+            .into_iter()
+            .map(|meta| (meta.location.to_string(), meta.last_modified.into()))
+            .collect())
+    }
 }

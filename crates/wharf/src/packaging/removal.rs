@@ -1,10 +1,11 @@
 //! Yanking and deleting: each change is one transaction with its journal entry (so mirrors
 //! and other processes see it) and its events. Deleted files' names stay in the registry and
-//! can never be uploaded again; their blobs are left for `wharf gc`.
+//! can never be uploaded again; their blobs are queued for removal in the same transaction
+//! (`blobs::purge_deleted` removes them once it has committed).
 
 use serde_json::json;
 
-use super::{Project, journal};
+use super::{Project, blobs, journal};
 use crate::accounts::User;
 use crate::db::Db;
 use crate::events::{self, EventTag, RequestMeta, Source};
@@ -68,16 +69,20 @@ pub async fn set_yanked(
     Ok(true)
 }
 
+/// id, filename, size, blob path
+type FileRow = (String, String, i64, String);
+
 async fn remove_files(
     tx: &mut sqlx::AnyConnection,
     project: &Project,
-    files: Vec<(String, String, i64)>,
+    files: Vec<FileRow>,
     version: &str,
     actor: &User,
     meta: &RequestMeta,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    for (id, filename, size) in files {
+    for (id, filename, size, path) in files {
+        blobs::queue_deletion(tx, &path, now).await?;
         sqlx::query("DELETE FROM files WHERE id = $1")
             .bind(&id)
             .execute(&mut *tx)
@@ -128,8 +133,8 @@ pub async fn delete_release(
     let Some((release_id,)) = release else {
         return Ok(false);
     };
-    let files: Vec<(String, String, i64)> = sqlx::query_as(
-        "SELECT id, filename, size FROM files WHERE release_id = $1 ORDER BY filename",
+    let files: Vec<FileRow> = sqlx::query_as(
+        "SELECT id, filename, size, path FROM files WHERE release_id = $1 ORDER BY filename",
     )
     .bind(&release_id)
     .fetch_all(&mut *tx)
@@ -172,8 +177,8 @@ pub async fn delete_file(
     now: i64,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = db.begin().await?;
-    let files: Vec<(String, String, i64)> = sqlx::query_as(
-        "SELECT f.id, f.filename, f.size FROM files f JOIN releases r ON r.id = f.release_id \
+    let files: Vec<FileRow> = sqlx::query_as(
+        "SELECT f.id, f.filename, f.size, f.path FROM files f JOIN releases r ON r.id = f.release_id \
          WHERE r.project_id = $1 AND r.version = $2 AND f.filename = $3",
     )
     .bind(&project.id)
@@ -216,6 +221,13 @@ pub async fn delete_project(
         json!({"submitted_by": actor.username, "project_name": project.name}),
     )
     .await?;
+    let paths: Vec<(String,)> = sqlx::query_as("SELECT path FROM files WHERE project_id = $1")
+        .bind(&project.id)
+        .fetch_all(&mut *tx)
+        .await?;
+    for (path,) in paths {
+        blobs::queue_deletion(&mut tx, &path, now).await?;
+    }
     for table in ["role_invitations", "roles", "files", "releases"] {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "DELETE FROM {table} WHERE project_id = $1"

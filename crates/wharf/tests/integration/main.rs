@@ -5,6 +5,7 @@ mod accounts;
 mod audit;
 mod browser;
 mod census;
+mod files;
 mod history;
 mod manage;
 mod read;
