@@ -63,3 +63,22 @@ def test_settings_come_from_flags_env_and_config_file(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_gc_lists_then_removes_an_old_orphan_blob(tmp_path):
+    data = ["--data-dir", str(tmp_path / "data")]
+    assert wharf(*data, "migrate").returncode == 0
+    orphan = tmp_path / "data" / "files" / "ab" / "cd" / ("e" * 60) / "orphan-1.0.tar.gz"
+    orphan.parent.mkdir(parents=True)
+    orphan.write_bytes(b"left by an upload that never committed")
+    two_hours_ago = orphan.stat().st_mtime - 7200
+    os.utime(orphan, (two_hours_ago, two_hours_ago))
+    key = f"ab/cd/{'e' * 60}/orphan-1.0.tar.gz"
+    dry = wharf(*data, "gc", "--dry-run")
+    assert (dry.returncode, dry.stdout, dry.stderr) == (0, f"would remove unreferenced blob {key}\n", "")
+    assert orphan.exists()
+    done = wharf(*data, "gc")
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"removed unreferenced blob {key}\n", "")
+    assert not orphan.exists()
+    again = wharf(*data, "gc")
+    assert (again.returncode, again.stdout) == (0, "")
