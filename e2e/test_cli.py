@@ -30,7 +30,10 @@ def test_user_and_token_commands_print_only_their_result(tmp_path):
 def test_bad_input_fails_with_one_line(tmp_path):
     data = ["--data-dir", str(tmp_path / "data")]
     wharf(*data, "user", "create", "bob", "--email", "bob@example.org", input="long enough password\n")
+    typo = tmp_path / "typo.toml"
+    typo.write_text("requre_2fa = true\n")
     cases = [
+        (["--config", str(typo), "migrate"], None, "unknown setting 'requre_2fa'"),
         (["user", "create", "bob", "--email", "b2@example.org"], "long enough password\n", "already taken"),
         (["user", "create", "carol", "--email", "not-an-email"], "long enough password\n", "invalid e-mail"),
         (["user", "create", "carol", "--email", "c@example.org"], "short\n", "at least 8 characters"),

@@ -92,6 +92,28 @@ impl Default for Settings {
     }
 }
 
+/// Refuses a config file that names a setting wharf does not have: a typo such as
+/// `requre_2fa = true` must not leave 2FA optional in silence.
+fn check_keys(path: &std::path::Path, known: &[String]) -> anyhow::Result<()> {
+    let table: std::collections::BTreeMap<String, figment::value::Value> =
+        Figment::from(Toml::file(path))
+            .extract()
+            .map_err(|e| anyhow::anyhow!("invalid config file {}: {e}", path.display()))?;
+    for key in table.keys() {
+        if known.iter().any(|k| k == key) {
+            continue;
+        }
+        let hint = known
+            .iter()
+            .filter(|k| strsim::levenshtein(k, key) <= 2)
+            .min_by_key(|k| strsim::levenshtein(k, key))
+            .map(|k| format!(" (did you mean '{k}'?)"))
+            .unwrap_or_default();
+        anyhow::bail!("unknown setting '{key}' in {}{hint}", path.display());
+    }
+    Ok(())
+}
+
 /// The hard cap on any upload limit, as on PyPI.
 pub const UPLOAD_LIMIT_CAP: u64 = 1024 * 1024 * 1024;
 
@@ -103,25 +125,13 @@ impl Settings {
             if !path.is_file() {
                 anyhow::bail!("config file {} does not exist", path.display());
             }
+            check_keys(path, &Settings::keys())?;
             figment = figment.merge(Toml::file(path));
         }
+        let keys = Settings::keys();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         figment = figment
-            .merge(Env::prefixed("WHARF_").only(&[
-                "bind",
-                "data_dir",
-                "database_url",
-                "storage_url",
-                "base_url",
-                "max_upload_size",
-                "cache_refresh_ms",
-                "smtp_url",
-                "mail_from",
-                "secret_key",
-                "require_2fa",
-                "leak_report_keys",
-                "audit_retention_days",
-                "reauth_secs",
-            ]))
+            .merge(Env::prefixed("WHARF_").only(&keys))
             .merge(Serialized::defaults(args));
         if let Some(bind) = bind {
             figment = figment.merge(Serialized::default("bind", bind));
@@ -143,6 +153,14 @@ impl Settings {
             }
         }
         Ok(settings)
+    }
+
+    /// Every setting's name, from the defaults: the keys a config file and `WHARF_*` may set.
+    fn keys() -> Vec<String> {
+        match serde_json::to_value(Settings::default()) {
+            Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
     }
 
     pub fn database_url(&self) -> String {
@@ -187,5 +205,47 @@ impl Settings {
 
     pub fn tmp_dir(&self) -> PathBuf {
         self.data_dir.join("tmp")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(toml: &str) -> anyhow::Result<Settings> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("wharf.toml");
+        std::fs::write(&path, toml)?;
+        let args = SettingsArgs {
+            config: Some(path),
+            ..SettingsArgs::default()
+        };
+        Settings::load(&args, None)
+    }
+
+    #[test]
+    fn a_mistyped_setting_is_refused_with_its_name() {
+        let error = load("requre_2fa = true\n").unwrap_err().to_string();
+        assert!(
+            error.starts_with("unknown setting 'requre_2fa' in "),
+            "{error}"
+        );
+        assert!(error.ends_with("(did you mean 'require_2fa'?)"), "{error}");
+        assert_eq!(error.lines().count(), 1);
+        let error = load("colour = \"blue\"\n").unwrap_err().to_string();
+        assert!(error.starts_with("unknown setting 'colour'") && !error.contains("mean"));
+    }
+
+    #[test]
+    fn known_settings_load_and_bad_values_are_refused() {
+        let settings = load("require_2fa = true\nreauth_secs = 60\n").expect("valid");
+        assert!(settings.require_2fa);
+        assert_eq!(settings.reauth_secs, 60);
+        let error = load("require_2fa = \"sometimes\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("require_2fa"), "{error}");
+        assert!(load("reauth_secs = 0\n").is_err());
+        assert!(load("this is not toml").is_err());
     }
 }
