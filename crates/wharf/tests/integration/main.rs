@@ -9,6 +9,7 @@ mod files;
 mod history;
 mod manage;
 mod read;
+mod schema;
 mod tokens;
 mod two_factor;
 mod upload;
