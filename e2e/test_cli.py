@@ -85,3 +85,15 @@ def test_gc_lists_then_removes_an_old_orphan_blob(tmp_path):
     assert not orphan.exists()
     again = wharf(*data, "gc")
     assert (again.returncode, again.stdout) == (0, "")
+
+
+def test_version_names_the_commit():
+    result = wharf("--version")
+    commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
+                            cwd=os.path.dirname(__file__)).stdout.strip()
+    assert result.returncode == 0 and result.stdout.startswith("wharf 0.")
+    if commit and not os.environ.get("WHARF_COMMIT"):
+        # The binary under test was built from this checkout (scripts/test builds it).
+        assert result.stdout.strip().endswith(f"({commit})"), (result.stdout, commit)
+    else:
+        assert result.stdout.strip().endswith(")")

@@ -13,7 +13,7 @@ use crate::packaging;
 use crate::tokens::{self, TokenScope};
 
 #[derive(Debug, Parser)]
-#[command(name = "wharf", version, about = "A Python package index server")]
+#[command(name = "wharf", version = crate::VERSION, about = "A Python package index server")]
 pub struct Cli {
     #[command(flatten)]
     pub settings: SettingsArgs,

@@ -24,3 +24,6 @@ pub mod storage;
 pub mod tokens;
 pub mod twofactor;
 pub mod web;
+
+/// The version and the commit it was built from, e.g. `0.1.0 (3861709a1b2c)`.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("WHARF_COMMIT"), ")");
