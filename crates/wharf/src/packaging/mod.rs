@@ -4,6 +4,7 @@ use sqlx::AnyConnection;
 
 use crate::db::Db;
 
+pub mod permissions;
 mod removal;
 pub mod roles;
 
