@@ -7,6 +7,7 @@ mod browser;
 mod census;
 mod history;
 mod manage;
+mod permissions;
 mod read;
 mod tokens;
 mod two_factor;
