@@ -52,6 +52,7 @@ async fn run() -> anyhow::Result<()> {
     .await?;
     let token = tokens::create(
         &state.db,
+        &state.keys,
         &state.settings.token_location(),
         &user,
         "bench",

@@ -229,6 +229,7 @@ async fn create_token(
     };
     let token = tokens::create(
         &state.db,
+        &state.keys,
         &state.settings.token_location(),
         &user,
         &description,

@@ -201,6 +201,7 @@ pub async fn create(web: Web, body: Bytes) -> Response {
     let location = web.state.settings.token_location();
     let secret = match tokens::create(
         &web.state.db,
+        &web.state.keys,
         &location,
         user,
         name,

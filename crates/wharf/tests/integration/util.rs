@@ -267,6 +267,7 @@ impl TestApp {
         let description = format!("token {}", uuid::Uuid::new_v4());
         tokens::create(
             &self.state.db,
+            &self.state.keys,
             &self.state.settings.token_location(),
             user,
             &description,
@@ -301,6 +302,7 @@ async fn create_user(state: &AppState, username: &str) -> (User, String) {
     .expect("user");
     let token = tokens::create(
         &state.db,
+        &state.keys,
         &state.settings.token_location(),
         &user,
         "test token",
