@@ -89,7 +89,8 @@ pub async fn authenticate_upload(
             return Err(AppError::forbidden(invalid_auth_message(state)));
         }
     };
-    let presented = match tokens::lookup(&state.db, &state.keys, &state.token_cache, &token).await? {
+    let presented = match tokens::lookup(&state.db, &state.keys, &state.token_cache, &token).await?
+    {
         Ok(presented) => presented,
         Err(Rejection::Deleted {
             id,

@@ -189,6 +189,23 @@ mod tests {
     }
 
     #[test]
+    fn sealed_secrets_open_only_with_the_same_key_purpose_and_context() {
+        let sealed = key().seal("p", b"row-1", b"secret bytes");
+        assert_eq!(sealed.len(), 12 + 12 + 16);
+        assert_eq!(
+            key().open("p", b"row-1", &sealed),
+            Some(b"secret bytes".to_vec())
+        );
+        assert_eq!(key().open("q", b"row-1", &sealed), None);
+        assert_eq!(key().open("p", b"row-2", &sealed), None);
+        assert_eq!(
+            ServerKey::from_bytes([8; 32]).open("p", b"row-1", &sealed),
+            None
+        );
+        assert_eq!(key().open("p", b"row-1", &sealed[..11]), None);
+    }
+
+    #[test]
     fn signed_data_round_trips_until_it_expires() {
         let token = key().sign("verify-email", &("alice", 3), 1000);
         assert_eq!(

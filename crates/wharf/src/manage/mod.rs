@@ -77,7 +77,9 @@ pub(crate) async fn project_for(
         // The session is stale, so this is the password page (time only moves forward).
         Denied::NeedsReauth => match web.require_recent_auth(back) {
             Err(response) => response,
-            Ok(_) => web.error(AppError::forbidden("Confirm your password, then try again.")),
+            Ok(_) => web.error(AppError::forbidden(
+                "Confirm your password, then try again.",
+            )),
         },
     })
 }

@@ -200,9 +200,7 @@ pub async fn create(web: Web, body: Bytes) -> Response {
     };
     let location = web.state.settings.token_location();
     let secret = match tokens::create(
-        &web.state.db,
-        &web.state.keys,
-        &location,
+        &tokens::Issuer::of(&web.state, &location),
         user,
         name,
         &scope,

@@ -129,7 +129,8 @@ pub fn decide(subject: &Subject, permission: Permission) -> Result<(), Denied> {
         (Some(Role::Owner), _) | (Some(Role::Maintainer), Role::Maintainer) => true,
         (Some(Role::Maintainer), Role::Owner) | (None, _) => false,
     };
-    if !by_role && !(subject.is_admin && permission.for_admins()) {
+    let allowed = by_role || (subject.is_admin && permission.for_admins());
+    if !allowed {
         return Err(match subject.role {
             None => Denied::NoRole,
             Some(_) => Denied::NeedsRole(permission.role()),
@@ -168,7 +169,17 @@ pub async fn authorize(
     };
     let role = super::role_of(db, &project.id, &user.id).await?;
     Ok(
-        match check(db, index_requires_2fa, user, via, &project, role, permission).await? {
+        match check(
+            db,
+            index_requires_2fa,
+            user,
+            via,
+            &project,
+            role,
+            permission,
+        )
+        .await?
+        {
             Ok(()) => Ok(project),
             Err(reason) => Err(Refusal {
                 reason,

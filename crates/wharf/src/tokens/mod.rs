@@ -34,7 +34,10 @@ fn seal_key(keys: &ServerKey, token_id: &str, key: &[u8]) -> Vec<u8> {
 pub fn open_key(keys: &ServerKey, token_id: &str, sealed: &[u8]) -> Option<Vec<u8>> {
     let opened = keys.open(KEY_SEALING, token_id.as_bytes(), sealed);
     if opened.is_none() {
-        tracing::warn!(token = token_id, "a token's root key does not open with this server key");
+        tracing::warn!(
+            token = token_id,
+            "a token's root key does not open with this server key"
+        );
     }
     opened
 }
@@ -59,12 +62,28 @@ pub struct TokenScope<'a> {
     pub expires_in: Option<i64>,
 }
 
+/// Where tokens are minted: the database, the server key that seals their root keys, and the
+/// location they name (the index's URL).
+pub struct Issuer<'a> {
+    pub db: &'a Db,
+    pub keys: &'a ServerKey,
+    pub location: &'a str,
+}
+
+impl<'a> Issuer<'a> {
+    pub fn of(state: &'a crate::app::AppState, location: &'a str) -> Issuer<'a> {
+        Issuer {
+            db: &state.db,
+            keys: &state.keys,
+            location,
+        }
+    }
+}
+
 /// Mints a token for `user`, stores it, records the events, and returns the secret string,
 /// which is never stored and cannot be shown again.
 pub async fn create(
-    db: &Db,
-    keys: &ServerKey,
-    location: &str,
+    issuer: &Issuer<'_>,
     user: &User,
     description: &str,
     scope: &TokenScope<'_>,
@@ -117,12 +136,12 @@ pub async fn create(
     let id = uuid::Uuid::new_v4().to_string();
     let mut key = [0u8; 32];
     rand::rng().fill_bytes(&mut key);
-    let mut macaroon = Macaroon::new(location, id.as_bytes(), &key);
+    let mut macaroon = Macaroon::new(issuer.location, id.as_bytes(), &key);
     for caveat in &caveat_json {
         macaroon.add_first_party_caveat(caveat.as_bytes());
     }
 
-    let mut tx = db.begin().await?;
+    let mut tx = issuer.db.begin().await?;
     let inserted = sqlx::query(
         "INSERT INTO macaroons (id, user_id, description, created, expires, caveats, permissions_caveat, additional, key) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (user_id, description) DO NOTHING",
@@ -135,7 +154,7 @@ pub async fn create(
     .bind(serde_json::to_string(&caveat_json).unwrap_or_default())
     .bind(permissions.to_string())
     .bind(serde_json::json!({"made_with_2fa": false}).to_string())
-    .bind(seal_key(keys, &id, &key))
+    .bind(seal_key(issuer.keys, &id, &key))
     .execute(&mut *tx)
     .await?;
     if inserted.rows_affected() == 0 {
@@ -174,7 +193,7 @@ pub async fn create(
 
 /// Brings rows written by earlier versions up to date, at start-up: seals the root keys still
 /// stored in clear (live and deleted tokens), and records the project ids of project-scoped
-/// tokens from their ProjectId caveats. Idempotent, and two small queries when nothing is
+/// tokens from their ProjectId caveats. Idempotent, and three small queries when nothing is
 /// left to do. Returns how many rows it changed.
 pub async fn upgrade_stored(db: &Db, keys: &ServerKey) -> Result<usize, sqlx::Error> {
     let mut tx = db.begin().await?;
@@ -238,7 +257,10 @@ pub async fn upgrade_stored(db: &Db, keys: &ServerKey) -> Result<usize, sqlx::Er
             .await?;
     }
     if changed > 0 {
-        tracing::info!(rows = changed, "sealed token keys and recorded token projects");
+        tracing::info!(
+            rows = changed,
+            "sealed token keys and recorded token projects"
+        );
     }
     Ok(changed)
 }

@@ -361,9 +361,7 @@ async fn every_project_route_asks_one_decision() {
                     assert_eq!(again.status, 303, "{:?}: {}", party.who, again.text());
                 }
             } else {
-                app.state
-                    .clock
-                    .advance(app.state.settings.reauth_secs + 1);
+                app.state.clock.advance(app.state.settings.reauth_secs + 1);
             }
             for route in ROUTES {
                 for party in &mut parties {
@@ -416,6 +414,9 @@ async fn every_project_route_of_a_missing_project_is_404() {
             _ => browser.post(&path, route.fields).await,
         };
         assert_eq!(response.status, 404, "{path}: {}", response.text());
-        assert!(response.text().contains("There is no project named"), "{path}");
+        assert!(
+            response.text().contains("There is no project named"),
+            "{path}"
+        );
     }
 }

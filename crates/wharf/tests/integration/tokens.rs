@@ -630,7 +630,10 @@ async fn a_recreated_project_name_shows_and_accepts_none_of_the_old_tokens() {
     assert_eq!(page.status, 200, "{}", page.text());
     let text = page.text();
     assert!(text.contains("test token"), "bob's own token: {text}");
-    assert!(!text.contains(&scoped_name), "the old project's token: {text}");
+    assert!(
+        !text.contains(&scoped_name),
+        "the old project's token: {text}"
+    );
     assert!(!text.contains("/user/alice/"), "{text}");
 
     // Its ProjectId caveat names the old project: refused, and so is alice's account token.
