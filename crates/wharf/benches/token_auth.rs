@@ -51,8 +51,7 @@ async fn run() -> anyhow::Result<()> {
     )
     .await?;
     let token = tokens::create(
-        &state.db,
-        &state.settings.token_location(),
+        &tokens::Issuer::of(&state, &state.settings.token_location()),
         &user,
         "bench",
         &TokenScope {

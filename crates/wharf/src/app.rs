@@ -52,6 +52,8 @@ impl AppState {
         db.migrate().await?;
         let storage = Storage::open(&settings.storage_url())?;
         let keys = ServerKey::load(settings.secret_key.as_deref(), &settings.data_dir)?;
+        // Token rows of earlier versions: root keys sealed, project ids recorded.
+        crate::tokens::upgrade_stored(&db, &keys).await?;
         let mailer = Mailer::new(&settings)?;
         let webauthn = match crate::twofactor::webauthn::relying_party(&settings) {
             Ok(rp) => Some(Arc::new(rp)),

@@ -89,7 +89,8 @@ pub async fn authenticate_upload(
             return Err(AppError::forbidden(invalid_auth_message(state)));
         }
     };
-    let presented = match tokens::lookup(&state.db, &state.token_cache, &token).await? {
+    let presented = match tokens::lookup(&state.db, &state.keys, &state.token_cache, &token).await?
+    {
         Ok(presented) => presented,
         Err(Rejection::Deleted {
             id,
@@ -126,7 +127,8 @@ pub async fn authenticate_upload(
 }
 
 impl UploadIdentity {
-    /// Checks every caveat for an upload to `project` (which may be about to be created).
+    /// Checks every caveat for an upload to `project` (which may be about to be created). Who
+    /// may upload at all is `packaging::permissions`' decision, asked next.
     pub async fn authorize(
         &self,
         state: &AppState,
@@ -135,21 +137,6 @@ impl UploadIdentity {
     ) -> AppResult<()> {
         if let Err(rejection) = self.token.verify(Some(project), state.clock.now_secs()) {
             return Err(self.refuse(state, meta, Some(project), rejection).await);
-        }
-        // Tokens are one factor: where two are required, the token's owner must have 2FA.
-        let required = state.settings.require_2fa || project.owners_require_2fa;
-        if required
-            && !crate::twofactor::methods(&state.db, &self.user.id)
-                .await?
-                .any()
-        {
-            return Err(AppError::forbidden(format!(
-                "User '{}', associated with the API token used, does not have two-factor \
-                 authentication enabled, and '{}' requires it. Enable it at {}/manage/account/two-factor/",
-                self.user.username,
-                project.name,
-                state.settings.base_url()
-            )));
         }
         Ok(())
     }

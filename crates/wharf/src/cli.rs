@@ -253,8 +253,7 @@ async fn create_token(
         expires_in,
     };
     let token = tokens::create(
-        &state.db,
-        &state.settings.token_location(),
+        &tokens::Issuer::of(state, &state.settings.token_location()),
         &user,
         &description,
         &scope,

@@ -82,6 +82,40 @@ impl ServerKey {
         self.mac(&[b"derive", purpose.as_bytes()])
     }
 
+    /// Encrypts `secret` for the database under a key derived for `purpose` (AES-256-GCM),
+    /// bound to `context` (e.g. the row's id, so a sealed value copied to another row does not
+    /// open): nonce (12 bytes), then ciphertext and tag.
+    pub fn seal(&self, purpose: &str, context: &[u8], secret: &[u8]) -> Vec<u8> {
+        use aes_gcm::aead::{Aead, Payload};
+        let cipher =
+            <aes_gcm::Aes256Gcm as aes_gcm::aead::KeyInit>::new(&self.derive(purpose).into());
+        let nonce: [u8; 12] = rand::random();
+        let mut out = nonce.to_vec();
+        let payload = Payload {
+            msg: secret,
+            aad: context,
+        };
+        // Encryption fails only for inputs of gigabytes; an empty result never opens.
+        if let Ok(ciphertext) = cipher.encrypt(&aes_gcm::Nonce::from(nonce), payload) {
+            out.extend(ciphertext);
+        }
+        out
+    }
+
+    /// The secret [`ServerKey::seal`] sealed, if this key, purpose and context sealed it.
+    pub fn open(&self, purpose: &str, context: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+        use aes_gcm::aead::{Aead, Payload};
+        let (nonce, ciphertext) = sealed.split_at_checked(12)?;
+        let nonce: [u8; 12] = nonce.try_into().ok()?;
+        let cipher =
+            <aes_gcm::Aes256Gcm as aes_gcm::aead::KeyInit>::new(&self.derive(purpose).into());
+        let payload = Payload {
+            msg: ciphertext,
+            aad: context,
+        };
+        cipher.decrypt(&aes_gcm::Nonce::from(nonce), payload).ok()
+    }
+
     /// A MAC of `value` for `purpose`, as URL-safe text.
     pub fn tag(&self, purpose: &str, value: &str) -> String {
         URL_SAFE_NO_PAD.encode(self.mac(&[purpose.as_bytes(), value.as_bytes()]))
@@ -152,6 +186,23 @@ mod tests {
 
     fn key() -> ServerKey {
         ServerKey::from_bytes([7; 32])
+    }
+
+    #[test]
+    fn sealed_secrets_open_only_with_the_same_key_purpose_and_context() {
+        let sealed = key().seal("p", b"row-1", b"secret bytes");
+        assert_eq!(sealed.len(), 12 + 12 + 16);
+        assert_eq!(
+            key().open("p", b"row-1", &sealed),
+            Some(b"secret bytes".to_vec())
+        );
+        assert_eq!(key().open("q", b"row-1", &sealed), None);
+        assert_eq!(key().open("p", b"row-2", &sealed), None);
+        assert_eq!(
+            ServerKey::from_bytes([8; 32]).open("p", b"row-1", &sealed),
+            None
+        );
+        assert_eq!(key().open("p", b"row-1", &sealed[..11]), None);
     }
 
     #[test]

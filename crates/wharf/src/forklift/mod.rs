@@ -21,6 +21,7 @@ use crate::app::{AppState, request_meta};
 use crate::auth::{self, UploadIdentity};
 use crate::error::{AppError, AppResult};
 use crate::events::{self, EventTag, RequestMeta, Source};
+use crate::packaging::permissions::{self, Denied};
 use crate::packaging::{self, NewFile, NewRelease, Project, Role};
 use form::{Content, LimitFor, UploadForm};
 
@@ -250,17 +251,35 @@ async fn file_upload(
         None => check_new_project(state, &metadata.name, &normalized).await?,
     };
     identity.authorize(state, meta, &project).await?;
-    if existing.is_some()
-        && packaging::role_of(&state.db, &project.id, &user.id)
-            .await?
-            .is_none()
-    {
-        return Err(AppError::forbidden(format!(
-            "The user '{}' isn't allowed to upload to project '{}'. {}",
-            user.username,
-            project.name,
-            help(state, "project-name")
-        )));
+    // Who may upload is the one project decision (a new project makes the uploader its Owner).
+    let decided = permissions::authorize_upload(
+        &state.db,
+        state.settings.require_2fa,
+        user,
+        &project,
+        existing.is_none(),
+    )
+    .await?;
+    match decided {
+        Ok(()) => {}
+        // Tokens are one factor: where two are required, the token's owner must have 2FA.
+        Err(Denied::Needs2fa) => {
+            return Err(AppError::forbidden(format!(
+                "User '{}', associated with the API token used, does not have two-factor \
+                 authentication enabled, and '{}' requires it. Enable it at {}/manage/account/two-factor/",
+                user.username,
+                project.name,
+                state.settings.base_url()
+            )));
+        }
+        Err(_) => {
+            return Err(AppError::forbidden(format!(
+                "The user '{}' isn't allowed to upload to project '{}'. {}",
+                user.username,
+                project.name,
+                help(state, "project-name")
+            )));
+        }
     }
     if !accounts::has_verified_primary_email(&state.db, &user.id).await? {
         return Err(AppError::forbidden(format!(

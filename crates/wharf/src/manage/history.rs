@@ -2,15 +2,13 @@
 //! files'), 25 a page, sortable by time, event or IP address.
 
 use axum::extract::{Path, Query};
-use axum::http::StatusCode;
 use axum::response::Response;
 use minijinja::context;
 use serde::Deserialize;
 
 use super::internal;
-use crate::error::AppError;
 use crate::events::query::{self, Filter, Sort};
-use crate::packaging::{self, Role};
+use crate::packaging::permissions::Permission;
 use crate::web::Web;
 
 pub const PER_PAGE: i64 = 25;
@@ -81,32 +79,11 @@ pub async fn project(
     Path(project): Path<String>,
     Query(paging): Query<Paging>,
 ) -> Response {
-    let session = match web.require_session() {
-        Ok(session) => session.clone(),
+    let back = web.here.clone();
+    let project = match super::project_for(&web, &project, Permission::ViewHistory, &back).await {
+        Ok((_, project)) => project,
         Err(response) => return response,
     };
-    let normalized = wharf_packaging::name::normalize(&project);
-    let project = match packaging::find_project(&web.state.db, &normalized).await {
-        Ok(Some(project)) => project,
-        Ok(None) => {
-            return web.error(AppError::new(
-                StatusCode::NOT_FOUND,
-                format!("There is no project named \"{project}\" on this index."),
-            ));
-        }
-        Err(e) => return internal(&web, e),
-    };
-    match packaging::role_of(&web.state.db, &project.id, &session.user.id).await {
-        Ok(Some(Role::Owner)) => {}
-        Ok(_) if session.user.is_admin => {}
-        Ok(_) => {
-            return web.error(AppError::forbidden(format!(
-                "Only Owners of {} can read its security history.",
-                project.name
-            )));
-        }
-        Err(e) => return internal(&web, e),
-    }
     let filter = Filter {
         project_id: Some(project.id.clone()),
         ..Filter::default()

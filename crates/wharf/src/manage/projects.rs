@@ -1,6 +1,7 @@
 //! `/manage/projects/` and each project's management pages: releases (yank, un-yank, delete
 //! a release or a file), collaborators (invite, change role, remove) and settings (delete).
-//! Only Owners manage a project, as on PyPI; every change is journalled and recorded.
+//! Who may see and do what is decided by `packaging::permissions`; every change is journalled
+//! and recorded.
 
 use axum::Form;
 use axum::extract::Path;
@@ -11,8 +12,9 @@ use serde::{Deserialize, Serialize};
 use wharf_packaging::name;
 
 use super::internal;
-use crate::accounts::{self, session::Session};
+use crate::accounts;
 use crate::error::AppError;
+use crate::packaging::permissions::Permission;
 use crate::packaging::roles::{self, Answer, Collaborator, RoleError};
 use crate::packaging::{self, Contents, Project, Role};
 use crate::simple::encode_segment;
@@ -75,51 +77,6 @@ pub async fn answer_invitation(web: Web, Path((id, answer)): Path<(String, Strin
     }
 }
 
-/// The project, if the signed-in user is one of its Owners; otherwise the page that says
-/// why not (404 for no such project, 403 for someone else's).
-async fn owned_project(web: &Web, session: &Session, project: &str) -> Result<Project, Response> {
-    let normalized = name::normalize(project);
-    let found = packaging::find_project(&web.state.db, &normalized)
-        .await
-        .map_err(|e| internal(web, e))?;
-    let Some(project) = found else {
-        return Err(web.error(AppError::new(
-            StatusCode::NOT_FOUND,
-            format!("There is no project named \"{project}\" on this index."),
-        )));
-    };
-    match packaging::role_of(&web.state.db, &project.id, &session.user.id)
-        .await
-        .map_err(|e| internal(web, e))?
-    {
-        Some(Role::Owner) => {
-            let required = crate::twofactor::project_requires(&web.state.db, &project.id)
-                .await
-                .map_err(|e| internal(web, e))?;
-            let has = crate::twofactor::methods(&web.state.db, &session.user.id)
-                .await
-                .map_err(|e| internal(web, e))?
-                .any();
-            if required && !has {
-                return Err(web.error(AppError::forbidden(format!(
-                    "{} requires its Owners and Maintainers to use two-factor authentication. \
-                     Set it up in your account settings first.",
-                    project.name
-                ))));
-            }
-            Ok(project)
-        }
-        Some(Role::Maintainer) => Err(web.error(AppError::forbidden(format!(
-            "Only Owners of {} can manage it; you are a Maintainer, so you may upload to it.",
-            project.name
-        )))),
-        None => Err(web.error(AppError::forbidden(format!(
-            "You are not a collaborator on {}, so you cannot manage it.",
-            project.name
-        )))),
-    }
-}
-
 fn project_path(project: &Project, rest: &str) -> String {
     format!(
         "/manage/project/{}/{rest}",
@@ -127,17 +84,24 @@ fn project_path(project: &Project, rest: &str) -> String {
     )
 }
 
-macro_rules! owner {
-    ($web:expr, $project:expr) => {{
-        let session = match $web.require_session() {
-            Ok(session) => session.clone(),
-            Err(response) => return response,
-        };
-        match owned_project(&$web, &session, &$project).await {
-            Ok(project) => (session, project),
+/// A management page of the project named `name` (as given in the path).
+fn page_of(name: &str, rest: &str) -> String {
+    format!(
+        "/manage/project/{}/{rest}",
+        encode_segment(&name::normalize(name))
+    )
+}
+
+/// The session and the project, if the user may do `$permission` on it (one decision for
+/// every page: [`crate::packaging::permissions::authorize`]); otherwise returns the answer
+/// that says why not. `$back` is the page that holds the action's form, for re-authentication.
+macro_rules! allowed {
+    ($web:expr, $project:expr, $permission:expr, $back:expr) => {
+        match super::project_for(&$web, &$project, $permission, &$back).await {
+            Ok(found) => found,
             Err(response) => return response,
         }
-    }};
+    };
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -150,7 +114,8 @@ struct ReleaseRow {
 }
 
 pub async fn releases(web: Web, Path(project): Path<String>) -> Response {
-    let (_, project) = owner!(web, project);
+    let back = page_of(&project, "releases/");
+    let (_, project) = allowed!(web, project, Permission::ViewReleases, back);
     let contents = match Contents::load(&web.state.db, &project.id).await {
         Ok(contents) => contents,
         Err(e) => return internal(&web, e),
@@ -213,7 +178,9 @@ async fn release_page(
 }
 
 pub async fn release(web: Web, Path((project, version)): Path<(String, String)>) -> Response {
-    let (_, project) = owner!(web, project);
+    // The page holds the yank and delete forms: re-authentication comes before them.
+    let back = page_of(&project, &format!("release/{}/", encode_segment(&version)));
+    let (_, project) = allowed!(web, project, Permission::ManageReleases, back);
     release_page(
         &web,
         &project,
@@ -249,7 +216,8 @@ async fn set_yanked(
     yanked: bool,
     reason: String,
 ) -> Response {
-    let (session, project) = owner!(web, project);
+    let back = page_of(&project, &format!("release/{}/", encode_segment(&version)));
+    let (session, project) = allowed!(web, project, Permission::ManageReleases, back);
     let reason = reason.trim();
     if reason.chars().count() > 500 {
         return release_page(
@@ -306,7 +274,8 @@ pub async fn delete_release(
     Path((project, version)): Path<(String, String)>,
     Form(form): Form<DeleteReleaseForm>,
 ) -> Response {
-    let (session, project) = owner!(web, project);
+    let back = page_of(&project, &format!("release/{}/", encode_segment(&version)));
+    let (session, project) = allowed!(web, project, Permission::ManageReleases, back);
     if form.confirm_version.trim() != version {
         return release_page(
             &web,
@@ -357,7 +326,8 @@ pub async fn delete_file(
     Path((project, version)): Path<(String, String)>,
     Form(form): Form<DeleteFileForm>,
 ) -> Response {
-    let (session, project) = owner!(web, project);
+    let back = page_of(&project, &format!("release/{}/", encode_segment(&version)));
+    let (session, project) = allowed!(web, project, Permission::ManageReleases, back);
     if form.confirm_filename.trim() != form.filename {
         return release_page(
             &web,
@@ -435,21 +405,9 @@ async fn collaboration_page(
     )
 }
 
-macro_rules! recent_owner {
-    ($web:expr, $project:expr) => {{
-        let back = format!(
-            "/manage/project/{}/collaboration/",
-            encode_segment(&name::normalize(&$project))
-        );
-        if let Err(response) = $web.require_recent_auth(&back) {
-            return response;
-        }
-        owner!($web, $project)
-    }};
-}
-
 pub async fn collaboration(web: Web, Path(project): Path<String>) -> Response {
-    let (_, project) = recent_owner!(web, project);
+    let back = page_of(&project, "collaboration/");
+    let (_, project) = allowed!(web, project, Permission::ManageCollaborators, back);
     collaboration_page(
         &web,
         &project,
@@ -472,7 +430,8 @@ pub async fn invite(
     Path(project): Path<String>,
     Form(form): Form<InviteForm>,
 ) -> Response {
-    let (session, project) = recent_owner!(web, project);
+    let back = page_of(&project, "collaboration/");
+    let (session, project) = allowed!(web, project, Permission::ManageCollaborators, back);
     let username = form.username.trim();
     let refuse = |message: String| {
         collaboration_page(
@@ -579,7 +538,8 @@ pub async fn change_role(
     Path(project): Path<String>,
     Form(form): Form<RoleForm>,
 ) -> Response {
-    let (session, project) = recent_owner!(web, project);
+    let back = page_of(&project, "collaboration/");
+    let (session, project) = allowed!(web, project, Permission::ManageCollaborators, back);
     let target = match collaborator(&web, &project, &form.user_id).await {
         Ok(target) => target,
         Err(response) => return response,
@@ -590,7 +550,6 @@ pub async fn change_role(
             Flash::error("Choose Owner or Maintainer."),
         );
     };
-    let back = project_path(&project, "collaboration/");
     match roles::change_role(
         &web.state.db,
         &project,
@@ -621,12 +580,12 @@ pub async fn remove_role(
     Path(project): Path<String>,
     Form(form): Form<RoleForm>,
 ) -> Response {
-    let (session, project) = recent_owner!(web, project);
+    let back = page_of(&project, "collaboration/");
+    let (session, project) = allowed!(web, project, Permission::ManageCollaborators, back);
     let target = match collaborator(&web, &project, &form.user_id).await {
         Ok(target) => target,
         Err(response) => return response,
     };
-    let back = project_path(&project, "collaboration/");
     match roles::remove_role(
         &web.state.db,
         &project,
@@ -654,8 +613,8 @@ pub async fn revoke_invitation(
     Path(project): Path<String>,
     Form(form): Form<RoleForm>,
 ) -> Response {
-    let (session, project) = recent_owner!(web, project);
-    let back = project_path(&project, "collaboration/");
+    let back = page_of(&project, "collaboration/");
+    let (session, project) = allowed!(web, project, Permission::ManageCollaborators, back);
     match roles::revoke_invitation(
         &web.state.db,
         &project,
@@ -678,7 +637,8 @@ pub async fn revoke_invitation(
 // ---- settings -------------------------------------------------------------------------------
 
 pub async fn settings(web: Web, Path(project): Path<String>) -> Response {
-    let (_, project) = owner!(web, project);
+    let back = page_of(&project, "settings/");
+    let (_, project) = allowed!(web, project, Permission::ManageSettings, back);
     settings_page(&web, &project, StatusCode::OK, FormErrors::default()).await
 }
 
@@ -715,9 +675,9 @@ pub async fn set_requires_2fa(
     Path(project): Path<String>,
     Form(form): Form<TwoFactorForm>,
 ) -> Response {
-    let (session, project) = owner!(web, project);
+    let back = page_of(&project, "settings/");
+    let (session, project) = allowed!(web, project, Permission::ManageSettings, back);
     let enable = form.require == "yes";
-    let back = project_path(&project, "settings/");
     if enable {
         match crate::twofactor::methods(&web.state.db, &session.user.id).await {
             Ok(m) if m.any() => {}
@@ -778,7 +738,8 @@ pub async fn delete_project(
     Path(project): Path<String>,
     Form(form): Form<DeleteProjectForm>,
 ) -> Response {
-    let (session, project) = owner!(web, project);
+    let back = page_of(&project, "settings/");
+    let (session, project) = allowed!(web, project, Permission::DeleteProject, back);
     if name::normalize(form.confirm_project_name.trim()) != project.normalized_name {
         let message = format!(
             "Type the project name, {}, to confirm: the project was not deleted.",

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::internal;
 use crate::accounts::{self, User};
 use crate::error::AppError;
-use crate::packaging::{self, Project, Role};
+use crate::packaging::permissions::{self, Denied, Permission, Via};
+use crate::packaging::{self, Project};
 use crate::tokens::{self, Removal, TokenError, TokenScope, leaks};
 use crate::web::{Flash, FormErrors, Web};
 
@@ -154,31 +155,34 @@ pub async fn create(web: Web, body: Bytes) -> Response {
         }
         for name in &form.projects {
             let normalized = wharf_packaging::name::normalize(name);
-            let found = match packaging::find_project(&web.state.db, &normalized).await {
-                Ok(found) => found,
-                Err(e) => return internal(&web, e),
-            };
-            let Some(project) = found else {
-                return refuse(
-                    "scope-projects",
-                    &format!("There is no project named {name}."),
-                )
-                .await;
-            };
-            match packaging::role_of(&web.state.db, &project.id, &user.id).await {
-                Ok(Some(_)) => {}
-                Ok(None) => {
-                    return refuse(
-                        "scope-projects",
-                        &format!("You are not a collaborator on {name}."),
-                    )
-                    .await;
+            // A token may be limited to the projects its owner may upload to (the page itself
+            // asked for a recent password).
+            let decided = permissions::authorize(
+                &web.state.db,
+                web.state.settings.require_2fa,
+                user,
+                Via::Session { fresh: true },
+                &normalized,
+                Permission::Upload,
+            )
+            .await;
+            let message = match decided {
+                Ok(Ok(project)) => {
+                    if !projects.iter().any(|p| p.id == project.id) {
+                        projects.push(project);
+                    }
+                    continue;
                 }
+                Ok(Err(refusal)) => match refusal.reason {
+                    Denied::NotFound => format!("There is no project named {name}."),
+                    Denied::Needs2fa => format!(
+                        "{name} requires two-factor authentication: set it up for your account first."
+                    ),
+                    _ => format!("You are not a collaborator on {name}."),
+                },
                 Err(e) => return internal(&web, e),
-            }
-            if !projects.iter().any(|p| p.id == project.id) {
-                projects.push(project);
-            }
+            };
+            return refuse("scope-projects", &message).await;
         }
     } else if form.scope != "account" {
         return refuse("scope-account", "Choose the token's scope.").await;
@@ -196,8 +200,7 @@ pub async fn create(web: Web, body: Bytes) -> Response {
     };
     let location = web.state.settings.token_location();
     let secret = match tokens::create(
-        &web.state.db,
-        &location,
+        &tokens::Issuer::of(&web.state, &location),
         user,
         name,
         &scope,
@@ -348,31 +351,14 @@ pub async fn detail(web: Web, Path(id): Path<String>) -> Response {
 
 /// Every token that can upload to a project, for its Owners (warehouse#6263).
 pub async fn for_project(web: Web, Path(project): Path<String>) -> Response {
-    let session = match web.require_session() {
-        Ok(session) => session.clone(),
+    let back = format!(
+        "/manage/project/{}/tokens/",
+        crate::simple::encode_segment(&wharf_packaging::name::normalize(&project))
+    );
+    let project = match super::project_for(&web, &project, Permission::ViewTokens, &back).await {
+        Ok((_, project)) => project,
         Err(response) => return response,
     };
-    let normalized = wharf_packaging::name::normalize(&project);
-    let project = match packaging::find_project(&web.state.db, &normalized).await {
-        Ok(Some(project)) => project,
-        Ok(None) => {
-            return web.error(AppError::new(
-                StatusCode::NOT_FOUND,
-                format!("There is no project named \"{project}\" on this index."),
-            ));
-        }
-        Err(e) => return internal(&web, e),
-    };
-    match packaging::role_of(&web.state.db, &project.id, &session.user.id).await {
-        Ok(Some(Role::Owner)) => {}
-        Ok(_) => {
-            return web.error(AppError::forbidden(format!(
-                "Only Owners of {} can see the tokens that can upload to it.",
-                project.name
-            )));
-        }
-        Err(e) => return internal(&web, e),
-    }
     match tokens::for_project(&web.state.db, &project).await {
         Ok(list) => web.render(
             "manage_project_tokens.html",

@@ -223,7 +223,13 @@ async fn revoke_leaked(
     origin: &str,
     meta: &crate::events::RequestMeta,
 ) -> Result<(), sqlx::Error> {
-    let Ok(presented) = super::lookup(&state.db, &state.token_cache, report.token.trim()).await?
+    let Ok(presented) = super::lookup(
+        &state.db,
+        &state.keys,
+        &state.token_cache,
+        report.token.trim(),
+    )
+    .await?
     else {
         return Ok(());
     };

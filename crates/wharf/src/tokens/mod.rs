@@ -1,5 +1,8 @@
-//! API tokens: issuance and verification. Each token has its own random 32-byte key, so
-//! verifying one costs a row lookup and an HMAC chain, never a password hash.
+//! API tokens: issuance and verification. Each token has its own random 32-byte root key,
+//! stored sealed (AES-256-GCM under a key derived from the server key, bound to the token's
+//! id), so a copy of the database alone cannot mint tokens. Verifying one costs a row lookup,
+//! one decryption and an HMAC chain the first time, then only the HMAC chain (the opened key
+//! is kept in memory), never a password hash.
 
 pub mod cache;
 pub mod leaks;
@@ -14,7 +17,30 @@ use crate::accounts::User;
 use crate::db::Db;
 use crate::events::{self, EventTag, RequestMeta, Source};
 use crate::packaging::Project;
+use crate::signing::ServerKey;
 use cache::{TokenCache, TokenRow};
+
+/// What the server key is derived for to seal root keys.
+const KEY_SEALING: &str = "macaroon-root-key";
+/// Root keys are this long in clear; sealed they are nonce + key + tag (60 bytes).
+const KEY_BYTES: usize = 32;
+
+fn seal_key(keys: &ServerKey, token_id: &str, key: &[u8]) -> Vec<u8> {
+    keys.seal(KEY_SEALING, token_id.as_bytes(), key)
+}
+
+/// The root key of a token's row, or `None` when it does not open (another server key, or a
+/// row copied from another token).
+pub fn open_key(keys: &ServerKey, token_id: &str, sealed: &[u8]) -> Option<Vec<u8>> {
+    let opened = keys.open(KEY_SEALING, token_id.as_bytes(), sealed);
+    if opened.is_none() {
+        tracing::warn!(
+            token = token_id,
+            "a token's root key does not open with this server key"
+        );
+    }
+    opened
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -36,11 +62,28 @@ pub struct TokenScope<'a> {
     pub expires_in: Option<i64>,
 }
 
+/// Where tokens are minted: the database, the server key that seals their root keys, and the
+/// location they name (the index's URL).
+pub struct Issuer<'a> {
+    pub db: &'a Db,
+    pub keys: &'a ServerKey,
+    pub location: &'a str,
+}
+
+impl<'a> Issuer<'a> {
+    pub fn of(state: &'a crate::app::AppState, location: &'a str) -> Issuer<'a> {
+        Issuer {
+            db: &state.db,
+            keys: &state.keys,
+            location,
+        }
+    }
+}
+
 /// Mints a token for `user`, stores it, records the events, and returns the secret string,
 /// which is never stored and cannot be shown again.
 pub async fn create(
-    db: &Db,
-    location: &str,
+    issuer: &Issuer<'_>,
     user: &User,
     description: &str,
     scope: &TokenScope<'_>,
@@ -93,12 +136,12 @@ pub async fn create(
     let id = uuid::Uuid::new_v4().to_string();
     let mut key = [0u8; 32];
     rand::rng().fill_bytes(&mut key);
-    let mut macaroon = Macaroon::new(location, id.as_bytes(), &key);
+    let mut macaroon = Macaroon::new(issuer.location, id.as_bytes(), &key);
     for caveat in &caveat_json {
         macaroon.add_first_party_caveat(caveat.as_bytes());
     }
 
-    let mut tx = db.begin().await?;
+    let mut tx = issuer.db.begin().await?;
     let inserted = sqlx::query(
         "INSERT INTO macaroons (id, user_id, description, created, expires, caveats, permissions_caveat, additional, key) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (user_id, description) DO NOTHING",
@@ -111,11 +154,18 @@ pub async fn create(
     .bind(serde_json::to_string(&caveat_json).unwrap_or_default())
     .bind(permissions.to_string())
     .bind(serde_json::json!({"made_with_2fa": false}).to_string())
-    .bind(key.to_vec())
+    .bind(seal_key(issuer.keys, &id, &key))
     .execute(&mut *tx)
     .await?;
     if inserted.rows_affected() == 0 {
         return Err(TokenError::DuplicateDescription(description.to_owned()));
+    }
+    for project in scope.projects {
+        sqlx::query("INSERT INTO macaroon_projects (macaroon_id, project_id) VALUES ($1, $2)")
+            .bind(&id)
+            .bind(&project.id)
+            .execute(&mut *tx)
+            .await?;
     }
     events::record(
         &mut tx,
@@ -139,6 +189,80 @@ pub async fn create(
     }
     tx.commit().await?;
     Ok(macaroon.to_token())
+}
+
+/// Brings rows written by earlier versions up to date, at start-up: seals the root keys still
+/// stored in clear (live and deleted tokens), and records the project ids of project-scoped
+/// tokens from their ProjectId caveats. Idempotent, and three small queries when nothing is
+/// left to do. Returns how many rows it changed.
+pub async fn upgrade_stored(db: &Db, keys: &ServerKey) -> Result<usize, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let sqlite = db.backend() == crate::db::Backend::Sqlite;
+    if sqlite {
+        // The clear key's old bytes are zeroed, not left in the page's free space.
+        sqlx::query("PRAGMA secure_delete = ON")
+            .execute(&mut *tx)
+            .await?;
+    }
+    let mut changed = 0;
+    for table in ["macaroons", "deleted_macaroons"] {
+        let clear: Vec<(String, Vec<u8>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT id, key FROM {table} WHERE length(key) = {KEY_BYTES}"
+        )))
+        .fetch_all(&mut *tx)
+        .await?;
+        for (id, key) in clear {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE {table} SET key = $1 WHERE id = $2"
+            )))
+            .bind(seal_key(keys, &id, &key))
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+            changed += 1;
+        }
+    }
+    let unrecorded: Vec<(String, String)> = sqlx::query_as(
+        "SELECT m.id, m.caveats FROM macaroons m WHERE m.permissions_caveat LIKE '%\"projects\"%' \
+         AND NOT EXISTS (SELECT 1 FROM macaroon_projects mp WHERE mp.macaroon_id = m.id)",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for (id, caveats) in unrecorded {
+        let caveats: Vec<String> = serde_json::from_str(&caveats).unwrap_or_default();
+        let ids = caveats
+            .iter()
+            .filter_map(|c| match Caveat::parse(c.as_bytes()) {
+                Ok(Caveat::ProjectId(ids)) => Some(ids),
+                _ => None,
+            })
+            .flatten();
+        for project_id in ids {
+            sqlx::query(
+                "INSERT INTO macaroon_projects (macaroon_id, project_id) VALUES ($1, $2) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&id)
+            .bind(&project_id)
+            .execute(&mut *tx)
+            .await?;
+            changed += 1;
+        }
+    }
+    tx.commit().await?;
+    if sqlite && changed > 0 {
+        // Nor left in the write-ahead log's older copies of the pages.
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(db.pool())
+            .await?;
+    }
+    if changed > 0 {
+        tracing::info!(
+            rows = changed,
+            "sealed token keys and recorded token projects"
+        );
+    }
+    Ok(changed)
 }
 
 fn caveats_for_event(caveats: &[String]) -> Vec<serde_json::Value> {
@@ -176,6 +300,7 @@ pub enum Rejection {
 /// indexed query. No password hash is involved, ever.
 pub async fn lookup(
     db: &Db,
+    keys: &ServerKey,
     cache: &TokenCache,
     token: &str,
 ) -> Result<Result<PresentedToken, Rejection>, sqlx::Error> {
@@ -206,6 +331,9 @@ pub async fn lookup(
                 .bind(&id)
                 .fetch_optional(db.pool())
                 .await?;
+        let deleted = deleted.and_then(|(user_id, description, sealed)| {
+            Some((user_id, description, open_key(keys, &id, &sealed)?))
+        });
         return Ok(Err(match deleted {
             Some((user_id, description, key)) if macaroon.signature_matches(&key) => {
                 Rejection::Deleted {
@@ -216,6 +344,9 @@ pub async fn lookup(
             }
             _ => Rejection::Unknown,
         }));
+    };
+    let Some(key) = open_key(keys, &id, &key) else {
+        return Ok(Err(Rejection::Unknown));
     };
     let row = Arc::new(TokenRow {
         user: User {
@@ -368,25 +499,23 @@ pub async fn find(db: &Db, id: &str) -> Result<Option<TokenInfo>, sqlx::Error> {
     Ok(row.map(info_from_row))
 }
 
-/// Every token that can upload to the project: the ones limited to it, and the account-wide
-/// tokens of its collaborators (warehouse#6263).
+/// Every token that can upload to the project: the ones limited to it (by id, so a project
+/// re-created under a deleted one's name does not list the old project's tokens, which its
+/// ProjectId caveat refuses anyway), and the account-wide tokens of its collaborators
+/// (warehouse#6263).
 pub async fn for_project(db: &Db, project: &Project) -> Result<Vec<TokenInfo>, sqlx::Error> {
     let sql = format!(
-        "{INFO_SELECT} WHERE (m.permissions_caveat LIKE $1 \
+        "{INFO_SELECT} WHERE m.id IN (SELECT macaroon_id FROM macaroon_projects WHERE project_id = $1) \
             OR (m.permissions_caveat NOT LIKE '%\"projects\"%' \
-                AND m.user_id IN (SELECT user_id FROM roles WHERE project_id = $2))) \
+                AND m.user_id IN (SELECT user_id FROM roles WHERE project_id = $2)) \
          ORDER BY u.username, m.created DESC"
     );
     let rows: Vec<InfoRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(format!("%\"{}\"%", project.normalized_name))
+        .bind(&project.id)
         .bind(&project.id)
         .fetch_all(db.pool())
         .await?;
-    Ok(rows
-        .into_iter()
-        .map(info_from_row)
-        .filter(|t| t.projects.is_empty() || t.projects.contains(&project.normalized_name))
-        .collect())
+    Ok(rows.into_iter().map(info_from_row).collect())
 }
 
 /// Why a token is deleted: by its owner, by itself (a leaked CI secret), or for a leak report.
@@ -409,6 +538,14 @@ pub async fn delete(
     now_micros: i64,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = state.db.begin().await?;
+    // The projects it was made for, by id: not a later project that took a deleted one's name.
+    let projects: Vec<(String,)> = sqlx::query_as(
+        "SELECT p.id FROM macaroon_projects mp JOIN projects p ON p.id = mp.project_id \
+         WHERE mp.macaroon_id = $1",
+    )
+    .bind(&token.id)
+    .fetch_all(&mut *tx)
+    .await?;
     sqlx::query(
         "INSERT INTO deleted_macaroons (id, user_id, description, key, deleted) \
          SELECT id, user_id, description, key, $2 FROM macaroons WHERE id = $1",
@@ -451,23 +588,16 @@ pub async fn delete(
         additional,
     )
     .await?;
-    for name in &token.projects {
-        let project: Option<(String,)> =
-            sqlx::query_as("SELECT id FROM projects WHERE normalized_name = $1")
-                .bind(name)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if let Some((project_id,)) = project {
-            events::record(
-                &mut tx,
-                Source::Project(&project_id),
-                EventTag::ProjectApiTokenRemoved,
-                meta,
-                now_micros,
-                serde_json::json!({"description": token.description, "user": token.username}),
-            )
-            .await?;
-        }
+    for (project_id,) in projects {
+        events::record(
+            &mut tx,
+            Source::Project(&project_id),
+            EventTag::ProjectApiTokenRemoved,
+            meta,
+            now_micros,
+            serde_json::json!({"description": token.description, "user": token.username}),
+        )
+        .await?;
     }
     tx.commit().await?;
     state.token_cache.forget(&token.id);

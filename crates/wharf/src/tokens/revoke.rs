@@ -17,7 +17,7 @@ pub async fn revoke(State(state): State<AppState>, request: Request) -> Response
     let Credential::Token(token) = credential(&parts.headers) else {
         return refuse();
     };
-    let presented = match super::lookup(&state.db, &state.token_cache, &token).await {
+    let presented = match super::lookup(&state.db, &state.keys, &state.token_cache, &token).await {
         Ok(Ok(presented)) if presented.check_signature().is_ok() => presented,
         Ok(_) => return refuse(),
         Err(e) => return AppError::from(e).render(&parts.headers),

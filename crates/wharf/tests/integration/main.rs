@@ -8,6 +8,7 @@ mod census;
 mod files;
 mod history;
 mod manage;
+mod permissions;
 mod read;
 mod schema;
 mod tokens;

@@ -11,6 +11,7 @@ use p256::pkcs8::EncodePublicKey;
 
 use crate::browser::{Browser, PASSWORD, outbox, tags};
 use crate::util::{TestApp, TestResponse, UploadForm};
+use wharf::tokens;
 
 async fn with_projects(app: &TestApp, names: &[&str]) {
     for name in names {
@@ -588,4 +589,196 @@ async fn the_token_path_runs_no_password_hash() {
         }
     }
     panic!("every upload ran argon2");
+}
+
+/// The project's token page matches tokens by project id: a project deleted and re-created
+/// under the same name by someone else lists none of the old project's tokens, and they cannot
+/// upload to it.
+#[tokio::test]
+async fn a_recreated_project_name_shows_and_accepts_none_of_the_old_tokens() {
+    let app = TestApp::new().await;
+    let first = app
+        .upload(Some(&app.token), &UploadForm::wheel("demo", "1.0"))
+        .await;
+    assert_eq!(first.status, 200, "{}", first.message());
+    let scoped = app.project_token(&app.user, &["demo"], None).await;
+    let (scoped_name,): (String,) = sqlx::query_as(
+        "SELECT description FROM macaroons WHERE user_id = $1 AND permissions_caveat LIKE '%demo%'",
+    )
+    .bind(&app.user.id)
+    .fetch_one(app.state.db.pool())
+    .await
+    .expect("scoped token");
+    let mut alice = Browser::signed_in(&app, "alice").await;
+    let before = alice.get("/manage/project/demo/tokens/").await.text();
+    assert!(before.contains(&scoped_name), "{before}");
+    let deleted = alice
+        .post(
+            "/manage/project/demo/delete",
+            &[("confirm_project_name", "demo")],
+        )
+        .await;
+    assert_eq!(deleted.status, 303, "{}", deleted.text());
+
+    let (_, bob_token) = app.create_user("bob").await;
+    let again = app
+        .upload(Some(&bob_token), &UploadForm::wheel("demo", "1.1"))
+        .await;
+    assert_eq!(again.status, 200, "{}", again.message());
+    let mut bob = Browser::signed_in(&app, "bob").await;
+    let page = bob.get("/manage/project/demo/tokens/").await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    let text = page.text();
+    assert!(text.contains("test token"), "bob's own token: {text}");
+    assert!(
+        !text.contains(&scoped_name),
+        "the old project's token: {text}"
+    );
+    assert!(!text.contains("/user/alice/"), "{text}");
+
+    // Its ProjectId caveat names the old project: refused, and so is alice's account token.
+    let refused = app
+        .upload(Some(&scoped), &UploadForm::wheel("demo", "1.2"))
+        .await;
+    assert_eq!(refused.status, 403);
+    assert!(
+        refused.message().contains("not valid for project"),
+        "{}",
+        refused.message()
+    );
+    let refused = app
+        .upload(Some(&app.token), &UploadForm::wheel("demo", "1.2"))
+        .await;
+    assert_eq!(refused.status, 403);
+    assert!(refused.message().contains("isn't allowed to upload"));
+}
+
+/// The bytes of the SQLite database and its write-ahead log (empty on PostgreSQL).
+fn database_bytes(app: &TestApp) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for name in ["wharf.db", "wharf.db-wal"] {
+        if let Ok(read) = std::fs::read(app.dir.path().join(name)) {
+            bytes.extend(read);
+        }
+    }
+    bytes
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+async fn stored_key(app: &TestApp, table: &str, id: &str) -> Vec<u8> {
+    let (key,): (Vec<u8>,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT key FROM {table} WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_one(app.state.db.pool())
+    .await
+    .expect("key");
+    key
+}
+
+/// Root keys are sealed with the server key: never in the database in clear, including the
+/// keys of earlier versions, which start-up seals.
+#[tokio::test]
+async fn token_root_keys_are_sealed_at_rest() {
+    let app = TestApp::new().await;
+    let gone = app.project_token(&app.user, &[], None).await;
+    let ids: Vec<(String, String)> =
+        sqlx::query_as("SELECT id, description FROM macaroons ORDER BY description")
+            .fetch_all(app.state.db.pool())
+            .await
+            .expect("ids");
+    let live = ids
+        .iter()
+        .find(|(_, d)| d == "test token")
+        .expect("live")
+        .0
+        .clone();
+    let deleted = ids
+        .iter()
+        .find(|(_, d)| d != "test token")
+        .expect("other")
+        .0
+        .clone();
+    let info = tokens::find(&app.state.db, &deleted)
+        .await
+        .expect("db")
+        .expect("token");
+    tokens::delete(
+        &app.state,
+        &info,
+        tokens::Removal::ByOwner,
+        &Default::default(),
+        app.state.clock.now_micros(),
+    )
+    .await
+    .expect("delete");
+
+    let mut raw = Vec::new();
+    for (table, id) in [("macaroons", &live), ("deleted_macaroons", &deleted)] {
+        let sealed = stored_key(&app, table, id).await;
+        let key = tokens::open_key(&app.state.keys, id, &sealed).expect("opens");
+        assert_eq!(key.len(), 32);
+        assert!(!contains(&sealed, &key));
+        // Bound to its row: another token's id does not open it.
+        assert!(tokens::open_key(&app.state.keys, "other", &sealed).is_none());
+        raw.push((table, id.clone(), key));
+    }
+    let bytes = database_bytes(&app);
+    for (_, _, key) in &raw {
+        assert!(!contains(&bytes, key), "a root key in the database file");
+    }
+
+    // Rows as an earlier version wrote them: keys in clear. Start-up seals them.
+    for (table, id, key) in &raw {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {table} SET key = $1 WHERE id = $2"
+        )))
+        .bind(key.clone())
+        .bind(id)
+        .execute(app.state.db.pool())
+        .await
+        .expect("clear key");
+    }
+    let bytes = database_bytes(&app);
+    if !bytes.is_empty() {
+        // The search below does find a clear key where there is one.
+        assert!(raw.iter().all(|(_, _, key)| contains(&bytes, key)));
+    }
+    let reopened = wharf::app::AppState::open((*app.state.settings).clone())
+        .await
+        .expect("reopen");
+    for (table, id, key) in &raw {
+        let sealed = stored_key(&app, table, id).await;
+        assert_ne!(&sealed, key);
+        assert_eq!(
+            tokens::open_key(&reopened.keys, id, &sealed).as_ref(),
+            Some(key)
+        );
+    }
+    let bytes = database_bytes(&app);
+    for (table, _, key) in &raw {
+        assert!(!contains(&bytes, key), "a clear key of {table} left behind");
+    }
+    // The sealed keys still verify: the live token authenticates, the deleted one is known.
+    let presented = tokens::lookup(
+        &reopened.db,
+        &reopened.keys,
+        &reopened.token_cache,
+        &app.token,
+    )
+    .await
+    .expect("db")
+    .expect("live token");
+    assert_eq!(presented.check_signature(), Ok(()));
+    let rejection = tokens::lookup(&reopened.db, &reopened.keys, &reopened.token_cache, &gone)
+        .await
+        .expect("db");
+    assert!(
+        matches!(rejection, Err(tokens::Rejection::Deleted { .. })),
+        "{rejection:?}"
+    );
+    reopened.db.close().await;
 }

@@ -266,8 +266,7 @@ impl TestApp {
         }
         let description = format!("token {}", uuid::Uuid::new_v4());
         tokens::create(
-            &self.state.db,
-            &self.state.settings.token_location(),
+            &tokens::Issuer::of(&self.state, &self.state.settings.token_location()),
             user,
             &description,
             &TokenScope {
@@ -300,8 +299,7 @@ async fn create_user(state: &AppState, username: &str) -> (User, String) {
     .await
     .expect("user");
     let token = tokens::create(
-        &state.db,
-        &state.settings.token_location(),
+        &tokens::Issuer::of(state, &state.settings.token_location()),
         &user,
         "test token",
         &TokenScope {
