@@ -5,9 +5,12 @@
 pub mod csrf;
 mod flash;
 pub mod forms;
+mod page;
 mod readme;
 pub mod templates;
 pub mod views;
+
+pub use page::{OrPage, Page};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
