@@ -50,8 +50,14 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Walk the hash chain; report the first altered, removed or reordered event (exit 1).
-    Verify,
+    /// Walk the hash chain; report the first altered, removed or reordered event, or a chain
+    /// that no longer reaches its signed head (exit 1).
+    Verify {
+        /// Also require the chain to reach this head: SEQ:HASH from a log line
+        /// "audit head seq=… hash=…" (kept where the database's writers cannot change it).
+        #[arg(long, value_name = "SEQ:HASH")]
+        head: Option<String>,
+    },
     /// Write events as JSON Lines on standard output, oldest first.
     Export {
         /// Only events at or after this time (RFC 3339, e.g. 2026-11-01T00:00:00Z).
