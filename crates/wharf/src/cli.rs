@@ -256,6 +256,11 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     app::spawn_cache_refresher(state.clone());
     crate::tokens::spawn_expiry_notices(state.clone());
     crate::events::audit::spawn_sealer(state.clone());
+    if state.settings.metrics_token.is_none() {
+        tracing::info!(
+            "/metrics is open to anyone (aggregate figures only): set metrics_token to require a bearer token"
+        );
+    }
     tracing::info!("wharf listening on http://{}", listener.local_addr()?);
     let router = app::router(state.clone());
     // No Nagle: a response larger than one segment must not wait for the client's delayed ACK.
