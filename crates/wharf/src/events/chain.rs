@@ -441,7 +441,10 @@ pub async fn write_head(
         std::fs::write(&tmp, format!("{}\n", head.line()))
             .and_then(|()| std::fs::rename(&tmp, &path))
             .map_err(|e| {
-                ChainError::Broken(format!("cannot write the head file {}: {e}", path.display()))
+                ChainError::Broken(format!(
+                    "cannot write the head file {}: {e}",
+                    path.display()
+                ))
             })?;
     }
     sqlx::query(
@@ -498,10 +501,7 @@ async fn heads(
                 head.seq
             )));
         }
-        heads
-            .entry(head.seq)
-            .or_default()
-            .push((head.hash, source));
+        heads.entry(head.seq).or_default().push((head.hash, source));
     }
     if let Some(head) = given {
         heads
@@ -579,18 +579,19 @@ pub async fn verify(
         return Ok(Report::broken(
             0,
             Some(start_seq),
-            format!("the checkpoint at event {start_seq} does not match {source}: the log was rewritten"),
+            format!(
+                "the checkpoint at event {start_seq} does not match {source}: the log was rewritten"
+            ),
         ));
     }
     heads.retain(|&seq, _| seq > start_seq);
-    if unkeyed_end > 0
-        && unkeyed_end == start_seq
-        && start_hash != unkeyed_hash_at_end
-    {
+    if unkeyed_end > 0 && unkeyed_end == start_seq && start_hash != unkeyed_hash_at_end {
         return Ok(Report::broken(
             0,
             Some(start_seq),
-            format!("the checkpoint at event {start_seq} does not match the signed end of the chain's unkeyed part: the log was rewritten"),
+            format!(
+                "the checkpoint at event {start_seq} does not match the signed end of the chain's unkeyed part: the log was rewritten"
+            ),
         ));
     }
     let mut rows = sqlx::query_as::<_, VerifyRow>(

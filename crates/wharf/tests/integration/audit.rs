@@ -174,8 +174,8 @@ async fn removing_the_newest_events_is_found_through_the_signed_head() {
     let head = write_head(&app).await;
     let n = newest(&app).await;
     assert_eq!((head.seq, head.hash.clone()), (n.seq, n.hash));
-    let file = std::fs::read_to_string(chain::head_file(&app.state.settings.data_dir))
-        .expect("head file");
+    let file =
+        std::fs::read_to_string(chain::head_file(&app.state.settings.data_dir)).expect("head file");
     assert_eq!(file.trim(), head.line());
     assert_eq!(verify(&app).await.problem, None);
     // The newest two events go; what is left is a whole, shorter chain.
@@ -197,7 +197,10 @@ async fn removing_the_newest_events_is_found_through_the_signed_head() {
     exec(&app, "DELETE FROM audit_heads").await;
     let report = verify(&app).await;
     assert!(
-        report.problem.as_deref().is_some_and(|p| p.contains("head file")),
+        report
+            .problem
+            .as_deref()
+            .is_some_and(|p| p.contains("head file")),
         "{report:?}"
     );
     assert_eq!(report.first_bad, Some(first));
@@ -210,7 +213,10 @@ async fn removing_the_newest_events_is_found_through_the_signed_head() {
     };
     let report = verify_with(&app, Some(&given)).await;
     assert!(
-        report.problem.as_deref().is_some_and(|p| p.contains("the head given")),
+        report
+            .problem
+            .as_deref()
+            .is_some_and(|p| p.contains("the head given")),
         "{report:?}"
     );
     assert_eq!(report.first_bad, Some(first));
@@ -260,11 +266,20 @@ async fn audit_verify_takes_a_head_on_the_command_line() {
     let given = format!("{}:{}", head.seq, head.hash);
     run(verify_args(&given)).await.expect("intact");
     let invalid = run(verify_args("12:nothex")).await.expect_err("refused");
-    assert!(invalid.to_string().starts_with("invalid --head"), "{invalid}");
+    assert!(
+        invalid.to_string().starts_with("invalid --head"),
+        "{invalid}"
+    );
     // No head was written (no sealer ran), so only the given one shows the truncation.
-    exec(&app, &format!("DELETE FROM events WHERE seq = {}", head.seq)).await;
+    exec(
+        &app,
+        &format!("DELETE FROM events WHERE seq = {}", head.seq),
+    )
+    .await;
     assert_eq!(verify(&app).await.problem, None);
-    let error = run(verify_args(&given)).await.expect_err("truncation found");
+    let error = run(verify_args(&given))
+        .await
+        .expect_err("truncation found");
     assert!(
         error
             .to_string()
@@ -297,9 +312,7 @@ async fn the_sealer_writes_a_head_at_an_interval() {
         .expect("seal");
     writer.tick(&app.state).await.expect("head");
     assert_eq!(stored().await, first, "throttled");
-    app.state
-        .clock
-        .advance(events::audit::HEAD_EVERY_SECS);
+    app.state.clock.advance(events::audit::HEAD_EVERY_SECS);
     writer.tick(&app.state).await.expect("head");
     assert_eq!(stored().await, newest(&app).await.seq);
 }
@@ -370,12 +383,18 @@ async fn declaring_a_keyed_chain_unkeyed_is_found() {
     // Moving where the unkeyed part ends takes a signature the attacker cannot make.
     exec(
         &app,
-        &format!("UPDATE audit_chain_keyed SET after_seq = {}, hash = NULL, signature = NULL", end - 1),
+        &format!(
+            "UPDATE audit_chain_keyed SET after_seq = {}, hash = NULL, signature = NULL",
+            end - 1
+        ),
     )
     .await;
     let report = verify(&app).await;
     let problem = report.problem.expect("tampering found");
-    assert!(problem.contains("unkeyed part") && problem.contains("not signed"), "{problem}");
+    assert!(
+        problem.contains("unkeyed part") && problem.contains("not signed"),
+        "{problem}"
+    );
     assert_eq!(report.first_bad, Some(end - 1));
     // Declared at the very end, with every hash recomputed, the row looks like a fresh
     // migration and the sealer signs it; the head written before (outside the database) has the
@@ -386,7 +405,10 @@ async fn declaring_a_keyed_chain_unkeyed_is_found() {
     let head = write_head(&app).await;
     exec(
         &app,
-        &format!("UPDATE audit_chain_keyed SET after_seq = {}, hash = NULL, signature = NULL", head.seq),
+        &format!(
+            "UPDATE audit_chain_keyed SET after_seq = {}, hash = NULL, signature = NULL",
+            head.seq
+        ),
     )
     .await;
     exec(&app, "DELETE FROM audit_heads").await;

@@ -230,19 +230,61 @@ async fn record_at(app: &TestApp, tag: EventTag, month: &str, additional: serde_
 async fn admin_figures_are_counted_by_month_and_detail_in_the_database() {
     let app = TestApp::new().await;
     let success = EventTag::AccountLoginSuccess;
-    record_at(&app, success, "2026-01", json!({"two_factor_method": "totp"})).await;
-    record_at(&app, success, "2026-01", json!({"two_factor_method": "totp"})).await;
+    record_at(
+        &app,
+        success,
+        "2026-01",
+        json!({"two_factor_method": "totp"}),
+    )
+    .await;
+    record_at(
+        &app,
+        success,
+        "2026-01",
+        json!({"two_factor_method": "totp"}),
+    )
+    .await;
     record_at(&app, success, "2026-01", json!({})).await;
-    record_at(&app, success, "2026-02", json!({"two_factor_method": "webauthn"})).await;
-    record_at(&app, success, "2026-02", json!({"two_factor_method": "passkey"})).await;
-    record_at(&app, success, "2026-02", json!({"two_factor_method": "recovery-code"})).await;
+    record_at(
+        &app,
+        success,
+        "2026-02",
+        json!({"two_factor_method": "webauthn"}),
+    )
+    .await;
+    record_at(
+        &app,
+        success,
+        "2026-02",
+        json!({"two_factor_method": "passkey"}),
+    )
+    .await;
+    record_at(
+        &app,
+        success,
+        "2026-02",
+        json!({"two_factor_method": "recovery-code"}),
+    )
+    .await;
     let added = EventTag::AccountApiTokenAdded;
-    record_at(&app, added, "2026-01", json!({"caveats": [[3, "u"], [1, ["demo"]]]})).await;
+    record_at(
+        &app,
+        added,
+        "2026-01",
+        json!({"caveats": [[3, "u"], [1, ["demo"]]]}),
+    )
+    .await;
     // An expiry caveat [0, expires, not_before] is not a project scope.
     record_at(&app, added, "2026-01", json!({"caveats": [[0, 1, 0]]})).await;
     record_at(&app, added, "2026-02", json!({"caveats": "not a list"})).await;
     let failure = EventTag::AccountApiTokenFailure;
-    record_at(&app, failure, "2026-02", json!({"similar_failures_not_logged": 4})).await;
+    record_at(
+        &app,
+        failure,
+        "2026-02",
+        json!({"similar_failures_not_logged": 4}),
+    )
+    .await;
     record_at(&app, failure, "2026-02", json!({})).await;
     let upload = EventTag::UploadAuthFailure;
     record_at(&app, upload, "2026-02", json!({"reason": "unknown_token"})).await;
@@ -305,7 +347,11 @@ async fn metrics_need_the_bearer_token_when_one_is_set() {
         .get_with("/metrics", &[("authorization", "Bearer scrape-me-0123")])
         .await;
     assert_eq!(response.status, 200);
-    assert!(response.text().contains("wharf_accounts 1"), "{}", response.text());
+    assert!(
+        response.text().contains("wharf_accounts 1"),
+        "{}",
+        response.text()
+    );
     // Without the setting, /metrics is open.
     let open = TestApp::new().await;
     assert_eq!(open.get("/metrics").await.status, 200);
@@ -323,9 +369,15 @@ async fn metrics_are_served_from_memory_for_a_minute() {
     assert_eq!(first.status, 200);
     assert_eq!(failed_sign_ins(first.text()).as_deref(), Some("0"));
     record_at(&app, EventTag::AccountLoginFailure, "2026-03", json!({})).await;
-    app.state.clock.advance(wharf::admin::stats::METRICS_TTL_SECS - 1);
+    app.state
+        .clock
+        .advance(wharf::admin::stats::METRICS_TTL_SECS - 1);
     let cached = app.get("/metrics").await;
-    assert_eq!(failed_sign_ins(cached.text()).as_deref(), Some("0"), "not computed again");
+    assert_eq!(
+        failed_sign_ins(cached.text()).as_deref(),
+        Some("0"),
+        "not computed again"
+    );
     app.state.clock.advance(1);
     let fresh = app.get("/metrics").await;
     assert_eq!(failed_sign_ins(fresh.text()).as_deref(), Some("1"));
