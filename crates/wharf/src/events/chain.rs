@@ -693,11 +693,16 @@ pub async fn verify(
     if let Some((&seq, expected)) = heads.last_key_value() {
         let last = expected_seq - 1;
         let source = &expected[0].1;
+        let removed = if seq == expected_seq {
+            format!("event {seq} was removed")
+        } else {
+            format!("events {expected_seq} to {seq} were removed")
+        };
         return Ok(Report::broken(
             checked,
             Some(expected_seq),
             format!(
-                "event {expected_seq} is missing: the chain ends at event {last}, but {source} names event {seq} (events {expected_seq} to {seq} were removed)"
+                "event {expected_seq} is missing: the chain ends at event {last}, but {source} names event {seq} ({removed})"
             ),
         ));
     }
