@@ -160,7 +160,13 @@ async fn verify_a_million() -> anyhow::Result<()> {
     chain::seal(&app.state.db, &app.state.keys).await?;
     let sealed = start.elapsed();
     let start = Instant::now();
-    let report = chain::verify(&app.state.db, &app.state.keys).await?;
+    let report = chain::verify(
+        &app.state.db,
+        &app.state.keys,
+        &app.state.settings.data_dir,
+        None,
+    )
+    .await?;
     let verified = start.elapsed();
     assert_eq!(report.problem, None);
     println!("| step, {} events (SQLite) | time |", report.checked);

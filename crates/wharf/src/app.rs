@@ -37,6 +37,7 @@ pub struct AppState {
     pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
     pub leak_keys: Arc<crate::tokens::leaks::LeakKeys>,
     pub token_cache: Arc<crate::tokens::cache::TokenCache>,
+    pub metrics: Arc<crate::admin::stats::MetricsCache>,
 }
 
 impl AppState {
@@ -77,6 +78,7 @@ impl AppState {
             webauthn,
             leak_keys: Arc::new(leak_keys),
             token_cache: Arc::default(),
+            metrics: Arc::default(),
         })
     }
 }

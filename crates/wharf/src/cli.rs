@@ -57,8 +57,14 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Walk the hash chain; report the first altered, removed or reordered event (exit 1).
-    Verify,
+    /// Walk the hash chain; report the first altered, removed or reordered event, or a chain
+    /// that no longer reaches its signed head (exit 1).
+    Verify {
+        /// Also require the chain to reach this head: SEQ:HASH from a log line
+        /// "audit head seq=… hash=…" (kept where the database's writers cannot change it).
+        #[arg(long, value_name = "SEQ:HASH")]
+        head: Option<String>,
+    },
     /// Write events as JSON Lines on standard output, oldest first.
     Export {
         /// Only events at or after this time (RFC 3339, e.g. 2026-11-01T00:00:00Z).
@@ -275,6 +281,11 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     crate::tokens::spawn_expiry_notices(state.clone());
     crate::events::audit::spawn_sealer(state.clone());
     packaging::blobs::spawn_purger(state.db.clone(), state.storage.clone());
+    if state.settings.metrics_token.is_none() {
+        tracing::info!(
+            "/metrics is open to anyone (aggregate figures only): set metrics_token to require a bearer token"
+        );
+    }
     tracing::info!("wharf listening on http://{}", listener.local_addr()?);
     let router = app::router(state.clone());
     // No Nagle: a response larger than one segment must not wait for the client's delayed ACK.

@@ -69,6 +69,9 @@ pub struct Settings {
     /// Sensitive pages ask for the password again when it was last entered longer ago than
     /// this, in seconds (warehouse: 30 minutes).
     pub reauth_secs: i64,
+    /// A bearer token `/metrics` requires (`Authorization: Bearer …`, as Prometheus sends it).
+    /// Unset: `/metrics` is open to anyone (aggregates only), and `serve` says so at start.
+    pub metrics_token: Option<String>,
 }
 
 impl Default for Settings {
@@ -88,6 +91,7 @@ impl Default for Settings {
             leak_report_keys: None,
             audit_retention_days: None,
             reauth_secs: 30 * 60,
+            metrics_token: None,
         }
     }
 }
@@ -141,6 +145,13 @@ impl Settings {
             .map_err(|e| anyhow::anyhow!("invalid settings: {e}"))?;
         if settings.reauth_secs < 1 {
             anyhow::bail!("reauth_secs must be at least 1");
+        }
+        if settings
+            .metrics_token
+            .as_deref()
+            .is_some_and(|t| t.trim().is_empty())
+        {
+            anyhow::bail!("metrics_token must not be empty (leave it unset to keep /metrics open)");
         }
         if settings.max_upload_size > UPLOAD_LIMIT_CAP {
             anyhow::bail!("max_upload_size may not exceed {UPLOAD_LIMIT_CAP} bytes");

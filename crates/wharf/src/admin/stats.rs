@@ -4,13 +4,20 @@
 
 use std::collections::BTreeMap;
 
-use axum::http::header;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use minijinja::context;
 use serde::Serialize;
-use serde_json::Value;
 
-use crate::db::Db;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::app::AppState;
+use crate::db::{Backend, Db};
+use crate::error::AppError;
 use crate::web::Web;
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -45,54 +52,80 @@ crate::web::template_value!(Month, Figures);
 const TAGS: &str = "'account:login:success', 'account:login:failure', 'account:api_token:added', \
      'file:add', 'account:api_token:failure', 'upload:auth:failure', 'ratelimit:refused'";
 
+/// The figures' events counted by the database, grouped by month, tag and the one detail a
+/// figure needs (the second factor, the token's scope, the refusal's reason): a few dozen rows
+/// however long the log is. `extra` adds the failures an aggregated event stands for.
+fn figures_sql(db: &Db) -> String {
+    let (month, detail, extra) = match db.backend() {
+        Backend::Sqlite => (
+            "strftime('%Y-%m', time / 1000000, 'unixepoch')",
+            "CASE tag \
+               WHEN 'account:login:success' THEN json_extract(additional, '$.two_factor_method') \
+               WHEN 'account:api_token:added' THEN CASE \
+                 WHEN json_type(additional, '$.caveats') <> 'array' THEN 'account' \
+                 WHEN EXISTS (SELECT 1 FROM json_each(additional, '$.caveats') c \
+                   WHERE c.type = 'array' AND json_extract(additional, c.fullkey || '[0]') = 1) \
+                 THEN 'project' ELSE 'account' END \
+               WHEN 'upload:auth:failure' THEN json_extract(additional, '$.reason') END",
+            "CASE WHEN tag = 'account:api_token:failure' \
+               THEN COALESCE(json_extract(additional, '$.similar_failures_not_logged'), 0) ELSE 0 END",
+        ),
+        Backend::Postgres => (
+            "to_char(to_timestamp(time / 1000000) AT TIME ZONE 'UTC', 'YYYY-MM')",
+            "CASE tag \
+               WHEN 'account:login:success' THEN additional::jsonb ->> 'two_factor_method' \
+               WHEN 'account:api_token:added' THEN CASE WHEN EXISTS (\
+                 SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(additional::jsonb -> 'caveats') = 'array' \
+                   THEN additional::jsonb -> 'caveats' ELSE '[]'::jsonb END) c \
+                 WHERE jsonb_typeof(c) = 'array' AND c ->> 0 = '1') \
+                 THEN 'project' ELSE 'account' END \
+               WHEN 'upload:auth:failure' THEN additional::jsonb ->> 'reason' END",
+            "CASE WHEN tag = 'account:api_token:failure' \
+               THEN COALESCE((additional::jsonb ->> 'similar_failures_not_logged')::bigint, 0) ELSE 0 END",
+        ),
+    };
+    format!(
+        "SELECT month, tag, detail, COUNT(*), CAST(SUM(extra) AS BIGINT) FROM (\
+           SELECT {month} AS month, tag, {detail} AS detail, {extra} AS extra \
+           FROM events WHERE tag IN ({TAGS})) e \
+         GROUP BY month, tag, detail"
+    )
+}
+
 pub async fn compute(db: &Db) -> Result<Figures, sqlx::Error> {
-    let sql =
-        format!("SELECT time, tag, additional FROM events WHERE tag IN ({TAGS}) ORDER BY time");
-    let rows: Vec<(i64, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .fetch_all(db.pool())
-        .await?;
+    let rows: Vec<(String, String, Option<String>, i64, i64)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(figures_sql(db)))
+            .fetch_all(db.pool())
+            .await?;
     let mut months: BTreeMap<String, Month> = BTreeMap::new();
-    for (time, tag, additional) in rows {
-        let month_key = crate::clock::iso8601_seconds(time)[..7].to_owned();
+    for (month_key, tag, detail, count, extra) in rows {
         let m = months.entry(month_key.clone()).or_insert_with(|| Month {
             month: month_key,
             ..Month::default()
         });
-        let additional: Value = serde_json::from_str(&additional).unwrap_or_default();
+        let count = count as u64;
         match tag.as_str() {
             "account:login:success" => {
-                m.sign_ins += 1;
-                match additional["two_factor_method"].as_str() {
-                    Some("totp") => m.totp += 1,
-                    Some("webauthn") => m.security_key += 1,
-                    Some("passkey") => m.passkey += 1,
-                    Some("recovery-code") => m.recovery_code += 1,
+                m.sign_ins += count;
+                match detail.as_deref() {
+                    Some("totp") => m.totp += count,
+                    Some("webauthn") => m.security_key += count,
+                    Some("passkey") => m.passkey += count,
+                    Some("recovery-code") => m.recovery_code += count,
                     _ => {}
                 }
             }
-            "account:login:failure" => m.failed_sign_ins += 1,
-            "account:api_token:added" => {
-                let scoped = additional["caveats"].as_array().is_some_and(|caveats| {
-                    caveats
-                        .iter()
-                        .any(|c| c.get(0).and_then(Value::as_i64) == Some(1))
-                });
-                if scoped {
-                    m.tokens_project += 1;
-                } else {
-                    m.tokens_account += 1;
-                }
+            "account:login:failure" => m.failed_sign_ins += count,
+            "account:api_token:added" if detail.as_deref() == Some("project") => {
+                m.tokens_project += count
             }
-            "file:add" => m.uploads_by_token += 1,
-            "account:api_token:failure" => {
-                m.failed_token_uses += 1 + additional["similar_failures_not_logged"]
-                    .as_u64()
-                    .unwrap_or(0);
+            "account:api_token:added" => m.tokens_account += count,
+            "file:add" => m.uploads_by_token += count,
+            "account:api_token:failure" => m.failed_token_uses += count + extra as u64,
+            "upload:auth:failure" if detail.as_deref() == Some("unknown_token") => {
+                m.failed_token_uses += count
             }
-            "upload:auth:failure" if additional["reason"] == "unknown_token" => {
-                m.failed_token_uses += 1
-            }
-            "ratelimit:refused" => m.rate_limit_refusals += 1,
+            "ratelimit:refused" => m.rate_limit_refusals += count,
             _ => {}
         }
     }
@@ -118,12 +151,10 @@ pub async fn compute(db: &Db) -> Result<Figures, sqlx::Error> {
         total.rate_limit_refusals += m.rate_limit_refusals;
     }
     total.share_2fa = share(total.with_2fa, total.sign_ins);
-    let (accounts,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users")
-        .fetch_one(db.pool())
-        .await?;
-    let (accounts_with_2fa,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM users u WHERE u.totp_secret IS NOT NULL \
-            OR EXISTS (SELECT 1 FROM webauthn_credentials w WHERE w.user_id = u.id)",
+    let (accounts, accounts_with_2fa): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN u.totp_secret IS NOT NULL \
+            OR EXISTS (SELECT 1 FROM webauthn_credentials w WHERE w.user_id = u.id) \
+            THEN 1 ELSE 0 END), 0) AS BIGINT) FROM users u",
     )
     .fetch_one(db.pool())
     .await?;
@@ -194,14 +225,80 @@ pub async fn page(web: Web) -> Response {
     }
 }
 
-/// The same figures in Prometheus' text format (all time; aggregates only, nothing personal).
-pub async fn metrics(
-    axum::extract::State(state): axum::extract::State<crate::app::AppState>,
-) -> Response {
-    let figures = match compute(&state.db).await {
-        Ok(figures) => figures,
-        Err(e) => return crate::error::AppError::from(e).into_response(),
+/// How long `/metrics` is served from memory before it is computed again.
+pub const METRICS_TTL_SECS: i64 = 60;
+
+/// `/metrics` as last rendered by this process: a scraper every few seconds (or anyone, where
+/// it is open) costs the database one computation a minute. Concurrent requests for a stale
+/// copy wait for one computation instead of each running their own.
+#[derive(Debug, Default)]
+pub struct MetricsCache {
+    rendered: tokio::sync::Mutex<Option<(i64, Arc<String>)>>,
+}
+
+impl MetricsCache {
+    async fn get_or_render(&self, state: &AppState) -> Result<Arc<String>, sqlx::Error> {
+        let mut rendered = self.rendered.lock().await;
+        let now = state.clock.now_micros();
+        if let Some((at, body)) = rendered.as_ref()
+            && now - at < METRICS_TTL_SECS * 1_000_000
+        {
+            return Ok(body.clone());
+        }
+        let body = Arc::new(render_metrics(&compute(&state.db).await?));
+        *rendered = Some((now, body.clone()));
+        Ok(body)
+    }
+}
+
+/// Whether the request may read `/metrics`: always where no `metrics_token` is set, else only
+/// with `Authorization: Bearer <metrics_token>`.
+fn metrics_allowed(token: Option<&str>, headers: &HeaderMap) -> bool {
+    let Some(token) = token else {
+        return true;
     };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, given)| given.trim());
+    let Some(given) = given else {
+        return false;
+    };
+    // Digests compared in constant time: neither the token's bytes nor its length show.
+    Sha256::digest(given.as_bytes())
+        .ct_eq(&Sha256::digest(token.as_bytes()))
+        .into()
+}
+
+/// The same figures in Prometheus' text format (all time; aggregates only, nothing personal).
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if !metrics_allowed(state.settings.metrics_token.as_deref(), &headers) {
+        return AppError::new(
+            StatusCode::UNAUTHORIZED,
+            "/metrics needs the metrics token: send Authorization: Bearer <metrics_token>",
+        )
+        .with_header(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"metrics\""),
+        )
+        .into_response();
+    }
+    match state.metrics.get_or_render(&state).await {
+        Ok(body) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            body.as_str().to_owned(),
+        )
+            .into_response(),
+        Err(e) => AppError::from(e).into_response(),
+    }
+}
+
+fn render_metrics(figures: &Figures) -> String {
     let t = &figures.total;
     let mut out = String::new();
     let mut metric = |name: &str, help: &str, kind: &str, samples: &[(&str, f64)]| {
@@ -276,12 +373,5 @@ pub async fn metrics(
         "counter",
         &[("", t.rate_limit_refusals as f64)],
     );
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        out,
-    )
-        .into_response()
+    out
 }

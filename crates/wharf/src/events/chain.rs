@@ -3,12 +3,25 @@
 //! in one transaction that only one process at a time may run (SQLite's write lock, a
 //! PostgreSQL advisory lock), so concurrent writers from several processes still make one chain.
 //! `verify` walks the chain and names the first event that was altered, removed or reordered.
+//!
+//! The hash is an HMAC under a key derived from the server key, so whoever can write to the
+//! database but does not hold the key cannot recompute the chain after editing it. Removing the
+//! newest events leaves a shorter chain that is still whole; the sealer therefore writes a signed
+//! head (the newest place and hash) at an interval where the events' writers cannot reach: the
+//! log output and a head file in the data directory, and a row for every process to see.
+//! `verify` checks that the chain still reaches every head it is given or finds.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use futures_util::TryStreamExt;
+use hmac::{KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
 use crate::db::{Backend, Db};
 use crate::signing::ServerKey;
+
+type HmacSha256 = hmac::Hmac<Sha256>;
 
 /// The hash before the first event.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -17,6 +30,12 @@ const SEAL_LOCK: i64 = 0x7768_6172_6665_7631;
 /// Events sealed per transaction: small, so the write lock (SQLite has one writer) is held for
 /// a few milliseconds and requests never wait long behind the sealer.
 const BATCH: i64 = 200;
+/// The purposes of what the server key derives and signs here (never shared with other uses).
+const CHAIN_PURPOSE: &str = "audit-chain";
+const KEYED_PURPOSE: &str = "audit-keyed-from";
+const HEAD_PURPOSE: &str = "audit-head";
+/// The head file, in the data directory.
+pub const HEAD_FILE: &str = "audit-head";
 
 /// The fields of an event that its hash covers. Its place is `seq`; its row id is only a
 /// storage key (an event may be written before it has one).
@@ -32,12 +51,11 @@ pub struct Content<'a> {
     pub prev_hash: &'a str,
 }
 
-/// SHA-256 over the fields, each length-prefixed so no two events can run together.
-pub fn hash(c: &Content<'_>) -> String {
-    let mut sha = Sha256::new();
+/// The fields, each length-prefixed so no two events can run together.
+fn feed(c: &Content<'_>, mut update: impl FnMut(&[u8])) {
     let mut field = |bytes: &[u8]| {
-        sha.update((bytes.len() as u64).to_be_bytes());
-        sha.update(bytes);
+        update(&(bytes.len() as u64).to_be_bytes());
+        update(bytes);
     };
     field(&c.seq.to_be_bytes());
     field(c.source_type.as_bytes());
@@ -48,7 +66,37 @@ pub fn hash(c: &Content<'_>) -> String {
     field(c.user_agent.unwrap_or("\u{0}").as_bytes());
     field(c.additional.as_bytes());
     field(c.prev_hash.as_bytes());
+}
+
+/// Plain SHA-256 over the fields: the hash of events sealed before the chain was keyed (see
+/// the migration `audit_keyed_chain`). Anyone can compute it; `verify` accepts it only up to
+/// the signed place where the keyed chain begins.
+pub fn unkeyed_hash(c: &Content<'_>) -> String {
+    let mut sha = Sha256::new();
+    feed(c, |bytes| sha.update(bytes));
     hex::encode(sha.finalize())
+}
+
+/// The chain's key: HMAC-SHA256 under a key the server key derives for this purpose only.
+#[derive(Clone)]
+pub struct ChainKey {
+    mac: HmacSha256,
+}
+
+impl ChainKey {
+    pub fn new(keys: &ServerKey) -> ChainKey {
+        let mac = <HmacSha256 as KeyInit>::new_from_slice(&keys.derive(CHAIN_PURPOSE))
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        ChainKey { mac }
+    }
+
+    /// An event's hash. The keyed state is cloned, not rebuilt, so the key costs nothing per
+    /// event (the sealer's and the verifier's speed stay those of plain SHA-256).
+    pub fn hash(&self, c: &Content<'_>) -> String {
+        let mut mac = self.mac.clone();
+        feed(c, |bytes| mac.update(bytes));
+        hex::encode(mac.finalize().into_bytes())
+    }
 }
 
 type EventRow = (
@@ -96,6 +144,56 @@ fn checkpoint_text(seq: i64, hash: &str, pruned_before: i64) -> String {
     format!("{seq}:{hash}:{pruned_before}")
 }
 
+/// Where the keyed chain begins: events up to `after_seq` were sealed before the chain was
+/// keyed (see the migration `audit_keyed_chain`), and `hash` is the last one's, signed.
+struct KeyedFrom {
+    after_seq: i64,
+    hash: Option<String>,
+    signature: Option<String>,
+}
+
+async fn keyed_from(conn: &mut sqlx::AnyConnection) -> Result<Option<KeyedFrom>, sqlx::Error> {
+    let row: Option<(i64, Option<String>, Option<String>)> =
+        sqlx::query_as("SELECT after_seq, hash, signature FROM audit_chain_keyed WHERE id = 1")
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.map(|(after_seq, hash, signature)| KeyedFrom {
+        after_seq,
+        hash,
+        signature,
+    }))
+}
+
+fn keyed_text(after_seq: i64, hash: &str) -> String {
+    format!("{after_seq}:{hash}")
+}
+
+/// The first seal after the migration signs where the unkeyed part of the chain ends (the
+/// chain's last event then). Only while nothing has been sealed after that place: a row that
+/// someone with write access puts there later, to pass off a rewritten chain as unkeyed, is
+/// never signed (and a rewrite that moved the place to the end would no longer reach the
+/// heads written since, which hold keyed hashes).
+async fn sign_keyed_from(
+    conn: &mut sqlx::AnyConnection,
+    keys: &ServerKey,
+    last_seq: i64,
+    last_hash: &str,
+) -> Result<(), sqlx::Error> {
+    let Some(keyed) = keyed_from(conn).await? else {
+        return Ok(());
+    };
+    if keyed.signature.is_some() || keyed.after_seq != last_seq {
+        return Ok(());
+    }
+    let signature = keys.tag(KEYED_PURPOSE, &keyed_text(last_seq, last_hash));
+    sqlx::query("UPDATE audit_chain_keyed SET hash = $1, signature = $2 WHERE id = 1")
+        .bind(last_hash)
+        .bind(signature)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {
     #[error("{0}")]
@@ -106,9 +204,10 @@ pub enum ChainError {
 
 /// Seals every unsealed event, in id order. Returns how many it sealed.
 pub async fn seal(db: &Db, keys: &ServerKey) -> Result<u64, ChainError> {
+    let key = ChainKey::new(keys);
     let mut total = 0;
     loop {
-        let sealed = seal_batch(db, keys).await?;
+        let sealed = seal_batch(db, keys, &key).await?;
         total += sealed;
         if sealed < BATCH as u64 {
             return Ok(total);
@@ -128,7 +227,7 @@ async fn sealing_transaction(db: &Db) -> Result<crate::db::Tx, sqlx::Error> {
     Ok(tx)
 }
 
-async fn seal_batch(db: &Db, keys: &ServerKey) -> Result<u64, ChainError> {
+async fn seal_batch(db: &Db, keys: &ServerKey, key: &ChainKey) -> Result<u64, ChainError> {
     let mut tx = sealing_transaction(db).await?;
     let last: Option<(i64, String)> = sqlx::query_as(
         "SELECT seq, hash FROM events WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1",
@@ -139,6 +238,7 @@ async fn seal_batch(db: &Db, keys: &ServerKey) -> Result<u64, ChainError> {
         Some(last) => last,
         None => start(&mut tx, keys).await?,
     };
+    sign_keyed_from(&mut tx, keys, seq, &prev).await?;
     let rows: Vec<EventRow> = sqlx::query_as(
         "SELECT id, source_type, source_id, tag, time, ip_address, user_agent, additional \
          FROM events WHERE seq IS NULL ORDER BY id LIMIT $1",
@@ -150,7 +250,7 @@ async fn seal_batch(db: &Db, keys: &ServerKey) -> Result<u64, ChainError> {
     let mut sealed = Vec::with_capacity(rows.len());
     for (id, source_type, source_id, tag, time, ip, ua, additional) in rows {
         seq += 1;
-        let hash = hash(&Content {
+        let hash = key.hash(&Content {
             seq,
             source_type: &source_type,
             source_id: source_id.as_deref(),
@@ -200,25 +300,301 @@ pub struct Report {
     pub checked: u64,
     /// The first problem, if any.
     pub problem: Option<String>,
+    /// The place of the first event that was altered, removed or reordered, when known.
+    pub first_bad: Option<i64>,
 }
 
+impl Report {
+    fn broken(checked: u64, first_bad: Option<i64>, problem: String) -> Report {
+        Report {
+            checked,
+            problem: Some(problem),
+            first_bad,
+        }
+    }
+}
+
+/// A place and hash the chain must still have: a head from the log output or given by hand.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Head {
+    pub seq: i64,
+    pub hash: String,
+}
+
+impl Head {
+    /// `SEQ:HASH`, as in the log line `audit head seq=SEQ hash=HASH …`.
+    pub fn parse(text: &str) -> Result<Head, String> {
+        let invalid = || {
+            format!(
+                "'{text}' is not SEQ:HASH (a place and a 64-character hex hash, as in the log line \"audit head seq=… hash=…\")"
+            )
+        };
+        let (seq, hash) = text.trim().split_once(':').ok_or_else(invalid)?;
+        let seq: i64 = seq.parse().map_err(|_| invalid())?;
+        let hash = hash.to_ascii_lowercase();
+        if seq < 1 || hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid());
+        }
+        Ok(Head { seq, hash })
+    }
+}
+
+/// A head as the sealer writes it: signed with the server key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedHead {
+    pub seq: i64,
+    pub hash: String,
+    /// Unix microseconds.
+    pub time: i64,
+    pub signature: String,
+}
+
+impl SignedHead {
+    fn new(keys: &ServerKey, seq: i64, hash: String, time: i64) -> SignedHead {
+        let signature = keys.tag(HEAD_PURPOSE, &head_text(seq, &hash, time));
+        SignedHead {
+            seq,
+            hash,
+            time,
+            signature,
+        }
+    }
+
+    fn is_signed_by(&self, keys: &ServerKey) -> bool {
+        keys.check_tag(
+            HEAD_PURPOSE,
+            &head_text(self.seq, &self.hash, self.time),
+            &self.signature,
+        )
+    }
+
+    /// `seq=… hash=… time=… sig=…`: the head file's content and the log line's.
+    pub fn line(&self) -> String {
+        format!(
+            "seq={} hash={} time={} sig={}",
+            self.seq, self.hash, self.time, self.signature
+        )
+    }
+
+    fn parse_line(line: &str) -> Option<SignedHead> {
+        let mut fields = BTreeMap::new();
+        for part in line.split_whitespace() {
+            let (name, value) = part.split_once('=')?;
+            fields.insert(name, value);
+        }
+        Some(SignedHead {
+            seq: fields.get("seq")?.parse().ok()?,
+            hash: (*fields.get("hash")?).to_owned(),
+            time: fields.get("time")?.parse().ok()?,
+            signature: (*fields.get("sig")?).to_owned(),
+        })
+    }
+}
+
+fn head_text(seq: i64, hash: &str, time: i64) -> String {
+    format!("{seq}:{hash}:{time}")
+}
+
+pub fn head_file(data_dir: &Path) -> PathBuf {
+    data_dir.join(HEAD_FILE)
+}
+
+fn read_head_file(path: &Path) -> Result<Option<SignedHead>, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => SignedHead::parse_line(text.trim())
+            .map(Some)
+            .ok_or_else(|| format!("the head file {} is not a signed head", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read the head file {}: {e}", path.display())),
+    }
+}
+
+/// Signs the chain's newest sealed event as its head and writes it out of the events table's
+/// reach: to the log output (an info line), to the head file in `data_dir` (replaced whole) and
+/// to the shared head row (kept only when newer than the one there). Does nothing and returns
+/// `None` when nothing is sealed, or nothing since the head at `previous`.
+pub async fn write_head(
+    db: &Db,
+    keys: &ServerKey,
+    data_dir: &Path,
+    now: i64,
+    previous: Option<i64>,
+) -> Result<Option<SignedHead>, ChainError> {
+    let last: Option<(i64, String)> = sqlx::query_as(
+        "SELECT seq, hash FROM events WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1",
+    )
+    .fetch_optional(db.pool())
+    .await?;
+    let Some((seq, hash)) = last else {
+        return Ok(None);
+    };
+    if previous == Some(seq) {
+        return Ok(None);
+    }
+    let head = SignedHead::new(keys, seq, hash, now);
+    tracing::info!("audit head {}", head.line());
+    let path = head_file(data_dir);
+    // Another process on the same data directory may have written a newer one.
+    let newer_there = matches!(read_head_file(&path), Ok(Some(there)) if there.seq > seq);
+    if !newer_there {
+        let tmp = data_dir.join(format!("{HEAD_FILE}.{}.tmp", std::process::id()));
+        std::fs::write(&tmp, format!("{}\n", head.line()))
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| {
+                ChainError::Broken(format!(
+                    "cannot write the head file {}: {e}",
+                    path.display()
+                ))
+            })?;
+    }
+    sqlx::query(
+        "INSERT INTO audit_heads (id, seq, hash, time, signature) VALUES (1, $1, $2, $3, $4) \
+         ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, \
+           time = excluded.time, signature = excluded.signature \
+         WHERE audit_heads.seq < excluded.seq",
+    )
+    .bind(head.seq)
+    .bind(&head.hash)
+    .bind(head.time)
+    .bind(&head.signature)
+    .execute(db.pool())
+    .await?;
+    Ok(Some(head))
+}
+
+/// The heads `verify` checks the chain against: the shared row, this data directory's head
+/// file and the one given. A stored head that the server key did not sign is itself a problem.
+async fn heads(
+    db: &Db,
+    keys: &ServerKey,
+    data_dir: &Path,
+    given: Option<&Head>,
+) -> Result<Result<BTreeMap<i64, Vec<(String, String)>>, String>, ChainError> {
+    let mut heads: BTreeMap<i64, Vec<(String, String)>> = BTreeMap::new();
+    let row: Option<(i64, String, i64, String)> =
+        sqlx::query_as("SELECT seq, hash, time, signature FROM audit_heads WHERE id = 1")
+            .fetch_optional(db.pool())
+            .await?;
+    let path = head_file(data_dir);
+    let file = match read_head_file(&path) {
+        Ok(file) => file,
+        Err(problem) => return Ok(Err(problem)),
+    };
+    let stored = row
+        .map(|(seq, hash, time, signature)| {
+            (
+                SignedHead {
+                    seq,
+                    hash,
+                    time,
+                    signature,
+                },
+                "the signed head in the database".to_owned(),
+            )
+        })
+        .into_iter()
+        .chain(file.map(|head| (head, format!("the head file {}", path.display()))));
+    for (head, source) in stored {
+        if !head.is_signed_by(keys) {
+            return Ok(Err(format!(
+                "{source} (event {}) is not signed by this server's key: it was altered",
+                head.seq
+            )));
+        }
+        heads.entry(head.seq).or_default().push((head.hash, source));
+    }
+    if let Some(head) = given {
+        heads
+            .entry(head.seq)
+            .or_default()
+            .push((head.hash.clone(), "the head given".to_owned()));
+    }
+    Ok(Ok(heads))
+}
+
+type VerifyRow = (
+    i64,
+    i64,
+    String,
+    Option<String>,
+    String,
+    i64,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    String,
+);
+
 /// Walks the sealed chain from its start and reports the first event that was altered,
-/// removed or reordered.
-pub async fn verify(db: &Db, keys: &ServerKey) -> Result<Report, ChainError> {
+/// removed or reordered, and a missing tail: a chain that no longer reaches a head (the signed
+/// head row, the head file in `data_dir`, or `given`, e.g. from the log output).
+pub async fn verify(
+    db: &Db,
+    keys: &ServerKey,
+    data_dir: &Path,
+    given: Option<&Head>,
+) -> Result<Report, ChainError> {
+    let key = ChainKey::new(keys);
     let mut conn = db.pool().acquire().await?;
     let started = start(&mut conn, keys).await;
+    let keyed = keyed_from(&mut conn).await?;
     drop(conn);
     let (start_seq, start_hash) = match started {
         Ok(start) => start,
-        Err(ChainError::Broken(problem)) => {
-            return Ok(Report {
-                checked: 0,
-                problem: Some(problem),
-            });
-        }
+        Err(ChainError::Broken(problem)) => return Ok(Report::broken(0, None, problem)),
         Err(e) => return Err(e),
     };
-    let mut rows = sqlx::query_as::<_, (i64, i64, String, Option<String>, String, i64, Option<String>, Option<String>, String, String, String)>(
+    // Events up to `unkeyed_end` carry plain SHA-256 hashes, and the last of them the signed
+    // hash. Without the row (it is made by the migration) every event must be keyed.
+    let (unkeyed_end, unkeyed_hash_at_end) = match keyed {
+        Some(k) if k.after_seq > 0 => match (k.hash, k.signature) {
+            (Some(hash), Some(signature))
+                if keys.check_tag(KEYED_PURPOSE, &keyed_text(k.after_seq, &hash), &signature) =>
+            {
+                (k.after_seq, hash)
+            }
+            _ => {
+                return Ok(Report::broken(
+                    0,
+                    Some(k.after_seq),
+                    format!(
+                        "the end of the chain's unkeyed part (event {}) is not signed by this server's key: it was altered",
+                        k.after_seq
+                    ),
+                ));
+            }
+        },
+        _ => (0, GENESIS.to_owned()),
+    };
+    let mut heads = match heads(db, keys, data_dir, given).await? {
+        Ok(heads) => heads,
+        Err(problem) => return Ok(Report::broken(0, None, problem)),
+    };
+    // A head at or before the start is checked against the checkpoint; pruning removed the rest.
+    if let Some(expected) = heads.remove(&start_seq)
+        && start_seq > 0
+        && let Some((_, source)) = expected.iter().find(|(hash, _)| *hash != start_hash)
+    {
+        return Ok(Report::broken(
+            0,
+            Some(start_seq),
+            format!(
+                "the checkpoint at event {start_seq} does not match {source}: the log was rewritten"
+            ),
+        ));
+    }
+    heads.retain(|&seq, _| seq > start_seq);
+    if unkeyed_end > 0 && unkeyed_end == start_seq && start_hash != unkeyed_hash_at_end {
+        return Ok(Report::broken(
+            0,
+            Some(start_seq),
+            format!(
+                "the checkpoint at event {start_seq} does not match the signed end of the chain's unkeyed part: the log was rewritten"
+            ),
+        ));
+    }
+    let mut rows = sqlx::query_as::<_, VerifyRow>(
         "SELECT seq, id, source_type, source_id, tag, time, ip_address, user_agent, additional, prev_hash, hash \
          FROM events WHERE seq IS NOT NULL ORDER BY seq",
     )
@@ -245,16 +621,22 @@ pub async fn verify(db: &Db, keys: &ServerKey) -> Result<Report, ChainError> {
             continue;
         }
         let problem = if seq > expected_seq {
-            Some(format!(
-                "event {expected_seq} is missing: it was removed (the chain goes on at event {seq}, id {id})"
+            Some((
+                expected_seq,
+                format!(
+                    "event {expected_seq} is missing: it was removed (the chain goes on at event {seq}, id {id})"
+                ),
             ))
         } else if prev_hash != prev {
-            Some(format!(
-                "event {seq} (id {id}) does not follow event {}: events were removed or reordered",
-                seq - 1
+            Some((
+                seq,
+                format!(
+                    "event {seq} (id {id}) does not follow event {}: events were removed or reordered",
+                    seq - 1
+                ),
             ))
         } else {
-            let computed = hash(&Content {
+            let content = Content {
                 seq,
                 source_type: &source_type,
                 source_id: source_id.as_deref(),
@@ -264,23 +646,70 @@ pub async fn verify(db: &Db, keys: &ServerKey) -> Result<Report, ChainError> {
                 user_agent: ua.as_deref(),
                 additional: &additional,
                 prev_hash: &prev_hash,
-            });
-            (computed != stored).then(|| {
-                format!(
-                    "event {seq} (id {id}, {tag}) was altered: its content does not match its hash"
-                )
-            })
+            };
+            let computed = if seq <= unkeyed_end {
+                unkeyed_hash(&content)
+            } else {
+                key.hash(&content)
+            };
+            if computed != stored {
+                Some((
+                    seq,
+                    format!(
+                        "event {seq} (id {id}, {tag}) was altered: its content does not match its hash"
+                    ),
+                ))
+            } else if seq == unkeyed_end && stored != unkeyed_hash_at_end {
+                Some((
+                    seq,
+                    format!(
+                        "event {seq} (id {id}) is not the signed end of the chain's unkeyed part: events up to it were rewritten"
+                    ),
+                ))
+            } else {
+                heads.remove(&seq).and_then(|expected| {
+                    expected
+                        .into_iter()
+                        .find(|(hash, _)| *hash != stored)
+                        .map(|(_, source)| {
+                            (
+                                seq,
+                                format!(
+                                    "event {seq} (id {id}) is not the one {source} names: the log was rewritten at or before event {seq}"
+                                ),
+                            )
+                        })
+                })
+            }
         };
-        if problem.is_some() {
-            return Ok(Report { checked, problem });
+        if let Some((first_bad, problem)) = problem {
+            return Ok(Report::broken(checked, Some(first_bad), problem));
         }
         checked += 1;
         expected_seq += 1;
         prev = stored;
     }
+    // A head beyond the chain's end: its newest events were removed.
+    if let Some((&seq, expected)) = heads.last_key_value() {
+        let last = expected_seq - 1;
+        let source = &expected[0].1;
+        let removed = if seq == expected_seq {
+            format!("event {seq} was removed")
+        } else {
+            format!("events {expected_seq} to {seq} were removed")
+        };
+        return Ok(Report::broken(
+            checked,
+            Some(expected_seq),
+            format!(
+                "event {expected_seq} is missing: the chain ends at event {last}, but {source} names event {seq} ({removed})"
+            ),
+        ));
+    }
     Ok(Report {
         checked,
         problem: None,
+        first_bad: None,
     })
 }
 

@@ -87,7 +87,8 @@ impl<'m> Batch<'m> {
             .push((source_type, source_id.map(str::to_owned), tag, additional));
     }
 
-    /// Writes the events (sealed at once on SQLite, as `record` does).
+    /// Writes the events, unsealed: the sealer, which alone holds the chain's key, gives them
+    /// their place (within half a second in `serve`; `wharf audit` seals first).
     pub async fn flush(self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
         if self.events.is_empty() || !RECORDING.load(std::sync::atomic::Ordering::Relaxed) {
             return Ok(());
@@ -104,74 +105,6 @@ impl<'m> Batch<'m> {
                 (source_type, source_id, tag.as_str(), additional.to_string())
             })
             .collect();
-        if conn.backend_name() == "SQLite" {
-            let last: Option<(i64, String)> = sqlx::query_as(
-                "SELECT seq, hash FROM events WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1",
-            )
-            .fetch_optional(&mut *conn)
-            .await?;
-            if let Some((mut seq, mut prev_hash)) = last {
-                let mut sealed = Vec::with_capacity(rows.len());
-                for (source_type, source_id, tag, additional) in &rows {
-                    seq += 1;
-                    let hash = chain::hash(&chain::Content {
-                        seq,
-                        source_type,
-                        source_id: source_id.as_deref(),
-                        tag,
-                        time: self.now_micros,
-                        ip_address,
-                        user_agent,
-                        additional,
-                        prev_hash: &prev_hash,
-                    });
-                    sealed.push((seq, std::mem::replace(&mut prev_hash, hash.clone()), hash));
-                }
-                let values: Vec<String> = (0..rows.len())
-                    .map(|i| {
-                        let b = i * 10;
-                        format!(
-                            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                            b + 1,
-                            b + 2,
-                            b + 3,
-                            b + 4,
-                            b + 5,
-                            b + 6,
-                            b + 7,
-                            b + 8,
-                            b + 9,
-                            b + 10
-                        )
-                    })
-                    .collect();
-                let sql = format!(
-                    "INSERT INTO events (source_type, source_id, tag, time, ip_address, user_agent, additional, seq, prev_hash, hash) VALUES {}",
-                    values.join(", ")
-                );
-                let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for ((source_type, source_id, tag, additional), (seq, prev, hash)) in
-                    rows.iter().zip(sealed)
-                {
-                    insert = insert
-                        .bind(*source_type)
-                        .bind(source_id.as_deref())
-                        .bind(*tag)
-                        .bind(self.now_micros)
-                        .bind(ip_address)
-                        .bind(user_agent)
-                        .bind(additional.as_str())
-                        .bind(seq)
-                        .bind(prev)
-                        .bind(hash);
-                }
-                match insert.execute(&mut *conn).await {
-                    Ok(_) => return Ok(()),
-                    Err(e) if crate::db::is_unique_violation(&e) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-        }
         let values: Vec<String> = (0..rows.len())
             .map(|i| {
                 let b = i * 7;

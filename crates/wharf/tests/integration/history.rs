@@ -1,7 +1,8 @@
 //! Security history pages and the admin figures.
 
+use serde_json::json;
 use wharf::accounts::{self, NewUser};
-use wharf::events::RequestMeta;
+use wharf::events::{self, EventTag, RequestMeta, Source};
 
 use crate::browser::{Browser, PASSWORD};
 use crate::util::{TestApp, UploadForm};
@@ -202,4 +203,195 @@ async fn admin_figures_count_sign_ins_two_factor_tokens_and_failures() {
     );
     assert!(metrics.contains("wharf_api_tokens_created_total{scope=\"project\"} 1"));
     assert!(metrics.contains("wharf_failed_sign_ins_total 1"));
+}
+
+async fn record_at(app: &TestApp, tag: EventTag, month: &str, additional: serde_json::Value) {
+    let time = time::OffsetDateTime::parse(
+        &format!("{month}-15T12:00:00Z"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .expect("time")
+    .unix_timestamp()
+        * 1_000_000;
+    let mut conn = app.state.db.pool().acquire().await.expect("connection");
+    events::record(
+        &mut conn,
+        Source::Anonymous,
+        tag,
+        &RequestMeta::default(),
+        time,
+        additional,
+    )
+    .await
+    .expect("record");
+}
+
+#[tokio::test]
+async fn admin_figures_are_counted_by_month_and_detail_in_the_database() {
+    let app = TestApp::new().await;
+    let success = EventTag::AccountLoginSuccess;
+    record_at(
+        &app,
+        success,
+        "2026-01",
+        json!({"two_factor_method": "totp"}),
+    )
+    .await;
+    record_at(
+        &app,
+        success,
+        "2026-01",
+        json!({"two_factor_method": "totp"}),
+    )
+    .await;
+    record_at(&app, success, "2026-01", json!({})).await;
+    record_at(
+        &app,
+        success,
+        "2026-02",
+        json!({"two_factor_method": "webauthn"}),
+    )
+    .await;
+    record_at(
+        &app,
+        success,
+        "2026-02",
+        json!({"two_factor_method": "passkey"}),
+    )
+    .await;
+    record_at(
+        &app,
+        success,
+        "2026-02",
+        json!({"two_factor_method": "recovery-code"}),
+    )
+    .await;
+    let added = EventTag::AccountApiTokenAdded;
+    record_at(
+        &app,
+        added,
+        "2026-01",
+        json!({"caveats": [[3, "u"], [1, ["demo"]]]}),
+    )
+    .await;
+    // An expiry caveat [0, expires, not_before] is not a project scope.
+    record_at(&app, added, "2026-01", json!({"caveats": [[0, 1, 0]]})).await;
+    record_at(&app, added, "2026-02", json!({"caveats": "not a list"})).await;
+    let failure = EventTag::AccountApiTokenFailure;
+    record_at(
+        &app,
+        failure,
+        "2026-02",
+        json!({"similar_failures_not_logged": 4}),
+    )
+    .await;
+    record_at(&app, failure, "2026-02", json!({})).await;
+    let upload = EventTag::UploadAuthFailure;
+    record_at(&app, upload, "2026-02", json!({"reason": "unknown_token"})).await;
+    record_at(&app, upload, "2026-02", json!({"reason": "no_credentials"})).await;
+    record_at(&app, EventTag::RateLimitRefused, "2026-01", json!({})).await;
+    let figures = wharf::admin::stats::compute(&app.state.db)
+        .await
+        .expect("figures");
+    let months: Vec<_> = figures
+        .months
+        .iter()
+        .filter(|m| m.month.starts_with("2026-0"))
+        .map(|m| {
+            (
+                m.month.as_str(),
+                [
+                    m.sign_ins,
+                    m.totp,
+                    m.security_key,
+                    m.passkey,
+                    m.recovery_code,
+                    m.tokens_project,
+                    m.tokens_account,
+                    m.failed_token_uses,
+                    m.rate_limit_refusals,
+                ],
+            )
+        })
+        .collect();
+    assert_eq!(
+        months,
+        [
+            ("2026-01", [3, 2, 0, 0, 0, 1, 1, 0, 1]),
+            ("2026-02", [3, 0, 1, 1, 1, 0, 1, 7, 0]),
+        ]
+    );
+    assert_eq!(figures.months[0].share_2fa, 66.7);
+}
+
+#[tokio::test]
+async fn metrics_need_the_bearer_token_when_one_is_set() {
+    let app = TestApp::with_settings(|s| s.metrics_token = Some("scrape-me-0123".to_owned())).await;
+    for headers in [
+        vec![],
+        vec![("authorization", "Bearer scrape-me-0124")],
+        vec![("authorization", "Bearer scrape-me-012")],
+        vec![("authorization", "Basic c2NyYXBlLW1lLTAxMjM=")],
+        vec![("authorization", "scrape-me-0123")],
+    ] {
+        let response = app.get_with("/metrics", &headers).await;
+        assert_eq!(response.status, 401, "{headers:?}");
+        assert_eq!(
+            response.header("www-authenticate"),
+            Some("Bearer realm=\"metrics\"")
+        );
+        assert!(!response.text().contains("scrape-me-0123"));
+        assert!(!response.text().contains("wharf_accounts"));
+    }
+    let response = app
+        .get_with("/metrics", &[("authorization", "Bearer scrape-me-0123")])
+        .await;
+    assert_eq!(response.status, 200);
+    assert!(
+        response.text().contains("wharf_accounts 1"),
+        "{}",
+        response.text()
+    );
+    // Without the setting, /metrics is open.
+    let open = TestApp::new().await;
+    assert_eq!(open.get("/metrics").await.status, 200);
+}
+
+#[tokio::test]
+async fn metrics_are_served_from_memory_for_a_minute() {
+    let app = TestApp::new().await;
+    let failed_sign_ins = |text: String| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("wharf_failed_sign_ins_total "))
+            .map(str::to_owned)
+    };
+    let first = app.get("/metrics").await;
+    assert_eq!(first.status, 200);
+    assert_eq!(failed_sign_ins(first.text()).as_deref(), Some("0"));
+    record_at(&app, EventTag::AccountLoginFailure, "2026-03", json!({})).await;
+    app.state
+        .clock
+        .advance(wharf::admin::stats::METRICS_TTL_SECS - 1);
+    let cached = app.get("/metrics").await;
+    assert_eq!(
+        failed_sign_ins(cached.text()).as_deref(),
+        Some("0"),
+        "not computed again"
+    );
+    app.state.clock.advance(1);
+    let fresh = app.get("/metrics").await;
+    assert_eq!(failed_sign_ins(fresh.text()).as_deref(), Some("1"));
+}
+
+#[test]
+fn an_empty_metrics_token_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("wharf.toml");
+    std::fs::write(&config, "metrics_token = \"  \"\n").expect("config");
+    let args = wharf::config::SettingsArgs {
+        config: Some(config),
+        ..Default::default()
+    };
+    let error = wharf::config::Settings::load(&args, None).expect_err("refused");
+    assert!(error.to_string().contains("metrics_token"), "{error}");
 }
