@@ -76,7 +76,7 @@ async fn record(web: &Web, source: Source<'_>, tag: EventTag, additional: serde_
 }
 
 fn ip_key(web: &Web) -> String {
-    web.meta.ip_address.clone().unwrap_or_default()
+    crate::app::rate_key(&web.meta)
 }
 
 // ---- register -------------------------------------------------------------------------

@@ -53,7 +53,7 @@ async fn record(web: &Web, user_id: Option<&str>, tag: EventTag, additional: ser
 }
 
 fn ip(web: &Web) -> String {
-    web.meta.ip_address.clone().unwrap_or_default()
+    crate::app::rate_key(&web.meta)
 }
 
 /// The refusal when either 2FA limit is used up, if one is.

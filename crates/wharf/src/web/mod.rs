@@ -71,7 +71,7 @@ impl FromRequestParts<AppState> for Web {
         let mut web = Web {
             state: state.clone(),
             session: None,
-            meta: request_meta(parts),
+            meta: request_meta(parts, &state.settings),
             here: parts
                 .uri
                 .path_and_query()
