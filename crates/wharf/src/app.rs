@@ -12,6 +12,7 @@ use axum::routing::{get, post};
 use axum::{Router, middleware};
 
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::cache::PageCache;
 use crate::clock::Clock;
@@ -201,12 +202,28 @@ pub fn router(state: AppState) -> Router {
             "/_/github/disclose-token",
             post(crate::tokens::leaks::disclose),
         );
-    index
+    let https = state.settings.is_https();
+    let router = index
         .merge(web_router(state.clone()))
         .layer(CatchPanicLayer::custom(|_| {
             AppError::internal("a request handler panicked").into_response()
         }))
-        .with_state(state)
+        // Every response, pages or not (index, files, errors): no content sniffing. The
+        // value is static, so this costs no allocation on the read path.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ));
+    // On an https site, browsers must never come back over plain http.
+    let router = if https {
+        router.layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        ))
+    } else {
+        router
+    };
+    router.with_state(state)
 }
 
 /// The pages for people: CSRF-checked forms and security headers on every response.

@@ -23,7 +23,7 @@ use crate::error::AppError;
 use crate::events::{self, EventTag, Source};
 use crate::ratelimit::{self, Limit};
 use crate::signing::SignatureError;
-use crate::web::{Flash, FormErrors, Web, local_path};
+use crate::web::{Flash, FormErrors, Web};
 
 const PENDING_COOKIE: &str = "wharf_2fa";
 const PENDING_PURPOSE: &str = "two-factor";
@@ -181,11 +181,7 @@ async fn finish(
     {
         notify(web, user, "recovery-code-reminder", context! {}).await;
     }
-    Ok(if next.is_empty() {
-        "/manage/projects/".to_owned()
-    } else {
-        local_path(next).to_owned()
-    })
+    Ok(web.next_or(next, "/manage/projects/"))
 }
 
 async fn notify(web: &Web, user: &User, template: &str, page: minijinja::Value) {

@@ -195,7 +195,7 @@ impl Web {
         }
         Err(self.render(
             "reauthenticate.html",
-            context! { next => local_path(back_to), errors => FormErrors::default() },
+            context! { next => self.next_or(back_to, "/"), errors => FormErrors::default() },
         ))
     }
 
@@ -269,9 +269,14 @@ impl Web {
         self.finish(response, self.had_flash_cookie)
     }
 
+    /// `next` when it stays on this site (see [`local_path`]), else `default`.
+    pub fn next_or(&self, next: &str, default: &str) -> String {
+        local_path(&self.state.settings.base_url(), next).unwrap_or_else(|| default.to_owned())
+    }
+
     /// 303 to `to` (a local path) after a form, with a message for the next page.
     pub fn redirect_with(&self, to: &str, flash: Flash) -> Response {
-        let mut response = Redirect::to(local_path(to)).into_response();
+        let mut response = Redirect::to(&self.next_or(to, "/")).into_response();
         let mut cookie = self.cookie(flash::COOKIE, flash::encode(&self.state.keys, &[flash]));
         cookie.set_max_age(cookie::time::Duration::seconds(60));
         response
@@ -281,7 +286,7 @@ impl Web {
     }
 
     pub fn redirect(&self, to: &str) -> Response {
-        let response = Redirect::to(local_path(to)).into_response();
+        let response = Redirect::to(&self.next_or(to, "/")).into_response();
         self.finish(response, false)
     }
 
@@ -332,17 +337,37 @@ fn header_value(cookie: &Cookie<'_>) -> HeaderValue {
         .unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
 }
 
-/// Only paths on this site are followed after a form (`next=` must not send people away).
-pub fn local_path(to: &str) -> &str {
-    if to.starts_with('/')
-        && !to.starts_with("//")
-        && !to.starts_with("/\\")
-        && !to.contains(['\r', '\n'])
+/// Where a redirect (`next=` after signing in, re-authenticating, the 2FA step) may send a
+/// browser: the target resolved against the base URL, only on this origin, as path and query.
+/// Control characters, spaces and backslashes are refused outright: browsers drop or rewrite
+/// them (`/\t/evil.example/` becomes `//evil.example/`), so no check of the text is safe.
+pub fn local_path(base_url: &str, to: &str) -> Option<String> {
+    if to.is_empty()
+        || to
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
     {
-        to
-    } else {
-        "/"
+        return None;
     }
+    let base = url::Url::parse(base_url).ok()?;
+    let target = base.join(to).ok()?;
+    if target.origin() != base.origin()
+        || !target.username().is_empty()
+        || target.password().is_some()
+    {
+        return None;
+    }
+    let path = target.path();
+    // `/.//evil` resolves to the path `//evil`, which a browser reads as another host.
+    if !path.starts_with('/') || path.starts_with("//") {
+        return None;
+    }
+    let mut local = path.to_owned();
+    if let Some(query) = target.query() {
+        local.push('?');
+        local.push_str(query);
+    }
+    Some(local)
 }
 
 pub fn urlencode(text: &str) -> String {
@@ -426,10 +451,36 @@ mod tests {
 
     #[test]
     fn only_local_paths_are_followed() {
-        assert_eq!(local_path("/manage/"), "/manage/");
-        assert_eq!(local_path("//evil.example/"), "/");
-        assert_eq!(local_path("/\\evil.example"), "/");
-        assert_eq!(local_path("https://evil.example/"), "/");
-        assert_eq!(local_path("/a\r\nSet-Cookie: x"), "/");
+        let base = "https://wharf.test";
+        let ok = |to: &str| local_path(base, to);
+        assert_eq!(ok("/manage/").as_deref(), Some("/manage/"));
+        assert_eq!(ok("/search/?q=a%20b").as_deref(), Some("/search/?q=a%20b"));
+        assert_eq!(ok("/a#frag").as_deref(), Some("/a"));
+        assert_eq!(ok("https://wharf.test/x?y").as_deref(), Some("/x?y"));
+        assert_eq!(ok("/%2F%2Fevil").as_deref(), Some("/%2F%2Fevil"));
+        assert_eq!(ok("/caf\u{e9}/").as_deref(), Some("/caf%C3%A9/"));
+        for hostile in [
+            "",
+            "//evil.example/",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "https://evil.example/",
+            "http://wharf.test/",
+            "https://wharf.test:8443/",
+            "https://user@wharf.test/",
+            "/\t/evil.example/",
+            "/\u{1}",
+            "/\u{7f}",
+            "/\u{85}x",
+            "/a\r\nSet-Cookie: x",
+            "/ /evil",
+            "/\u{a0}/evil",
+            "/.//evil.example/",
+            "/a/..//evil.example/",
+            "javascript:alert(1)",
+            "data:text/html,x",
+        ] {
+            assert_eq!(ok(hostile), None, "{hostile:?}");
+        }
     }
 }
