@@ -129,11 +129,7 @@ async fn pending(web: &Web) -> Result<(User, String), Response> {
             ),
         )
     };
-    let Some(value) = crate::web::cookies(web.headers())
-        .into_iter()
-        .find(|c| c.name() == PENDING_COOKIE)
-        .map(|c| c.value().to_owned())
-    else {
+    let Some(value) = web.cookie_value(PENDING_COOKIE) else {
         return Err(expired(web));
     };
     let claims: Pending = match web

@@ -13,8 +13,8 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use std::borrow::Cow;
+
 use cookie::{Cookie, SameSite};
 use minijinja::{Value, context};
 
@@ -50,6 +50,8 @@ pub struct Web {
     /// The path and query of this request (where to come back to after signing in).
     pub here: String,
     csrf_cookie: String,
+    /// The session cookie, when it names a live session (CSRF tokens are bound to it).
+    session_cookie: Option<String>,
     flashes: Vec<Flash>,
     had_flash_cookie: bool,
     /// Cookies to set on the response.
@@ -62,7 +64,8 @@ impl FromRequestParts<AppState> for Web {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Web, Response> {
         let jar = cookies(&parts.headers);
-        let get = |name: &str| {
+        let get = |name: &'static str| {
+            let name = cookie_name(&state.settings, name);
             jar.iter()
                 .find(|c| c.name() == name)
                 .map(|c| c.value().to_owned())
@@ -77,6 +80,7 @@ impl FromRequestParts<AppState> for Web {
                 .path_and_query()
                 .map_or("/".to_owned(), |p| p.as_str().to_owned()),
             csrf_cookie: String::new(),
+            session_cookie: None,
             flashes: Vec::new(),
             had_flash_cookie: false,
             cookies: Vec::new(),
@@ -89,9 +93,13 @@ impl FromRequestParts<AppState> for Web {
             if web.session.is_none() {
                 // A stale cookie: drop it so the browser stops sending it.
                 web.cookies.push(web.removal(session::COOKIE));
+            } else {
+                web.session_cookie = Some(value);
             }
         }
-        match get(csrf::COOKIE).filter(|v| v.len() >= 32) {
+        // A missing or malformed secret is replaced (the form it came with, if any, has been
+        // refused by the CSRF check already).
+        match get(csrf::COOKIE).filter(|v| csrf::well_formed(v)) {
             Some(value) => web.csrf_cookie = value,
             None => web.rotate_csrf(),
         }
@@ -200,19 +208,33 @@ impl Web {
     }
 
     pub fn csrf_token(&self) -> String {
-        self.state.keys.tag(csrf::PURPOSE, &self.csrf_cookie)
+        csrf::token(
+            &self.state.keys,
+            &self.csrf_cookie,
+            self.session_cookie.as_deref(),
+        )
     }
 
     /// A new CSRF secret (at sign-in and sign-out, so tokens do not outlive the session).
     pub fn rotate_csrf(&mut self) {
-        self.csrf_cookie = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+        self.csrf_cookie = csrf::new_secret();
         let cookie = self.cookie(csrf::COOKIE, self.csrf_cookie.clone());
         self.cookies.push(cookie);
     }
 
-    /// A cookie with our flags: HttpOnly, SameSite=Lax, Secure on https sites, whole site.
+    /// The value of one of our cookies in this request (by its name on this site).
+    pub fn cookie_value(&self, name: &'static str) -> Option<String> {
+        let name = cookie_name(&self.state.settings, name);
+        cookies(&self.request_headers)
+            .into_iter()
+            .find(|c| c.name() == name)
+            .map(|c| c.value().to_owned())
+    }
+
+    /// A cookie with our flags: HttpOnly, SameSite=Lax, Secure on https sites, whole site,
+    /// and under https the `__Host-` name.
     pub fn cookie(&self, name: &'static str, value: String) -> Cookie<'static> {
-        Cookie::build((name, value))
+        Cookie::build((cookie_name(&self.state.settings, name), value))
             .http_only(true)
             .same_site(SameSite::Lax)
             .secure(self.state.settings.is_https())
@@ -227,10 +249,17 @@ impl Web {
     }
 
     pub fn set_cookie(&mut self, cookie: Cookie<'static>) {
+        // A new session (signing in): the tokens on this response's page are bound to it.
+        if cookie.name() == cookie_name(&self.state.settings, session::COOKIE) {
+            self.session_cookie = Some(cookie.value().to_owned());
+        }
         self.cookies.push(cookie);
     }
 
     pub fn remove_cookie(&mut self, name: &'static str) {
+        if name == session::COOKIE {
+            self.session_cookie = None;
+        }
         let cookie = self.removal(name);
         self.cookies.push(cookie);
     }
@@ -329,6 +358,17 @@ impl Web {
             );
         }
         response
+    }
+}
+
+/// The name one of our cookies has on this site. Under https it is `__Host-` prefixed: browsers
+/// then accept it only with `Secure`, `Path=/` and no `Domain`, so no other host (a sibling
+/// subdomain) can set or overwrite it.
+pub fn cookie_name(settings: &crate::config::Settings, name: &'static str) -> Cow<'static, str> {
+    if settings.is_https() {
+        Cow::Owned(format!("__Host-{name}"))
+    } else {
+        Cow::Borrowed(name)
     }
 }
 
