@@ -13,3 +13,4 @@ mod two_factor;
 mod upload;
 mod upload_auth;
 mod util;
+mod web_security;
