@@ -86,7 +86,8 @@ pub fn request_meta(parts: &Parts, settings: &Settings) -> RequestMeta {
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
-    let ip_address = client_ip(peer, &parts.headers, &settings.trusted_proxies).map(|ip| ip.to_string());
+    let ip_address =
+        client_ip(peer, &parts.headers, &settings.trusted_proxies).map(|ip| ip.to_string());
     let user_agent = parts
         .headers
         .get(header::USER_AGENT)
@@ -157,7 +158,10 @@ fn forwarded_address(text: &str) -> Option<IpAddr> {
         return Some(addr.ip().to_canonical());
     }
     let inner = text.strip_prefix('[')?.split(']').next()?;
-    inner.parse::<std::net::Ipv6Addr>().ok().map(|ip| IpAddr::V6(ip).to_canonical())
+    inner
+        .parse::<std::net::Ipv6Addr>()
+        .ok()
+        .map(|ip| IpAddr::V6(ip).to_canonical())
 }
 
 /// The key a request's address is counted under by the per-IP rate limits: the address, or

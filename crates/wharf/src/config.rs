@@ -254,3 +254,45 @@ impl<'de> Deserialize<'de> for TrustedProxies {
         parsed.map_err(serde::de::Error::custom)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(toml: &str) -> anyhow::Result<Settings> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("wharf.toml");
+        std::fs::write(&path, toml)?;
+        let args = SettingsArgs {
+            config: Some(path),
+            ..SettingsArgs::default()
+        };
+        Settings::load(&args, None)
+    }
+
+    #[test]
+    fn trusted_proxies_are_parsed_and_validated() {
+        let list = load("trusted_proxies = [\"10.0.0.0/8\", \"2001:db8::1\"]").unwrap();
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert!(list.trusted_proxies.contains(ip("10.200.0.1")));
+        assert!(list.trusted_proxies.contains(ip("::ffff:10.0.0.1")));
+        assert!(list.trusted_proxies.contains(ip("2001:db8::1")));
+        assert!(!list.trusted_proxies.contains(ip("2001:db8::2")));
+        assert!(!list.trusted_proxies.contains(ip("11.0.0.1")));
+        // One comma-separated string, as `WHARF_TRUSTED_PROXIES` gives it.
+        let text = load("trusted_proxies = \"192.0.2.0/24, 198.51.100.7\"").unwrap();
+        assert!(text.trusted_proxies.contains(ip("192.0.2.99")));
+        assert!(text.trusted_proxies.contains(ip("198.51.100.7")));
+        assert!(load("").unwrap().trusted_proxies.is_empty());
+        for bad in [
+            "trusted_proxies = \"10.0.0.0/33\"",
+            "trusted_proxies = [\"proxy.internal\"]",
+            "trusted_proxies = \"10.0.0.1,,nonsense\"",
+            "trusted_proxies = 5",
+        ] {
+            let error = load(bad).unwrap_err().to_string();
+            assert!(error.contains("trusted_proxies"), "{bad}: {error}");
+            assert!(!error.contains('\n'), "{bad}: {error}");
+        }
+    }
+}

@@ -145,7 +145,13 @@ mod tests {
     fn secrets_are_checked_and_tokens_bound_to_the_session() {
         let secret = new_secret();
         assert!(well_formed(&secret));
-        for bad in ["", "short", &"A".repeat(42), &"A".repeat(44), &format!("{}!", &secret[..42])] {
+        for bad in [
+            "",
+            "short",
+            &"A".repeat(42),
+            &"A".repeat(44),
+            &format!("{}!", &secret[..42]),
+        ] {
             assert!(!well_formed(bad), "{bad:?}");
         }
         let keys = ServerKey::from_bytes([7; 32]);

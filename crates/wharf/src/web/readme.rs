@@ -224,9 +224,9 @@ fn add_alt_text(html: &str) -> String {
                 .iter()
                 .position(|p| matches!(p, Piece::End { name: "a", .. }))
                 .map_or(pieces.len(), |n| i + n);
-            let has_text = pieces[i..end].iter().any(|p| {
-                matches!(p, Piece::Text(t) if !t.replace("&nbsp;", " ").trim().is_empty())
-            });
+            let has_text = pieces[i..end].iter().any(
+                |p| matches!(p, Piece::Text(t) if !t.replace("&nbsp;", " ").trim().is_empty()),
+            );
             for flag in &mut in_named_link[i..end] {
                 *flag = has_text;
             }
@@ -334,8 +334,13 @@ mod tests {
                 let image = md(&format!("![pic]({url})"));
                 assert!(!image.contains("src"), "{url}: {image}");
             }
-            let raw = md(&format!("<a href=\"{url}\">a</a> <img alt=\"p\" src=\"{url}\">"));
-            assert!(!raw.contains("href") && !raw.contains("src"), "{url}: {raw}");
+            let raw = md(&format!(
+                "<a href=\"{url}\">a</a> <img alt=\"p\" src=\"{url}\">"
+            ));
+            assert!(
+                !raw.contains("href") && !raw.contains("src"),
+                "{url}: {raw}"
+            );
         }
         let srcset = md("<img alt=\"p\" srcset=\"/x.png 1x, /manage/ 2x\">");
         assert!(!srcset.contains("manage"), "{srcset}");
@@ -375,15 +380,22 @@ mod tests {
         assert_eq!(html.matches("alt=").count(), 1, "{html}");
         assert!(html.contains("alt=\"architecture\""), "{html}");
         let html = md("[<img src=\"https://img.example/pypi-version.svg\">](https://pypi.org/)");
-        assert!(html.contains("alt=\"pypi version\""), "a badge alone names its link: {html}");
+        assert!(
+            html.contains("alt=\"pypi version\""),
+            "a badge alone names its link: {html}"
+        );
         // Else nothing, marked as decoration: a badge beside the text of its link, or an
         // image without a file name.
-        let html = md("[<img src=\"https://img.example/b.svg\"> Documentation](https://docs.example/)");
+        let html =
+            md("[<img src=\"https://img.example/b.svg\"> Documentation](https://docs.example/)");
         assert!(html.contains("alt=\"\" role=\"presentation\""), "{html}");
         let html = md("<img src=\"data:image/png;base64,AAAA\">");
         assert!(html.contains("alt=\"\" role=\"presentation\""), "{html}");
         let html = md("<img>");
-        assert!(html.contains("<img alt=\"\" role=\"presentation\">"), "{html}");
+        assert!(
+            html.contains("<img alt=\"\" role=\"presentation\">"),
+            "{html}"
+        );
         // Quotes and brackets in a file name cannot leave the attribute.
         let html = md("<img src=\"https://example.org/%22%3E%3Cscript%3E.png\">");
         assert!(!html.contains("<script"), "{html}");

@@ -129,8 +129,7 @@ async fn show_project(web: Web, project: String, version: Option<String>) -> Res
     };
     let metadata: Value = serde_json::from_str(&shown.metadata).unwrap_or_default();
     let description = metadata["description"].as_str().unwrap_or_default();
-    let description_html =
-readme::render(
+    let description_html = readme::render(
         description,
         metadata["description_content_type"].as_str(),
         &web.state.settings.base_url(),

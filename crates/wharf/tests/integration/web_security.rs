@@ -83,9 +83,7 @@ async fn next_stays_on_this_site_after_signing_in() {
         "/manage/account/"
     );
     // `/%2F%2Fevil` is a path here (the slashes stay encoded), not another host.
-    let encoded = browser
-        .get("/account/login/?next=%2F%252F%252Fevil")
-        .await;
+    let encoded = browser.get("/account/login/?next=%2F%252F%252Fevil").await;
     assert_eq!(local_location(&encoded, "encoded"), "/%2F%2Fevil");
 
     for next in HOSTILE_NEXT {
@@ -99,7 +97,11 @@ async fn next_stays_on_this_site_after_signing_in() {
         let signed_in = visitor
             .post(
                 "/account/login/",
-                &[("username", "alice"), ("password", PASSWORD), ("next", next)],
+                &[
+                    ("username", "alice"),
+                    ("password", PASSWORD),
+                    ("next", next),
+                ],
             )
             .await;
         assert_eq!(
@@ -147,7 +149,11 @@ async fn next_stays_on_this_site_after_the_two_factor_step() {
         let password = step
             .post(
                 "/account/login/",
-                &[("username", "alice"), ("password", PASSWORD), ("next", next)],
+                &[
+                    ("username", "alice"),
+                    ("password", PASSWORD),
+                    ("next", next),
+                ],
             )
             .await;
         assert_eq!(
@@ -207,7 +213,12 @@ async fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
         "203.0.113.9"
     );
     assert_eq!(
-        recorded_address(&app, "203.0.113.9:5000", &[("forwarded", "for=198.51.100.7")]).await,
+        recorded_address(
+            &app,
+            "203.0.113.9:5000",
+            &[("forwarded", "for=198.51.100.7")]
+        )
+        .await,
         "203.0.113.9"
     );
     // From a proxy: the right-most address that is not a proxy; what the client wrote to
@@ -264,13 +275,26 @@ async fn ipv6_clients_are_limited_by_their_64() {
             .await
     };
     // EMAIL_ADD allows 2 per network and day; the third from the same /64 is refused.
-    assert_eq!(add("[2001:db8:1:2::1]:1", "a1@example.net").await.status, 303);
-    assert_eq!(add("[2001:db8:1:2::2]:1", "a2@example.net").await.status, 303);
+    assert_eq!(
+        add("[2001:db8:1:2::1]:1", "a1@example.net").await.status,
+        303
+    );
+    assert_eq!(
+        add("[2001:db8:1:2::2]:1", "a2@example.net").await.status,
+        303
+    );
     let refused = add("[2001:db8:1:2:ffff::9]:1", "a3@example.net").await;
     assert_eq!(refused.status, 429, "{}", refused.text());
-    assert!(refused.text().contains("2001:db8:1:2::&#x2f;64"), "{}", refused.text());
+    assert!(
+        refused.text().contains("2001:db8:1:2::&#x2f;64"),
+        "{}",
+        refused.text()
+    );
     // Another /64 is another network.
-    assert_eq!(add("[2001:db8:1:3::1]:1", "a4@example.net").await.status, 303);
+    assert_eq!(
+        add("[2001:db8:1:3::1]:1", "a4@example.net").await.status,
+        303
+    );
 }
 
 #[tokio::test]
@@ -312,7 +336,10 @@ async fn https_sites_send_hsts_and_host_only_cookies() {
     assert!(!set.is_empty());
     for cookie in set {
         assert!(cookie.starts_with("__Host-wharf_"), "{cookie}");
-        assert!(cookie.contains("Secure") && cookie.contains("Path=/"), "{cookie}");
+        assert!(
+            cookie.contains("Secure") && cookie.contains("Path=/"),
+            "{cookie}"
+        );
         assert!(!cookie.contains("Domain"), "{cookie}");
     }
     // A cookie without the prefix (which any subdomain could have set) is not ours.
@@ -335,11 +362,21 @@ async fn https_sites_send_hsts_and_host_only_cookies() {
         &[("username", "alice"), ("password", PASSWORD)],
     )
     .await;
-    assert!(step.cookies.contains_key("__Host-wharf_2fa"), "{:?}", step.cookies);
+    assert!(
+        step.cookies.contains_key("__Host-wharf_2fa"),
+        "{:?}",
+        step.cookies
+    );
     assert_eq!(step.get("/account/two-factor/").await.status, 200);
     // Plain http sites: no HSTS, plain names.
     let plain = TestApp::new().await;
-    assert!(plain.get("/").await.header("strict-transport-security").is_none());
+    assert!(
+        plain
+            .get("/")
+            .await
+            .header("strict-transport-security")
+            .is_none()
+    );
     let browser = Browser::signed_in(&plain, "alice").await;
     assert!(browser.cookies.contains_key("wharf_session"));
 }
@@ -417,9 +454,15 @@ async fn csrf_tokens_are_bound_to_the_session_and_cookies_checked() {
             ))
             .await;
         assert_eq!(response.status, 403, "{bad}: {}", response.text());
-        assert!(response.text().contains("did not come from this site"), "{bad}");
+        assert!(
+            response.text().contains("did not come from this site"),
+            "{bad}"
+        );
         let page = app
-            .get_with("/account/login/", &[("cookie", &format!("wharf_csrf={bad}"))])
+            .get_with(
+                "/account/login/",
+                &[("cookie", &format!("wharf_csrf={bad}"))],
+            )
             .await;
         assert_eq!(page.status, 200, "{bad}");
         assert!(
@@ -494,7 +537,10 @@ async fn readme_links_to_private_pages_are_dropped_and_images_described() {
     assert_eq!(app.upload(Some(&app.token), &form).await.status, 200);
     let page = app.get("/project/demo/").await.text();
     let readme = &page[page.find("<h3>Demo</h3>").expect("readme")..];
-    assert!(readme.contains("href=\"https://docs.example/\""), "{readme}");
+    assert!(
+        readme.contains("href=\"https://docs.example/\""),
+        "{readme}"
+    );
     assert!(!readme.contains("/manage/"), "{readme}");
     assert!(!readme.contains("/account/"), "{readme}");
     assert!(readme.contains("alt=\"diagram\""), "{readme}");
