@@ -8,6 +8,22 @@ use axum::response::{IntoResponse, Response};
 use crate::app::AppState;
 use crate::error::AppError;
 
+/// `attachment; filename="…"`: distribution file names are plain ASCII; anything else is sent
+/// percent-encoded (RFC 6266 `filename*`), so no name can break out of the header.
+fn attachment(filename: &str) -> HeaderValue {
+    let plain = filename
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"._-+!~".contains(&b));
+    let value = if plain {
+        format!("attachment; filename=\"{filename}\"")
+    } else {
+        let encoded =
+            percent_encoding::utf8_percent_encode(filename, percent_encoding::NON_ALPHANUMERIC);
+        format!("attachment; filename*=UTF-8''{encoded}")
+    };
+    HeaderValue::try_from(value).unwrap_or_else(|_| HeaderValue::from_static("attachment"))
+}
+
 pub async fn serve(
     State(state): State<AppState>,
     Path(path): Path<String>,
@@ -55,20 +71,4 @@ pub async fn serve(
         Ok(None) => AppError::not_found().render(&headers),
         Err(error) => AppError::internal(format!("{error:#}")).render(&headers),
     }
-}
-
-/// `attachment; filename="…"`: distribution file names are plain ASCII; anything else is sent
-/// percent-encoded (RFC 6266 `filename*`), so no name can break out of the header.
-fn attachment(filename: &str) -> HeaderValue {
-    let plain = filename
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"._-+!~".contains(&b));
-    let value = if plain {
-        format!("attachment; filename=\"{filename}\"")
-    } else {
-        let encoded =
-            percent_encoding::utf8_percent_encode(filename, percent_encoding::NON_ALPHANUMERIC);
-        format!("attachment; filename*=UTF-8''{encoded}")
-    };
-    HeaderValue::try_from(value).unwrap_or_else(|_| HeaderValue::from_static("attachment"))
 }

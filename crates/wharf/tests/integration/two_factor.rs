@@ -10,7 +10,7 @@ use crate::browser::{Browser, PASSWORD, outbox, tags};
 use crate::util::{TestApp, UploadForm};
 
 /// Generates recovery codes and burns one, as the pages require before TOTP or a key.
-pub(crate) async fn save_recovery_codes(browser: &mut Browser<'_>) -> Vec<String> {
+pub async fn save_recovery_codes(browser: &mut Browser<'_>) -> Vec<String> {
     let page = browser
         .post("/manage/account/recovery-codes/generate", &[])
         .await;
@@ -33,7 +33,7 @@ pub(crate) async fn save_recovery_codes(browser: &mut Browser<'_>) -> Vec<String
 }
 
 /// Sets up TOTP through the pages and returns the secret the page showed.
-pub(crate) async fn enable_totp(app: &TestApp, browser: &mut Browser<'_>) -> Vec<u8> {
+pub async fn enable_totp(app: &TestApp, browser: &mut Browser<'_>) -> Vec<u8> {
     let page = browser.get("/manage/account/totp-provision").await;
     assert_eq!(page.status, 200, "{}", page.text());
     let text = page.text();
