@@ -36,6 +36,65 @@ pub struct SettingsArgs {
     pub smtp_url: Option<String>,
 }
 
+/// The `trusted_proxies` setting: a list of addresses and CIDR ranges, given as a TOML list or
+/// as one comma-separated string (`WHARF_TRUSTED_PROXIES=10.0.0.0/8,192.0.2.7`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    /// Parses each entry; a bare address is a range of one.
+    pub fn parse<'a>(entries: impl IntoIterator<Item = &'a str>) -> Result<TrustedProxies, String> {
+        let mut nets = Vec::new();
+        for entry in entries.into_iter().map(str::trim).filter(|e| !e.is_empty()) {
+            let net = entry
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    format!(
+                        "trusted_proxies: {entry:?} is not an IP address or CIDR range (such as 10.0.0.0/8 or 2001:db8::/32)"
+                    )
+                })?;
+            nets.push(net.trunc());
+        }
+        Ok(TrustedProxies(nets))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+}
+
+impl Serialize for TrustedProxies {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(ToString::to_string))
+    }
+}
+
+impl<'de> Deserialize<'de> for TrustedProxies {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Given {
+            List(Vec<String>),
+            Text(String),
+        }
+        let parsed = match Given::deserialize(deserializer).map_err(|_| {
+            serde::de::Error::custom(
+                "trusted_proxies must be a list of addresses and CIDR ranges, or one comma-separated string",
+            )
+        })? {
+            Given::List(list) => TrustedProxies::parse(list.iter().map(String::as_str)),
+            Given::Text(text) => TrustedProxies::parse(text.split(',')),
+        };
+        parsed.map_err(serde::de::Error::custom)
+    }
+}
+
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct Settings {
     pub bind: String,
@@ -72,6 +131,10 @@ pub struct Settings {
     /// A bearer token `/metrics` requires (`Authorization: Bearer …`, as Prometheus sends it).
     /// Unset: `/metrics` is open to anyone (aggregates only), and `serve` says so at start.
     pub metrics_token: Option<String>,
+    /// The load balancers and reverse proxies in front of the index (addresses or CIDR
+    /// ranges). Only a request from one of them has its client address taken from
+    /// `X-Forwarded-For` (or `Forwarded`); from anyone else those headers are ignored.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for Settings {
@@ -92,6 +155,7 @@ impl Default for Settings {
             audit_retention_days: None,
             reauth_secs: 30 * 60,
             metrics_token: None,
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }

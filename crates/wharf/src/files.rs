@@ -10,6 +10,22 @@ use crate::app::AppState;
 use crate::error::AppError;
 use crate::packaging;
 
+/// `attachment; filename="…"`: distribution file names are plain ASCII; anything else is sent
+/// percent-encoded (RFC 6266 `filename*`), so no name can break out of the header.
+fn attachment(filename: &str) -> HeaderValue {
+    let plain = filename
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"._-+!~".contains(&b));
+    let value = if plain {
+        format!("attachment; filename=\"{filename}\"")
+    } else {
+        let encoded =
+            percent_encoding::utf8_percent_encode(filename, percent_encoding::NON_ALPHANUMERIC);
+        format!("attachment; filename*=UTF-8''{encoded}")
+    };
+    HeaderValue::try_from(value).unwrap_or_else(|_| HeaderValue::from_static("attachment"))
+}
+
 pub async fn serve(
     State(state): State<AppState>,
     Path(path): Path<String>,
@@ -50,6 +66,13 @@ pub async fn serve(
                 header::ACCESS_CONTROL_ALLOW_ORIGIN,
                 HeaderValue::from_static("*"),
             );
+            // An uploaded file is never a page of this site, even if a browser is sent to it:
+            // saved, not shown, and sandboxed should it be shown anyway.
+            h.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("default-src 'none'; sandbox"),
+            );
+            h.insert(header::CONTENT_DISPOSITION, attachment(parts[3]));
             response
         }
         Ok(None) => AppError::not_found().render(&headers),

@@ -15,7 +15,7 @@ use crate::error::AppError;
 use crate::events::{EventTag, Source};
 use crate::ratelimit::{self, Limit, Limited};
 use crate::signing::SignatureError;
-use crate::web::{Flash, FormErrors, Web, forms, local_path};
+use crate::web::{Flash, FormErrors, Web, forms};
 
 const VERIFY_PURPOSE: &str = "verify-email";
 const RESET_PURPOSE: &str = "password-reset";
@@ -76,7 +76,7 @@ async fn record(web: &Web, source: Source<'_>, tag: EventTag, additional: serde_
 }
 
 fn ip_key(web: &Web) -> String {
-    web.meta.ip_address.clone().unwrap_or_default()
+    crate::app::rate_key(&web.meta)
 }
 
 // ---- register -------------------------------------------------------------------------
@@ -281,21 +281,17 @@ pub struct LoginForm {
 
 pub async fn login_page(web: Web, Query(query): Query<LoginQuery>) -> Response {
     if web.session.is_some() {
-        return web.redirect(after_sign_in(&query.next));
+        return web.redirect(&after_sign_in(&web, &query.next));
     }
     web.render(
         "login.html",
-        context! { next => after_sign_in(&query.next), username => "", errors => FormErrors::default() },
+        context! { next => after_sign_in(&web, &query.next), username => "", errors => FormErrors::default() },
     )
 }
 
 /// Where to go after signing in: the page that asked for it, or the user's projects.
-fn after_sign_in(next: &str) -> &str {
-    if next.is_empty() {
-        "/manage/projects/"
-    } else {
-        local_path(next)
-    }
+fn after_sign_in(web: &Web, next: &str) -> String {
+    web.next_or(next, "/manage/projects/")
 }
 
 const LOGIN_FAILED: &str = "The username or password is incorrect.";
@@ -307,7 +303,7 @@ pub async fn login(mut web: Web, Form(form): Form<LoginForm>) -> Response {
             StatusCode::UNAUTHORIZED,
             "login.html",
             context! {
-                next => after_sign_in(&form.next),
+                next => after_sign_in(web, &form.next),
                 username => form.username.trim(),
                 errors => FormErrors::one("username", message),
             },
@@ -390,7 +386,7 @@ pub async fn login(mut web: Web, Form(form): Form<LoginForm>) -> Response {
             Ok(None) => return refuse(&web, LOGIN_FAILED),
             Err(e) => return internal(&web, e),
         };
-        let next = after_sign_in(&form.next).to_owned();
+        let next = after_sign_in(&web, &form.next);
         return crate::twofactor::views::begin(&mut web, &user, password_date, &next);
     }
     if let Err(response) = start_session(&mut web, &user).await {
@@ -403,7 +399,7 @@ pub async fn login(mut web: Web, Form(form): Form<LoginForm>) -> Response {
         json!({"two_factor_method": null, "two_factor_label": null}),
     )
     .await;
-    web.redirect(after_sign_in(&form.next))
+    web.redirect(&after_sign_in(&web, &form.next))
 }
 
 /// Signs the user in: ends the visitor's old session, starts a new one under a new id, and
@@ -716,12 +712,12 @@ pub async fn reauthenticate(web: Web, Form(form): Form<ReauthForm>) -> Response 
         return web.render_status(
             StatusCode::UNAUTHORIZED,
             "reauthenticate.html",
-            context! { next => local_path(&form.next), errors => FormErrors::one("password", "The password is incorrect.") },
+            context! { next => web.next_or(&form.next, "/"), errors => FormErrors::one("password", "The password is incorrect.") },
         );
     }
     if let Err(e) = session::mark_reauthenticated(&web.state.db, &session.id_hash, web.now()).await
     {
         return internal(&web, e);
     }
-    web.redirect(local_path(&form.next))
+    web.redirect(&form.next)
 }

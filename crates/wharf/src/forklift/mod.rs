@@ -32,7 +32,7 @@ const RELEASE_UPLOAD_WINDOW_SECS: i64 = 14 * 24 * 3600;
 
 pub async fn upload(State(state): State<AppState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let meta = request_meta(&parts);
+    let meta = request_meta(&parts, &state.settings);
     match handle(&state, &parts, body, &meta).await {
         Ok(response) => response,
         Err(error) => error.render(&parts.headers),

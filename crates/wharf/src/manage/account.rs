@@ -74,7 +74,7 @@ pub async fn add_email(web: Web, Form(form): Form<AddEmailForm>) -> Response {
     if email.chars().count() > 254 || !accounts::is_valid_email(email) {
         return refuse("Enter a valid e-mail address, such as name@example.org.".to_owned()).await;
     }
-    let ip = web.meta.ip_address.clone().unwrap_or_default();
+    let ip = crate::app::rate_key(&web.meta);
     match ratelimit::EMAIL_ADD
         .check(&web.state.db, &ip, web.now_secs())
         .await

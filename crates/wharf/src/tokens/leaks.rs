@@ -202,7 +202,7 @@ pub async fn disclose(State(state): State<AppState>, request: Request) -> Respon
     let Ok(reports) = serde_json::from_slice::<Vec<serde_json::Value>>(&body) else {
         return bad("The body must be a JSON list of reports.");
     };
-    let meta = request_meta(&parts);
+    let meta = request_meta(&parts, &state.settings);
     for report in reports {
         let Ok(report) = serde_json::from_value::<Report>(report) else {
             continue;

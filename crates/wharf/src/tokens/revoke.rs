@@ -27,7 +27,7 @@ pub async fn revoke(State(state): State<AppState>, request: Request) -> Response
         Ok(None) => return refuse(),
         Err(e) => return AppError::from(e).render(&parts.headers),
     };
-    let meta = request_meta(&parts);
+    let meta = request_meta(&parts, &state.settings);
     match super::delete(
         &state,
         &info,

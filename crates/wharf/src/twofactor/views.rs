@@ -23,7 +23,7 @@ use crate::error::AppError;
 use crate::events::{self, EventTag, Source};
 use crate::ratelimit::{self, Limit};
 use crate::signing::SignatureError;
-use crate::web::{Flash, FormErrors, Web, local_path};
+use crate::web::{Flash, FormErrors, Web};
 
 const PENDING_COOKIE: &str = "wharf_2fa";
 const PENDING_PURPOSE: &str = "two-factor";
@@ -53,7 +53,7 @@ async fn record(web: &Web, user_id: Option<&str>, tag: EventTag, additional: ser
 }
 
 fn ip(web: &Web) -> String {
-    web.meta.ip_address.clone().unwrap_or_default()
+    crate::app::rate_key(&web.meta)
 }
 
 /// The refusal when either 2FA limit is used up, if one is.
@@ -129,11 +129,7 @@ async fn pending(web: &Web) -> Result<(User, String), Response> {
             ),
         )
     };
-    let Some(value) = crate::web::cookies(web.headers())
-        .into_iter()
-        .find(|c| c.name() == PENDING_COOKIE)
-        .map(|c| c.value().to_owned())
-    else {
+    let Some(value) = web.cookie_value(PENDING_COOKIE) else {
         return Err(expired(web));
     };
     let claims: Pending = match web
@@ -181,11 +177,7 @@ async fn finish(
     {
         notify(web, user, "recovery-code-reminder", context! {}).await;
     }
-    Ok(if next.is_empty() {
-        "/manage/projects/".to_owned()
-    } else {
-        local_path(next).to_owned()
-    })
+    Ok(web.next_or(next, "/manage/projects/"))
 }
 
 async fn notify(web: &Web, user: &User, template: &str, page: minijinja::Value) {

@@ -10,12 +10,19 @@ use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use subtle::ConstantTimeEq;
+
 use crate::app::AppState;
 use crate::error::AppError;
+use crate::signing::ServerKey;
 
 pub const COOKIE: &str = "wharf_csrf";
 pub const PURPOSE: &str = "csrf";
 pub const FIELD: &str = "csrf_token";
+const SECRET_BYTES: usize = 32;
+const SECRET_CHARS: usize = 43;
 /// Forms are small; anything larger is not one of ours.
 const MAX_FORM_BYTES: usize = 256 * 1024;
 
@@ -49,12 +56,20 @@ pub async fn protect(State(state): State<AppState>, request: Request, next: Next
     let token = form_urlencoded::parse(&bytes)
         .find(|(name, _)| name == FIELD)
         .map(|(_, value)| value.into_owned());
-    let secret = super::cookies(&parts.headers)
-        .into_iter()
-        .find(|c| c.name() == COOKIE)
-        .map(|c| c.value().to_owned());
+    let jar = super::cookies(&parts.headers);
+    let cookie = |name: &'static str| {
+        let name = super::cookie_name(&state.settings, name);
+        jar.iter()
+            .find(|c| c.name() == name)
+            .map(|c| c.value().to_owned())
+    };
+    let secret = cookie(COOKIE).filter(|secret| well_formed(secret));
+    let session = cookie(crate::accounts::session::COOKIE);
     let valid = match (token, secret) {
-        (Some(token), Some(secret)) => state.keys.check_tag(PURPOSE, &secret, &token),
+        (Some(token), Some(secret)) => {
+            let expected = self::token(&state.keys, &secret, session.as_deref());
+            expected.as_bytes().ct_eq(token.as_bytes()).into()
+        }
         _ => false,
     };
     if !valid {
@@ -62,6 +77,29 @@ pub async fn protect(State(state): State<AppState>, request: Request, next: Next
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
+}
+
+/// A new random secret for the CSRF cookie.
+pub fn new_secret() -> String {
+    URL_SAFE_NO_PAD.encode(rand::random::<[u8; SECRET_BYTES]>())
+}
+
+/// Whether a CSRF cookie is one of ours in form: 32 bytes, URL-safe base64 without padding.
+pub fn well_formed(secret: &str) -> bool {
+    secret.len() == SECRET_CHARS
+        && URL_SAFE_NO_PAD
+            .decode(secret)
+            .is_ok_and(|bytes| bytes.len() == SECRET_BYTES)
+}
+
+/// The token a form carries: a MAC of the browser's secret and, when signed in, of the session
+/// cookie too, so a token from before signing in or from another session is refused.
+pub fn token(keys: &ServerKey, secret: &str, session: Option<&str>) -> String {
+    match session {
+        // The secret is base64 (no `.`), so the two parts cannot be confused.
+        Some(session) => keys.tag(PURPOSE, &format!("{secret}.{session}")),
+        None => keys.tag(PURPOSE, secret),
+    }
 }
 
 /// False when the browser tells us the request comes from another site.
@@ -101,6 +139,27 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn secrets_are_checked_and_tokens_bound_to_the_session() {
+        let secret = new_secret();
+        assert!(well_formed(&secret));
+        for bad in [
+            "",
+            "short",
+            &"A".repeat(42),
+            &"A".repeat(44),
+            &format!("{}!", &secret[..42]),
+        ] {
+            assert!(!well_formed(bad), "{bad:?}");
+        }
+        let keys = ServerKey::from_bytes([7; 32]);
+        let signed_out = token(&keys, &secret, None);
+        let signed_in = token(&keys, &secret, Some("session-a"));
+        assert_ne!(signed_out, signed_in);
+        assert_ne!(signed_in, token(&keys, &secret, Some("session-b")));
+        assert_eq!(signed_in, token(&keys, &secret, Some("session-a")));
     }
 
     #[test]

@@ -16,8 +16,8 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use std::borrow::Cow;
+
 use cookie::{Cookie, SameSite};
 use minijinja::{Value, context};
 
@@ -53,6 +53,8 @@ pub struct Web {
     /// The path and query of this request (where to come back to after signing in).
     pub here: String,
     csrf_cookie: String,
+    /// The session cookie, when it names a live session (CSRF tokens are bound to it).
+    session_cookie: Option<String>,
     flashes: Vec<Flash>,
     had_flash_cookie: bool,
     /// Cookies to set on the response.
@@ -65,7 +67,8 @@ impl FromRequestParts<AppState> for Web {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Web, Response> {
         let jar = cookies(&parts.headers);
-        let get = |name: &str| {
+        let get = |name: &'static str| {
+            let name = cookie_name(&state.settings, name);
             jar.iter()
                 .find(|c| c.name() == name)
                 .map(|c| c.value().to_owned())
@@ -74,12 +77,13 @@ impl FromRequestParts<AppState> for Web {
         let mut web = Web {
             state: state.clone(),
             session: None,
-            meta: request_meta(parts),
+            meta: request_meta(parts, &state.settings),
             here: parts
                 .uri
                 .path_and_query()
                 .map_or("/".to_owned(), |p| p.as_str().to_owned()),
             csrf_cookie: String::new(),
+            session_cookie: None,
             flashes: Vec::new(),
             had_flash_cookie: false,
             cookies: Vec::new(),
@@ -92,9 +96,13 @@ impl FromRequestParts<AppState> for Web {
             if web.session.is_none() {
                 // A stale cookie: drop it so the browser stops sending it.
                 web.cookies.push(web.removal(session::COOKIE));
+            } else {
+                web.session_cookie = Some(value);
             }
         }
-        match get(csrf::COOKIE).filter(|v| v.len() >= 32) {
+        // A missing or malformed secret is replaced (the form it came with, if any, has been
+        // refused by the CSRF check already).
+        match get(csrf::COOKIE).filter(|v| csrf::well_formed(v)) {
             Some(value) => web.csrf_cookie = value,
             None => web.rotate_csrf(),
         }
@@ -198,24 +206,38 @@ impl Web {
         }
         Err(self.render(
             "reauthenticate.html",
-            context! { next => local_path(back_to), errors => FormErrors::default() },
+            context! { next => self.next_or(back_to, "/"), errors => FormErrors::default() },
         ))
     }
 
     pub fn csrf_token(&self) -> String {
-        self.state.keys.tag(csrf::PURPOSE, &self.csrf_cookie)
+        csrf::token(
+            &self.state.keys,
+            &self.csrf_cookie,
+            self.session_cookie.as_deref(),
+        )
     }
 
     /// A new CSRF secret (at sign-in and sign-out, so tokens do not outlive the session).
     pub fn rotate_csrf(&mut self) {
-        self.csrf_cookie = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+        self.csrf_cookie = csrf::new_secret();
         let cookie = self.cookie(csrf::COOKIE, self.csrf_cookie.clone());
         self.cookies.push(cookie);
     }
 
-    /// A cookie with our flags: HttpOnly, SameSite=Lax, Secure on https sites, whole site.
+    /// The value of one of our cookies in this request (by its name on this site).
+    pub fn cookie_value(&self, name: &'static str) -> Option<String> {
+        let name = cookie_name(&self.state.settings, name);
+        cookies(&self.request_headers)
+            .into_iter()
+            .find(|c| c.name() == name)
+            .map(|c| c.value().to_owned())
+    }
+
+    /// A cookie with our flags: HttpOnly, SameSite=Lax, Secure on https sites, whole site,
+    /// and under https the `__Host-` name.
     pub fn cookie(&self, name: &'static str, value: String) -> Cookie<'static> {
-        Cookie::build((name, value))
+        Cookie::build((cookie_name(&self.state.settings, name), value))
             .http_only(true)
             .same_site(SameSite::Lax)
             .secure(self.state.settings.is_https())
@@ -230,10 +252,17 @@ impl Web {
     }
 
     pub fn set_cookie(&mut self, cookie: Cookie<'static>) {
+        // A new session (signing in): the tokens on this response's page are bound to it.
+        if cookie.name() == cookie_name(&self.state.settings, session::COOKIE) {
+            self.session_cookie = Some(cookie.value().to_owned());
+        }
         self.cookies.push(cookie);
     }
 
     pub fn remove_cookie(&mut self, name: &'static str) {
+        if name == session::COOKIE {
+            self.session_cookie = None;
+        }
         let cookie = self.removal(name);
         self.cookies.push(cookie);
     }
@@ -272,9 +301,14 @@ impl Web {
         self.finish(response, self.had_flash_cookie)
     }
 
+    /// `next` when it stays on this site (see [`local_path`]), else `default`.
+    pub fn next_or(&self, next: &str, default: &str) -> String {
+        local_path(&self.state.settings.base_url(), next).unwrap_or_else(|| default.to_owned())
+    }
+
     /// 303 to `to` (a local path) after a form, with a message for the next page.
     pub fn redirect_with(&self, to: &str, flash: Flash) -> Response {
-        let mut response = Redirect::to(local_path(to)).into_response();
+        let mut response = Redirect::to(&self.next_or(to, "/")).into_response();
         let mut cookie = self.cookie(flash::COOKIE, flash::encode(&self.state.keys, &[flash]));
         cookie.set_max_age(cookie::time::Duration::seconds(60));
         response
@@ -284,7 +318,7 @@ impl Web {
     }
 
     pub fn redirect(&self, to: &str) -> Response {
-        let response = Redirect::to(local_path(to)).into_response();
+        let response = Redirect::to(&self.next_or(to, "/")).into_response();
         self.finish(response, false)
     }
 
@@ -330,22 +364,53 @@ impl Web {
     }
 }
 
+/// The name one of our cookies has on this site. Under https it is `__Host-` prefixed: browsers
+/// then accept it only with `Secure`, `Path=/` and no `Domain`, so no other host (a sibling
+/// subdomain) can set or overwrite it.
+pub fn cookie_name(settings: &crate::config::Settings, name: &'static str) -> Cow<'static, str> {
+    if settings.is_https() {
+        Cow::Owned(format!("__Host-{name}"))
+    } else {
+        Cow::Borrowed(name)
+    }
+}
+
 fn header_value(cookie: &Cookie<'_>) -> HeaderValue {
     HeaderValue::from_str(&cookie.to_string())
         .unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
 }
 
-/// Only paths on this site are followed after a form (`next=` must not send people away).
-pub fn local_path(to: &str) -> &str {
-    if to.starts_with('/')
-        && !to.starts_with("//")
-        && !to.starts_with("/\\")
-        && !to.contains(['\r', '\n'])
+/// Where a redirect (`next=` after signing in, re-authenticating, the 2FA step) may send a
+/// browser: the target resolved against the base URL, only on this origin, as path and query.
+/// Control characters, spaces and backslashes are refused outright: browsers drop or rewrite
+/// them (`/\t/evil.example/` becomes `//evil.example/`), so no check of the text is safe.
+pub fn local_path(base_url: &str, to: &str) -> Option<String> {
+    if to.is_empty()
+        || to
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
     {
-        to
-    } else {
-        "/"
+        return None;
     }
+    let base = url::Url::parse(base_url).ok()?;
+    let target = base.join(to).ok()?;
+    if target.origin() != base.origin()
+        || !target.username().is_empty()
+        || target.password().is_some()
+    {
+        return None;
+    }
+    let path = target.path();
+    // `/.//evil` resolves to the path `//evil`, which a browser reads as another host.
+    if !path.starts_with('/') || path.starts_with("//") {
+        return None;
+    }
+    let mut local = path.to_owned();
+    if let Some(query) = target.query() {
+        local.push('?');
+        local.push_str(query);
+    }
+    Some(local)
 }
 
 pub fn urlencode(text: &str) -> String {
@@ -429,10 +494,36 @@ mod tests {
 
     #[test]
     fn only_local_paths_are_followed() {
-        assert_eq!(local_path("/manage/"), "/manage/");
-        assert_eq!(local_path("//evil.example/"), "/");
-        assert_eq!(local_path("/\\evil.example"), "/");
-        assert_eq!(local_path("https://evil.example/"), "/");
-        assert_eq!(local_path("/a\r\nSet-Cookie: x"), "/");
+        let base = "https://wharf.test";
+        let ok = |to: &str| local_path(base, to);
+        assert_eq!(ok("/manage/").as_deref(), Some("/manage/"));
+        assert_eq!(ok("/search/?q=a%20b").as_deref(), Some("/search/?q=a%20b"));
+        assert_eq!(ok("/a#frag").as_deref(), Some("/a"));
+        assert_eq!(ok("https://wharf.test/x?y").as_deref(), Some("/x?y"));
+        assert_eq!(ok("/%2F%2Fevil").as_deref(), Some("/%2F%2Fevil"));
+        assert_eq!(ok("/caf\u{e9}/").as_deref(), Some("/caf%C3%A9/"));
+        for hostile in [
+            "",
+            "//evil.example/",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "https://evil.example/",
+            "http://wharf.test/",
+            "https://wharf.test:8443/",
+            "https://user@wharf.test/",
+            "/\t/evil.example/",
+            "/\u{1}",
+            "/\u{7f}",
+            "/\u{85}x",
+            "/a\r\nSet-Cookie: x",
+            "/ /evil",
+            "/\u{a0}/evil",
+            "/.//evil.example/",
+            "/a/..//evil.example/",
+            "javascript:alert(1)",
+            "data:text/html,x",
+        ] {
+            assert_eq!(ok(hostile), None, "{hostile:?}");
+        }
     }
 }

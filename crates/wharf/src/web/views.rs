@@ -129,8 +129,11 @@ async fn show_project(web: Web, project: String, version: Option<String>) -> Res
     };
     let metadata: Value = serde_json::from_str(&shown.metadata).unwrap_or_default();
     let description = metadata["description"].as_str().unwrap_or_default();
-    let description_html =
-        readme::render(description, metadata["description_content_type"].as_str());
+    let description_html = readme::render(
+        description,
+        metadata["description_content_type"].as_str(),
+        &web.state.settings.base_url(),
+    );
     let files: Vec<FileView> = contents
         .files
         .iter()

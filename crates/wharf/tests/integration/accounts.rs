@@ -695,7 +695,7 @@ async fn pages_carry_security_headers_and_cookies_their_flags() {
         .get_all("set-cookie")
         .iter()
         .map(|v| v.to_str().unwrap().to_owned())
-        .find(|c| c.starts_with("wharf_csrf"))
+        .find(|c| c.starts_with("__Host-wharf_csrf="))
         .unwrap();
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Secure"),
@@ -712,7 +712,7 @@ async fn pages_carry_security_headers_and_cookies_their_flags() {
         .get_all("set-cookie")
         .iter()
         .map(|v| v.to_str().unwrap().to_owned())
-        .find(|c| c.starts_with("wharf_session"))
+        .find(|c| c.starts_with("__Host-wharf_session="))
         .unwrap();
     assert!(
         session.contains("HttpOnly")
@@ -745,7 +745,7 @@ async fn next_never_leaves_the_site() {
         )
         .await;
     assert_eq!(response.status, 303);
-    assert_eq!(response.header("location"), Some("/"));
+    assert_eq!(response.header("location"), Some("/manage/projects/"));
 }
 
 #[tokio::test]

@@ -16,6 +16,8 @@ pub struct Browser<'a> {
     csrf_token: Option<String>,
     /// Extra headers sent with every request (e.g. `Origin`).
     pub headers: Vec<(String, String)>,
+    /// The socket address the requests come from (as the server's `ConnectInfo`).
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 impl<'a> Browser<'a> {
@@ -25,6 +27,7 @@ impl<'a> Browser<'a> {
             cookies: BTreeMap::new(),
             csrf_token: None,
             headers: Vec::new(),
+            peer: None,
         }
     }
 
@@ -62,7 +65,13 @@ impl<'a> Browser<'a> {
         for (name, value) in &self.headers {
             builder = builder.header(name.as_str(), value.as_str());
         }
-        let response = self.app.request(builder.body(body).expect("request")).await;
+        let mut request = builder.body(body).expect("request");
+        if let Some(peer) = self.peer {
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+        }
+        let response = self.app.request(request).await;
         for set in response.headers.get_all("set-cookie") {
             let set = set.to_str().expect("ascii cookie");
             let (pair, attributes) = set.split_once(';').unwrap_or((set, ""));
@@ -72,7 +81,8 @@ impl<'a> Browser<'a> {
             } else {
                 self.cookies.insert(name.to_owned(), value.to_owned());
             }
-            if name == "wharf_csrf" {
+            // (`__Host-wharf_csrf` on https sites.)
+            if name.ends_with("wharf_csrf") {
                 self.csrf_token = None;
             }
         }
@@ -119,7 +129,9 @@ impl<'a> Browser<'a> {
     }
 
     pub fn signed_in_cookie(&self) -> Option<&String> {
-        self.cookies.get("wharf_session")
+        self.cookies
+            .get("wharf_session")
+            .or_else(|| self.cookies.get("__Host-wharf_session"))
     }
 }
 

@@ -16,3 +16,4 @@ mod two_factor;
 mod upload;
 mod upload_auth;
 mod util;
+mod web_security;
