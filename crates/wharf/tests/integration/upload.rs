@@ -507,3 +507,55 @@ impl Tap for UploadForm {
         self
     }
 }
+
+/// About 1 MiB of .tar.gz holding one GNU long-name member of 1 GiB: a reader that buffers
+/// long names whole takes gigabytes of memory for it.
+fn long_name_sdist(top: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let size = 1u64 << 30;
+    let mut header = tar::Header::new_gnu();
+    header.set_path("././@LongLink").expect("path");
+    header.set_entry_type(tar::EntryType::GNULongName);
+    header.set_size(size);
+    header.set_mode(0o644);
+    header.set_cksum();
+    gz.write_all(header.as_bytes()).expect("header");
+    let chunk = vec![0u8; 1024 * 1024];
+    for _ in 0..size / chunk.len() as u64 {
+        gz.write_all(&chunk).expect("data");
+    }
+    let mut tar = tar::Builder::new(gz);
+    let pkg_info = crate::util::METADATA.as_bytes();
+    let mut header = tar::Header::new_gnu();
+    header.set_size(pkg_info.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    tar.append_data(&mut header, format!("{top}/PKG-INFO"), pkg_info)
+        .expect("append");
+    tar.into_inner().expect("tar").finish().expect("gz")
+}
+
+#[tokio::test]
+async fn a_gigabyte_long_name_in_an_sdist_is_refused() {
+    let app = TestApp::new().await;
+    let content = long_name_sdist("demo-1.0");
+    assert!(content.len() < 2 * 1024 * 1024, "{} bytes", content.len());
+    let before = app.snapshot().await;
+    let form = UploadForm::new("demo", "1.0", "demo-1.0.tar.gz", content);
+    let response = app.upload(Some(&app.token), &form).await;
+    assert_eq!(
+        response.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        response.text()
+    );
+    assert!(
+        response.message().contains(
+            "Invalid distribution file. Tar long name, long link or PAX header member of 1073741824 bytes"
+        ),
+        "{}",
+        response.message()
+    );
+    assert_eq!(app.snapshot().await, before);
+}
