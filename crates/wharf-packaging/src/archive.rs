@@ -181,7 +181,9 @@ fn declared_entries(file: &mut File, len: u64, eocd: &[u8; 22]) -> u64 {
     let mut offset = [0u8; 8];
     offset.copy_from_slice(&locator[8..16]);
     let mut record = [0u8; 40];
-    if file.seek(SeekFrom::Start(u64::from_le_bytes(offset))).is_err()
+    if file
+        .seek(SeekFrom::Start(u64::from_le_bytes(offset)))
+        .is_err()
         || file.read_exact(&mut record).is_err()
         || record[..4] != *b"PK\x06\x06"
     {

@@ -306,8 +306,7 @@ fn applies_long_names_and_pax_paths_and_returns_pkg_info() {
         .expect("pax");
     append(&mut tar, "ignored-name", b"MIT");
     tar.into_inner().expect("tar").finish().expect("gz");
-    let contents =
-        inspect_sdist(&path, &name_of(&path), &["LICENSE".into()]).expect("valid sdist");
+    let contents = inspect_sdist(&path, &name_of(&path), &["LICENSE".into()]).expect("valid sdist");
     assert_eq!(contents.pkg_info.as_deref(), Some(METADATA));
 }
 
