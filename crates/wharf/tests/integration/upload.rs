@@ -559,3 +559,90 @@ async fn a_gigabyte_long_name_in_an_sdist_is_refused() {
     );
     assert_eq!(app.snapshot().await, before);
 }
+
+/// Uploads `forms` all at once from a multi-threaded runtime, answers in the forms' order.
+async fn upload_in_parallel(
+    app: &std::sync::Arc<TestApp>,
+    forms: Vec<UploadForm>,
+) -> Vec<crate::util::TestResponse> {
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(forms.len()));
+    let tasks: Vec<_> = forms
+        .into_iter()
+        .map(|form| {
+            let (app, start) = (app.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                app.upload(Some(&app.token), &form).await
+            })
+        })
+        .collect();
+    let mut responses = Vec::new();
+    for task in tasks {
+        responses.push(task.await.expect("upload task"));
+    }
+    responses
+}
+
+/// Ten wheels of one version, differing in their Python tag (a CI matrix publishing).
+fn matrix(name: &str, version: &str) -> Vec<UploadForm> {
+    (0..10)
+        .map(|i| {
+            let tag = format!("cp3{i}");
+            let content = wheel_bytes(name, version, &[("demo/tag.txt", tag.as_bytes())]);
+            let filename = format!("{name}-{version}-{tag}-none-any.whl");
+            UploadForm::new(name, version, &filename, content).set("pyversion", &tag)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_first_uploads_of_a_new_project_all_succeed() {
+    let app = std::sync::Arc::new(TestApp::new().await);
+    for (i, response) in upload_in_parallel(&app, matrix("demo", "1.0"))
+        .await
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(response.status, StatusCode::OK, "upload {i}: {response:?}");
+    }
+    assert_eq!(app.count("projects").await, 1);
+    assert_eq!(app.count("releases").await, 1);
+    assert_eq!(app.count("files").await, 10);
+    assert_eq!(app.count("roles").await, 1);
+
+    // A new version of the existing project, in parallel: one release, ten files.
+    for (i, response) in upload_in_parallel(&app, matrix("demo", "2.0"))
+        .await
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(response.status, StatusCode::OK, "upload {i}: {response:?}");
+    }
+    assert_eq!(app.count("releases").await, 2);
+    assert_eq!(app.count("files").await, 20);
+
+    // One filename with different contents: one is stored, the others already exist.
+    let same_name: Vec<UploadForm> = (0..5)
+        .map(|i| {
+            let content = wheel_bytes("demo", "3.0", &[("demo/n.txt", format!("{i}").as_bytes())]);
+            UploadForm::new("demo", "3.0", "demo-3.0-py3-none-any.whl", content)
+        })
+        .collect();
+    let responses = upload_in_parallel(&app, same_name).await;
+    let stored = responses
+        .iter()
+        .filter(|r| r.status == StatusCode::OK)
+        .count();
+    assert_eq!(stored, 1, "{responses:?}");
+    for response in responses.iter().filter(|r| r.status != StatusCode::OK) {
+        assert_eq!(response.status, StatusCode::BAD_REQUEST);
+        assert!(
+            response
+                .message()
+                .contains("File already exists ('demo-3.0-py3-none-any.whl'"),
+            "{}",
+            response.message()
+        );
+    }
+    assert_eq!(app.count("files").await, 21);
+}
