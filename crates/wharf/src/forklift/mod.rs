@@ -13,7 +13,7 @@ use blake2::Blake2b;
 use blake2::digest::consts::U32;
 use sha2::{Digest, Sha256};
 use wharf_packaging::filename::{self, PackageType, WheelFilename};
-use wharf_packaging::metadata::{Form, Metadata};
+use wharf_packaging::metadata::{FileMetadata, Form, Metadata};
 use wharf_packaging::{archive, name, version};
 
 use crate::accounts;
@@ -675,7 +675,15 @@ async fn inspect(
                 )));
             }
             let filename = content.filename.clone();
-            blocking(move || archive::inspect_sdist(&path, &filename, &license_files)).await?;
+            let contents =
+                blocking(move || archive::inspect_sdist(&path, &filename, &license_files)).await?;
+            // Before metadata 2.2 an sdist's PKG-INFO need not describe what it builds.
+            let pkg_info = contents.pkg_info.as_deref().map(FileMetadata::parse);
+            if let Some(pkg_info) = pkg_info.filter(|p| p.is_at_least(2, 2)) {
+                pkg_info
+                    .check_matches(metadata, "PKG-INFO")
+                    .map_err(invalid_file)?;
+            }
             Ok(None)
         }
         PackageType::BdistWheel => {
@@ -713,9 +721,17 @@ async fn inspect(
                 archive::inspect_wheel(&path, &filename, &wheel_name, &raw_version, &license_files)
             })
             .await?;
+            // Installers read this METADATA (PEP 658), the index shows the form: they agree.
+            FileMetadata::parse(&contents.metadata)
+                .check_matches(metadata, "METADATA")
+                .map_err(invalid_file)?;
             Ok(Some(contents.metadata))
         }
     }
+}
+
+fn invalid_file(message: String) -> AppError {
+    AppError::bad_request(format!("Invalid distribution file. {message}"))
 }
 
 async fn blocking<T: Send + 'static>(
@@ -724,7 +740,7 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .map_err(AppError::internal)?
-        .map_err(|message| AppError::bad_request(format!("Invalid distribution file. {message}")))
+        .map_err(invalid_file)
 }
 
 /// `blake2[:2]/blake2[2:4]/blake2[4:]/filename`, as on files.pythonhosted.org.
