@@ -488,7 +488,8 @@ fn scan_tar_members<R: Read>(
                     pax = Some(path);
                 }
             }
-            layout.members += 1;
+            // Not counted as members (GNU tar's posix format writes one per file): each is
+            // bounded, and what they expand to is in the budget.
             continue;
         }
         let name = match (long_name.take(), pax.take().flatten()) {

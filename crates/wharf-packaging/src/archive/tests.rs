@@ -293,7 +293,7 @@ fn applies_long_names_and_pax_paths_and_returns_pkg_info() {
         flate2::Compression::default(),
     );
     let mut tar = tar::Builder::new(gz);
-    let mut append = |tar: &mut tar::Builder<_>, name: &str, data: &[u8]| {
+    let append = |tar: &mut tar::Builder<_>, name: &str, data: &[u8]| {
         let mut header = tar::Header::new_gnu();
         header.set_size(data.len() as u64);
         header.set_mode(0o644);
