@@ -110,14 +110,29 @@ impl WheelFilename {
             None
         };
         let tags = &parts[parts.len() - 3..];
-        let split = |s: &str| s.split('.').map(str::to_owned).collect::<Vec<_>>();
+        // Tags end up in paths, pages and installers' caches: letters, digits and '_' only,
+        // '.' between compressed tags, none empty.
+        let split = |kind: &str, s: &str| -> Result<Vec<String>, String> {
+            s.split('.')
+                .map(|tag| {
+                    if !tag.is_empty() && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                    {
+                        Ok(tag.to_owned())
+                    } else {
+                        Err(format!(
+                            "Invalid wheel filename (invalid {kind} tag '{s}', use only [A-Za-z0-9_.]): {filename}"
+                        ))
+                    }
+                })
+                .collect()
+        };
         Ok(WheelFilename {
             name: name.to_owned(),
             version,
             build,
-            python_tags: split(tags[0]),
-            abi_tags: split(tags[1]),
-            platform_tags: split(tags[2]),
+            python_tags: split("python", tags[0])?,
+            abi_tags: split("ABI", tags[1])?,
+            platform_tags: split("platform", tags[2])?,
         })
     }
 }
@@ -188,6 +203,15 @@ mod tests {
             ("foo__x-1.0-py3-none-any.whl", "Invalid project name"),
             ("foo-x.y-py3-none-any.whl", "invalid version"),
             ("foo-1.0-b1-py3-none-any.whl", "Invalid build number"),
+            ("foo-1.0-py3<x>-none-any.whl", "invalid python tag 'py3<x>'"),
+            ("foo-1.0-py3-no%20ne-any.whl", "invalid ABI tag 'no%20ne'"),
+            ("foo-1.0-py3-none-any&x.whl", "invalid platform tag 'any&x'"),
+            (
+                "foo-1.0-py3..py2-none-any.whl",
+                "invalid python tag 'py3..py2'",
+            ),
+            ("foo-1.0--none-any.whl", "invalid python tag ''"),
+            ("foo-1.0-py3-none-an\u{e9}.whl", "invalid platform tag"),
         ] {
             let err = WheelFilename::parse(bad).expect_err(bad);
             assert!(err.contains(message), "{bad}: {err}");

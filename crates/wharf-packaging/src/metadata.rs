@@ -311,6 +311,175 @@ impl Metadata {
     }
 }
 
+/// What a distribution's own core metadata (a wheel's `METADATA`, an sdist's `PKG-INFO`) says
+/// about the fields installers act on, as written in the file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FileMetadata {
+    pub metadata_version: Option<String>,
+    pub name: Option<String>,
+    pub version: Option<String>,
+    pub requires_dist: Vec<String>,
+    pub requires_python: Option<String>,
+    pub provides_extra: Vec<String>,
+}
+
+impl FileMetadata {
+    /// Reads the headers of an RFC 822 style metadata file (up to the first empty line, which
+    /// starts the description). Continuation lines are joined to their field; values that the
+    /// upload form would drop ("UNKNOWN", empty) are dropped here too.
+    pub fn parse(bytes: &[u8]) -> FileMetadata {
+        let text = String::from_utf8_lossy(bytes);
+        let mut headers: Vec<(String, String)> = Vec::new();
+        for line in text.lines() {
+            if line.trim().is_empty() {
+                break;
+            }
+            if line.starts_with([' ', '\t']) {
+                if let Some((_, value)) = headers.last_mut() {
+                    value.push('\n');
+                    value.push_str(line.trim());
+                }
+                continue;
+            }
+            if let Some((key, value)) = line.split_once(':') {
+                headers.push((key.trim().to_ascii_lowercase(), value.trim().to_owned()));
+            }
+        }
+        let all = |key: &str| -> Vec<String> {
+            headers
+                .iter()
+                .filter(|(k, v)| k == key && v != "UNKNOWN" && !v.is_empty())
+                .map(|(_, v)| v.clone())
+                .collect()
+        };
+        let one = |key: &str| all(key).into_iter().next();
+        FileMetadata {
+            metadata_version: one("metadata-version"),
+            name: one("name"),
+            version: one("version"),
+            requires_dist: all("requires-dist"),
+            requires_python: one("requires-python"),
+            provides_extra: all("provides-extra"),
+        }
+    }
+
+    /// Whether the file declares at least metadata version `major.minor` (PEP 643 makes an
+    /// sdist's `PKG-INFO` binding from 2.2).
+    pub fn is_at_least(&self, major: u32, minor: u32) -> bool {
+        let Some((found_major, found_minor)) = self
+            .metadata_version
+            .as_deref()
+            .and_then(|v| v.split_once('.'))
+            .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)))
+        else {
+            return false;
+        };
+        (found_major, found_minor) >= (major, minor)
+    }
+
+    /// Refuses a file whose name or version differs from the upload form's, or whose
+    /// dependencies, Python requirement or extras do: the index shows the form, installers use
+    /// the file. `source` names the file ("METADATA", "PKG-INFO") in the message.
+    pub fn check_matches(&self, form: &Metadata, source: &str) -> Result<(), String> {
+        let mismatch = |field: &str, file: &str, form: &str| {
+            format!(
+                "{field} in the distribution's {source} does not match the upload form: {} in the file, {} in the form.",
+                shorten(file),
+                shorten(form)
+            )
+        };
+        let name = self.name.as_deref().unwrap_or_default();
+        if name::normalize(name) != name::normalize(&form.name) {
+            return Err(mismatch("Name", &quoted(&[name]), &quoted(&[&form.name])));
+        }
+        let raw_version = self.version.as_deref().unwrap_or_default();
+        let same_version = match (version::parse(raw_version), version::parse(&form.version)) {
+            (Ok(file), Ok(form)) => file == form,
+            _ => false,
+        };
+        if !same_version {
+            return Err(mismatch(
+                "Version",
+                &quoted(&[raw_version]),
+                &quoted(&[&form.version]),
+            ));
+        }
+        let requirements = |list: &[String]| sorted(list.iter().map(|r| canonical_requirement(r)));
+        if requirements(&self.requires_dist) != requirements(&form.requires_dist) {
+            return Err(mismatch(
+                "Requires-Dist",
+                &quoted(&self.requires_dist),
+                &quoted(&form.requires_dist),
+            ));
+        }
+        let python = |spec: &Option<String>| spec.as_deref().map(canonical_specifiers);
+        if python(&self.requires_python) != python(&form.requires_python) {
+            return Err(mismatch(
+                "Requires-Python",
+                &quoted(self.requires_python.as_slice()),
+                &quoted(form.requires_python.as_slice()),
+            ));
+        }
+        let extras = |list: &[String]| {
+            let mut names: Vec<String> = list.iter().map(|e| name::normalize(e)).collect();
+            names.sort();
+            names.dedup();
+            names
+        };
+        if extras(&self.provides_extra) != extras(&form.provides_extra) {
+            return Err(mismatch(
+                "Provides-Extra",
+                &quoted(&self.provides_extra),
+                &quoted(&form.provides_extra),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn sorted(items: impl Iterator<Item = String>) -> Vec<String> {
+    let mut items: Vec<String> = items.collect();
+    items.sort();
+    items
+}
+
+/// A requirement as pep508 prints it (normalised name, spacing and markers); as written when
+/// it does not parse, so that it can only equal itself.
+fn canonical_requirement(requirement: &str) -> String {
+    pep508_rs::Requirement::<pep508_rs::VerbatimUrl>::from_str(requirement)
+        .map_or_else(|_| requirement.trim().to_owned(), |r| r.to_string())
+}
+
+/// A specifier set in a canonical order and spelling.
+fn canonical_specifiers(spec: &str) -> String {
+    match version::parse_specifiers(spec) {
+        Ok(parsed) => sorted(parsed.into_iter().map(|s| s.to_string())).join(","),
+        Err(_) => spec.trim().to_owned(),
+    }
+}
+
+fn quoted<S: AsRef<str>>(values: &[S]) -> String {
+    if values.is_empty() {
+        return "none".to_owned();
+    }
+    values
+        .iter()
+        .map(|v| format!("'{}'", v.as_ref()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Keeps a message readable whatever a file holds.
+fn shorten(text: &str) -> String {
+    const MAX: usize = 200;
+    if text.chars().count() <= MAX {
+        return text.to_owned();
+    }
+    let mut short: String = text.chars().take(MAX).collect();
+    short.push_str("...");
+    short
+}
+
 fn check_content_type(ct: &str) -> Result<(), String> {
     let mut parts = ct.split(';').map(str::trim);
     let mime = parts.next().unwrap_or_default().to_ascii_lowercase();
@@ -520,6 +689,83 @@ mod tests {
             let err = check(extra).expect_err(expected);
             assert!(err.contains(expected), "{extra:?}: {err}");
         }
+    }
+
+    #[test]
+    fn reads_file_metadata_headers() {
+        let file = FileMetadata::parse(
+            b"Metadata-Version: 2.2\nName: Sample_Project\nVersion: 1.0.0\nRequires-Dist: requests>=2\nRequires-Dist: rich; extra == 'fancy'\nrequires-python: >=3.8\nProvides-Extra: Fancy\nSummary: UNKNOWN\nDescription: line one\n        line two\n\nRequires-Dist: from-the-body\n",
+        );
+        assert_eq!(file.name.as_deref(), Some("Sample_Project"));
+        assert_eq!(
+            file.requires_dist,
+            ["requests>=2", "rich; extra == 'fancy'"]
+        );
+        assert_eq!(file.requires_python.as_deref(), Some(">=3.8"));
+        assert!(file.is_at_least(2, 2) && !file.is_at_least(2, 3));
+        assert!(!FileMetadata::parse(b"Metadata-Version: 2.1\n").is_at_least(2, 2));
+        assert!(!FileMetadata::parse(b"Name: x\n").is_at_least(1, 0));
+    }
+
+    #[test]
+    fn file_metadata_must_match_the_form() {
+        let form = check(&[
+            ("requires_dist", "requests >= 2"),
+            ("requires_dist", "rich ; extra == \"fancy\""),
+            ("requires_python", ">=3.8, <4"),
+            ("provides_extra", "fancy"),
+        ])
+        .expect("valid form");
+        let base = "Metadata-Version: 2.1\nName: sample-project\nVersion: 1.0\n";
+        let same = format!(
+            "{base}Requires-Dist: rich; extra == 'fancy'\nRequires-Dist: Requests>=2\nRequires-Python: <4,>=3.8\nProvides-Extra: Fancy\n"
+        );
+        FileMetadata::parse(same.as_bytes())
+            .check_matches(&form, "METADATA")
+            .expect("the same metadata, written differently");
+        for (file, field) in [
+            (same.replace("sample-project", "other"), "Name"),
+            (same.replace("Version: 1.0", "Version: 1.1"), "Version"),
+            (
+                same.replace("Requires-Dist: Requests>=2", "Requires-Dist: evil-package"),
+                "Requires-Dist",
+            ),
+            (
+                same.replace("Requires-Dist: Requests>=2\n", ""),
+                "Requires-Dist",
+            ),
+            (format!("{same}Requires-Dist: extra-dep\n"), "Requires-Dist"),
+            (same.replace("<4,>=3.8", ">=3.7"), "Requires-Python"),
+            (
+                same.replace("Requires-Python: <4,>=3.8\n", ""),
+                "Requires-Python",
+            ),
+            (
+                same.replace("Provides-Extra: Fancy\n", ""),
+                "Provides-Extra",
+            ),
+            (base.replace("Name: sample-project\n", ""), "Name"),
+        ] {
+            let err = FileMetadata::parse(file.as_bytes())
+                .check_matches(&form, "METADATA")
+                .expect_err(field);
+            assert!(
+                err.starts_with(&format!(
+                    "{field} in the distribution's METADATA does not match the upload form"
+                )),
+                "{field}: {err}"
+            );
+        }
+        let err = FileMetadata::parse(
+            same.replace("Requires-Dist: Requests>=2", "Requires-Dist: evil-package")
+                .as_bytes(),
+        )
+        .check_matches(&form, "METADATA")
+        .unwrap_err();
+        assert!(
+            err.contains("'evil-package'") && err.contains("'requests >= 2'"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -229,3 +229,178 @@ fn checks_sdist_layout() {
     let zip_sdist = write_zip(&dir, "demo-1.0.zip", &[("demo-1.0/PKG-INFO", METADATA)]);
     inspect_sdist(&zip_sdist, &name_of(&zip_sdist), &[]).expect("zip sdists are structurally fine");
 }
+
+/// A .tar.gz of one GNU long-name (`L`) member of `size` zero bytes, then a `PKG-INFO`: about
+/// 1 MiB on disk for 1 GiB, which readers that buffer long names take whole into memory.
+fn write_long_name_bomb(dir: &tempfile::TempDir, name: &str, size: u64) -> std::path::PathBuf {
+    let path = dir.path().join(name);
+    let mut gz = flate2::write::GzEncoder::new(
+        File::create(&path).expect("create"),
+        flate2::Compression::best(),
+    );
+    let mut header = tar::Header::new_gnu();
+    header.set_path("././@LongLink").expect("path");
+    header.set_entry_type(tar::EntryType::GNULongName);
+    header.set_size(size);
+    header.set_mode(0o644);
+    header.set_cksum();
+    gz.write_all(header.as_bytes()).expect("header");
+    let chunk = vec![0u8; 1024 * 1024];
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(chunk.len() as u64);
+        gz.write_all(&chunk[..n as usize]).expect("data");
+        left -= n;
+    }
+    let padding = (512 - size % 512) % 512;
+    gz.write_all(&vec![0u8; padding as usize]).expect("padding");
+    let mut tar = tar::Builder::new(gz);
+    let mut header = tar::Header::new_gnu();
+    header.set_size(METADATA.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    tar.append_data(&mut header, "bomb-1.0/PKG-INFO", METADATA)
+        .expect("append");
+    tar.into_inner().expect("tar").finish().expect("gz");
+    path
+}
+
+#[test]
+fn refuses_a_gigabyte_long_name_before_reading_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let bomb = write_long_name_bomb(&dir, "bomb-1.0.tar.gz", 1 << 30);
+    let on_disk = std::fs::metadata(&bomb).expect("stat").len();
+    assert!(on_disk < 2 * 1024 * 1024, "{on_disk} bytes on disk");
+    let err = inspect_sdist(&bomb, &name_of(&bomb), &[]).unwrap_err();
+    assert!(err.contains("long name, long link or PAX header"), "{err}");
+    assert!(err.contains("1073741824 bytes"), "{err}");
+    // Just over the limit is refused too.
+    let over = write_long_name_bomb(&dir, "over-1.0.tar.gz", MAX_HEADER_MEMBER + 1);
+    assert!(
+        inspect_sdist(&over, &name_of(&over), &[])
+            .unwrap_err()
+            .contains("at most 64 KiB")
+    );
+}
+
+#[test]
+fn applies_long_names_and_pax_paths_and_returns_pkg_info() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let top = format!("demo-1.0-{}", "x".repeat(150));
+    let path = dir.path().join("demo-1.0.tar.gz");
+    let gz = flate2::write::GzEncoder::new(
+        File::create(&path).expect("create"),
+        flate2::Compression::default(),
+    );
+    let mut tar = tar::Builder::new(gz);
+    let append = |tar: &mut tar::Builder<_>, name: &str, data: &[u8]| {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        // Names over 100 bytes are written as GNU long-name members by the builder.
+        tar.append_data(&mut header, name, data).expect("append");
+    };
+    append(&mut tar, &format!("{top}/PKG-INFO"), METADATA);
+    tar.append_pax_extensions([("path", format!("{top}/LICENSE").as_bytes())])
+        .expect("pax");
+    append(&mut tar, "ignored-name", b"MIT");
+    tar.into_inner().expect("tar").finish().expect("gz");
+    let contents = inspect_sdist(&path, &name_of(&path), &["LICENSE".into()]).expect("valid sdist");
+    assert_eq!(contents.pkg_info.as_deref(), Some(METADATA));
+}
+
+#[test]
+fn refuses_pax_headers_that_readers_could_disagree_on() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let write = |name: &str, records: &[(&str, &[u8])], global: bool| {
+        let path = dir.path().join(name);
+        let gz = flate2::write::GzEncoder::new(
+            File::create(&path).expect("create"),
+            flate2::Compression::default(),
+        );
+        let mut tar = tar::Builder::new(gz);
+        let mut data = Vec::new();
+        for (key, value) in records {
+            let line_len = key.len() + value.len() + 3;
+            let len = line_len + (line_len + 2).to_string().len();
+            data.extend_from_slice(format!("{len} {key}=").as_bytes());
+            data.extend_from_slice(value);
+            data.push(b'\n');
+        }
+        let mut header = tar::Header::new_ustar();
+        header.set_size(data.len() as u64);
+        header.set_entry_type(if global {
+            tar::EntryType::XGlobalHeader
+        } else {
+            tar::EntryType::XHeader
+        });
+        header.set_cksum();
+        tar.append(&header, data.as_slice()).expect("pax");
+        let mut header = tar::Header::new_gnu();
+        header.set_size(METADATA.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, "demo-1.0/PKG-INFO", METADATA)
+            .expect("append");
+        tar.into_inner().expect("tar").finish().expect("gz");
+        path
+    };
+    let size = write("a.tar.gz", &[("size", b"0")], false);
+    assert!(
+        inspect_sdist(&size, &name_of(&size), &[])
+            .unwrap_err()
+            .contains("PAX size records are not allowed")
+    );
+    let global = write("b.tar.gz", &[("path", b"other/PKG-INFO")], true);
+    assert!(
+        inspect_sdist(&global, &name_of(&global), &[])
+            .unwrap_err()
+            .contains("in global headers")
+    );
+    let big = "x".repeat((MAX_HEADER_MEMBER + 1) as usize);
+    let huge = write("c.tar.gz", &[("comment", big.as_bytes())], false);
+    assert!(
+        inspect_sdist(&huge, &name_of(&huge), &[])
+            .unwrap_err()
+            .contains("at most 64 KiB")
+    );
+    // A harmless global header (git archive writes one) is not a member.
+    let harmless = write("d.tar.gz", &[("comment", b"abc")], true);
+    inspect_sdist(&harmless, &name_of(&harmless), &[]).expect("valid sdist");
+}
+
+#[test]
+fn caps_the_member_count() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let names: Vec<String> = (0..=MAX_MEMBERS).map(|i| format!("demo-1.0/{i}")).collect();
+    let mut members: Vec<(&str, &[u8])> = vec![("demo-1.0/PKG-INFO", METADATA)];
+    members.extend(names.iter().map(|n| (n.as_str(), b"".as_slice())));
+    let tar = write_tar_gz(&dir, "demo-1.0.tar.gz", &members);
+    assert!(
+        inspect_sdist(&tar, &name_of(&tar), &[])
+            .unwrap_err()
+            .contains("more than 100000 members")
+    );
+    let zip = write_zip(&dir, "demo-1.0.zip", &members);
+    let err = inspect_sdist(&zip, &name_of(&zip), &[]).unwrap_err();
+    assert!(err.contains("more than 100000 members"), "{err}");
+}
+
+#[test]
+fn the_budget_counts_bytes_actually_decompressed() {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let chunk = vec![0u8; 1024 * 1024];
+    for _ in 0..=(MAX_UNCOMPRESSED / chunk.len() as u64) {
+        gz.write_all(&chunk).expect("write");
+    }
+    let compressed = gz.finish().expect("gz");
+    let budget = Budget::for_compressed(compressed.len() as u64);
+    let mut reader = budget.reader(flate2::read::GzDecoder::new(compressed.as_slice()));
+    let read = std::io::copy(&mut reader, &mut std::io::sink());
+    assert!(read.is_err() && budget.exceeded.get());
+    // Within the budget, everything is read.
+    let small = Budget::for_compressed(compressed.len() as u64 * 1000);
+    let mut reader = small.reader(flate2::read::GzDecoder::new(compressed.as_slice()));
+    assert!(std::io::copy(&mut reader, &mut std::io::sink()).is_ok());
+}

@@ -13,7 +13,7 @@ use blake2::Blake2b;
 use blake2::digest::consts::U32;
 use sha2::{Digest, Sha256};
 use wharf_packaging::filename::{self, PackageType, WheelFilename};
-use wharf_packaging::metadata::{Form, Metadata};
+use wharf_packaging::metadata::{FileMetadata, Form, Metadata};
 use wharf_packaging::{archive, name, version};
 
 use crate::accounts;
@@ -227,6 +227,38 @@ fn upload_fields(form: &UploadForm) -> AppResult<UploadFields> {
     Ok(fields)
 }
 
+/// Tries per upload: a first upload can lose the race to create its project or release, or to
+/// add its file, to a parallel upload; it then looks again and goes on as if it came second.
+const MAX_ATTEMPTS: usize = 3;
+
+/// One upload, checked and committed by [`Upload::attempt`].
+struct Upload<'a> {
+    state: &'a AppState,
+    meta: &'a RequestMeta,
+    identity: &'a UploadIdentity,
+    metadata: &'a Metadata,
+    fields: &'a UploadFields,
+    content: &'a Content,
+    uploaded_via: Option<&'a str>,
+}
+
+/// What an attempt does not need to do again: inspecting the archive and storing the blobs
+/// depend only on the file and the normalised name.
+#[derive(Default)]
+struct Prepared {
+    /// The wheel's METADATA for PEP 658 (`None` for an sdist), once inspected.
+    inspected: Option<Option<Vec<u8>>>,
+    /// The file's storage path and its METADATA's (sha256, blake2_256), once stored.
+    stored: Option<(String, Option<(String, String)>)>,
+}
+
+/// How an attempt ended when nothing was wrong with the upload.
+enum Outcome {
+    Done(Response),
+    /// A parallel upload created the project, release or file first: look again.
+    Raced,
+}
+
 async fn file_upload(
     state: &AppState,
     meta: &RequestMeta,
@@ -241,312 +273,362 @@ async fn file_upload(
             "Upload payload does not have a file.",
         ));
     };
-    let user = &identity.user;
-    let normalized = name::normalize(&metadata.name);
-
-    // The project, or the one this upload will create.
-    let existing = packaging::find_project(&state.db, &normalized).await?;
-    let project = match &existing {
-        Some(project) => project.clone(),
-        None => check_new_project(state, &metadata.name, &normalized).await?,
-    };
-    identity.authorize(state, meta, &project).await?;
-    // Who may upload is the one project decision (a new project makes the uploader its Owner).
-    let decided = permissions::authorize_upload(
-        &state.db,
-        state.settings.require_2fa,
-        user,
-        &project,
-        existing.is_none(),
-    )
-    .await?;
-    match decided {
-        Ok(()) => {}
-        // Tokens are one factor: where two are required, the token's owner must have 2FA.
-        Err(Denied::Needs2fa) => {
-            return Err(AppError::forbidden(format!(
-                "User '{}', associated with the API token used, does not have two-factor \
-                 authentication enabled, and '{}' requires it. Enable it at {}/manage/account/two-factor/",
-                user.username,
-                project.name,
-                state.settings.base_url()
-            )));
-        }
-        Err(_) => {
-            return Err(AppError::forbidden(format!(
-                "The user '{}' isn't allowed to upload to project '{}'. {}",
-                user.username,
-                project.name,
-                help(state, "project-name")
-            )));
-        }
-    }
-    if !accounts::has_verified_primary_email(&state.db, &user.id).await? {
-        return Err(AppError::forbidden(format!(
-            "User '{}' does not have a verified primary email address. Please add a verified primary email before attempting to upload. {}",
-            user.username,
-            help(state, "verified-email")
-        )));
-    }
-
-    // The file itself.
-    filename::check_filename(&content.filename, fields.package_type)
-        .map_err(AppError::bad_request)?;
-    // A part without a type is read as application/octet-stream (uv sends none).
-    if content
-        .content_type
-        .as_deref()
-        .is_some_and(|t| t.starts_with("image/"))
-    {
-        return Err(AppError::bad_request("Invalid distribution file."));
-    }
-    let limit = effective_limit(state.settings.max_upload_size, Some(&project));
-    if content.size > limit {
-        return Err(file_too_large(&project.name, limit));
-    }
-    if project.total_size.saturating_add(content.size as i64) > MAX_PROJECT_SIZE {
-        return Err(AppError::bad_request(format!(
-            "Project size too large. Limit for project '{}' total size is {} GB. See https://docs.pypi.org/project-management/storage-limits#requesting-a-project-size-limit-increase for more information.",
-            project.name,
-            MAX_PROJECT_SIZE / (1024 * 1024 * 1024)
-        )));
-    }
-    let digests_match = [
-        (&fields.md5, &content.md5),
-        (&fields.sha256, &content.sha256),
-        (&fields.blake2_256, &content.blake2_256),
-    ]
-    .iter()
-    .all(|(given, computed)| given.as_ref().is_none_or(|g| g == *computed));
-    if !digests_match {
-        return Err(AppError::bad_request(
-            "The digest supplied does not match a digest calculated from the uploaded file.",
-        ));
-    }
-    if let Some((filename, sha256, blake2)) =
-        packaging::find_duplicate_file(&state.db, &content.filename, &content.blake2_256).await?
-    {
-        if filename == content.filename && sha256 == content.sha256 && blake2 == content.blake2_256
-        {
-            return Ok(StatusCode::OK.into_response());
-        }
-        return Err(AppError::bad_request(format!(
-            "File already exists ('{filename}', with blake2_256 hash '{blake2}'). {}",
-            help(state, "file-name-reuse")
-        )));
-    }
-    if packaging::filename_registered(&state.db, &content.filename).await? {
-        return Err(AppError::bad_request(format!(
-            "This filename was previously used by a file that has since been deleted. Use a different version. {}",
-            help(state, "file-name-reuse")
-        )));
-    }
-    let parsed_version = version::parse(&metadata.version).map_err(AppError::bad_request)?;
-    let canonical = version::canonicalize(&parsed_version);
-    let release = match &existing {
-        Some(project) => packaging::find_release(&state.db, &project.id, &canonical).await?,
-        None => None,
-    };
-    if let Some(release) = &release {
-        if state.clock.now_micros() - release.created > RELEASE_UPLOAD_WINDOW_SECS * 1_000_000 {
-            return Err(AppError::bad_request(
-                "Uploading new files to releases older than 14 days is not allowed.",
-            ));
-        }
-        if fields.package_type == PackageType::Sdist
-            && packaging::release_has_sdist(&state.db, &release.id).await?
-        {
-            return Err(AppError::bad_request(
-                "Only one sdist may be uploaded per release.",
-            ));
-        }
-    }
-    let wheel_metadata = inspect(
-        &project,
-        &metadata,
-        &parsed_version,
-        fields.package_type,
+    let upload = Upload {
+        state,
+        meta,
+        identity,
+        metadata: &metadata,
+        fields: &fields,
         content,
-    )
-    .await?;
-
-    // Store the blobs, then commit the rows: a failure after this point leaves at most an
-    // unreferenced blob.
-    let path = content_path(&content.blake2_256, &content.filename);
-    state.storage.put_file(&path, content.file.path()).await?;
-    let metadata_digests = match wheel_metadata {
-        Some(bytes) => {
-            let digests = (
-                hex::encode(Sha256::digest(&bytes)),
-                hex::encode(Blake2b::<U32>::digest(&bytes)),
-            );
-            state
-                .storage
-                .put_bytes(&format!("{path}.metadata"), bytes)
-                .await?;
-            Some(digests)
-        }
-        None => None,
+        uploaded_via: uploaded_via.as_deref(),
     };
-
-    let now = state.clock.now_micros();
-    let mut tx = state.db.begin().await?;
-    let mut batch = events::Batch::new(meta, now);
-    if existing.is_none() {
-        if !packaging::insert_project(&mut tx, &project, now).await? {
-            return Err(AppError::conflict(format!(
-                "The name '{}' conflicts with an existing project. {}",
-                metadata.name,
-                help(state, "project-name")
-            )));
+    let mut prepared = Prepared::default();
+    for _ in 0..MAX_ATTEMPTS {
+        if let Outcome::Done(response) = upload.attempt(&mut prepared).await? {
+            return Ok(response);
         }
-        packaging::insert_role(&mut tx, &project.id, &user.id, Role::Owner, now).await?;
-        packaging::journal(&mut tx, &project, None, "create", &user.username, now).await?;
-        packaging::journal(
-            &mut tx,
+    }
+    Err(AppError::conflict(format!(
+        "Parallel uploads to '{}' kept changing it while this one was checked: upload again. {}",
+        metadata.name,
+        help(state, "project-name")
+    )))
+}
+
+impl Upload<'_> {
+    /// Every check against the index as it is now, then one transaction.
+    async fn attempt(&self, prepared: &mut Prepared) -> AppResult<Outcome> {
+        let Upload {
+            state,
+            meta,
+            identity,
+            metadata,
+            fields,
+            content,
+            uploaded_via,
+        } = *self;
+        let user = &identity.user;
+        let normalized = name::normalize(&metadata.name);
+
+        // The project, or the one this upload will create.
+        let existing = packaging::find_project(&state.db, &normalized).await?;
+        let project = match &existing {
+            Some(project) => project.clone(),
+            None => match check_new_project(state, &metadata.name, &normalized).await? {
+                Some(project) => project,
+                None => return Ok(Outcome::Raced),
+            },
+        };
+        identity.authorize(state, meta, &project).await?;
+        // Who may upload is the one project decision (a new project makes the uploader its
+        // Owner).
+        let decided = permissions::authorize_upload(
+            &state.db,
+            state.settings.require_2fa,
+            user,
             &project,
-            None,
-            &format!("add Owner {}", user.username),
-            &user.username,
-            now,
+            existing.is_none(),
         )
         .await?;
-        let created = serde_json::json!({"created_by": user.username});
-        batch.add(
-            Source::Project(&project.id),
-            EventTag::ProjectCreate,
-            created,
-        );
-        let role = serde_json::json!({"submitted_by": user.username, "role_name": "Owner", "target_user": user.username});
-        batch.add(
-            Source::Project(&project.id),
-            EventTag::ProjectRoleAdd,
-            role.clone(),
-        );
-        let account_role = serde_json::json!({"submitted_by": user.username, "role_name": "Owner", "project_name": project.name});
-        batch.add(
-            Source::User(&user.id),
-            EventTag::AccountRoleAdd,
-            account_role,
-        );
-    } else if project.name != metadata.name {
-        // A later upload may change how the name is written (not what it normalises to).
-        sqlx::query("UPDATE projects SET name = $1 WHERE id = $2")
-            .bind(&metadata.name)
-            .bind(&project.id)
-            .execute(&mut *tx)
-            .await?;
-    }
-    let release_id = match release {
-        Some(release) => release.id,
-        None => {
-            let id = uuid::Uuid::new_v4().to_string();
-            packaging::insert_release(
-                &mut tx,
-                &NewRelease {
-                    id: &id,
-                    project_id: &project.id,
-                    version: &metadata.version,
-                    canonical_version: &canonical,
-                    is_prerelease: parsed_version.any_prerelease(),
-                    summary: metadata.summary.as_deref(),
-                    requires_python: metadata.requires_python.as_deref(),
-                    metadata: &crate::api::metadata_json(&metadata).to_string(),
-                    uploader_id: &user.id,
-                },
-                now,
+        match decided {
+            Ok(()) => {}
+            // Tokens are one factor: where two are required, the token's owner must have 2FA.
+            Err(Denied::Needs2fa) => {
+                return Err(AppError::forbidden(format!(
+                    "User '{}', associated with the API token used, does not have two-factor \
+                     authentication enabled, and '{}' requires it. Enable it at {}/manage/account/two-factor/",
+                    user.username,
+                    project.name,
+                    state.settings.base_url()
+                )));
+            }
+            Err(_) => {
+                return Err(AppError::forbidden(format!(
+                    "The user '{}' isn't allowed to upload to project '{}'. {}",
+                    user.username,
+                    project.name,
+                    help(state, "project-name")
+                )));
+            }
+        }
+        if !accounts::has_verified_primary_email(&state.db, &user.id).await? {
+            return Err(AppError::forbidden(format!(
+                "User '{}' does not have a verified primary email address. Please add a verified primary email before attempting to upload. {}",
+                user.username,
+                help(state, "verified-email")
+            )));
+        }
+
+        // The file itself.
+        filename::check_filename(&content.filename, fields.package_type)
+            .map_err(AppError::bad_request)?;
+        // A part without a type is read as application/octet-stream (uv sends none).
+        if content
+            .content_type
+            .as_deref()
+            .is_some_and(|t| t.starts_with("image/"))
+        {
+            return Err(AppError::bad_request("Invalid distribution file."));
+        }
+        let limit = effective_limit(state.settings.max_upload_size, Some(&project));
+        if content.size > limit {
+            return Err(file_too_large(&project.name, limit));
+        }
+        if project.total_size.saturating_add(content.size as i64) > MAX_PROJECT_SIZE {
+            return Err(AppError::bad_request(format!(
+                "Project size too large. Limit for project '{}' total size is {} GB. See https://docs.pypi.org/project-management/storage-limits#requesting-a-project-size-limit-increase for more information.",
+                project.name,
+                MAX_PROJECT_SIZE / (1024 * 1024 * 1024)
+            )));
+        }
+        let digests_match = [
+            (&fields.md5, &content.md5),
+            (&fields.sha256, &content.sha256),
+            (&fields.blake2_256, &content.blake2_256),
+        ]
+        .iter()
+        .all(|(given, computed)| given.as_ref().is_none_or(|g| g == *computed));
+        if !digests_match {
+            return Err(AppError::bad_request(
+                "The digest supplied does not match a digest calculated from the uploaded file.",
+            ));
+        }
+        if let Some((filename, sha256, blake2)) =
+            packaging::find_duplicate_file(&state.db, &content.filename, &content.blake2_256)
+                .await?
+        {
+            if filename == content.filename
+                && sha256 == content.sha256
+                && blake2 == content.blake2_256
+            {
+                return Ok(Outcome::Done(StatusCode::OK.into_response()));
+            }
+            return Err(AppError::bad_request(format!(
+                "File already exists ('{filename}', with blake2_256 hash '{blake2}'). {}",
+                help(state, "file-name-reuse")
+            )));
+        }
+        if packaging::filename_registered(&state.db, &content.filename).await? {
+            return Err(AppError::bad_request(format!(
+                "This filename was previously used by a file that has since been deleted. Use a different version. {}",
+                help(state, "file-name-reuse")
+            )));
+        }
+        let parsed_version = version::parse(&metadata.version).map_err(AppError::bad_request)?;
+        let canonical = version::canonicalize(&parsed_version);
+        let release = match &existing {
+            Some(project) => packaging::find_release(&state.db, &project.id, &canonical).await?,
+            None => None,
+        };
+        if let Some(release) = &release {
+            if state.clock.now_micros() - release.created > RELEASE_UPLOAD_WINDOW_SECS * 1_000_000 {
+                return Err(AppError::bad_request(
+                    "Uploading new files to releases older than 14 days is not allowed.",
+                ));
+            }
+            if fields.package_type == PackageType::Sdist
+                && packaging::release_has_sdist(&state.db, &release.id).await?
+            {
+                return Err(AppError::bad_request(
+                    "Only one sdist may be uploaded per release.",
+                ));
+            }
+        }
+        if prepared.inspected.is_none() {
+            let wheel_metadata = inspect(
+                &project,
+                metadata,
+                &parsed_version,
+                fields.package_type,
+                content,
             )
             .await?;
+            prepared.inspected = Some(wheel_metadata);
+        }
+
+        // Store the blobs, then commit the rows: a failure after this point leaves at most an
+        // unreferenced blob.
+        let stored = match prepared.stored.take() {
+            Some(stored) => stored,
+            None => {
+                let path = content_path(&content.blake2_256, &content.filename);
+                state.storage.put_file(&path, content.file.path()).await?;
+                let metadata_digests = match prepared.inspected.clone().flatten() {
+                    Some(bytes) => {
+                        let digests = (
+                            hex::encode(Sha256::digest(&bytes)),
+                            hex::encode(Blake2b::<U32>::digest(&bytes)),
+                        );
+                        state
+                            .storage
+                            .put_bytes(&format!("{path}.metadata"), bytes)
+                            .await?;
+                        Some(digests)
+                    }
+                    None => None,
+                };
+                (path, metadata_digests)
+            }
+        };
+        let (path, metadata_digests) = &*prepared.stored.insert(stored);
+
+        let now = state.clock.now_micros();
+        // A parallel upload that commits first makes one of these inserts fail (PostgreSQL
+        // then refuses the rest of the transaction): it is rolled back when dropped.
+        let mut tx = state.db.begin().await?;
+        let mut batch = events::Batch::new(meta, now);
+        if existing.is_none() {
+            if !packaging::insert_project(&mut tx, &project, now).await? {
+                return Ok(Outcome::Raced);
+            }
+            packaging::insert_role(&mut tx, &project.id, &user.id, Role::Owner, now).await?;
+            packaging::journal(&mut tx, &project, None, "create", &user.username, now).await?;
             packaging::journal(
                 &mut tx,
                 &project,
-                Some(&metadata.version),
-                "new release",
+                None,
+                &format!("add Owner {}", user.username),
                 &user.username,
                 now,
             )
             .await?;
-            let added =
-                serde_json::json!({"submitted_by": user.username, "canonical_version": canonical});
+            let created = serde_json::json!({"created_by": user.username});
             batch.add(
                 Source::Project(&project.id),
-                EventTag::ProjectReleaseAdd,
-                added,
+                EventTag::ProjectCreate,
+                created,
             );
-            id
+            let role = serde_json::json!({"submitted_by": user.username, "role_name": "Owner", "target_user": user.username});
+            batch.add(
+                Source::Project(&project.id),
+                EventTag::ProjectRoleAdd,
+                role.clone(),
+            );
+            let account_role = serde_json::json!({"submitted_by": user.username, "role_name": "Owner", "project_name": project.name});
+            batch.add(
+                Source::User(&user.id),
+                EventTag::AccountRoleAdd,
+                account_role,
+            );
+        } else if project.name != metadata.name {
+            // A later upload may change how the name is written (not what it normalises to).
+            sqlx::query("UPDATE projects SET name = $1 WHERE id = $2")
+                .bind(&metadata.name)
+                .bind(&project.id)
+                .execute(&mut *tx)
+                .await?;
         }
-    };
-    let file_id = uuid::Uuid::new_v4().to_string();
-    let inserted = packaging::insert_file(
-        &mut tx,
-        &NewFile {
-            id: &file_id,
-            release_id: &release_id,
-            project_id: &project.id,
-            filename: &content.filename,
-            packagetype: fields.package_type.as_str(),
-            python_version: &fields.pyversion,
-            comment_text: fields.comment.as_deref(),
-            size: content.size as i64,
-            md5_digest: &content.md5,
-            sha256_digest: &content.sha256,
-            blake2_256_digest: &content.blake2_256,
-            path: &path,
-            metadata_sha256: metadata_digests.as_ref().map(|d| d.0.as_str()),
-            metadata_blake2_256: metadata_digests.as_ref().map(|d| d.1.as_str()),
-            uploaded_via: uploaded_via.as_deref(),
-        },
-        now,
-    )
-    .await;
-    if let Err(error) = inserted {
-        if crate::db::is_unique_violation(&error) {
-            // Another upload of the same file won the race.
-            return Err(AppError::bad_request(format!(
-                "File already exists ('{}', with blake2_256 hash '{}'). {}",
-                content.filename,
-                content.blake2_256,
-                help(state, "file-name-reuse")
-            )));
+        let release_id = match release {
+            Some(release) => release.id,
+            None => {
+                let id = uuid::Uuid::new_v4().to_string();
+                let inserted = packaging::insert_release(
+                    &mut tx,
+                    &NewRelease {
+                        id: &id,
+                        project_id: &project.id,
+                        version: &metadata.version,
+                        canonical_version: &canonical,
+                        is_prerelease: parsed_version.any_prerelease(),
+                        summary: metadata.summary.as_deref(),
+                        requires_python: metadata.requires_python.as_deref(),
+                        metadata: &crate::api::metadata_json(metadata).to_string(),
+                        uploader_id: &user.id,
+                    },
+                    now,
+                )
+                .await;
+                match inserted {
+                    Err(error) if crate::db::is_unique_violation(&error) => {
+                        return Ok(Outcome::Raced);
+                    }
+                    other => other?,
+                }
+                packaging::journal(
+                    &mut tx,
+                    &project,
+                    Some(&metadata.version),
+                    "new release",
+                    &user.username,
+                    now,
+                )
+                .await?;
+                let added = serde_json::json!({"submitted_by": user.username, "canonical_version": canonical});
+                batch.add(
+                    Source::Project(&project.id),
+                    EventTag::ProjectReleaseAdd,
+                    added,
+                );
+                id
+            }
+        };
+        let file_id = uuid::Uuid::new_v4().to_string();
+        let inserted = packaging::insert_file(
+            &mut tx,
+            &NewFile {
+                id: &file_id,
+                release_id: &release_id,
+                project_id: &project.id,
+                filename: &content.filename,
+                packagetype: fields.package_type.as_str(),
+                python_version: &fields.pyversion,
+                comment_text: fields.comment.as_deref(),
+                size: content.size as i64,
+                md5_digest: &content.md5,
+                sha256_digest: &content.sha256,
+                blake2_256_digest: &content.blake2_256,
+                path,
+                metadata_sha256: metadata_digests.as_ref().map(|d| d.0.as_str()),
+                metadata_blake2_256: metadata_digests.as_ref().map(|d| d.1.as_str()),
+                uploaded_via,
+            },
+            now,
+        )
+        .await;
+        match inserted {
+            // The same filename or content was committed meanwhile: the next attempt answers
+            // as for any re-upload ("File already exists", or OK for the identical file).
+            Err(error) if crate::db::is_unique_violation(&error) => return Ok(Outcome::Raced),
+            other => other?,
         }
-        return Err(error.into());
-    }
-    let action = format!("add {} file {}", fields.pyversion, content.filename);
-    packaging::journal(
-        &mut tx,
-        &project,
-        Some(&metadata.version),
-        &action,
-        &user.username,
-        now,
-    )
-    .await?;
-    let file_event = serde_json::json!({
-        "filename": content.filename,
-        "submitted_by": user.username,
-        "canonical_version": canonical,
-        "project_id": project.id,
-        "macaroon_id": identity.token.id,
-    });
-    batch.add(Source::File(&file_id), EventTag::FileAdd, file_event);
-    // The token's use, in the same transaction: one commit per upload.
-    identity
-        .token
-        .touch(&mut tx, &mut batch, &project.normalized_name, now)
+        let action = format!("add {} file {}", fields.pyversion, content.filename);
+        packaging::journal(
+            &mut tx,
+            &project,
+            Some(&metadata.version),
+            &action,
+            &user.username,
+            now,
+        )
         .await?;
-    batch.flush(&mut tx).await?;
-    tx.commit().await?;
+        let file_event = serde_json::json!({
+            "filename": content.filename,
+            "submitted_by": user.username,
+            "canonical_version": canonical,
+            "project_id": project.id,
+            "macaroon_id": identity.token.id,
+        });
+        batch.add(Source::File(&file_id), EventTag::FileAdd, file_event);
+        // The token's use, in the same transaction: one commit per upload.
+        identity
+            .token
+            .touch(&mut tx, &mut batch, &project.normalized_name, now)
+            .await?;
+        batch.flush(&mut tx).await?;
+        tx.commit().await?;
 
-    state.cache.invalidate_project(&project.normalized_name);
-    Ok(StatusCode::OK.into_response())
+        state.cache.invalidate_project(&project.normalized_name);
+        Ok(Outcome::Done(StatusCode::OK.into_response()))
+    }
 }
 
-/// Checks that a new project may take this name.
+/// Checks that a new project may take this name; `None` when a parallel upload has just
+/// created it (look again).
 async fn check_new_project(
     state: &AppState,
     display: &str,
     normalized: &str,
-) -> AppResult<Project> {
+) -> AppResult<Option<Project>> {
     if name::is_stdlib_module(normalized) {
         return Err(AppError::bad_request(format!(
             "The name '{display}' isn't allowed (conflict with Python Standard Library module name). {}",
@@ -554,12 +636,19 @@ async fn check_new_project(
         )));
     }
     if let Some(existing) = packaging::confusable_project(&state.db, display).await? {
+        // The confusable project may be this very one, committed since it was looked up.
+        if packaging::find_project(&state.db, normalized)
+            .await?
+            .is_some()
+        {
+            return Ok(None);
+        }
         return Err(AppError::bad_request(format!(
             "The name '{display}' is too similar to an existing project ('{existing}'). {}",
             help(state, "project-name")
         )));
     }
-    Ok(Project {
+    Ok(Some(Project {
         id: uuid::Uuid::new_v4().to_string(),
         name: display.to_owned(),
         normalized_name: normalized.to_owned(),
@@ -567,7 +656,7 @@ async fn check_new_project(
         upload_limit: None,
         total_size: 0,
         owners_require_2fa: false,
-    })
+    }))
 }
 
 /// Filename rules and archive inspection. Returns the wheel's METADATA for PEP 658.
@@ -606,7 +695,15 @@ async fn inspect(
                 )));
             }
             let filename = content.filename.clone();
-            blocking(move || archive::inspect_sdist(&path, &filename, &license_files)).await?;
+            let contents =
+                blocking(move || archive::inspect_sdist(&path, &filename, &license_files)).await?;
+            // Before metadata 2.2 an sdist's PKG-INFO need not describe what it builds.
+            let pkg_info = contents.pkg_info.as_deref().map(FileMetadata::parse);
+            if let Some(pkg_info) = pkg_info.filter(|p| p.is_at_least(2, 2)) {
+                pkg_info
+                    .check_matches(metadata, "PKG-INFO")
+                    .map_err(invalid_file)?;
+            }
             Ok(None)
         }
         PackageType::BdistWheel => {
@@ -644,9 +741,17 @@ async fn inspect(
                 archive::inspect_wheel(&path, &filename, &wheel_name, &raw_version, &license_files)
             })
             .await?;
+            // Installers read this METADATA (PEP 658), the index shows the form: they agree.
+            FileMetadata::parse(&contents.metadata)
+                .check_matches(metadata, "METADATA")
+                .map_err(invalid_file)?;
             Ok(Some(contents.metadata))
         }
     }
+}
+
+fn invalid_file(message: String) -> AppError {
+    AppError::bad_request(format!("Invalid distribution file. {message}"))
 }
 
 async fn blocking<T: Send + 'static>(
@@ -655,7 +760,7 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .map_err(AppError::internal)?
-        .map_err(|message| AppError::bad_request(format!("Invalid distribution file. {message}")))
+        .map_err(invalid_file)
 }
 
 /// `blake2[:2]/blake2[2:4]/blake2[4:]/filename`, as on files.pythonhosted.org.

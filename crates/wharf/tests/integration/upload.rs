@@ -507,3 +507,256 @@ impl Tap for UploadForm {
         self
     }
 }
+
+/// About 1 MiB of .tar.gz holding one GNU long-name member of 1 GiB: a reader that buffers
+/// long names whole takes gigabytes of memory for it.
+fn long_name_sdist(top: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let size = 1u64 << 30;
+    let mut header = tar::Header::new_gnu();
+    header.set_path("././@LongLink").expect("path");
+    header.set_entry_type(tar::EntryType::GNULongName);
+    header.set_size(size);
+    header.set_mode(0o644);
+    header.set_cksum();
+    gz.write_all(header.as_bytes()).expect("header");
+    let chunk = vec![0u8; 1024 * 1024];
+    for _ in 0..size / chunk.len() as u64 {
+        gz.write_all(&chunk).expect("data");
+    }
+    let mut tar = tar::Builder::new(gz);
+    let pkg_info = crate::util::METADATA.as_bytes();
+    let mut header = tar::Header::new_gnu();
+    header.set_size(pkg_info.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    tar.append_data(&mut header, format!("{top}/PKG-INFO"), pkg_info)
+        .expect("append");
+    tar.into_inner().expect("tar").finish().expect("gz")
+}
+
+#[tokio::test]
+async fn a_gigabyte_long_name_in_an_sdist_is_refused() {
+    let app = TestApp::new().await;
+    let content = long_name_sdist("demo-1.0");
+    assert!(content.len() < 2 * 1024 * 1024, "{} bytes", content.len());
+    let before = app.snapshot().await;
+    let form = UploadForm::new("demo", "1.0", "demo-1.0.tar.gz", content);
+    let response = app.upload(Some(&app.token), &form).await;
+    assert_eq!(
+        response.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        response.text()
+    );
+    assert!(
+        response.message().contains(
+            "Invalid distribution file. Tar long name, long link or PAX header member of 1073741824 bytes"
+        ),
+        "{}",
+        response.message()
+    );
+    assert_eq!(app.snapshot().await, before);
+}
+
+/// Uploads `forms` all at once from a multi-threaded runtime, answers in the forms' order.
+async fn upload_in_parallel(
+    app: &std::sync::Arc<TestApp>,
+    forms: Vec<UploadForm>,
+) -> Vec<crate::util::TestResponse> {
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(forms.len()));
+    let tasks: Vec<_> = forms
+        .into_iter()
+        .map(|form| {
+            let (app, start) = (app.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                app.upload(Some(&app.token), &form).await
+            })
+        })
+        .collect();
+    let mut responses = Vec::new();
+    for task in tasks {
+        responses.push(task.await.expect("upload task"));
+    }
+    responses
+}
+
+/// Ten wheels of one version, differing in their Python tag (a CI matrix publishing).
+fn matrix(name: &str, version: &str) -> Vec<UploadForm> {
+    (0..10)
+        .map(|i| {
+            let tag = format!("cp3{i}");
+            let content = wheel_bytes(name, version, &[("demo/tag.txt", tag.as_bytes())]);
+            let filename = format!("{name}-{version}-{tag}-none-any.whl");
+            UploadForm::new(name, version, &filename, content).set("pyversion", &tag)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_first_uploads_of_a_new_project_all_succeed() {
+    let app = std::sync::Arc::new(TestApp::new().await);
+    for (i, response) in upload_in_parallel(&app, matrix("demo", "1.0"))
+        .await
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(response.status, StatusCode::OK, "upload {i}: {response:?}");
+    }
+    assert_eq!(app.count("projects").await, 1);
+    assert_eq!(app.count("releases").await, 1);
+    assert_eq!(app.count("files").await, 10);
+    assert_eq!(app.count("roles").await, 1);
+
+    // A new version of the existing project, in parallel: one release, ten files.
+    for (i, response) in upload_in_parallel(&app, matrix("demo", "2.0"))
+        .await
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(response.status, StatusCode::OK, "upload {i}: {response:?}");
+    }
+    assert_eq!(app.count("releases").await, 2);
+    assert_eq!(app.count("files").await, 20);
+
+    // One filename with different contents: one is stored, the others already exist.
+    let same_name: Vec<UploadForm> = (0..5)
+        .map(|i| {
+            let content = wheel_bytes("demo", "3.0", &[("demo/n.txt", format!("{i}").as_bytes())]);
+            UploadForm::new("demo", "3.0", "demo-3.0-py3-none-any.whl", content)
+        })
+        .collect();
+    let responses = upload_in_parallel(&app, same_name).await;
+    let stored = responses
+        .iter()
+        .filter(|r| r.status == StatusCode::OK)
+        .count();
+    assert_eq!(stored, 1, "{responses:?}");
+    for response in responses.iter().filter(|r| r.status != StatusCode::OK) {
+        assert_eq!(response.status, StatusCode::BAD_REQUEST);
+        assert!(
+            response
+                .message()
+                .contains("File already exists ('demo-3.0-py3-none-any.whl'"),
+            "{}",
+            response.message()
+        );
+    }
+    assert_eq!(app.count("files").await, 21);
+}
+
+/// A wheel of `demo` 1.0 whose METADATA is `metadata`.
+fn wheel_with_metadata(metadata: &str) -> UploadForm {
+    let content = zip_bytes(&[
+        ("demo/__init__.py".into(), b"".to_vec()),
+        (
+            "demo-1.0.dist-info/METADATA".into(),
+            metadata.as_bytes().to_vec(),
+        ),
+        (
+            "demo-1.0.dist-info/WHEEL".into(),
+            b"Wheel-Version: 1.0\nTag: py3-none-any\n".to_vec(),
+        ),
+    ]);
+    UploadForm::new("demo", "1.0", "demo-1.0-py3-none-any.whl", content)
+}
+
+/// An sdist of `demo` 1.0 whose PKG-INFO is `pkg_info`.
+fn sdist_with_pkg_info(pkg_info: &str) -> UploadForm {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    let mut header = tar::Header::new_gnu();
+    header.set_size(pkg_info.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    tar.append_data(&mut header, "demo-1.0/PKG-INFO", pkg_info.as_bytes())
+        .expect("append");
+    let content = tar.into_inner().expect("tar").finish().expect("gz");
+    UploadForm::new("demo", "1.0", "demo-1.0.tar.gz", content)
+}
+
+#[tokio::test]
+async fn a_file_whose_metadata_differs_from_the_form_is_refused() {
+    let app = TestApp::new().await;
+    let head = "Metadata-Version: 2.1\nName: demo\nVersion: 1.0\nRequires-Python: >=3.8\n";
+    let cases = [
+        (
+            "Metadata-Version: 2.1\nName: evil\nVersion: 1.0\nRequires-Python: >=3.8\n".to_owned(),
+            "Name in the distribution's METADATA does not match the upload form: 'evil' in the file, 'demo' in the form.",
+        ),
+        (
+            head.replace("Version: 1.0", "Version: 6.6.6"),
+            "Version in the distribution's METADATA does not match",
+        ),
+        (
+            format!("{head}Requires-Dist: evil-package\n"),
+            "Requires-Dist in the distribution's METADATA does not match the upload form: 'evil-package' in the file, 'requests' in the form.",
+        ),
+        (
+            format!("{head}Requires-Dist: requests\nRequires-Dist: evil-package\n"),
+            "Requires-Dist in the distribution's METADATA",
+        ),
+        (
+            format!(
+                "{}Requires-Dist: requests\n",
+                head.replace(">=3.8", ">=2.7")
+            ),
+            "Requires-Python in the distribution's METADATA does not match the upload form: '>=2.7' in the file, '>=3.8' in the form.",
+        ),
+        (
+            format!("{head}Requires-Dist: requests\nProvides-Extra: evil\n"),
+            "Provides-Extra in the distribution's METADATA does not match the upload form: 'evil' in the file, none in the form.",
+        ),
+    ];
+    let before = app.snapshot().await;
+    for (metadata, expected) in cases {
+        let form = wheel_with_metadata(&metadata).set("requires_dist", "requests");
+        let response = app.upload(Some(&app.token), &form).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{metadata}");
+        assert!(
+            response
+                .message()
+                .contains(&format!("Invalid distribution file. {expected}")),
+            "{metadata}: {}",
+            response.message()
+        );
+        assert_eq!(app.snapshot().await, before, "{metadata} stored something");
+    }
+
+    // An sdist's PKG-INFO is held to the form from metadata 2.2 on.
+    let pkg_info = "Metadata-Version: 2.2\nName: demo\nVersion: 1.0\nRequires-Python: >=3.8\nRequires-Dist: evil-package\n";
+    let response = app
+        .upload(Some(&app.token), &sdist_with_pkg_info(pkg_info))
+        .await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+    assert!(
+        response
+            .message()
+            .contains("Requires-Dist in the distribution's PKG-INFO does not match the upload form: 'evil-package' in the file, none in the form."),
+        "{}",
+        response.message()
+    );
+    assert_eq!(app.snapshot().await, before);
+
+    // The same metadata, written differently, is accepted; what the API shows is what the
+    // file says.
+    let metadata = format!("{head}Requires-Dist: Requests >= 2 ; python_version >= '3.8'\n");
+    let form =
+        wheel_with_metadata(&metadata).set("requires_dist", "requests>=2; python_version>=\"3.8\"");
+    let response = app.upload(Some(&app.token), &form).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.message());
+    let sdist = sdist_with_pkg_info(&format!(
+        "{}Requires-Dist: requests>=2; python_version >= \"3.8\"\n",
+        head.replace("2.1", "2.2")
+    ))
+    .set("requires_dist", "requests>=2; python_version>=\"3.8\"");
+    let response = app.upload(Some(&app.token), &sdist).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.message());
+    let body = app.get("/pypi/demo/json").await.json();
+    assert_eq!(
+        body["info"]["requires_dist"],
+        serde_json::json!(["requests>=2; python_version>=\"3.8\""])
+    );
+}

@@ -418,7 +418,11 @@ pub fn wheel_bytes(module: &str, version: &str, extra: &[(&str, &[u8])]) -> Vec<
         (format!("{module}/__init__.py"), b"".to_vec()),
         (
             format!("{dist_info}/METADATA"),
-            format!("Metadata-Version: 2.1\nName: {module}\nVersion: {version}\n").into_bytes(),
+            // What UploadForm::new sends: the index refuses a METADATA that differs.
+            format!(
+                "Metadata-Version: 2.1\nName: {module}\nVersion: {version}\nRequires-Python: >=3.8\n"
+            )
+            .into_bytes(),
         ),
         (
             format!("{dist_info}/WHEEL"),
