@@ -13,7 +13,7 @@ use super::session;
 use super::{AccountError, NewUser, SignIn, User};
 use crate::error::AppError;
 use crate::events::{EventTag, Source};
-use crate::ratelimit::{self, Limit, Limited};
+use crate::ratelimit::{self, Limit, Limited, Reservation};
 use crate::signing::SignatureError;
 use crate::web::{Flash, FormErrors, Web, forms, local_path};
 
@@ -29,15 +29,35 @@ fn internal(web: &Web, e: impl std::fmt::Display) -> Response {
 /// The 429 page with `Retry-After`, and the message warehouse shows. The refusal is recorded
 /// (admins count them).
 pub async fn too_many(web: &Web, limited: Limited, message: String) -> Response {
-    let user_id = web.user().map(|u| u.id.clone());
-    let source = user_id.as_deref().map_or(Source::Anonymous, Source::User);
-    record(
-        web,
-        source,
-        EventTag::RateLimitRefused,
-        json!({"path": web.here.split('?').next().unwrap_or_default()}),
-    )
-    .await;
+    let path = web.here.split('?').next().unwrap_or_default();
+    match web.user().map(|u| u.id.clone()) {
+        Some(user_id) => {
+            record(
+                web,
+                Source::User(&user_id),
+                EventTag::RateLimitRefused,
+                json!({"path": path}),
+            )
+            .await;
+        }
+        // Anonymous refusals are coalesced per address.
+        None => match ratelimit::ANONYMOUS_REFUSALS
+            .admit(&web.state.db, &ip_key(web), web.now_secs())
+            .await
+        {
+            Ok(Some(suppressed)) => {
+                record(
+                    web,
+                    Source::Anonymous,
+                    EventTag::RateLimitRefused,
+                    json!({"path": path, "similar_failures_not_logged": suppressed}),
+                )
+                .await;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "cannot count a refusal"),
+        },
+    }
     let error = AppError::new(StatusCode::TOO_MANY_REQUESTS, message).with_header(
         header::RETRY_AFTER,
         HeaderValue::from(limited.retry_after_secs),
@@ -58,16 +78,22 @@ async fn locked_out(web: &Web, limited: Limited) -> Response {
     .await
 }
 
-async fn check_limit(web: &Web, limit: Limit, key: &str) -> Result<Result<(), Limited>, Response> {
+/// A slot in `limit`'s window for `key`, taken before the work it limits.
+async fn reserve(
+    web: &Web,
+    limit: Limit,
+    key: &str,
+) -> Result<Result<Reservation, Limited>, Response> {
     limit
-        .check(&web.state.db, key, web.now_secs())
+        .reserve(&web.state.db, key, web.now_secs())
         .await
         .map_err(|e| internal(web, e))
 }
 
-async fn hit(web: &Web, limit: Limit, key: &str) {
-    if let Err(e) = limit.hit(&web.state.db, key, web.now_secs()).await {
-        tracing::error!(error = %e, "cannot count a rate-limited attempt");
+/// Gives a slot back: the attempt it was taken for did not happen.
+async fn release(web: &Web, slot: Reservation) {
+    if let Err(e) = slot.release(&web.state.db).await {
+        tracing::error!(error = %e, "cannot release a rate-limit reservation");
     }
 }
 
@@ -133,8 +159,8 @@ pub async fn register(mut web: Web, Form(form): Form<RegisterForm>) -> Response 
     if !errors.is_empty() {
         return page(&web, errors);
     }
-    match check_limit(&web, ratelimit::REGISTER_IP, &ip_key(&web)).await {
-        Ok(Ok(())) => {}
+    let slot = match reserve(&web, ratelimit::REGISTER_IP, &ip_key(&web)).await {
+        Ok(Ok(slot)) => slot,
         Ok(Err(limited)) => {
             return too_many(
                 &web,
@@ -145,7 +171,7 @@ pub async fn register(mut web: Web, Form(form): Form<RegisterForm>) -> Response 
             .await;
         }
         Err(response) => return response,
-    }
+    };
     let new = NewUser {
         username: &username,
         email: &email,
@@ -153,7 +179,12 @@ pub async fn register(mut web: Web, Form(form): Form<RegisterForm>) -> Response 
         is_admin: false,
         email_verified: false,
     };
-    let user = match super::create_user(&web.state.db, &new, &web.meta, web.now()).await {
+    let created = super::create_user(&web.state.db, &new, &web.meta, web.now()).await;
+    if created.is_err() {
+        // Only accounts made count.
+        release(&web, slot).await;
+    }
+    let user = match created {
         Ok(user) => user,
         Err(AccountError::UsernameTaken(_)) => {
             return page(
@@ -176,7 +207,6 @@ pub async fn register(mut web: Web, Form(form): Form<RegisterForm>) -> Response 
         Err(AccountError::Database(e)) => return internal(&web, e),
         Err(other) => return page(&web, FormErrors::one("username", other.to_string())),
     };
-    hit(&web, ratelimit::REGISTER_IP, &ip_key(&web)).await;
     send_verification(&web, &user, &email).await;
     match start_session(&mut web, &user).await {
         Ok(()) => web.redirect_with(
@@ -192,6 +222,18 @@ pub async fn register(mut web: Web, Form(form): Form<RegisterForm>) -> Response 
 /// Sends the verification link for one of the user's addresses, counting it against the
 /// user's verification limit.
 pub async fn send_verification(web: &Web, user: &User, email: &str) {
+    if let Err(e) = ratelimit::EMAIL_VERIFY
+        .hit(&web.state.db, &user.id, web.now_secs())
+        .await
+    {
+        tracing::error!(error = %e, "cannot count a verification e-mail");
+    }
+    mail_verification(web, user, email).await;
+}
+
+/// Sends the verification link, the caller having counted it (a re-send reserves its slot
+/// in the verification limit first).
+pub async fn mail_verification(web: &Web, user: &User, email: &str) {
     let token = web.state.keys.sign(
         VERIFY_PURPOSE,
         &json!({"u": user.id, "e": email}),
@@ -202,7 +244,6 @@ pub async fn send_verification(web: &Web, user: &User, email: &str) {
         web.state.settings.base_url(),
         token
     );
-    hit(web, ratelimit::EMAIL_VERIFY, &user.id).await;
     web.state
         .mailer
         .notify(
@@ -319,18 +360,21 @@ pub async fn login(mut web: Web, Form(form): Form<LoginForm>) -> Response {
     if form.password.chars().count() > super::MAX_PASSWORD_CHARS {
         return refuse(&web, LOGIN_FAILED);
     }
-    match check_limit(&web, ratelimit::LOGIN_IP, &ip).await {
-        Ok(Ok(())) => {}
-        Ok(Err(limited)) => return locked_out(&web, limited).await,
-        Err(response) => return response,
-    }
-    let outcome = match super::check_password(&web.state.db, &form.username, &form.password).await {
+    let outcome = match super::sign_in(
+        &web.state.db,
+        &form.username,
+        &form.password,
+        &ip,
+        web.now_secs(),
+    )
+    .await
+    {
         Ok(outcome) => outcome,
         Err(e) => return internal(&web, e),
     };
     let user = match outcome {
+        SignIn::Limited(limited) => return locked_out(&web, limited).await,
         SignIn::UnknownUser => {
-            hit(&web, ratelimit::LOGIN_IP, &ip).await;
             // No account to file it under: an admin-visible event.
             let username: String = form.username.trim().chars().take(100).collect();
             record(
@@ -342,14 +386,7 @@ pub async fn login(mut web: Web, Form(form): Form<LoginForm>) -> Response {
             .await;
             return refuse(&web, LOGIN_FAILED);
         }
-        SignIn::WrongPassword(user) => {
-            match check_limit(&web, ratelimit::LOGIN_USER, &user.id).await {
-                Ok(Ok(())) => {}
-                Ok(Err(limited)) => return locked_out(&web, limited).await,
-                Err(response) => return response,
-            }
-            hit(&web, ratelimit::LOGIN_USER, &user.id).await;
-            hit(&web, ratelimit::LOGIN_IP, &ip).await;
+        SignIn::WrongPassword(ref user) | SignIn::WrongPasswordLimited(ref user, _) => {
             record(
                 &web,
                 Source::User(&user.id),
@@ -357,6 +394,9 @@ pub async fn login(mut web: Web, Form(form): Form<LoginForm>) -> Response {
                 json!({"reason": "invalid_password"}),
             )
             .await;
+            if let SignIn::WrongPasswordLimited(_, limited) = outcome {
+                return locked_out(&web, limited).await;
+            }
             return refuse(&web, LOGIN_FAILED);
         }
         SignIn::Disabled(user) => {
@@ -374,11 +414,6 @@ pub async fn login(mut web: Web, Form(form): Form<LoginForm>) -> Response {
         }
         SignIn::Valid(user) => user,
     };
-    match check_limit(&web, ratelimit::LOGIN_USER, &user.id).await {
-        Ok(Ok(())) => {}
-        Ok(Err(limited)) => return locked_out(&web, limited).await,
-        Err(response) => return response,
-    }
     // With a second factor, the password only opens the two-factor step.
     let methods = match crate::twofactor::methods(&web.state.db, &user.id).await {
         Ok(methods) => methods,
@@ -470,8 +505,8 @@ pub async fn reset_request(web: Web, Form(form): Form<ResetRequestForm>) -> Resp
         Err(e) => return internal(&web, e),
     };
     if let Some((user, email)) = user {
-        match check_limit(&web, ratelimit::PASSWORD_RESET, &user.id).await {
-            Ok(Ok(())) => {}
+        match reserve(&web, ratelimit::PASSWORD_RESET, &user.id).await {
+            Ok(Ok(_sent)) => {}
             Ok(Err(limited)) => {
                 return too_many(
                     &web,
@@ -498,7 +533,6 @@ pub async fn reset_request(web: Web, Form(form): Form<ResetRequestForm>) -> Resp
             "{}/account/reset-password/confirm/?token={token}",
             web.state.settings.base_url()
         );
-        hit(&web, ratelimit::PASSWORD_RESET, &user.id).await;
         record(
             &web,
             Source::User(&user.id),
@@ -691,21 +725,20 @@ pub async fn reauthenticate(web: Web, Form(form): Form<ReauthForm>) -> Response 
         Err(response) => return response,
     };
     let user_id = session.user.id.clone();
-    match check_limit(&web, ratelimit::LOGIN_USER, &user_id).await {
-        Ok(Ok(())) => {}
+    let valid = match super::confirm_password(
+        &web.state.db,
+        &user_id,
+        &form.password,
+        &ip_key(&web),
+        web.now_secs(),
+    )
+    .await
+    {
+        Ok(Ok(valid)) => valid,
         Ok(Err(limited)) => return locked_out(&web, limited).await,
-        Err(response) => return response,
-    }
-    let hash = match super::password_state(&web.state.db, &user_id).await {
-        Ok(Some((hash, _))) => hash,
-        Ok(None) => return web.redirect("/account/login/"),
         Err(e) => return internal(&web, e),
     };
-    let valid = form.password.chars().count() <= super::MAX_PASSWORD_CHARS
-        && super::verify_password(&form.password, &hash);
     if !valid {
-        hit(&web, ratelimit::LOGIN_USER, &user_id).await;
-        hit(&web, ratelimit::LOGIN_IP, &ip_key(&web)).await;
         record(
             &web,
             Source::User(&user_id),

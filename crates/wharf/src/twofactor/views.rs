@@ -21,7 +21,7 @@ use crate::accounts::views::{start_session, too_many};
 use crate::accounts::{self, User};
 use crate::error::AppError;
 use crate::events::{self, EventTag, Source};
-use crate::ratelimit::{self, Limit};
+use crate::ratelimit::{self, Limit, Reservation};
 use crate::signing::SignatureError;
 use crate::web::{Flash, FormErrors, Web, local_path};
 
@@ -56,34 +56,56 @@ fn ip(web: &Web) -> String {
     web.meta.ip_address.clone().unwrap_or_default()
 }
 
-/// The refusal when either 2FA limit is used up, if one is.
-async fn limited(web: &Web, user_id: &str) -> Option<Response> {
-    for (limit, key) in [(TWO_FA_USER, user_id.to_owned()), (TWO_FA_IP, ip(web))] {
-        match limit.check(&web.state.db, &key, web.now_secs()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(limit)) => {
-                return Some(too_many(
-                    web,
-                    limit,
-                    format!(
-                        "There have been too many unsuccessful two-factor attempts. You have been locked out for {}. Please try again later.",
-                        ratelimit::humanize(limit.retry_after_secs)
-                    ),
-                ).await);
-            }
-            Err(e) => return Some(internal(web, e)),
-        }
-    }
-    None
+/// Slots in both second-factor limits, reserved before a factor is checked: of parallel
+/// guesses only as many as the limits allow are evaluated. Dropped, they stay counted (a
+/// failure); `succeeded` gives them back.
+struct Attempt {
+    user: Reservation,
+    ip: Reservation,
 }
 
-/// Counts a failed second factor and records it on the account's log.
-async fn failed(web: &Web, user_id: &str, reason: &str) {
-    for (limit, key) in [(TWO_FA_USER, user_id.to_owned()), (TWO_FA_IP, ip(web))] {
-        if let Err(e) = limit.hit(&web.state.db, &key, web.now_secs()).await {
-            tracing::error!(error = %e, "cannot count a failed attempt");
+impl Attempt {
+    async fn succeeded(self, web: &Web) {
+        for slot in [self.user, self.ip] {
+            if let Err(e) = slot.release(&web.state.db).await {
+                tracing::error!(error = %e, "cannot release a rate-limit reservation");
+            }
         }
     }
+}
+
+/// An attempt at a second factor, or the refusal when either limit is used up.
+async fn attempt(web: &Web, user_id: &str) -> Result<Attempt, Response> {
+    let db = &web.state.db;
+    let lockout = |limited: ratelimit::Limited| {
+        too_many(
+            web,
+            limited,
+            format!(
+                "There have been too many unsuccessful two-factor attempts. You have been locked out for {}. Please try again later.",
+                ratelimit::humanize(limited.retry_after_secs)
+            ),
+        )
+    };
+    let user = match TWO_FA_USER.reserve(db, user_id, web.now_secs()).await {
+        Ok(Ok(slot)) => slot,
+        Ok(Err(limited)) => return Err(lockout(limited).await),
+        Err(e) => return Err(internal(web, e)),
+    };
+    let refused = match TWO_FA_IP.reserve(db, &ip(web), web.now_secs()).await {
+        Ok(Ok(slot)) => return Ok(Attempt { user, ip: slot }),
+        Ok(Err(limited)) => lockout(limited).await,
+        Err(e) => internal(web, e),
+    };
+    if let Err(e) = user.release(db).await {
+        tracing::error!(error = %e, "cannot release a rate-limit reservation");
+    }
+    Err(refused)
+}
+
+/// Records a failed second factor on the account's log (its attempt stays counted).
+async fn failed(web: &Web, attempt: Attempt, user_id: &str, reason: &str) {
+    drop(attempt);
     record(
         web,
         Some(user_id),
@@ -236,9 +258,10 @@ pub async fn totp_submit(mut web: Web, Form(form): Form<CodeForm>) -> Response {
         Ok(pending) => pending,
         Err(response) => return response,
     };
-    if let Some(response) = limited(&web, &user.id).await {
-        return response;
-    }
+    let attempt = match attempt(&web, &user.id).await {
+        Ok(attempt) => attempt,
+        Err(response) => return response,
+    };
     let row: Option<(Option<Vec<u8>>, Option<i64>)> =
         match sqlx::query_as("SELECT totp_secret, totp_last_step FROM users WHERE id = $1")
             .bind(&user.id)
@@ -249,6 +272,7 @@ pub async fn totp_submit(mut web: Web, Form(form): Form<CodeForm>) -> Response {
             Err(e) => return internal(&web, e),
         };
     let Some((Some(sealed), last_step)) = row else {
+        attempt.succeeded(&web).await;
         return step(
             &web,
             &user,
@@ -275,6 +299,7 @@ pub async fn totp_submit(mut web: Web, Form(form): Form<CodeForm>) -> Response {
             .await;
             match updated {
                 Ok(done) if done.rows_affected() == 1 => {
+                    attempt.succeeded(&web).await;
                     return match finish(&mut web, &user, "totp", None, &next).await {
                         Ok(to) => web.redirect(&to),
                         Err(response) => response,
@@ -288,7 +313,7 @@ pub async fn totp_submit(mut web: Web, Form(form): Form<CodeForm>) -> Response {
         totp::Check::OutOfSync => "Invalid TOTP code. Your device time may be out of sync.",
         totp::Check::Replayed | totp::Check::Invalid => "Invalid TOTP code.",
     };
-    failed(&web, &user.id, "invalid_totp").await;
+    failed(&web, attempt, &user.id, "invalid_totp").await;
     step(
         &web,
         &user,
@@ -392,9 +417,10 @@ pub async fn webauthn_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Re
             );
         }
     };
-    if let Some(response) = limited(&web, &user.id).await {
-        return response;
-    }
+    let attempt = match attempt(&web, &user.id).await {
+        Ok(attempt) => attempt,
+        Err(response) => return response,
+    };
     let refused = "Your security key was not accepted. Try again, or use another method.";
     let state: Option<SecurityKeyAuthentication> = match wa::take_ceremony(
         &web.state.db,
@@ -410,13 +436,13 @@ pub async fn webauthn_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Re
     };
     let answer: Option<PublicKeyCredential> = serde_json::from_str(&form.credential).ok();
     let (Some(state), Some(answer)) = (state, answer) else {
-        failed(&web, &user.id, "invalid_webauthn").await;
+        failed(&web, attempt, &user.id, "invalid_webauthn").await;
         return json_error(StatusCode::BAD_REQUEST, refused);
     };
     let stored = match wa::find(&web.state.db, answer.get_credential_id()).await {
         Ok(Some(stored)) if stored.user_id == user.id => stored,
         Ok(_) => {
-            failed(&web, &user.id, "invalid_webauthn").await;
+            failed(&web, attempt, &user.id, "invalid_webauthn").await;
             return json_error(StatusCode::BAD_REQUEST, refused);
         }
         Err(e) => return internal(&web, e),
@@ -425,13 +451,14 @@ pub async fn webauthn_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Re
         Ok(result) => result,
         Err(e) => {
             tracing::info!(error = %e, "a WebAuthn assertion was refused");
-            failed(&web, &user.id, "invalid_webauthn").await;
+            failed(&web, attempt, &user.id, "invalid_webauthn").await;
             return json_error(StatusCode::BAD_REQUEST, refused);
         }
     };
     if let Err(response) = keep_counter(&web, stored.clone(), &result).await {
         return response;
     }
+    attempt.succeeded(&web).await;
     match finish(&mut web, &user, "webauthn", Some(&stored.label), &next).await {
         Ok(to) => json_location(&web, &to),
         Err(response) => response,
@@ -467,11 +494,13 @@ pub async fn recovery_submit(mut web: Web, Form(form): Form<CodeForm>) -> Respon
         Ok(pending) => pending,
         Err(response) => return response,
     };
-    if let Some(response) = limited(&web, &user.id).await {
-        return response;
-    }
+    let attempt = match attempt(&web, &user.id).await {
+        Ok(attempt) => attempt,
+        Err(response) => return response,
+    };
     match recovery::burn(&web.state.db, &user.id, &form.code, web.now()).await {
         Ok(()) => {
+            attempt.succeeded(&web).await;
             record(
                 &web,
                 Some(&user.id),
@@ -492,7 +521,7 @@ pub async fn recovery_submit(mut web: Web, Form(form): Form<CodeForm>) -> Respon
             } else {
                 "invalid_recovery_code"
             };
-            failed(&web, &user.id, reason).await;
+            failed(&web, attempt, &user.id, reason).await;
             web.render_status(
                 StatusCode::UNAUTHORIZED,
                 "recovery_code_login.html",
@@ -504,10 +533,40 @@ pub async fn recovery_submit(mut web: Web, Form(form): Form<CodeForm>) -> Respon
 
 // ---- passkeys: signing in without a password ----------------------------------------------
 
+/// Passkey ceremonies begun per IP address: each stores a ceremony row, and nobody is
+/// signed in yet to count them against.
+pub const PASSKEY_BEGIN_IP: Limit = Limit {
+    bucket: "passkey.begin.ip",
+    max: 30,
+    window_secs: 300,
+};
+
+/// The refusal of an anonymous passkey attempt over its IP limit.
+async fn passkey_limited(web: &Web, limited: ratelimit::Limited) -> Response {
+    too_many(
+        web,
+        limited,
+        format!(
+            "There have been too many passkey sign-in attempts from your network. Please try again in {}.",
+            ratelimit::humanize(limited.retry_after_secs)
+        ),
+    )
+    .await
+}
+
 pub async fn passkey_options(web: Web) -> Response {
     let Some(rp) = web.state.webauthn.clone() else {
         return webauthn_unavailable();
     };
+    match PASSKEY_BEGIN_IP
+        .reserve(&web.state.db, &ip(&web), web.now_secs())
+        .await
+    {
+        // Kept: every ceremony begun counts.
+        Ok(Ok(_begun)) => {}
+        Ok(Err(limited)) => return passkey_limited(&web, limited).await,
+        Err(e) => return internal(&web, e),
+    }
     let (options, state) = match rp.start_discoverable_authentication() {
         Ok(started) => started,
         Err(e) => return internal(&web, e),
@@ -522,23 +581,16 @@ pub async fn passkey_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Res
     let Some(rp) = web.state.webauthn.clone() else {
         return webauthn_unavailable();
     };
-    let ip = ip(&web);
-    match ratelimit::LOGIN_IP
-        .check(&web.state.db, &ip, web.now_secs())
+    // A slot in the IP's sign-in failures before the assertion is checked; a passkey that
+    // signs in gives it back.
+    let slot = match ratelimit::LOGIN_IP
+        .reserve(&web.state.db, &ip(&web), web.now_secs())
         .await
     {
-        Ok(Ok(())) => {}
-        Ok(Err(limit)) => {
-            return too_many(
-                &web,
-                limit,
-                "There have been too many unsuccessful sign-in attempts. Please try again later."
-                    .to_owned(),
-            )
-            .await;
-        }
+        Ok(Ok(slot)) => slot,
+        Ok(Err(limited)) => return passkey_limited(&web, limited).await,
         Err(e) => return internal(&web, e),
-    }
+    };
     let state: Option<DiscoverableAuthentication> =
         match wa::take_ceremony(&web.state.db, &form.ceremony, None, "passkey", web.now()).await {
             Ok(state) => state,
@@ -546,10 +598,10 @@ pub async fn passkey_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Res
         };
     let answer: Option<PublicKeyCredential> = serde_json::from_str(&form.credential).ok();
     let (Some(state), Some(answer)) = (state, answer) else {
-        return refuse_passkey(&web, &ip).await;
+        return refuse_passkey();
     };
     let Ok((user_uuid, credential_id)) = rp.identify_discoverable_authentication(&answer) else {
-        return refuse_passkey(&web, &ip).await;
+        return refuse_passkey();
     };
     let stored = match wa::find(&web.state.db, credential_id).await {
         Ok(Some(stored))
@@ -557,7 +609,7 @@ pub async fn passkey_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Res
         {
             stored
         }
-        Ok(_) => return refuse_passkey(&web, &ip).await,
+        Ok(_) => return refuse_passkey(),
         Err(e) => return internal(&web, e),
     };
     let result = match rp.finish_discoverable_authentication_v2(&answer, state, &stored.credential)
@@ -572,16 +624,19 @@ pub async fn passkey_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Res
                 json!({"reason": "invalid_webauthn"}),
             )
             .await;
-            return refuse_passkey(&web, &ip).await;
+            return refuse_passkey();
         }
     };
     let user = match accounts::find_by_id(&web.state.db, &stored.user_id).await {
         Ok(Some(user)) if user.is_active => user,
-        Ok(_) => return refuse_passkey(&web, &ip).await,
+        Ok(_) => return refuse_passkey(),
         Err(e) => return internal(&web, e),
     };
     if let Err(response) = keep_counter(&web, stored.clone(), &result).await {
         return response;
+    }
+    if let Err(e) = slot.release(&web.state.db).await {
+        tracing::error!(error = %e, "cannot release a rate-limit reservation");
     }
     match finish(&mut web, &user, "passkey", Some(&stored.label), "").await {
         Ok(to) => json_location(&web, &to),
@@ -589,14 +644,8 @@ pub async fn passkey_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Res
     }
 }
 
-/// A refused passkey: counted against the IP's sign-in limit.
-async fn refuse_passkey(web: &Web, ip: &str) -> Response {
-    if let Err(e) = ratelimit::LOGIN_IP
-        .hit(&web.state.db, ip, web.now_secs())
-        .await
-    {
-        tracing::error!(error = %e, "cannot count a failed attempt");
-    }
+/// A refused passkey: its slot in the IP's sign-in failures stays counted.
+fn refuse_passkey() -> Response {
     json_error(
         StatusCode::BAD_REQUEST,
         "That passkey was not accepted. Try again, or sign in with your password.",
@@ -793,12 +842,27 @@ pub async fn totp_remove(web: Web, Form(form): Form<RemoveTotpForm>) -> Response
         Ok(user) => user,
         Err(response) => return response,
     };
-    let valid = match accounts::password_state(&web.state.db, &user.id).await {
-        Ok(Some((hash, _))) => {
-            form.confirm_password.chars().count() <= accounts::MAX_PASSWORD_CHARS
-                && accounts::verify_password(&form.confirm_password, &hash)
+    let valid = match accounts::confirm_password(
+        &web.state.db,
+        &user.id,
+        &form.confirm_password,
+        &ip(&web),
+        web.now_secs(),
+    )
+    .await
+    {
+        Ok(Ok(valid)) => valid,
+        Ok(Err(limited)) => {
+            return too_many(
+                &web,
+                limited,
+                format!(
+                    "There have been too many unsuccessful attempts at your password. Please try again in {}.",
+                    ratelimit::humanize(limited.retry_after_secs)
+                ),
+            )
+            .await;
         }
-        Ok(None) => false,
         Err(e) => return internal(&web, e),
     };
     if !valid {
@@ -911,11 +975,13 @@ pub async fn recovery_burn(web: Web, Form(form): Form<CodeForm>) -> Response {
         Ok(user) => user,
         Err(response) => return response,
     };
-    if let Some(response) = limited(&web, &user.id).await {
-        return response;
-    }
+    let attempt = match attempt(&web, &user.id).await {
+        Ok(attempt) => attempt,
+        Err(response) => return response,
+    };
     match recovery::burn(&web.state.db, &user.id, &form.code, web.now()).await {
         Ok(()) => {
+            attempt.succeeded(&web).await;
             record(
                 &web,
                 Some(&user.id),
@@ -929,6 +995,7 @@ pub async fn recovery_burn(web: Web, Form(form): Form<CodeForm>) -> Response {
         Err(e) => {
             failed(
                 &web,
+                attempt,
                 &user.id,
                 if e == recovery::RecoveryError::Burned {
                     "burned_recovery_code"
