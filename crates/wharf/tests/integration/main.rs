@@ -6,6 +6,7 @@ mod audit;
 mod browser;
 mod census;
 mod history;
+mod limits;
 mod manage;
 mod read;
 mod tokens;

@@ -10,7 +10,7 @@ use crate::browser::{Browser, PASSWORD, outbox, tags};
 use crate::util::{TestApp, UploadForm};
 
 /// Generates recovery codes and burns one, as the pages require before TOTP or a key.
-async fn save_recovery_codes(browser: &mut Browser<'_>) -> Vec<String> {
+pub(crate) async fn save_recovery_codes(browser: &mut Browser<'_>) -> Vec<String> {
     let page = browser
         .post("/manage/account/recovery-codes/generate", &[])
         .await;
@@ -33,7 +33,7 @@ async fn save_recovery_codes(browser: &mut Browser<'_>) -> Vec<String> {
 }
 
 /// Sets up TOTP through the pages and returns the secret the page showed.
-async fn enable_totp(app: &TestApp, browser: &mut Browser<'_>) -> Vec<u8> {
+pub(crate) async fn enable_totp(app: &TestApp, browser: &mut Browser<'_>) -> Vec<u8> {
     let page = browser.get("/manage/account/totp-provision").await;
     assert_eq!(page.status, 200, "{}", page.text());
     let text = page.text();
@@ -54,7 +54,7 @@ async fn enable_totp(app: &TestApp, browser: &mut Browser<'_>) -> Vec<u8> {
     secret
 }
 
-async fn password_step<'a>(app: &'a TestApp) -> Browser<'a> {
+pub(crate) async fn password_step<'a>(app: &'a TestApp) -> Browser<'a> {
     let mut browser = Browser::new(app);
     let response = browser
         .post(
