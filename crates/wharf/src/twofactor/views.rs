@@ -122,6 +122,16 @@ struct Pending {
     u: String,
     pd: i64,
     next: String,
+    /// Names this step, so that once it has signed someone in it cannot again.
+    #[serde(default)]
+    n: String,
+}
+
+/// A user half signed in: who, where they go next, and the step's nonce.
+struct Step {
+    user: User,
+    next: String,
+    nonce: String,
 }
 
 /// After a right password: remember who is half signed in (a signed cookie that lasts 5
@@ -133,6 +143,7 @@ pub fn begin(web: &mut Web, user: &User, password_date: i64, next: &str) -> Resp
             u: user.id.clone(),
             pd: password_date,
             next: next.to_owned(),
+            n: uuid::Uuid::new_v4().simple().to_string(),
         },
         web.now_secs() + PENDING_SECS,
     );
@@ -142,7 +153,7 @@ pub fn begin(web: &mut Web, user: &User, password_date: i64, next: &str) -> Resp
 }
 
 /// The user half signed in, or the page that says the step is over.
-async fn pending(web: &Web) -> Result<(User, String), Response> {
+async fn pending(web: &Web) -> Result<Step, Response> {
     let expired = |web: &Web| {
         web.redirect_with(
             "/account/login/",
@@ -166,6 +177,15 @@ async fn pending(web: &Web) -> Result<(User, String), Response> {
         Ok(claims) => claims,
         Err(SignatureError::Expired | SignatureError::Invalid) => return Err(expired(web)),
     };
+    if claims.n.is_empty() {
+        return Err(expired(web));
+    }
+    let used = super::step_used(&web.state.db, &claims.n)
+        .await
+        .map_err(|e| internal(web, e))?;
+    if used {
+        return Err(expired(web));
+    }
     let state = accounts::password_state(&web.state.db, &claims.u)
         .await
         .map_err(|e| internal(web, e))?;
@@ -173,21 +193,37 @@ async fn pending(web: &Web) -> Result<(User, String), Response> {
         .await
         .map_err(|e| internal(web, e))?;
     match (state, user) {
-        (Some((_, date)), Some(user)) if date == claims.pd && user.is_active => {
-            Ok((user, claims.next))
-        }
+        (Some((_, date)), Some(user)) if date == claims.pd && user.is_active => Ok(Step {
+            user,
+            next: claims.next,
+            nonce: claims.n,
+        }),
         _ => Err(expired(web)),
     }
 }
 
-/// Signs the user in after a second factor (or a passkey).
+/// Signs the user in after a second factor (with the step's nonce, which is used up here:
+/// of two requests racing with one step cookie only one signs in) or a passkey.
 async fn finish(
     web: &mut Web,
     user: &User,
     method: &str,
     label: Option<&str>,
     next: &str,
+    step: Option<&str>,
 ) -> Result<String, Response> {
+    if let Some(nonce) = step {
+        let first = super::use_step(&web.state.db, nonce, web.now_secs() + PENDING_SECS, web.now_secs())
+            .await
+            .map_err(|e| internal(web, e))?;
+        if !first {
+            web.remove_cookie(PENDING_COOKIE);
+            return Err(web.redirect_with(
+                "/account/login/",
+                Flash::error("This two-factor step has been used already. Sign in again."),
+            ));
+        }
+    }
     start_session(web, user).await?;
     web.remove_cookie(PENDING_COOKIE);
     record(
@@ -229,7 +265,7 @@ async fn notify(web: &Web, user: &User, template: &str, page: minijinja::Value) 
 }
 
 pub async fn step_page(web: Web) -> Response {
-    let (user, _) = match pending(&web).await {
+    let Step { user, .. } = match pending(&web).await {
         Ok(pending) => pending,
         Err(response) => return response,
     };
@@ -254,7 +290,7 @@ pub struct CodeForm {
 }
 
 pub async fn totp_submit(mut web: Web, Form(form): Form<CodeForm>) -> Response {
-    let (user, next) = match pending(&web).await {
+    let Step { user, next, nonce } = match pending(&web).await {
         Ok(pending) => pending,
         Err(response) => return response,
     };
@@ -300,7 +336,7 @@ pub async fn totp_submit(mut web: Web, Form(form): Form<CodeForm>) -> Response {
             match updated {
                 Ok(done) if done.rows_affected() == 1 => {
                     attempt.succeeded(&web).await;
-                    return match finish(&mut web, &user, "totp", None, &next).await {
+                    return match finish(&mut web, &user, "totp", None, &next, Some(&nonce)).await {
                         Ok(to) => web.redirect(&to),
                         Err(response) => response,
                     };
@@ -310,7 +346,6 @@ pub async fn totp_submit(mut web: Web, Form(form): Form<CodeForm>) -> Response {
             }
         }
         totp::Check::Malformed => "TOTP code must be 6 digits.",
-        totp::Check::OutOfSync => "Invalid TOTP code. Your device time may be out of sync.",
         totp::Check::Replayed | totp::Check::Invalid => "Invalid TOTP code.",
     };
     failed(&web, attempt, &user.id, "invalid_totp").await;
@@ -365,7 +400,7 @@ pub async fn webauthn_options(web: Web) -> Response {
     let Some(rp) = web.state.webauthn.clone() else {
         return webauthn_unavailable();
     };
-    let (user, _) = match pending(&web).await {
+    let Step { user, .. } = match pending(&web).await {
         Ok(pending) => pending,
         Err(_) => {
             return json_error(
@@ -408,7 +443,7 @@ pub async fn webauthn_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Re
     let Some(rp) = web.state.webauthn.clone() else {
         return webauthn_unavailable();
     };
-    let (user, next) = match pending(&web).await {
+    let Step { user, next, nonce } = match pending(&web).await {
         Ok(pending) => pending,
         Err(_) => {
             return json_error(
@@ -459,7 +494,7 @@ pub async fn webauthn_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Re
         return response;
     }
     attempt.succeeded(&web).await;
-    match finish(&mut web, &user, "webauthn", Some(&stored.label), &next).await {
+    match finish(&mut web, &user, "webauthn", Some(&stored.label), &next, Some(&nonce)).await {
         Ok(to) => json_location(&web, &to),
         Err(response) => response,
     }
@@ -490,7 +525,7 @@ pub async fn recovery_page(web: Web) -> Response {
 }
 
 pub async fn recovery_submit(mut web: Web, Form(form): Form<CodeForm>) -> Response {
-    let (user, next) = match pending(&web).await {
+    let Step { user, next, nonce } = match pending(&web).await {
         Ok(pending) => pending,
         Err(response) => return response,
     };
@@ -509,7 +544,7 @@ pub async fn recovery_submit(mut web: Web, Form(form): Form<CodeForm>) -> Respon
             )
             .await;
             notify(&web, &user, "recovery-code-used", context! {}).await;
-            match finish(&mut web, &user, "recovery-code", None, &next).await {
+            match finish(&mut web, &user, "recovery-code", None, &next, Some(&nonce)).await {
                 Ok(to) => web.redirect(&to),
                 Err(response) => response,
             }
@@ -638,7 +673,7 @@ pub async fn passkey_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Res
     if let Err(e) = slot.release(&web.state.db).await {
         tracing::error!(error = %e, "cannot release a rate-limit reservation");
     }
-    match finish(&mut web, &user, "passkey", Some(&stored.label), "").await {
+    match finish(&mut web, &user, "passkey", Some(&stored.label), "", None).await {
         Ok(to) => json_location(&web, &to),
         Err(response) => response,
     }
@@ -693,7 +728,7 @@ async fn needs_recovery_codes(web: &Web, user: &User) -> Option<Response> {
     }
 }
 
-pub async fn totp_provision_page(web: Web) -> Response {
+pub async fn totp_provision_page(mut web: Web) -> Response {
     let user = match recent(&web) {
         Ok(user) => user,
         Err(response) => return response,
@@ -701,17 +736,54 @@ pub async fn totp_provision_page(web: Web) -> Response {
     if let Some(response) = needs_recovery_codes(&web, &user).await {
         return response;
     }
-    // A new secret each time the page is shown, as warehouse does; kept encrypted meanwhile.
+    // A new secret each time the page is shown, as warehouse does. A GET changes nothing on
+    // the server: the secret waits, encrypted, in a signed cookie that lasts 10 minutes,
+    // until the POST with a code from it stores it.
     let secret = totp::generate_secret();
-    if let Err(e) = sqlx::query("UPDATE users SET totp_pending_secret = $1 WHERE id = $2")
-        .bind(totp::seal(&web.state.keys, &secret))
-        .bind(&user.id)
-        .execute(web.state.db.pool())
-        .await
-    {
-        return internal(&web, e);
-    }
+    let token = web.state.keys.sign(
+        SETUP_PURPOSE,
+        &Setup {
+            u: user.id.clone(),
+            s: base64::engine::general_purpose::STANDARD
+                .encode(totp::seal(&web.state.keys, &secret)),
+        },
+        web.now_secs() + SETUP_SECS,
+    );
+    let cookie = web.cookie(SETUP_COOKIE, token);
+    web.set_cookie(cookie);
     totp_page(&web, &user, &secret, StatusCode::OK, FormErrors::default())
+}
+
+const SETUP_COOKIE: &str = "wharf_totp_setup";
+const SETUP_PURPOSE: &str = "totp-setup";
+const SETUP_SECS: i64 = 600;
+
+/// The secret being set up: its user and the sealed secret (base64).
+#[derive(Serialize, Deserialize)]
+struct Setup {
+    u: String,
+    s: String,
+}
+
+/// The secret the set-up page gave this user, if its cookie is still good.
+fn setup_secret(web: &Web, user: &User) -> Option<Vec<u8>> {
+    let value = crate::web::cookies(web.headers())
+        .into_iter()
+        .find(|c| c.name() == SETUP_COOKIE)?
+        .value()
+        .to_owned();
+    let setup: Setup = web
+        .state
+        .keys
+        .verify(SETUP_PURPOSE, &value, web.now_secs())
+        .ok()?;
+    if setup.u != user.id {
+        return None;
+    }
+    let sealed = base64::engine::general_purpose::STANDARD
+        .decode(setup.s)
+        .ok()?;
+    totp::open(&web.state.keys, &sealed)
 }
 
 fn totp_page(
@@ -743,22 +815,12 @@ fn totp_page(
     )
 }
 
-pub async fn totp_provision(web: Web, Form(form): Form<CodeForm>) -> Response {
+pub async fn totp_provision(mut web: Web, Form(form): Form<CodeForm>) -> Response {
     let user = match recent(&web) {
         Ok(user) => user,
         Err(response) => return response,
     };
-    let row: Result<(Option<Vec<u8>>,), _> =
-        sqlx::query_as("SELECT totp_pending_secret FROM users WHERE id = $1")
-            .bind(&user.id)
-            .fetch_one(web.state.db.pool())
-            .await;
-    let secret = match row {
-        Ok((Some(sealed),)) => totp::open(&web.state.keys, &sealed),
-        Ok((None,)) => None,
-        Err(e) => return internal(&web, e),
-    };
-    let Some(secret) = secret else {
+    let Some(secret) = setup_secret(&web, &user) else {
         return web.redirect_with(
             "/manage/account/totp-provision",
             Flash::error("Scan the new code and enter the code it gives."),
@@ -768,7 +830,8 @@ pub async fn totp_provision(web: Web, Form(form): Form<CodeForm>) -> Response {
         totp::Check::Valid(step) => {
             let run = async {
                 let mut tx = web.state.db.begin().await?;
-                sqlx::query("UPDATE users SET totp_secret = totp_pending_secret, totp_pending_secret = NULL, totp_last_step = $1 WHERE id = $2")
+                sqlx::query("UPDATE users SET totp_secret = $1, totp_pending_secret = NULL, totp_last_step = $2 WHERE id = $3")
+                    .bind(totp::seal(&web.state.keys, &secret))
                     .bind(step)
                     .bind(&user.id)
                     .execute(&mut *tx)
@@ -787,6 +850,7 @@ pub async fn totp_provision(web: Web, Form(form): Form<CodeForm>) -> Response {
             if let Err(e) = run.await {
                 return internal(&web, e);
             }
+            web.remove_cookie(SETUP_COOKIE);
             notify(
                 &web,
                 &user,
@@ -802,7 +866,6 @@ pub async fn totp_provision(web: Web, Form(form): Form<CodeForm>) -> Response {
             );
         }
         totp::Check::Malformed => "TOTP code must be 6 digits.",
-        totp::Check::OutOfSync => "Invalid TOTP code. Your device time may be out of sync.",
         totp::Check::Replayed | totp::Check::Invalid => "Invalid TOTP code.",
     };
     totp_page(

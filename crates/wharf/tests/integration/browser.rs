@@ -82,6 +82,11 @@ impl<'a> Browser<'a> {
         response
     }
 
+    /// Sends a body-less request built by the caller (a HEAD, say) with the cookies.
+    pub async fn send_raw(&mut self, builder: axum::http::request::Builder) -> TestResponse {
+        self.send(builder, Body::empty()).await
+    }
+
     pub async fn get(&mut self, uri: &str) -> TestResponse {
         self.send(Request::get(uri), Body::empty()).await
     }
