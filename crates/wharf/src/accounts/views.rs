@@ -8,6 +8,7 @@ use axum::response::Response;
 use minijinja::context;
 use serde::Deserialize;
 use serde_json::json;
+use sha2::Digest;
 
 use super::session;
 use super::{AccountError, NewUser, SignIn, User};
@@ -504,53 +505,72 @@ pub async fn reset_request(web: Web, Form(form): Form<ResetRequestForm>) -> Resp
         Ok(user) => user,
         Err(e) => return internal(&web, e),
     };
-    if let Some((user, email)) = user {
-        match reserve(&web, ratelimit::PASSWORD_RESET, &user.id).await {
-            Ok(Ok(_sent)) => {}
-            Ok(Err(limited)) => {
-                return too_many(
-                    &web,
-                    limited,
-                    "Too many password resets have been requested for this account without completing them. \
-                     Check your inbox and follow the instructions in the e-mails we sent."
-                        .to_owned(),
-                ).await;
-            }
-            Err(response) => return response,
+    // Known or not, the same work before the answer (a reservation, a read, a signature)
+    // and the same limit; the event and the e-mail are queued, so that how long the answer
+    // takes does not tell whether an account matched.
+    let limit_key = match &user {
+        Some((user, _)) => user.id.clone(),
+        None => format!("unknown:{}", hex::encode(sha2::Sha256::digest(login.to_lowercase()))),
+    };
+    match reserve(&web, ratelimit::PASSWORD_RESET, &limit_key).await {
+        Ok(Ok(_sent)) => {}
+        Ok(Err(limited)) => {
+            return too_many(
+                &web,
+                limited,
+                "Too many password resets have been requested for this account without completing them. \
+                 Check your inbox and follow the instructions in the e-mails we sent."
+                    .to_owned(),
+            )
+            .await;
         }
-        let password_date = match super::password_state(&web.state.db, &user.id).await {
-            Ok(Some((_, date))) => date,
-            Ok(None) => return internal(&web, "user vanished"),
-            Err(e) => return internal(&web, e),
-        };
-        // The link names the password it replaces, so it works once.
-        let token = web.state.keys.sign(
-            RESET_PURPOSE,
-            &json!({"u": user.id, "pd": password_date}),
-            web.now_secs() + LINK_SECS,
-        );
+        Err(response) => return response,
+    }
+    let user_id = user.as_ref().map_or(limit_key.as_str(), |(u, _)| u.id.as_str());
+    let password_date = match super::password_state(&web.state.db, user_id).await {
+        Ok(state) => state.map_or(0, |(_, date)| date),
+        Err(e) => return internal(&web, e),
+    };
+    // The link names the password it replaces, so it works once.
+    let token = web.state.keys.sign(
+        RESET_PURPOSE,
+        &json!({"u": user_id, "pd": password_date}),
+        web.now_secs() + LINK_SECS,
+    );
+    if let Some((user, email)) = user {
         let link = format!(
             "{}/account/reset-password/confirm/?token={token}",
             web.state.settings.base_url()
         );
-        record(
-            &web,
-            Source::User(&user.id),
-            EventTag::AccountPasswordResetRequest,
-            json!({}),
-        )
-        .await;
-        web.state
-            .mailer
-            .notify(
-                &web.state.db,
-                (&user.id, &email),
-                "password-reset",
-                context! { username => user.username.clone(), link => link },
-                &web.meta,
-                web.now(),
-            )
-            .await;
+        let (state, meta, now) = (web.state.clone(), web.meta.clone(), web.now());
+        web.state.mailer.later(async move {
+            let recorded = async {
+                let mut conn = state.db.pool().acquire().await?;
+                crate::events::record(
+                    &mut conn,
+                    Source::User(&user.id),
+                    EventTag::AccountPasswordResetRequest,
+                    &meta,
+                    now,
+                    json!({}),
+                )
+                .await
+            };
+            if let Err(e) = recorded.await {
+                tracing::error!(error = %e, "cannot record an event");
+            }
+            state
+                .mailer
+                .notify(
+                    &state.db,
+                    (&user.id, &email),
+                    "password-reset",
+                    context! { username => user.username.clone(), link => link },
+                    &meta,
+                    now,
+                )
+                .await;
+        });
     }
     // The same answer whether or not the account exists.
     web.render(

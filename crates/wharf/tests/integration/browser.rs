@@ -16,6 +16,8 @@ pub struct Browser<'a> {
     csrf_token: Option<String>,
     /// Extra headers sent with every request (e.g. `Origin`).
     pub headers: Vec<(String, String)>,
+    /// Whether each request waits for the mail it queued (on by default).
+    pub wait_for_mail: bool,
 }
 
 impl<'a> Browser<'a> {
@@ -25,6 +27,7 @@ impl<'a> Browser<'a> {
             cookies: BTreeMap::new(),
             csrf_token: None,
             headers: Vec::new(),
+            wait_for_mail: true,
         }
     }
 
@@ -63,6 +66,10 @@ impl<'a> Browser<'a> {
             builder = builder.header(name.as_str(), value.as_str());
         }
         let response = self.app.request(builder.body(body).expect("request")).await;
+        // Mail queued by the request is in the outbox before the test reads it.
+        if self.wait_for_mail {
+            self.app.state.mailer.idle().await;
+        }
         for set in response.headers.get_all("set-cookie") {
             let set = set.to_str().expect("ascii cookie");
             let (pair, attributes) = set.split_once(';').unwrap_or((set, ""));

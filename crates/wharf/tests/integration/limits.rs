@@ -286,3 +286,51 @@ async fn the_address_limit_alone_never_refuses_a_right_password() {
         logged[1]
     );
 }
+
+/// A reset request answers without waiting on the mail server, and does the same work and
+/// counts against the same limit for an address no account has.
+#[tokio::test]
+async fn a_reset_request_answers_alike_for_known_and_unknown_addresses() {
+    // A "mail server" that accepts and never speaks: a request waiting on it would hang.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = TestApp::with_settings(|s| s.smtp_url = Some(format!("smtp://127.0.0.1:{port}")))
+        .await;
+    let mut browser = Browser::new(&app);
+    browser.wait_for_mail = false;
+    let hits = app.count("rate_limit_hits").await;
+    let known = browser
+        .post("/account/reset-password/", &[("login", "alice@example.org")])
+        .await;
+    assert_eq!(known.status, 200);
+    assert_eq!(app.state.mailer.queued(), 1, "the message waits in the queue");
+    assert_eq!(app.count("rate_limit_hits").await, hits + 1);
+    let unknown = browser
+        .post("/account/reset-password/", &[("login", "nobody@example.org")])
+        .await;
+    assert_eq!(unknown.status, 200);
+    assert_eq!(app.count("rate_limit_hits").await, hits + 2);
+    let message = |r: &TestResponse| {
+        let text = r.text();
+        let start = text.find("<main").expect("main");
+        let end = text.find("</main>").expect("main end");
+        text[start..end].to_owned()
+    };
+    assert_eq!(message(&known), message(&unknown));
+    // The unknown address is limited like a known one.
+    for _ in 0..4 {
+        browser
+            .post("/account/reset-password/", &[("login", "nobody@example.org")])
+            .await;
+    }
+    let limited = browser
+        .post("/account/reset-password/", &[("login", "NOBODY@example.org")])
+        .await;
+    assert_eq!(limited.status, 429);
+    // The server hangs up: the queued message fails (logged), the request event is there.
+    let (socket, _) = listener.accept().await.unwrap();
+    drop(socket);
+    app.state.mailer.idle().await;
+    let tags = crate::browser::tags(&app, &app.user.id).await;
+    assert!(tags.contains(&"account:password:reset:request".to_owned()), "{tags:?}");
+}
