@@ -6,7 +6,7 @@ pub mod views;
 
 pub use password::{argon2_peak, argon2_permits, argon2_runs, hash_password, verify_password};
 
-use crate::db::Db;
+use crate::db::{Db, Tx};
 use crate::events::{self, EventTag, RequestMeta, Source};
 use crate::ratelimit::{self, Limited};
 
@@ -106,6 +106,7 @@ pub async fn create_user(
     if inserted.rows_affected() == 0 {
         return Err(AccountError::UsernameTaken(new.username.to_owned()));
     }
+    release_stale_claim(&mut tx, new.email, now).await?;
     let inserted = sqlx::query(
         "INSERT INTO user_emails (id, user_id, email, email_key, is_primary, verified, created) \
          VALUES ($1, $2, $3, $4, 1, $5, $6) ON CONFLICT (email_key) DO NOTHING",
@@ -414,6 +415,7 @@ pub async fn add_email(
     }
     let id = uuid::Uuid::new_v4().to_string();
     let mut tx = db.begin().await?;
+    release_stale_claim(&mut tx, email, now).await?;
     let inserted = sqlx::query(
         "INSERT INTO user_emails (id, user_id, email, email_key, is_primary, verified, created) \
          VALUES ($1, $2, $3, $4, 0, 0, $5) ON CONFLICT (email_key) DO NOTHING",
@@ -444,6 +446,71 @@ pub async fn add_email(
         primary: false,
         verified: false,
     })
+}
+
+/// How long an unverified address holds its claim: after that it no longer keeps another
+/// account from adding it, and can no longer be verified (a re-sent link renews it).
+pub const EMAIL_CLAIM_SECS: i64 = 86_400;
+
+fn claim_cutoff(now: i64) -> i64 {
+    now - EMAIL_CLAIM_SECS * 1_000_000
+}
+
+/// Frees `email` for a new claim when it is only held by an unverified claim that expired:
+/// a secondary address is deleted; a primary one (an account must keep its primary) keeps
+/// its row but gives up its key, so it matches no lookup and verifies no more.
+async fn release_stale_claim(tx: &mut Tx, email: &str, now: i64) -> Result<(), sqlx::Error> {
+    let key = email.to_lowercase();
+    sqlx::query(
+        "DELETE FROM user_emails WHERE email_key = $1 AND verified = 0 AND is_primary = 0 AND created < $2",
+    )
+    .bind(&key)
+    .bind(claim_cutoff(now))
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE user_emails SET email_key = '!expired:' || id \
+         WHERE email_key = $1 AND verified = 0 AND is_primary = 1 AND created < $2",
+    )
+    .bind(&key)
+    .bind(claim_cutoff(now))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Renews the claim of one of the user's unverified addresses (a verification e-mail is
+/// sent again), taking its key back if it had expired and no one else holds it. False when
+/// another account has the address now.
+pub async fn renew_email_claim(
+    db: &Db,
+    user_id: &str,
+    email_id: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let row: Option<(String,)> = sqlx::query_as(
+        "SELECT email FROM user_emails WHERE id = $1 AND user_id = $2 AND verified = 0",
+    )
+    .bind(email_id)
+    .bind(user_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((email,)) = row else {
+        return Ok(false);
+    };
+    release_stale_claim(&mut tx, &email, now).await?;
+    let renewed = sqlx::query(
+        "UPDATE user_emails SET created = $1, email_key = $2 WHERE id = $3 \
+         AND NOT EXISTS (SELECT 1 FROM user_emails o WHERE o.email_key = $2 AND o.id <> $3)",
+    )
+    .bind(now)
+    .bind(email.to_lowercase())
+    .bind(email_id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(renewed.rows_affected() == 1)
 }
 
 /// Removes a non-primary address of the user. Returns the address removed.
@@ -530,10 +597,12 @@ pub async fn verify_email(
 ) -> Result<bool, sqlx::Error> {
     let mut tx = db.begin().await?;
     let updated = sqlx::query(
-        "UPDATE user_emails SET verified = 1 WHERE user_id = $1 AND email_key = $2 AND verified = 0",
+        "UPDATE user_emails SET verified = 1 WHERE user_id = $1 AND email_key = $2 AND verified = 0 \
+         AND created >= $3",
     )
     .bind(user_id)
     .bind(email.to_lowercase())
+    .bind(claim_cutoff(now))
     .execute(&mut *tx)
     .await?;
     if updated.rows_affected() == 0 {

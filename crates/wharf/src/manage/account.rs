@@ -275,6 +275,19 @@ pub async fn resend_verification(web: Web, Form(form): Form<EmailIdForm>) -> Res
         }
         Err(e) => return internal(&web, e),
     }
+    match accounts::renew_email_claim(&web.state.db, &user.id, &email.id, web.now()).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return web.redirect_with(
+                PAGE,
+                Flash::error(format!(
+                    "{} was not verified within 24 hours and another account uses it now.",
+                    email.email
+                )),
+            );
+        }
+        Err(e) => return internal(&web, e),
+    }
     super::record(
         &web,
         crate::events::Source::User(&user.id),
