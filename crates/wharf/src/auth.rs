@@ -255,7 +255,10 @@ async fn record_anonymous_failure(
     username: Option<&str>,
 ) {
     let now = state.clock.now_micros();
-    let key = format!("{}:{reason}", meta.ip_address.as_deref().unwrap_or_default());
+    let key = format!(
+        "{}:{reason}",
+        meta.ip_address.as_deref().unwrap_or_default()
+    );
     let recorded = async {
         let Some(suppressed) = ANONYMOUS_FAILURES
             .admit(&state.db, &key, state.clock.now_secs())

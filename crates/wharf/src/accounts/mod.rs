@@ -227,10 +227,7 @@ pub enum SignIn {
 
 /// The account a login names (its username, or one of its verified addresses), with its
 /// password hash.
-pub async fn find_for_sign_in(
-    db: &Db,
-    login: &str,
-) -> Result<Option<(User, String)>, sqlx::Error> {
+pub async fn find_for_sign_in(db: &Db, login: &str) -> Result<Option<(User, String)>, sqlx::Error> {
     let row: Option<(String, String, i64, i64, String)> = sqlx::query_as(
         "SELECT u.id, u.username, u.is_admin, u.is_active, u.password_hash FROM users u \
          WHERE u.username_key = $1 \
@@ -274,7 +271,10 @@ pub async fn sign_in(
             Err(limited) => SignIn::Limited(limited),
         });
     };
-    let user_slot = match ratelimit::LOGIN_USER.reserve(db, &user.id, now_secs).await? {
+    let user_slot = match ratelimit::LOGIN_USER
+        .reserve(db, &user.id, now_secs)
+        .await?
+    {
         Ok(slot) => slot,
         Err(limited) => {
             // Not evaluated: not the address's failure either.

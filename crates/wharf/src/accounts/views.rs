@@ -510,7 +510,10 @@ pub async fn reset_request(web: Web, Form(form): Form<ResetRequestForm>) -> Resp
     // takes does not tell whether an account matched.
     let limit_key = match &user {
         Some((user, _)) => user.id.clone(),
-        None => format!("unknown:{}", hex::encode(sha2::Sha256::digest(login.to_lowercase()))),
+        None => format!(
+            "unknown:{}",
+            hex::encode(sha2::Sha256::digest(login.to_lowercase()))
+        ),
     };
     match reserve(&web, ratelimit::PASSWORD_RESET, &limit_key).await {
         Ok(Ok(_sent)) => {}
@@ -526,7 +529,9 @@ pub async fn reset_request(web: Web, Form(form): Form<ResetRequestForm>) -> Resp
         }
         Err(response) => return response,
     }
-    let user_id = user.as_ref().map_or(limit_key.as_str(), |(u, _)| u.id.as_str());
+    let user_id = user
+        .as_ref()
+        .map_or(limit_key.as_str(), |(u, _)| u.id.as_str());
     let password_date = match super::password_state(&web.state.db, user_id).await {
         Ok(state) => state.map_or(0, |(_, date)| date),
         Err(e) => return internal(&web, e),

@@ -8,7 +8,9 @@ use minijinja::context;
 use serde::Deserialize;
 
 use super::internal;
-use crate::accounts::views::{mail_verification, notify_password_change, send_verification, too_many};
+use crate::accounts::views::{
+    mail_verification, notify_password_change, send_verification, too_many,
+};
 use crate::accounts::{self, AccountError, User, session};
 use crate::events::EventTag;
 use crate::ratelimit;

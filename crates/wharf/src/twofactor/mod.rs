@@ -99,10 +99,11 @@ pub async fn project_requires(db: &Db, project_id: &str) -> Result<bool, sqlx::E
 
 /// Whether a two-factor step (its cookie's nonce) has signed someone in already.
 pub async fn step_used(db: &Db, nonce: &str) -> Result<bool, sqlx::Error> {
-    let row: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM two_factor_steps_used WHERE nonce = $1")
-        .bind(nonce)
-        .fetch_optional(db.pool())
-        .await?;
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT 1 FROM two_factor_steps_used WHERE nonce = $1")
+            .bind(nonce)
+            .fetch_optional(db.pool())
+            .await?;
     Ok(row.is_some())
 }
 

@@ -104,8 +104,7 @@ async fn attempt(web: &Web, user_id: &str) -> Result<Attempt, Response> {
 }
 
 /// Records a failed second factor on the account's log (its attempt stays counted).
-async fn failed(web: &Web, attempt: Attempt, user_id: &str, reason: &str) {
-    drop(attempt);
+async fn failed(web: &Web, _counted: Attempt, user_id: &str, reason: &str) {
     record(
         web,
         Some(user_id),
@@ -213,9 +212,14 @@ async fn finish(
     step: Option<&str>,
 ) -> Result<String, Response> {
     if let Some(nonce) = step {
-        let first = super::use_step(&web.state.db, nonce, web.now_secs() + PENDING_SECS, web.now_secs())
-            .await
-            .map_err(|e| internal(web, e))?;
+        let first = super::use_step(
+            &web.state.db,
+            nonce,
+            web.now_secs() + PENDING_SECS,
+            web.now_secs(),
+        )
+        .await
+        .map_err(|e| internal(web, e))?;
         if !first {
             web.remove_cookie(PENDING_COOKIE);
             return Err(web.redirect_with(
@@ -494,7 +498,16 @@ pub async fn webauthn_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Re
         return response;
     }
     attempt.succeeded(&web).await;
-    match finish(&mut web, &user, "webauthn", Some(&stored.label), &next, Some(&nonce)).await {
+    match finish(
+        &mut web,
+        &user,
+        "webauthn",
+        Some(&stored.label),
+        &next,
+        Some(&nonce),
+    )
+    .await
+    {
         Ok(to) => json_location(&web, &to),
         Err(response) => response,
     }

@@ -860,7 +860,11 @@ async fn unverified_address_claims_expire_after_24_hours() {
     let added = domain::add_email(db, &bob.id, "claimed@example.org", &meta, now(&app))
         .await
         .expect("the expired claim is released");
-    assert!(domain::verify_email(db, &bob.id, &added.email, &meta, now(&app)).await.unwrap());
+    assert!(
+        domain::verify_email(db, &bob.id, &added.email, &meta, now(&app))
+            .await
+            .unwrap()
+    );
     let dave = domain::create_user(
         db,
         &NewUser {
@@ -886,7 +890,11 @@ async fn unverified_address_claims_expire_after_24_hours() {
             .iter()
             .any(|e| e.email == "Claimed@example.org")
     );
-    assert!(domain::verify_email(db, &dave.id, "carol@example.org", &meta, now(&app)).await.unwrap());
+    assert!(
+        domain::verify_email(db, &dave.id, "carol@example.org", &meta, now(&app))
+            .await
+            .unwrap()
+    );
     // carol cannot take it back while dave has it.
     assert!(
         !domain::renew_email_claim(db, &carol.id, &carol_emails[0].id, now(&app))

@@ -97,7 +97,9 @@ async fn parallel_wrong_passwords_are_evaluated_at_most_the_limit() {
     let responses = parallel_posts(&app, &mut browser, "/account/login/", guesses).await;
     let evaluated = argon2_runs() - before;
     let (refused, limited) = statuses(&responses);
-    eprintln!("{evaluated} of 60 parallel wrong passwords evaluated (limit 10); {refused} × 401, {limited} × 429");
+    eprintln!(
+        "{evaluated} of 60 parallel wrong passwords evaluated (limit 10); {refused} × 401, {limited} × 429"
+    );
     assert!(
         (1..=10).contains(&evaluated),
         "{evaluated} argon2 runs for 60 parallel guesses"
@@ -139,7 +141,9 @@ async fn parallel_totp_codes_are_evaluated_at_most_the_limit() {
     let responses = parallel_posts(&app, &mut step, "/account/two-factor/totp", codes).await;
     let (refused, limited) = statuses(&responses);
     let evaluated = failures(&app, "invalid_totp").await;
-    eprintln!("{evaluated} of 40 parallel TOTP codes evaluated (limit 5); {refused} × 401, {limited} × 429");
+    eprintln!(
+        "{evaluated} of 40 parallel TOTP codes evaluated (limit 5); {refused} × 401, {limited} × 429"
+    );
     assert!((1..=5).contains(&evaluated), "{evaluated} codes checked");
     assert_eq!(refused as i64, evaluated);
     // Used up: the right code is refused too.
@@ -166,7 +170,9 @@ async fn parallel_recovery_codes_are_evaluated_at_most_the_limit() {
     let runs = argon2_runs() - before;
     let (refused, limited) = statuses(&responses);
     let evaluated = failures(&app, "invalid_recovery_code").await;
-    eprintln!("{evaluated} of 20 parallel recovery codes evaluated (limit 5, {runs} argon2 runs); {refused} × 401, {limited} × 429");
+    eprintln!(
+        "{evaluated} of 20 parallel recovery codes evaluated (limit 5, {runs} argon2 runs); {refused} × 401, {limited} × 429"
+    );
     assert!((1..=5).contains(&evaluated), "{evaluated} codes checked");
     assert_eq!(refused as i64, evaluated);
     // Each evaluated guess is compared with the 7 unused codes and the burned one.
@@ -294,19 +300,29 @@ async fn a_reset_request_answers_alike_for_known_and_unknown_addresses() {
     // A "mail server" that accepts and never speaks: a request waiting on it would hang.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let app = TestApp::with_settings(|s| s.smtp_url = Some(format!("smtp://127.0.0.1:{port}")))
-        .await;
+    let app =
+        TestApp::with_settings(|s| s.smtp_url = Some(format!("smtp://127.0.0.1:{port}"))).await;
     let mut browser = Browser::new(&app);
     browser.wait_for_mail = false;
     let hits = app.count("rate_limit_hits").await;
     let known = browser
-        .post("/account/reset-password/", &[("login", "alice@example.org")])
+        .post(
+            "/account/reset-password/",
+            &[("login", "alice@example.org")],
+        )
         .await;
     assert_eq!(known.status, 200);
-    assert_eq!(app.state.mailer.queued(), 1, "the message waits in the queue");
+    assert_eq!(
+        app.state.mailer.queued(),
+        1,
+        "the message waits in the queue"
+    );
     assert_eq!(app.count("rate_limit_hits").await, hits + 1);
     let unknown = browser
-        .post("/account/reset-password/", &[("login", "nobody@example.org")])
+        .post(
+            "/account/reset-password/",
+            &[("login", "nobody@example.org")],
+        )
         .await;
     assert_eq!(unknown.status, 200);
     assert_eq!(app.count("rate_limit_hits").await, hits + 2);
@@ -320,11 +336,17 @@ async fn a_reset_request_answers_alike_for_known_and_unknown_addresses() {
     // The unknown address is limited like a known one.
     for _ in 0..4 {
         browser
-            .post("/account/reset-password/", &[("login", "nobody@example.org")])
+            .post(
+                "/account/reset-password/",
+                &[("login", "nobody@example.org")],
+            )
             .await;
     }
     let limited = browser
-        .post("/account/reset-password/", &[("login", "NOBODY@example.org")])
+        .post(
+            "/account/reset-password/",
+            &[("login", "NOBODY@example.org")],
+        )
         .await;
     assert_eq!(limited.status, 429);
     // The server hangs up: the queued message fails (logged), the request event is there.
@@ -332,5 +354,8 @@ async fn a_reset_request_answers_alike_for_known_and_unknown_addresses() {
     drop(socket);
     app.state.mailer.idle().await;
     let tags = crate::browser::tags(&app, &app.user.id).await;
-    assert!(tags.contains(&"account:password:reset:request".to_owned()), "{tags:?}");
+    assert!(
+        tags.contains(&"account:password:reset:request".to_owned()),
+        "{tags:?}"
+    );
 }

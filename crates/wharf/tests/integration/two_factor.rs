@@ -584,20 +584,22 @@ async fn showing_the_totp_set_up_page_changes_nothing_on_the_server() {
         let pool = app.state.db.pool().clone();
         let id = app.user.id.clone();
         async move {
-            let row: (Option<Vec<u8>>, Option<Vec<u8>>) = sqlx::query_as(
-                "SELECT totp_secret, totp_pending_secret FROM users WHERE id = $1",
-            )
-            .bind(id)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+            let row: (Option<Vec<u8>>, Option<Vec<u8>>) =
+                sqlx::query_as("SELECT totp_secret, totp_pending_secret FROM users WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
             row
         }
     };
     let before = row(&app).await;
     let events = app.count("events").await;
     // A GET or HEAD (a link, a prefetch, a cross-site image) stores no secret.
-    assert_eq!(browser.get("/manage/account/totp-provision").await.status, 200);
+    assert_eq!(
+        browser.get("/manage/account/totp-provision").await.status,
+        200
+    );
     let head = browser
         .send_raw(axum::http::Request::head("/manage/account/totp-provision"))
         .await;
@@ -609,10 +611,7 @@ async fn showing_the_totp_set_up_page_changes_nothing_on_the_server() {
     let secret = enable_totp(&app, &mut browser).await;
     let (stored, pending) = row(&app).await;
     let stored = stored.expect("stored");
-    assert_eq!(
-        totp::open(&app.state.keys, &stored).expect("opens"),
-        secret
-    );
+    assert_eq!(totp::open(&app.state.keys, &stored).expect("opens"), secret);
     assert_eq!(pending, None);
     assert!(
         !browser.cookies.contains_key("wharf_totp_setup"),
@@ -641,7 +640,11 @@ async fn a_two_factor_step_signs_in_once() {
     replay.cookies.insert("wharf_2fa".to_owned(), cookie);
     let page = replay.get("/account/recovery-code/").await;
     assert_eq!(page.status, 303);
-    assert!(page.header("location").unwrap().starts_with("/account/login/"));
+    assert!(
+        page.header("location")
+            .unwrap()
+            .starts_with("/account/login/")
+    );
     let refused = replay
         .post("/account/recovery-code/", &[("code", &codes[1])])
         .await;

@@ -81,9 +81,7 @@ async fn no_credentials_or_an_unknown_token_are_refused() {
     let anonymous = events_with_tag(&app, "upload:auth:failure").await;
     assert_eq!(anonymous.len(), 3);
     assert!(
-        anonymous[2]
-            .1
-            .contains("\"similar_failures_not_logged\":5"),
+        anonymous[2].1.contains("\"similar_failures_not_logged\":5"),
         "the left-out refusals are counted: {}",
         anonymous[2].1
     );
