@@ -359,3 +359,26 @@ async fn a_reset_request_answers_alike_for_known_and_unknown_addresses() {
         "{tags:?}"
     );
 }
+
+/// Anonymous passkey ceremonies store a row each: an address may begin 30 per 5 minutes.
+#[tokio::test]
+async fn anonymous_passkey_ceremonies_are_limited_per_address() {
+    let app = TestApp::with_settings(|s| s.base_url = Some("https://wharf.test".to_owned())).await;
+    let mut browser = Browser::new(&app);
+    browser
+        .headers
+        .push(("origin".to_owned(), "https://wharf.test".to_owned()));
+    for _ in 0..30 {
+        let begun = browser.post("/account/passkey/options", &[]).await;
+        assert_eq!(begun.status, 200, "{}", begun.text());
+    }
+    let ceremonies = app.count("webauthn_ceremonies").await;
+    let refused = browser.post("/account/passkey/options", &[]).await;
+    assert_eq!(refused.status, 429);
+    assert!(refused.header("retry-after").is_some());
+    assert_eq!(
+        app.count("webauthn_ceremonies").await,
+        ceremonies,
+        "no row stored"
+    );
+}
