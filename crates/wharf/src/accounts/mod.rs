@@ -302,7 +302,7 @@ pub async fn sign_in(
 }
 
 /// Checks the signed-in user's password again (re-authentication, confirming a change),
-/// under the account's failure limit; a failure also counts against `ip`. `None` when the
+/// under the account's failure limit; a failure also counts against `ip`. `Err` when the
 /// account's failures are used up (nothing was checked).
 pub async fn confirm_password(
     db: &Db,
