@@ -118,7 +118,7 @@ async fn run() -> anyhow::Result<()> {
     let mut password_samples = Vec::new();
     for _ in 0..30 {
         let start = Instant::now();
-        assert!(accounts::verify_password(password, &hash));
+        assert!(accounts::verify_password(password, &hash).await);
         password_samples.push(start.elapsed());
     }
 

@@ -10,7 +10,7 @@ use crate::app::AppState;
 use crate::error::{AppError, AppResult};
 use crate::events::{self, EventTag, RequestMeta, Source};
 use crate::packaging::Project;
-use crate::ratelimit::Limit;
+use crate::ratelimit::{Coalesce, Limit};
 use crate::tokens::{self, PresentedToken, Rejection};
 
 /// The credential a request carries.
@@ -176,15 +176,32 @@ struct TokenFailure<'a> {
 /// One logged failure per token and reason per 10 minutes: the first is recorded, the others
 /// are counted and reported with the next one, so that no one can flood an owner's log by
 /// replaying a token (warehouse#6447).
-const FAILURE_LOG: Limit = Limit {
-    bucket: "token.failure.logged",
-    max: 1,
-    window_secs: 600,
+const TOKEN_FAILURES: Coalesce = Coalesce {
+    logged: Limit {
+        bucket: "token.failure.logged",
+        max: 1,
+        window_secs: 600,
+    },
+    suppressed: Limit {
+        bucket: "token.failure.suppressed",
+        max: i64::MAX,
+        window_secs: 86_400 * 30,
+    },
 };
-const FAILURE_SUPPRESSED: Limit = Limit {
-    bucket: "token.failure.suppressed",
-    max: i64::MAX,
-    window_secs: 86_400 * 30,
+
+/// Anonymous upload refusals the same way, per IP address and reason: a script without
+/// credentials cannot fill the admins' log.
+const ANONYMOUS_FAILURES: Coalesce = Coalesce {
+    logged: Limit {
+        bucket: "upload.anonymous.logged",
+        max: 1,
+        window_secs: 600,
+    },
+    suppressed: Limit {
+        bucket: "upload.anonymous.suppressed",
+        max: i64::MAX,
+        window_secs: 86_400 * 30,
+    },
 };
 
 async fn record_token_failure(state: &AppState, meta: &RequestMeta, failure: &TokenFailure<'_>) {
@@ -192,13 +209,9 @@ async fn record_token_failure(state: &AppState, meta: &RequestMeta, failure: &To
     let now_secs = state.clock.now_secs();
     let key = format!("{}:{}", failure.token_id, failure.reason);
     let recorded = async {
-        if FAILURE_LOG.check(&state.db, &key, now_secs).await?.is_err() {
-            return FAILURE_SUPPRESSED.hit(&state.db, &key, now_secs).await;
-        }
-        let suppressed = FAILURE_SUPPRESSED
-            .take_count(&state.db, &key, now_secs)
-            .await?;
-        FAILURE_LOG.hit(&state.db, &key, now_secs).await?;
+        let Some(suppressed) = TOKEN_FAILURES.admit(&state.db, &key, now_secs).await? else {
+            return Ok(());
+        };
         let additional = serde_json::json!({
             "macaroon_id": failure.token_id,
             "description": failure.description,
@@ -229,8 +242,19 @@ async fn record_anonymous_failure(
     username: Option<&str>,
 ) {
     let now = state.clock.now_micros();
-    let additional = serde_json::json!({"reason": reason, "username": username});
+    let key = format!("{}:{reason}", crate::app::rate_key(meta));
     let recorded = async {
+        let Some(suppressed) = ANONYMOUS_FAILURES
+            .admit(&state.db, &key, state.clock.now_secs())
+            .await?
+        else {
+            return Ok(());
+        };
+        let additional = serde_json::json!({
+            "reason": reason,
+            "username": username,
+            "similar_failures_not_logged": suppressed,
+        });
         let mut conn = state.db.pool().acquire().await?;
         events::record(
             &mut conn,

@@ -1,9 +1,10 @@
 //! Rate limits held in the database, so they hold across every process of a deployment.
 //! A moving window, as warehouse's `limits`: each counted attempt is a row, and a key is
 //! limited while its window holds `max` rows. Only failures and costly requests are counted
-//! (`spec/warehouse-security.md` §6).
+//! (`spec/warehouse-security.md` §6). An attempt is reserved before its work is done
+//! (`Limit::reserve`), so parallel requests cannot all pass a check made before any counted.
 
-use crate::db::Db;
+use crate::db::{Backend, Db};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limit {
@@ -49,33 +50,104 @@ pub const REGISTER_IP: Limit = Limit {
     window_secs: 3600,
 };
 
+/// Refusals of anonymous visitors, logged once per IP address per 10 minutes with the count
+/// of the others (a locked-out script would otherwise write an event per request).
+pub const ANONYMOUS_REFUSALS: Coalesce = Coalesce {
+    logged: Limit {
+        bucket: "refused.anonymous.logged",
+        max: 1,
+        window_secs: 600,
+    },
+    suppressed: Limit {
+        bucket: "refused.anonymous.suppressed",
+        max: i64::MAX,
+        window_secs: 86_400 * 30,
+    },
+};
+
 /// A refusal: the key may try again after this many seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limited {
     pub retry_after_secs: i64,
 }
 
+/// One attempt counted in a window before its work was done. It stays counted (a failure)
+/// unless `release`d (a success, where only failures count).
+#[must_use = "a reservation stays counted unless it is released"]
+#[derive(Debug)]
+pub struct Reservation {
+    id: i64,
+}
+
+impl Reservation {
+    /// Uncounts the attempt.
+    pub async fn release(self, db: &Db) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM rate_limit_hits WHERE id = $1")
+            .bind(self.id)
+            .execute(db.pool())
+            .await?;
+        Ok(())
+    }
+}
+
 impl Limit {
-    /// `Err` when the key has used up its window at `now` (unix seconds).
-    pub async fn check(
+    /// Counts one attempt for `key` at `now` (unix seconds) unless its window is full, in
+    /// one transaction that no other reservation of the same key can interleave with: the
+    /// hit row is inserted, the window counted, and the row removed again when it is over the
+    /// limit. So of any number of parallel attempts at most `max` get a reservation, and only
+    /// those should do the work (argon2, a TOTP check) the limit protects.
+    pub async fn reserve(
         &self,
         db: &Db,
         key: &str,
         now: i64,
-    ) -> Result<Result<(), Limited>, sqlx::Error> {
+    ) -> Result<Result<Reservation, Limited>, sqlx::Error> {
         let since = (now - self.window_secs) * 1_000_000;
-        let row: (i64, Option<i64>) = sqlx::query_as(
+        // SQLite: `begin` is BEGIN IMMEDIATE, the database's write lock, so reservations queue.
+        let mut tx = db.begin().await?;
+        if db.backend() == Backend::Postgres {
+            // PostgreSQL: a lock per (bucket, key) until commit; under READ COMMITTED each
+            // later statement sees the rows of the reservations that held it before.
+            sqlx::query(
+                "SELECT COUNT(*) FROM (SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))) AS l",
+            )
+            .bind(self.bucket)
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        }
+        // This key's attempts that left the window are forgotten.
+        sqlx::query("DELETE FROM rate_limit_hits WHERE bucket = $1 AND key = $2 AND at <= $3")
+            .bind(self.bucket)
+            .bind(key)
+            .bind(since)
+            .execute(&mut *tx)
+            .await?;
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO rate_limit_hits (bucket, key, at) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(self.bucket)
+        .bind(key)
+        .bind(now * 1_000_000)
+        .fetch_one(&mut *tx)
+        .await?;
+        let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
             "SELECT COUNT(*), MIN(at) FROM rate_limit_hits WHERE bucket = $1 AND key = $2 AND at > $3",
         )
         .bind(self.bucket)
         .bind(key)
         .bind(since)
-        .fetch_one(db.pool())
+        .fetch_one(&mut *tx)
         .await?;
-        let (count, oldest) = row;
-        if count < self.max {
-            return Ok(Ok(()));
+        if count <= self.max {
+            tx.commit().await?;
+            return Ok(Ok(Reservation { id }));
         }
+        sqlx::query("DELETE FROM rate_limit_hits WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         // The window frees a slot when its oldest hit leaves it.
         let oldest_secs = oldest.unwrap_or(now * 1_000_000).div_euclid(1_000_000);
         Ok(Err(Limited {
@@ -83,7 +155,7 @@ impl Limit {
         }))
     }
 
-    /// Counts one attempt, and forgets this key's attempts that left the window.
+    /// Counts one attempt whose work is already done (nothing to protect, only to count).
     pub async fn hit(&self, db: &Db, key: &str, now: i64) -> Result<(), sqlx::Error> {
         sqlx::query("DELETE FROM rate_limit_hits WHERE bucket = $1 AND key = $2 AND at <= $3")
             .bind(self.bucket)
@@ -122,6 +194,31 @@ impl Limit {
             .execute(db.pool())
             .await?;
         Ok(())
+    }
+}
+
+/// Coalesces a flood of like events: the first per key and window is logged, the others
+/// are only counted and reported with the next one logged (warehouse#6447), so that no one
+/// can fill a log by repeating a failure.
+#[derive(Clone, Copy, Debug)]
+pub struct Coalesce {
+    /// At most one logged event per key in this window.
+    pub logged: Limit,
+    /// The events not logged, counted until the next one is.
+    pub suppressed: Limit,
+}
+
+impl Coalesce {
+    /// `Some(n)` when this event is to be logged, `n` like ones having been left out since
+    /// the last; `None` when it was only counted.
+    pub async fn admit(&self, db: &Db, key: &str, now: i64) -> Result<Option<i64>, sqlx::Error> {
+        match self.logged.reserve(db, key, now).await? {
+            Ok(_logged) => Ok(Some(self.suppressed.take_count(db, key, now).await?)),
+            Err(_) => {
+                self.suppressed.hit(db, key, now).await?;
+                Ok(None)
+            }
+        }
     }
 }
 

@@ -4,10 +4,11 @@ mod password;
 pub mod session;
 pub mod views;
 
-pub use password::{argon2_runs, hash_password, verify_password};
+pub use password::{argon2_peak, argon2_permits, argon2_runs, hash_password, verify_password};
 
-use crate::db::Db;
+use crate::db::{Db, Tx};
 use crate::events::{self, EventTag, RequestMeta, Source};
+use crate::ratelimit::{self, Limited};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct User {
@@ -86,7 +87,7 @@ pub async fn create_user(
     if let Some(problem) = password_problem(new.password, &[new.username, new.email]) {
         return Err(AccountError::WeakPassword(problem));
     }
-    let password_hash = hash_password(new.password);
+    let password_hash = hash_password(new.password).await;
     let id = uuid::Uuid::new_v4().to_string();
     let mut tx = db.begin().await?;
     let inserted = sqlx::query(
@@ -105,6 +106,7 @@ pub async fn create_user(
     if inserted.rows_affected() == 0 {
         return Err(AccountError::UsernameTaken(new.username.to_owned()));
     }
+    release_stale_claim(&mut tx, new.email, now).await?;
     let inserted = sqlx::query(
         "INSERT INTO user_emails (id, user_id, email, email_key, is_primary, verified, created) \
          VALUES ($1, $2, $3, $4, 1, $5, $6) ON CONFLICT (email_key) DO NOTHING",
@@ -211,17 +213,21 @@ pub fn password_problem(password: &str, user_inputs: &[&str]) -> Option<String> 
     Some(message)
 }
 
-/// The result of checking a username and password.
+/// The result of a sign-in with a username and password.
 pub enum SignIn {
     Valid(User),
     UnknownUser,
     WrongPassword(User),
+    /// A wrong password from an address whose failures are used up.
+    WrongPasswordLimited(User, Limited),
     Disabled(User),
+    /// Refused before the password was checked.
+    Limited(Limited),
 }
 
-/// Checks a username (or e-mail address) and password. Unknown users cost the same argon2
-/// work as known ones, so timing does not tell which usernames exist.
-pub async fn check_password(db: &Db, login: &str, password: &str) -> Result<SignIn, sqlx::Error> {
+/// The account a login names (its username, or one of its verified addresses), with its
+/// password hash.
+pub async fn find_for_sign_in(db: &Db, login: &str) -> Result<Option<(User, String)>, sqlx::Error> {
     let row: Option<(String, String, i64, i64, String)> = sqlx::query_as(
         "SELECT u.id, u.username, u.is_admin, u.is_active, u.password_hash FROM users u \
          WHERE u.username_key = $1 \
@@ -230,18 +236,96 @@ pub async fn check_password(db: &Db, login: &str, password: &str) -> Result<Sign
     .bind(login.trim().to_lowercase())
     .fetch_optional(db.pool())
     .await?;
-    let Some((id, username, is_admin, is_active, hash)) = row else {
-        let _ = verify_password(password, DUMMY_HASH);
-        return Ok(SignIn::UnknownUser);
+    Ok(row.map(|(id, username, is_admin, is_active, hash)| {
+        (user_from_row((id, username, is_admin, is_active)), hash)
+    }))
+}
+
+/// Checks a username (or e-mail address) and password from `ip`, under the failure limits
+/// per account and per address: a slot in each is reserved before argon2 runs, so parallel
+/// guesses cannot outrun them, and given back when the password is right (only failures
+/// count). Unknown users cost the same argon2 work as known ones, so timing does not tell
+/// which usernames exist.
+///
+/// A full per-address bucket alone never refuses a right password: behind a shared address
+/// (a NAT, an office) one client's failures would lock everyone out. The password is then
+/// still checked under the account's own limit, and a wrong one answered as limited. An
+/// unknown name from such an address is refused without the decoy argon2 run, so that the
+/// address cannot make the server hash without bound (whether an account exists is no
+/// secret on an index that shows its maintainers anyway).
+pub async fn sign_in(
+    db: &Db,
+    login: &str,
+    password: &str,
+    ip: &str,
+    now_secs: i64,
+) -> Result<SignIn, sqlx::Error> {
+    let ip_slot = ratelimit::LOGIN_IP.reserve(db, ip, now_secs).await?;
+    let Some((user, hash)) = find_for_sign_in(db, login).await? else {
+        return Ok(match ip_slot {
+            // Kept: a failure of this address.
+            Ok(_failure) => {
+                let _ = verify_password(password, DUMMY_HASH).await;
+                SignIn::UnknownUser
+            }
+            Err(limited) => SignIn::Limited(limited),
+        });
     };
-    let user = user_from_row((id, username, is_admin, is_active));
-    if !verify_password(password, &hash) {
-        return Ok(SignIn::WrongPassword(user));
+    let user_slot = match ratelimit::LOGIN_USER
+        .reserve(db, &user.id, now_secs)
+        .await?
+    {
+        Ok(slot) => slot,
+        Err(limited) => {
+            // Not evaluated: not the address's failure either.
+            if let Ok(slot) = ip_slot {
+                slot.release(db).await?;
+            }
+            return Ok(SignIn::Limited(limited));
+        }
+    };
+    if !verify_password(password, &hash).await {
+        // Both slots stay counted.
+        return Ok(match ip_slot {
+            Ok(_failure) => SignIn::WrongPassword(user),
+            Err(limited) => SignIn::WrongPasswordLimited(user, limited),
+        });
+    }
+    user_slot.release(db).await?;
+    if let Ok(slot) = ip_slot {
+        slot.release(db).await?;
     }
     if !user.is_active {
         return Ok(SignIn::Disabled(user));
     }
     Ok(SignIn::Valid(user))
+}
+
+/// Checks the signed-in user's password again (re-authentication, confirming a change),
+/// under the account's failure limit; a failure also counts against `ip`. `Err` when the
+/// account's failures are used up (nothing was checked).
+pub async fn confirm_password(
+    db: &Db,
+    user_id: &str,
+    password: &str,
+    ip: &str,
+    now_secs: i64,
+) -> Result<Result<bool, Limited>, sqlx::Error> {
+    let slot = match ratelimit::LOGIN_USER.reserve(db, user_id, now_secs).await? {
+        Ok(slot) => slot,
+        Err(limited) => return Ok(Err(limited)),
+    };
+    let valid = password.chars().count() <= MAX_PASSWORD_CHARS
+        && match password_state(db, user_id).await? {
+            Some((hash, _)) => verify_password(password, &hash).await,
+            None => false,
+        };
+    if valid {
+        slot.release(db).await?;
+    } else {
+        ratelimit::LOGIN_IP.hit(db, ip, now_secs).await?;
+    }
+    Ok(Ok(valid))
 }
 
 /// An argon2id hash of nothing anyone knows, verified against when the user does not exist.
@@ -258,7 +342,7 @@ pub async fn set_password(
     meta: &RequestMeta,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    let hash = hash_password(password);
+    let hash = hash_password(password).await;
     let mut tx = db.begin().await?;
     sqlx::query("UPDATE users SET password_hash = $1, password_date = $2 WHERE id = $3")
         .bind(&hash)
@@ -331,6 +415,7 @@ pub async fn add_email(
     }
     let id = uuid::Uuid::new_v4().to_string();
     let mut tx = db.begin().await?;
+    release_stale_claim(&mut tx, email, now).await?;
     let inserted = sqlx::query(
         "INSERT INTO user_emails (id, user_id, email, email_key, is_primary, verified, created) \
          VALUES ($1, $2, $3, $4, 0, 0, $5) ON CONFLICT (email_key) DO NOTHING",
@@ -361,6 +446,71 @@ pub async fn add_email(
         primary: false,
         verified: false,
     })
+}
+
+/// How long an unverified address holds its claim: after that it no longer keeps another
+/// account from adding it, and can no longer be verified (a re-sent link renews it).
+pub const EMAIL_CLAIM_SECS: i64 = 86_400;
+
+fn claim_cutoff(now: i64) -> i64 {
+    now - EMAIL_CLAIM_SECS * 1_000_000
+}
+
+/// Frees `email` for a new claim when it is only held by an unverified claim that expired:
+/// a secondary address is deleted; a primary one (an account must keep its primary) keeps
+/// its row but gives up its key, so it matches no lookup and verifies no more.
+async fn release_stale_claim(tx: &mut Tx, email: &str, now: i64) -> Result<(), sqlx::Error> {
+    let key = email.to_lowercase();
+    sqlx::query(
+        "DELETE FROM user_emails WHERE email_key = $1 AND verified = 0 AND is_primary = 0 AND created < $2",
+    )
+    .bind(&key)
+    .bind(claim_cutoff(now))
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE user_emails SET email_key = '!expired:' || id \
+         WHERE email_key = $1 AND verified = 0 AND is_primary = 1 AND created < $2",
+    )
+    .bind(&key)
+    .bind(claim_cutoff(now))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Renews the claim of one of the user's unverified addresses (a verification e-mail is
+/// sent again), taking its key back if it had expired and no one else holds it. False when
+/// another account has the address now.
+pub async fn renew_email_claim(
+    db: &Db,
+    user_id: &str,
+    email_id: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let row: Option<(String,)> = sqlx::query_as(
+        "SELECT email FROM user_emails WHERE id = $1 AND user_id = $2 AND verified = 0",
+    )
+    .bind(email_id)
+    .bind(user_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((email,)) = row else {
+        return Ok(false);
+    };
+    release_stale_claim(&mut tx, &email, now).await?;
+    let renewed = sqlx::query(
+        "UPDATE user_emails SET created = $1, email_key = $2 WHERE id = $3 \
+         AND NOT EXISTS (SELECT 1 FROM user_emails o WHERE o.email_key = $2 AND o.id <> $3)",
+    )
+    .bind(now)
+    .bind(email.to_lowercase())
+    .bind(email_id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(renewed.rows_affected() == 1)
 }
 
 /// Removes a non-primary address of the user. Returns the address removed.
@@ -447,10 +597,12 @@ pub async fn verify_email(
 ) -> Result<bool, sqlx::Error> {
     let mut tx = db.begin().await?;
     let updated = sqlx::query(
-        "UPDATE user_emails SET verified = 1 WHERE user_id = $1 AND email_key = $2 AND verified = 0",
+        "UPDATE user_emails SET verified = 1 WHERE user_id = $1 AND email_key = $2 AND verified = 0 \
+         AND created >= $3",
     )
     .bind(user_id)
     .bind(email.to_lowercase())
+    .bind(claim_cutoff(now))
     .execute(&mut *tx)
     .await?;
     if updated.rows_affected() == 0 {
@@ -546,10 +698,10 @@ mod tests {
         assert!(password_problem(&"x".repeat(2000), &[]).is_some());
     }
 
-    #[test]
-    fn the_dummy_hash_is_a_valid_hash() {
+    #[tokio::test]
+    async fn the_dummy_hash_is_a_valid_hash() {
         assert!(argon2::PasswordHash::new(DUMMY_HASH).is_ok());
-        assert!(!verify_password("anything", DUMMY_HASH));
+        assert!(!verify_password("anything", DUMMY_HASH).await);
     }
 
     #[test]

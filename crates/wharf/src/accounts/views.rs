@@ -8,12 +8,13 @@ use axum::response::Response;
 use minijinja::context;
 use serde::Deserialize;
 use serde_json::json;
+use sha2::Digest;
 
 use super::session;
 use super::{AccountError, NewUser, SignIn, User};
 use crate::error::AppError;
 use crate::events::{EventTag, Source};
-use crate::ratelimit::{self, Limit, Limited};
+use crate::ratelimit::{self, Limit, Limited, Reservation};
 use crate::signing::SignatureError;
 use crate::web::{Flash, FormErrors, Web, forms};
 
@@ -29,15 +30,35 @@ fn internal(web: &Web, e: impl std::fmt::Display) -> Response {
 /// The 429 page with `Retry-After`, and the message warehouse shows. The refusal is recorded
 /// (admins count them).
 pub async fn too_many(web: &Web, limited: Limited, message: String) -> Response {
-    let user_id = web.user().map(|u| u.id.clone());
-    let source = user_id.as_deref().map_or(Source::Anonymous, Source::User);
-    record(
-        web,
-        source,
-        EventTag::RateLimitRefused,
-        json!({"path": web.here.split('?').next().unwrap_or_default()}),
-    )
-    .await;
+    let path = web.here.split('?').next().unwrap_or_default();
+    match web.user().map(|u| u.id.clone()) {
+        Some(user_id) => {
+            record(
+                web,
+                Source::User(&user_id),
+                EventTag::RateLimitRefused,
+                json!({"path": path}),
+            )
+            .await;
+        }
+        // Anonymous refusals are coalesced per address.
+        None => match ratelimit::ANONYMOUS_REFUSALS
+            .admit(&web.state.db, &ip_key(web), web.now_secs())
+            .await
+        {
+            Ok(Some(suppressed)) => {
+                record(
+                    web,
+                    Source::Anonymous,
+                    EventTag::RateLimitRefused,
+                    json!({"path": path, "similar_failures_not_logged": suppressed}),
+                )
+                .await;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "cannot count a refusal"),
+        },
+    }
     let error = AppError::new(StatusCode::TOO_MANY_REQUESTS, message).with_header(
         header::RETRY_AFTER,
         HeaderValue::from(limited.retry_after_secs),
@@ -58,16 +79,22 @@ async fn locked_out(web: &Web, limited: Limited) -> Response {
     .await
 }
 
-async fn check_limit(web: &Web, limit: Limit, key: &str) -> Result<Result<(), Limited>, Response> {
+/// A slot in `limit`'s window for `key`, taken before the work it limits.
+async fn reserve(
+    web: &Web,
+    limit: Limit,
+    key: &str,
+) -> Result<Result<Reservation, Limited>, Response> {
     limit
-        .check(&web.state.db, key, web.now_secs())
+        .reserve(&web.state.db, key, web.now_secs())
         .await
         .map_err(|e| internal(web, e))
 }
 
-async fn hit(web: &Web, limit: Limit, key: &str) {
-    if let Err(e) = limit.hit(&web.state.db, key, web.now_secs()).await {
-        tracing::error!(error = %e, "cannot count a rate-limited attempt");
+/// Gives a slot back: the attempt it was taken for did not happen.
+async fn release(web: &Web, slot: Reservation) {
+    if let Err(e) = slot.release(&web.state.db).await {
+        tracing::error!(error = %e, "cannot release a rate-limit reservation");
     }
 }
 
@@ -133,8 +160,8 @@ pub async fn register(mut web: Web, Form(form): Form<RegisterForm>) -> Response 
     if !errors.is_empty() {
         return page(&web, errors);
     }
-    match check_limit(&web, ratelimit::REGISTER_IP, &ip_key(&web)).await {
-        Ok(Ok(())) => {}
+    let slot = match reserve(&web, ratelimit::REGISTER_IP, &ip_key(&web)).await {
+        Ok(Ok(slot)) => slot,
         Ok(Err(limited)) => {
             return too_many(
                 &web,
@@ -145,7 +172,7 @@ pub async fn register(mut web: Web, Form(form): Form<RegisterForm>) -> Response 
             .await;
         }
         Err(response) => return response,
-    }
+    };
     let new = NewUser {
         username: &username,
         email: &email,
@@ -153,7 +180,12 @@ pub async fn register(mut web: Web, Form(form): Form<RegisterForm>) -> Response 
         is_admin: false,
         email_verified: false,
     };
-    let user = match super::create_user(&web.state.db, &new, &web.meta, web.now()).await {
+    let created = super::create_user(&web.state.db, &new, &web.meta, web.now()).await;
+    if created.is_err() {
+        // Only accounts made count.
+        release(&web, slot).await;
+    }
+    let user = match created {
         Ok(user) => user,
         Err(AccountError::UsernameTaken(_)) => {
             return page(
@@ -176,7 +208,6 @@ pub async fn register(mut web: Web, Form(form): Form<RegisterForm>) -> Response 
         Err(AccountError::Database(e)) => return internal(&web, e),
         Err(other) => return page(&web, FormErrors::one("username", other.to_string())),
     };
-    hit(&web, ratelimit::REGISTER_IP, &ip_key(&web)).await;
     send_verification(&web, &user, &email).await;
     match start_session(&mut web, &user).await {
         Ok(()) => web.redirect_with(
@@ -192,6 +223,18 @@ pub async fn register(mut web: Web, Form(form): Form<RegisterForm>) -> Response 
 /// Sends the verification link for one of the user's addresses, counting it against the
 /// user's verification limit.
 pub async fn send_verification(web: &Web, user: &User, email: &str) {
+    if let Err(e) = ratelimit::EMAIL_VERIFY
+        .hit(&web.state.db, &user.id, web.now_secs())
+        .await
+    {
+        tracing::error!(error = %e, "cannot count a verification e-mail");
+    }
+    mail_verification(web, user, email).await;
+}
+
+/// Sends the verification link, the caller having counted it (a re-send reserves its slot
+/// in the verification limit first).
+pub async fn mail_verification(web: &Web, user: &User, email: &str) {
     let token = web.state.keys.sign(
         VERIFY_PURPOSE,
         &json!({"u": user.id, "e": email}),
@@ -202,7 +245,6 @@ pub async fn send_verification(web: &Web, user: &User, email: &str) {
         web.state.settings.base_url(),
         token
     );
-    hit(web, ratelimit::EMAIL_VERIFY, &user.id).await;
     web.state
         .mailer
         .notify(
@@ -315,18 +357,21 @@ pub async fn login(mut web: Web, Form(form): Form<LoginForm>) -> Response {
     if form.password.chars().count() > super::MAX_PASSWORD_CHARS {
         return refuse(&web, LOGIN_FAILED);
     }
-    match check_limit(&web, ratelimit::LOGIN_IP, &ip).await {
-        Ok(Ok(())) => {}
-        Ok(Err(limited)) => return locked_out(&web, limited).await,
-        Err(response) => return response,
-    }
-    let outcome = match super::check_password(&web.state.db, &form.username, &form.password).await {
+    let outcome = match super::sign_in(
+        &web.state.db,
+        &form.username,
+        &form.password,
+        &ip,
+        web.now_secs(),
+    )
+    .await
+    {
         Ok(outcome) => outcome,
         Err(e) => return internal(&web, e),
     };
     let user = match outcome {
+        SignIn::Limited(limited) => return locked_out(&web, limited).await,
         SignIn::UnknownUser => {
-            hit(&web, ratelimit::LOGIN_IP, &ip).await;
             // No account to file it under: an admin-visible event.
             let username: String = form.username.trim().chars().take(100).collect();
             record(
@@ -338,14 +383,7 @@ pub async fn login(mut web: Web, Form(form): Form<LoginForm>) -> Response {
             .await;
             return refuse(&web, LOGIN_FAILED);
         }
-        SignIn::WrongPassword(user) => {
-            match check_limit(&web, ratelimit::LOGIN_USER, &user.id).await {
-                Ok(Ok(())) => {}
-                Ok(Err(limited)) => return locked_out(&web, limited).await,
-                Err(response) => return response,
-            }
-            hit(&web, ratelimit::LOGIN_USER, &user.id).await;
-            hit(&web, ratelimit::LOGIN_IP, &ip).await;
+        SignIn::WrongPassword(ref user) | SignIn::WrongPasswordLimited(ref user, _) => {
             record(
                 &web,
                 Source::User(&user.id),
@@ -353,6 +391,9 @@ pub async fn login(mut web: Web, Form(form): Form<LoginForm>) -> Response {
                 json!({"reason": "invalid_password"}),
             )
             .await;
+            if let SignIn::WrongPasswordLimited(_, limited) = outcome {
+                return locked_out(&web, limited).await;
+            }
             return refuse(&web, LOGIN_FAILED);
         }
         SignIn::Disabled(user) => {
@@ -370,11 +411,6 @@ pub async fn login(mut web: Web, Form(form): Form<LoginForm>) -> Response {
         }
         SignIn::Valid(user) => user,
     };
-    match check_limit(&web, ratelimit::LOGIN_USER, &user.id).await {
-        Ok(Ok(())) => {}
-        Ok(Err(limited)) => return locked_out(&web, limited).await,
-        Err(response) => return response,
-    }
     // With a second factor, the password only opens the two-factor step.
     let methods = match crate::twofactor::methods(&web.state.db, &user.id).await {
         Ok(methods) => methods,
@@ -465,54 +501,77 @@ pub async fn reset_request(web: Web, Form(form): Form<ResetRequestForm>) -> Resp
         Ok(user) => user,
         Err(e) => return internal(&web, e),
     };
-    if let Some((user, email)) = user {
-        match check_limit(&web, ratelimit::PASSWORD_RESET, &user.id).await {
-            Ok(Ok(())) => {}
-            Ok(Err(limited)) => {
-                return too_many(
-                    &web,
-                    limited,
-                    "Too many password resets have been requested for this account without completing them. \
-                     Check your inbox and follow the instructions in the e-mails we sent."
-                        .to_owned(),
-                ).await;
-            }
-            Err(response) => return response,
+    // Known or not, the same work before the answer (a reservation, a read, a signature)
+    // and the same limit; the event and the e-mail are queued, so that how long the answer
+    // takes does not tell whether an account matched.
+    let limit_key = match &user {
+        Some((user, _)) => user.id.clone(),
+        None => format!(
+            "unknown:{}",
+            hex::encode(sha2::Sha256::digest(login.to_lowercase()))
+        ),
+    };
+    match reserve(&web, ratelimit::PASSWORD_RESET, &limit_key).await {
+        Ok(Ok(_sent)) => {}
+        Ok(Err(limited)) => {
+            return too_many(
+                &web,
+                limited,
+                "Too many password resets have been requested for this account without completing them. \
+                 Check your inbox and follow the instructions in the e-mails we sent."
+                    .to_owned(),
+            )
+            .await;
         }
-        let password_date = match super::password_state(&web.state.db, &user.id).await {
-            Ok(Some((_, date))) => date,
-            Ok(None) => return internal(&web, "user vanished"),
-            Err(e) => return internal(&web, e),
-        };
-        // The link names the password it replaces, so it works once.
-        let token = web.state.keys.sign(
-            RESET_PURPOSE,
-            &json!({"u": user.id, "pd": password_date}),
-            web.now_secs() + LINK_SECS,
-        );
+        Err(response) => return response,
+    }
+    let user_id = user
+        .as_ref()
+        .map_or(limit_key.as_str(), |(u, _)| u.id.as_str());
+    let password_date = match super::password_state(&web.state.db, user_id).await {
+        Ok(state) => state.map_or(0, |(_, date)| date),
+        Err(e) => return internal(&web, e),
+    };
+    // The link names the password it replaces, so it works once.
+    let token = web.state.keys.sign(
+        RESET_PURPOSE,
+        &json!({"u": user_id, "pd": password_date}),
+        web.now_secs() + LINK_SECS,
+    );
+    if let Some((user, email)) = user {
         let link = format!(
             "{}/account/reset-password/confirm/?token={token}",
             web.state.settings.base_url()
         );
-        hit(&web, ratelimit::PASSWORD_RESET, &user.id).await;
-        record(
-            &web,
-            Source::User(&user.id),
-            EventTag::AccountPasswordResetRequest,
-            json!({}),
-        )
-        .await;
-        web.state
-            .mailer
-            .notify(
-                &web.state.db,
-                (&user.id, &email),
-                "password-reset",
-                context! { username => user.username.clone(), link => link },
-                &web.meta,
-                web.now(),
-            )
-            .await;
+        let (state, meta, now) = (web.state.clone(), web.meta.clone(), web.now());
+        web.state.mailer.later(async move {
+            let recorded = async {
+                let mut conn = state.db.pool().acquire().await?;
+                crate::events::record(
+                    &mut conn,
+                    Source::User(&user.id),
+                    EventTag::AccountPasswordResetRequest,
+                    &meta,
+                    now,
+                    json!({}),
+                )
+                .await
+            };
+            if let Err(e) = recorded.await {
+                tracing::error!(error = %e, "cannot record an event");
+            }
+            state
+                .mailer
+                .notify(
+                    &state.db,
+                    (&user.id, &email),
+                    "password-reset",
+                    context! { username => user.username.clone(), link => link },
+                    &meta,
+                    now,
+                )
+                .await;
+        });
     }
     // The same answer whether or not the account exists.
     web.render(
@@ -687,21 +746,20 @@ pub async fn reauthenticate(web: Web, Form(form): Form<ReauthForm>) -> Response 
         Err(response) => return response,
     };
     let user_id = session.user.id.clone();
-    match check_limit(&web, ratelimit::LOGIN_USER, &user_id).await {
-        Ok(Ok(())) => {}
+    let valid = match super::confirm_password(
+        &web.state.db,
+        &user_id,
+        &form.password,
+        &ip_key(&web),
+        web.now_secs(),
+    )
+    .await
+    {
+        Ok(Ok(valid)) => valid,
         Ok(Err(limited)) => return locked_out(&web, limited).await,
-        Err(response) => return response,
-    }
-    let hash = match super::password_state(&web.state.db, &user_id).await {
-        Ok(Some((hash, _))) => hash,
-        Ok(None) => return web.redirect("/account/login/"),
         Err(e) => return internal(&web, e),
     };
-    let valid = form.password.chars().count() <= super::MAX_PASSWORD_CHARS
-        && super::verify_password(&form.password, &hash);
     if !valid {
-        hit(&web, ratelimit::LOGIN_USER, &user_id).await;
-        hit(&web, ratelimit::LOGIN_IP, &ip_key(&web)).await;
         record(
             &web,
             Source::User(&user_id),

@@ -3,12 +3,16 @@
 //! embedded default) or to an SMTP server (`--smtp-url`). Every message sent is recorded as
 //! `account:email:sent` on the recipient's log.
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use minijinja::{Value, context};
 use serde_json::json;
+use tokio::sync::Notify;
 
 use crate::config::Settings;
 use crate::db::Db;
@@ -20,6 +24,9 @@ pub struct Mailer {
     from: Mailbox,
     transport: Transport,
     base_url: String,
+    /// Messages queued with `later` and not yet sent.
+    queued: AtomicUsize,
+    sent: Notify,
 }
 
 enum Transport {
@@ -58,7 +65,39 @@ impl Mailer {
             from,
             transport,
             base_url: settings.base_url(),
+            queued: AtomicUsize::new(0),
+            sent: Notify::new(),
         })
+    }
+
+    /// Runs `work` (the sending of a message, and what goes with it) in the background, so
+    /// the response does not wait on the mail server: a page that must answer the same
+    /// whether or not it sends mail (a password-reset request) takes the same time.
+    pub fn later(self: &Arc<Self>, work: impl Future<Output = ()> + Send + 'static) {
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        let mailer = Arc::clone(self);
+        tokio::spawn(async move {
+            work.await;
+            mailer.queued.fetch_sub(1, Ordering::SeqCst);
+            mailer.sent.notify_waiters();
+        });
+    }
+
+    /// How many messages queued with `later` are not sent yet.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::SeqCst)
+    }
+
+    /// Waits until every message queued with `later` is sent (tests read the outbox).
+    pub async fn idle(&self) {
+        loop {
+            // Registered before the count is read, so no wake-up is missed.
+            let sent = self.sent.notified();
+            if self.queued.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            sent.await;
+        }
     }
 
     /// Renders `template` for one recipient.

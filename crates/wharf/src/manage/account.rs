@@ -8,7 +8,9 @@ use minijinja::context;
 use serde::Deserialize;
 
 use super::internal;
-use crate::accounts::views::{notify_password_change, send_verification, too_many};
+use crate::accounts::views::{
+    mail_verification, notify_password_change, send_verification, too_many,
+};
 use crate::accounts::{self, AccountError, User, session};
 use crate::events::EventTag;
 use crate::ratelimit;
@@ -75,11 +77,11 @@ pub async fn add_email(web: Web, Form(form): Form<AddEmailForm>) -> Response {
         return refuse("Enter a valid e-mail address, such as name@example.org.".to_owned()).await;
     }
     let ip = crate::app::rate_key(&web.meta);
-    match ratelimit::EMAIL_ADD
-        .check(&web.state.db, &ip, web.now_secs())
+    let slot = match ratelimit::EMAIL_ADD
+        .reserve(&web.state.db, &ip, web.now_secs())
         .await
     {
-        Ok(Ok(())) => {}
+        Ok(Ok(slot)) => slot,
         Ok(Err(limited)) => {
             return too_many(
                 &web,
@@ -90,10 +92,15 @@ pub async fn add_email(web: Web, Form(form): Form<AddEmailForm>) -> Response {
             ).await;
         }
         Err(e) => return internal(&web, e),
+    };
+    let added = accounts::add_email(&web.state.db, &user.id, email, &web.meta, web.now()).await;
+    if added.is_err() {
+        // Only addresses added count.
+        if let Err(e) = slot.release(&web.state.db).await {
+            tracing::error!(error = %e, "cannot release a rate-limit reservation");
+        }
     }
-    let added = match accounts::add_email(&web.state.db, &user.id, email, &web.meta, web.now())
-        .await
-    {
+    let added = match added {
         Ok(added) => added,
         Err(AccountError::EmailTaken(_)) => {
             return refuse("This e-mail address is already used by an account.".to_owned()).await;
@@ -104,12 +111,6 @@ pub async fn add_email(web: Web, Form(form): Form<AddEmailForm>) -> Response {
         }
         Err(e) => return internal(&web, e),
     };
-    if let Err(e) = ratelimit::EMAIL_ADD
-        .hit(&web.state.db, &ip, web.now_secs())
-        .await
-    {
-        tracing::error!(error = %e, "cannot count an e-mail addition");
-    }
     send_verification(&web, user, &added.email).await;
     if let Ok(Some(primary)) = accounts::primary_email(&web.state.db, &user.id).await {
         web.state
@@ -259,10 +260,10 @@ pub async fn resend_verification(web: Web, Form(form): Form<EmailIdForm>) -> Res
         );
     };
     match ratelimit::EMAIL_VERIFY
-        .check(&web.state.db, &user.id, web.now_secs())
+        .reserve(&web.state.db, &user.id, web.now_secs())
         .await
     {
-        Ok(Ok(())) => {}
+        Ok(Ok(_sent)) => {}
         Ok(Err(limited)) => {
             return too_many(
                 &web,
@@ -276,6 +277,19 @@ pub async fn resend_verification(web: Web, Form(form): Form<EmailIdForm>) -> Res
         }
         Err(e) => return internal(&web, e),
     }
+    match accounts::renew_email_claim(&web.state.db, &user.id, &email.id, web.now()).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return web.redirect_with(
+                PAGE,
+                Flash::error(format!(
+                    "{} was not verified within 24 hours and another account uses it now.",
+                    email.email
+                )),
+            );
+        }
+        Err(e) => return internal(&web, e),
+    }
     super::record(
         &web,
         crate::events::Source::User(&user.id),
@@ -283,7 +297,7 @@ pub async fn resend_verification(web: Web, Form(form): Form<EmailIdForm>) -> Res
         serde_json::json!({"email": email.email}),
     )
     .await;
-    send_verification(&web, user, &email.email).await;
+    mail_verification(&web, user, &email.email).await;
     web.redirect_with(
         PAGE,
         Flash::success(format!(
@@ -314,7 +328,7 @@ pub async fn change_password(web: Web, Form(form): Form<PasswordForm>) -> Respon
     };
     let mut errors = FormErrors::default();
     if form.password.chars().count() > accounts::MAX_PASSWORD_CHARS
-        || !accounts::verify_password(&form.password, &hash)
+        || !accounts::verify_password(&form.password, &hash).await
     {
         errors.add("password", "Your current password is incorrect.");
         super::record(
@@ -374,7 +388,7 @@ pub async fn delete(mut web: Web, Form(form): Form<DeleteForm>) -> Response {
         Err(e) => return internal(&web, e),
     };
     if form.confirm_password.chars().count() > accounts::MAX_PASSWORD_CHARS
-        || !accounts::verify_password(&form.confirm_password, &hash)
+        || !accounts::verify_password(&form.confirm_password, &hash).await
     {
         return page_with(
             &web,

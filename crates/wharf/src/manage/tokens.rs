@@ -260,7 +260,7 @@ pub async fn delete(web: Web, axum::Form(form): axum::Form<DeleteForm>) -> Respo
     let valid = match accounts::password_state(&web.state.db, &user.id).await {
         Ok(Some((hash, _))) => {
             form.confirm_password.chars().count() <= accounts::MAX_PASSWORD_CHARS
-                && accounts::verify_password(&form.confirm_password, &hash)
+                && accounts::verify_password(&form.confirm_password, &hash).await
         }
         Ok(None) => false,
         Err(e) => return internal(&web, e),

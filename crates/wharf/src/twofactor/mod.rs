@@ -96,3 +96,30 @@ pub async fn project_requires(db: &Db, project_id: &str) -> Result<bool, sqlx::E
             .await?;
     Ok(row.is_some_and(|(flag,)| flag != 0))
 }
+
+/// Whether a two-factor step (its cookie's nonce) has signed someone in already.
+pub async fn step_used(db: &Db, nonce: &str) -> Result<bool, sqlx::Error> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT 1 FROM two_factor_steps_used WHERE nonce = $1")
+            .bind(nonce)
+            .fetch_optional(db.pool())
+            .await?;
+    Ok(row.is_some())
+}
+
+/// Uses up a two-factor step until `expires` (unix seconds, when its cookie ends anyway).
+/// False when it was used already (a replayed or raced cookie). Forgets expired steps.
+pub async fn use_step(db: &Db, nonce: &str, expires: i64, now: i64) -> Result<bool, sqlx::Error> {
+    sqlx::query("DELETE FROM two_factor_steps_used WHERE expires < $1")
+        .bind(now)
+        .execute(db.pool())
+        .await?;
+    let inserted = sqlx::query(
+        "INSERT INTO two_factor_steps_used (nonce, expires) VALUES ($1, $2) ON CONFLICT (nonce) DO NOTHING",
+    )
+    .bind(nonce)
+    .bind(expires)
+    .execute(db.pool())
+    .await?;
+    Ok(inserted.rows_affected() == 1)
+}

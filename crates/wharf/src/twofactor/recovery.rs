@@ -51,7 +51,10 @@ pub async fn generate(
     let codes: Vec<String> = (0..COUNT)
         .map(|_| hex::encode(rand::random::<[u8; 8]>()))
         .collect();
-    let hashes: Vec<String> = codes.iter().map(|c| hash_password(c)).collect();
+    let mut hashes = Vec::with_capacity(codes.len());
+    for code in &codes {
+        hashes.push(hash_password(code).await);
+    }
     let mut tx = db.begin().await?;
     sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
         .bind(user_id)
@@ -86,10 +89,14 @@ pub async fn burn(db: &Db, user_id: &str, code: &str, now: i64) -> Result<(), Re
             .bind(user_id)
             .fetch_all(db.pool())
             .await?;
-    let Some((id, _, burned)) = rows
-        .into_iter()
-        .find(|(_, hash, _)| verify_password(&code, hash))
-    else {
+    let mut found = None;
+    for (id, hash, burned) in rows {
+        if verify_password(&code, &hash).await {
+            found = Some((id, burned));
+            break;
+        }
+    }
+    let Some((id, burned)) = found else {
         return Err(RecoveryError::Invalid);
     };
     if burned.is_some() {

@@ -21,7 +21,7 @@ use crate::accounts::views::{start_session, too_many};
 use crate::accounts::{self, User};
 use crate::error::AppError;
 use crate::events::{self, EventTag, Source};
-use crate::ratelimit::{self, Limit};
+use crate::ratelimit::{self, Limit, Reservation};
 use crate::signing::SignatureError;
 use crate::web::{Flash, FormErrors, Web};
 
@@ -56,34 +56,55 @@ fn ip(web: &Web) -> String {
     crate::app::rate_key(&web.meta)
 }
 
-/// The refusal when either 2FA limit is used up, if one is.
-async fn limited(web: &Web, user_id: &str) -> Option<Response> {
-    for (limit, key) in [(TWO_FA_USER, user_id.to_owned()), (TWO_FA_IP, ip(web))] {
-        match limit.check(&web.state.db, &key, web.now_secs()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(limit)) => {
-                return Some(too_many(
-                    web,
-                    limit,
-                    format!(
-                        "There have been too many unsuccessful two-factor attempts. You have been locked out for {}. Please try again later.",
-                        ratelimit::humanize(limit.retry_after_secs)
-                    ),
-                ).await);
-            }
-            Err(e) => return Some(internal(web, e)),
-        }
-    }
-    None
+/// Slots in both second-factor limits, reserved before a factor is checked: of parallel
+/// guesses only as many as the limits allow are evaluated. Dropped, they stay counted (a
+/// failure); `succeeded` gives them back.
+struct Attempt {
+    user: Reservation,
+    ip: Reservation,
 }
 
-/// Counts a failed second factor and records it on the account's log.
-async fn failed(web: &Web, user_id: &str, reason: &str) {
-    for (limit, key) in [(TWO_FA_USER, user_id.to_owned()), (TWO_FA_IP, ip(web))] {
-        if let Err(e) = limit.hit(&web.state.db, &key, web.now_secs()).await {
-            tracing::error!(error = %e, "cannot count a failed attempt");
+impl Attempt {
+    async fn succeeded(self, web: &Web) {
+        for slot in [self.user, self.ip] {
+            if let Err(e) = slot.release(&web.state.db).await {
+                tracing::error!(error = %e, "cannot release a rate-limit reservation");
+            }
         }
     }
+}
+
+/// An attempt at a second factor, or the refusal when either limit is used up.
+async fn attempt(web: &Web, user_id: &str) -> Result<Attempt, Response> {
+    let db = &web.state.db;
+    let lockout = |limited: ratelimit::Limited| {
+        too_many(
+            web,
+            limited,
+            format!(
+                "There have been too many unsuccessful two-factor attempts. You have been locked out for {}. Please try again later.",
+                ratelimit::humanize(limited.retry_after_secs)
+            ),
+        )
+    };
+    let user = match TWO_FA_USER.reserve(db, user_id, web.now_secs()).await {
+        Ok(Ok(slot)) => slot,
+        Ok(Err(limited)) => return Err(lockout(limited).await),
+        Err(e) => return Err(internal(web, e)),
+    };
+    let refused = match TWO_FA_IP.reserve(db, &ip(web), web.now_secs()).await {
+        Ok(Ok(slot)) => return Ok(Attempt { user, ip: slot }),
+        Ok(Err(limited)) => lockout(limited).await,
+        Err(e) => internal(web, e),
+    };
+    if let Err(e) = user.release(db).await {
+        tracing::error!(error = %e, "cannot release a rate-limit reservation");
+    }
+    Err(refused)
+}
+
+/// Records a failed second factor on the account's log (its attempt stays counted).
+async fn failed(web: &Web, _counted: Attempt, user_id: &str, reason: &str) {
     record(
         web,
         Some(user_id),
@@ -100,6 +121,16 @@ struct Pending {
     u: String,
     pd: i64,
     next: String,
+    /// Names this step, so that once it has signed someone in it cannot again.
+    #[serde(default)]
+    n: String,
+}
+
+/// A user half signed in: who, where they go next, and the step's nonce.
+struct Step {
+    user: User,
+    next: String,
+    nonce: String,
 }
 
 /// After a right password: remember who is half signed in (a signed cookie that lasts 5
@@ -111,6 +142,7 @@ pub fn begin(web: &mut Web, user: &User, password_date: i64, next: &str) -> Resp
             u: user.id.clone(),
             pd: password_date,
             next: next.to_owned(),
+            n: uuid::Uuid::new_v4().simple().to_string(),
         },
         web.now_secs() + PENDING_SECS,
     );
@@ -120,7 +152,7 @@ pub fn begin(web: &mut Web, user: &User, password_date: i64, next: &str) -> Resp
 }
 
 /// The user half signed in, or the page that says the step is over.
-async fn pending(web: &Web) -> Result<(User, String), Response> {
+async fn pending(web: &Web) -> Result<Step, Response> {
     let expired = |web: &Web| {
         web.redirect_with(
             "/account/login/",
@@ -140,6 +172,15 @@ async fn pending(web: &Web) -> Result<(User, String), Response> {
         Ok(claims) => claims,
         Err(SignatureError::Expired | SignatureError::Invalid) => return Err(expired(web)),
     };
+    if claims.n.is_empty() {
+        return Err(expired(web));
+    }
+    let used = super::step_used(&web.state.db, &claims.n)
+        .await
+        .map_err(|e| internal(web, e))?;
+    if used {
+        return Err(expired(web));
+    }
     let state = accounts::password_state(&web.state.db, &claims.u)
         .await
         .map_err(|e| internal(web, e))?;
@@ -147,21 +188,42 @@ async fn pending(web: &Web) -> Result<(User, String), Response> {
         .await
         .map_err(|e| internal(web, e))?;
     match (state, user) {
-        (Some((_, date)), Some(user)) if date == claims.pd && user.is_active => {
-            Ok((user, claims.next))
-        }
+        (Some((_, date)), Some(user)) if date == claims.pd && user.is_active => Ok(Step {
+            user,
+            next: claims.next,
+            nonce: claims.n,
+        }),
         _ => Err(expired(web)),
     }
 }
 
-/// Signs the user in after a second factor (or a passkey).
+/// Signs the user in after a second factor (with the step's nonce, which is used up here:
+/// of two requests racing with one step cookie only one signs in) or a passkey.
 async fn finish(
     web: &mut Web,
     user: &User,
     method: &str,
     label: Option<&str>,
     next: &str,
+    step: Option<&str>,
 ) -> Result<String, Response> {
+    if let Some(nonce) = step {
+        let first = super::use_step(
+            &web.state.db,
+            nonce,
+            web.now_secs() + PENDING_SECS,
+            web.now_secs(),
+        )
+        .await
+        .map_err(|e| internal(web, e))?;
+        if !first {
+            web.remove_cookie(PENDING_COOKIE);
+            return Err(web.redirect_with(
+                "/account/login/",
+                Flash::error("This two-factor step has been used already. Sign in again."),
+            ));
+        }
+    }
     start_session(web, user).await?;
     web.remove_cookie(PENDING_COOKIE);
     record(
@@ -199,7 +261,7 @@ async fn notify(web: &Web, user: &User, template: &str, page: minijinja::Value) 
 }
 
 pub async fn step_page(web: Web) -> Response {
-    let (user, _) = match pending(&web).await {
+    let Step { user, .. } = match pending(&web).await {
         Ok(pending) => pending,
         Err(response) => return response,
     };
@@ -224,13 +286,14 @@ pub struct CodeForm {
 }
 
 pub async fn totp_submit(mut web: Web, Form(form): Form<CodeForm>) -> Response {
-    let (user, next) = match pending(&web).await {
+    let Step { user, next, nonce } = match pending(&web).await {
         Ok(pending) => pending,
         Err(response) => return response,
     };
-    if let Some(response) = limited(&web, &user.id).await {
-        return response;
-    }
+    let attempt = match attempt(&web, &user.id).await {
+        Ok(attempt) => attempt,
+        Err(response) => return response,
+    };
     let row: Option<(Option<Vec<u8>>, Option<i64>)> =
         match sqlx::query_as("SELECT totp_secret, totp_last_step FROM users WHERE id = $1")
             .bind(&user.id)
@@ -241,6 +304,7 @@ pub async fn totp_submit(mut web: Web, Form(form): Form<CodeForm>) -> Response {
             Err(e) => return internal(&web, e),
         };
     let Some((Some(sealed), last_step)) = row else {
+        attempt.succeeded(&web).await;
         return step(
             &web,
             &user,
@@ -267,7 +331,8 @@ pub async fn totp_submit(mut web: Web, Form(form): Form<CodeForm>) -> Response {
             .await;
             match updated {
                 Ok(done) if done.rows_affected() == 1 => {
-                    return match finish(&mut web, &user, "totp", None, &next).await {
+                    attempt.succeeded(&web).await;
+                    return match finish(&mut web, &user, "totp", None, &next, Some(&nonce)).await {
                         Ok(to) => web.redirect(&to),
                         Err(response) => response,
                     };
@@ -277,10 +342,9 @@ pub async fn totp_submit(mut web: Web, Form(form): Form<CodeForm>) -> Response {
             }
         }
         totp::Check::Malformed => "TOTP code must be 6 digits.",
-        totp::Check::OutOfSync => "Invalid TOTP code. Your device time may be out of sync.",
         totp::Check::Replayed | totp::Check::Invalid => "Invalid TOTP code.",
     };
-    failed(&web, &user.id, "invalid_totp").await;
+    failed(&web, attempt, &user.id, "invalid_totp").await;
     step(
         &web,
         &user,
@@ -332,7 +396,7 @@ pub async fn webauthn_options(web: Web) -> Response {
     let Some(rp) = web.state.webauthn.clone() else {
         return webauthn_unavailable();
     };
-    let (user, _) = match pending(&web).await {
+    let Step { user, .. } = match pending(&web).await {
         Ok(pending) => pending,
         Err(_) => {
             return json_error(
@@ -375,7 +439,7 @@ pub async fn webauthn_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Re
     let Some(rp) = web.state.webauthn.clone() else {
         return webauthn_unavailable();
     };
-    let (user, next) = match pending(&web).await {
+    let Step { user, next, nonce } = match pending(&web).await {
         Ok(pending) => pending,
         Err(_) => {
             return json_error(
@@ -384,9 +448,10 @@ pub async fn webauthn_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Re
             );
         }
     };
-    if let Some(response) = limited(&web, &user.id).await {
-        return response;
-    }
+    let attempt = match attempt(&web, &user.id).await {
+        Ok(attempt) => attempt,
+        Err(response) => return response,
+    };
     let refused = "Your security key was not accepted. Try again, or use another method.";
     let state: Option<SecurityKeyAuthentication> = match wa::take_ceremony(
         &web.state.db,
@@ -402,13 +467,13 @@ pub async fn webauthn_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Re
     };
     let answer: Option<PublicKeyCredential> = serde_json::from_str(&form.credential).ok();
     let (Some(state), Some(answer)) = (state, answer) else {
-        failed(&web, &user.id, "invalid_webauthn").await;
+        failed(&web, attempt, &user.id, "invalid_webauthn").await;
         return json_error(StatusCode::BAD_REQUEST, refused);
     };
     let stored = match wa::find(&web.state.db, answer.get_credential_id()).await {
         Ok(Some(stored)) if stored.user_id == user.id => stored,
         Ok(_) => {
-            failed(&web, &user.id, "invalid_webauthn").await;
+            failed(&web, attempt, &user.id, "invalid_webauthn").await;
             return json_error(StatusCode::BAD_REQUEST, refused);
         }
         Err(e) => return internal(&web, e),
@@ -417,14 +482,24 @@ pub async fn webauthn_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Re
         Ok(result) => result,
         Err(e) => {
             tracing::info!(error = %e, "a WebAuthn assertion was refused");
-            failed(&web, &user.id, "invalid_webauthn").await;
+            failed(&web, attempt, &user.id, "invalid_webauthn").await;
             return json_error(StatusCode::BAD_REQUEST, refused);
         }
     };
     if let Err(response) = keep_counter(&web, stored.clone(), &result).await {
         return response;
     }
-    match finish(&mut web, &user, "webauthn", Some(&stored.label), &next).await {
+    attempt.succeeded(&web).await;
+    match finish(
+        &mut web,
+        &user,
+        "webauthn",
+        Some(&stored.label),
+        &next,
+        Some(&nonce),
+    )
+    .await
+    {
         Ok(to) => json_location(&web, &to),
         Err(response) => response,
     }
@@ -455,15 +530,17 @@ pub async fn recovery_page(web: Web) -> Response {
 }
 
 pub async fn recovery_submit(mut web: Web, Form(form): Form<CodeForm>) -> Response {
-    let (user, next) = match pending(&web).await {
+    let Step { user, next, nonce } = match pending(&web).await {
         Ok(pending) => pending,
         Err(response) => return response,
     };
-    if let Some(response) = limited(&web, &user.id).await {
-        return response;
-    }
+    let attempt = match attempt(&web, &user.id).await {
+        Ok(attempt) => attempt,
+        Err(response) => return response,
+    };
     match recovery::burn(&web.state.db, &user.id, &form.code, web.now()).await {
         Ok(()) => {
+            attempt.succeeded(&web).await;
             record(
                 &web,
                 Some(&user.id),
@@ -472,7 +549,7 @@ pub async fn recovery_submit(mut web: Web, Form(form): Form<CodeForm>) -> Respon
             )
             .await;
             notify(&web, &user, "recovery-code-used", context! {}).await;
-            match finish(&mut web, &user, "recovery-code", None, &next).await {
+            match finish(&mut web, &user, "recovery-code", None, &next, Some(&nonce)).await {
                 Ok(to) => web.redirect(&to),
                 Err(response) => response,
             }
@@ -484,7 +561,7 @@ pub async fn recovery_submit(mut web: Web, Form(form): Form<CodeForm>) -> Respon
             } else {
                 "invalid_recovery_code"
             };
-            failed(&web, &user.id, reason).await;
+            failed(&web, attempt, &user.id, reason).await;
             web.render_status(
                 StatusCode::UNAUTHORIZED,
                 "recovery_code_login.html",
@@ -496,10 +573,40 @@ pub async fn recovery_submit(mut web: Web, Form(form): Form<CodeForm>) -> Respon
 
 // ---- passkeys: signing in without a password ----------------------------------------------
 
+/// Passkey ceremonies begun per IP address: each stores a ceremony row, and nobody is
+/// signed in yet to count them against.
+pub const PASSKEY_BEGIN_IP: Limit = Limit {
+    bucket: "passkey.begin.ip",
+    max: 30,
+    window_secs: 300,
+};
+
+/// The refusal of an anonymous passkey attempt over its IP limit.
+async fn passkey_limited(web: &Web, limited: ratelimit::Limited) -> Response {
+    too_many(
+        web,
+        limited,
+        format!(
+            "There have been too many passkey sign-in attempts from your network. Please try again in {}.",
+            ratelimit::humanize(limited.retry_after_secs)
+        ),
+    )
+    .await
+}
+
 pub async fn passkey_options(web: Web) -> Response {
     let Some(rp) = web.state.webauthn.clone() else {
         return webauthn_unavailable();
     };
+    match PASSKEY_BEGIN_IP
+        .reserve(&web.state.db, &ip(&web), web.now_secs())
+        .await
+    {
+        // Kept: every ceremony begun counts.
+        Ok(Ok(_begun)) => {}
+        Ok(Err(limited)) => return passkey_limited(&web, limited).await,
+        Err(e) => return internal(&web, e),
+    }
     let (options, state) = match rp.start_discoverable_authentication() {
         Ok(started) => started,
         Err(e) => return internal(&web, e),
@@ -514,23 +621,16 @@ pub async fn passkey_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Res
     let Some(rp) = web.state.webauthn.clone() else {
         return webauthn_unavailable();
     };
-    let ip = ip(&web);
-    match ratelimit::LOGIN_IP
-        .check(&web.state.db, &ip, web.now_secs())
+    // A slot in the IP's sign-in failures before the assertion is checked; a passkey that
+    // signs in gives it back.
+    let slot = match ratelimit::LOGIN_IP
+        .reserve(&web.state.db, &ip(&web), web.now_secs())
         .await
     {
-        Ok(Ok(())) => {}
-        Ok(Err(limit)) => {
-            return too_many(
-                &web,
-                limit,
-                "There have been too many unsuccessful sign-in attempts. Please try again later."
-                    .to_owned(),
-            )
-            .await;
-        }
+        Ok(Ok(slot)) => slot,
+        Ok(Err(limited)) => return passkey_limited(&web, limited).await,
         Err(e) => return internal(&web, e),
-    }
+    };
     let state: Option<DiscoverableAuthentication> =
         match wa::take_ceremony(&web.state.db, &form.ceremony, None, "passkey", web.now()).await {
             Ok(state) => state,
@@ -538,10 +638,10 @@ pub async fn passkey_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Res
         };
     let answer: Option<PublicKeyCredential> = serde_json::from_str(&form.credential).ok();
     let (Some(state), Some(answer)) = (state, answer) else {
-        return refuse_passkey(&web, &ip).await;
+        return refuse_passkey();
     };
     let Ok((user_uuid, credential_id)) = rp.identify_discoverable_authentication(&answer) else {
-        return refuse_passkey(&web, &ip).await;
+        return refuse_passkey();
     };
     let stored = match wa::find(&web.state.db, credential_id).await {
         Ok(Some(stored))
@@ -549,7 +649,7 @@ pub async fn passkey_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Res
         {
             stored
         }
-        Ok(_) => return refuse_passkey(&web, &ip).await,
+        Ok(_) => return refuse_passkey(),
         Err(e) => return internal(&web, e),
     };
     let result = match rp.finish_discoverable_authentication_v2(&answer, state, &stored.credential)
@@ -564,31 +664,28 @@ pub async fn passkey_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Res
                 json!({"reason": "invalid_webauthn"}),
             )
             .await;
-            return refuse_passkey(&web, &ip).await;
+            return refuse_passkey();
         }
     };
     let user = match accounts::find_by_id(&web.state.db, &stored.user_id).await {
         Ok(Some(user)) if user.is_active => user,
-        Ok(_) => return refuse_passkey(&web, &ip).await,
+        Ok(_) => return refuse_passkey(),
         Err(e) => return internal(&web, e),
     };
     if let Err(response) = keep_counter(&web, stored.clone(), &result).await {
         return response;
     }
-    match finish(&mut web, &user, "passkey", Some(&stored.label), "").await {
+    if let Err(e) = slot.release(&web.state.db).await {
+        tracing::error!(error = %e, "cannot release a rate-limit reservation");
+    }
+    match finish(&mut web, &user, "passkey", Some(&stored.label), "", None).await {
         Ok(to) => json_location(&web, &to),
         Err(response) => response,
     }
 }
 
-/// A refused passkey: counted against the IP's sign-in limit.
-async fn refuse_passkey(web: &Web, ip: &str) -> Response {
-    if let Err(e) = ratelimit::LOGIN_IP
-        .hit(&web.state.db, ip, web.now_secs())
-        .await
-    {
-        tracing::error!(error = %e, "cannot count a failed attempt");
-    }
+/// A refused passkey: its slot in the IP's sign-in failures stays counted.
+fn refuse_passkey() -> Response {
     json_error(
         StatusCode::BAD_REQUEST,
         "That passkey was not accepted. Try again, or sign in with your password.",
@@ -636,7 +733,7 @@ async fn needs_recovery_codes(web: &Web, user: &User) -> Option<Response> {
     }
 }
 
-pub async fn totp_provision_page(web: Web) -> Response {
+pub async fn totp_provision_page(mut web: Web) -> Response {
     let user = match recent(&web) {
         Ok(user) => user,
         Err(response) => return response,
@@ -644,17 +741,54 @@ pub async fn totp_provision_page(web: Web) -> Response {
     if let Some(response) = needs_recovery_codes(&web, &user).await {
         return response;
     }
-    // A new secret each time the page is shown, as warehouse does; kept encrypted meanwhile.
+    // A new secret each time the page is shown, as warehouse does. A GET changes nothing on
+    // the server: the secret waits, encrypted, in a signed cookie that lasts 10 minutes,
+    // until the POST with a code from it stores it.
     let secret = totp::generate_secret();
-    if let Err(e) = sqlx::query("UPDATE users SET totp_pending_secret = $1 WHERE id = $2")
-        .bind(totp::seal(&web.state.keys, &secret))
-        .bind(&user.id)
-        .execute(web.state.db.pool())
-        .await
-    {
-        return internal(&web, e);
-    }
+    let token = web.state.keys.sign(
+        SETUP_PURPOSE,
+        &Setup {
+            u: user.id.clone(),
+            s: base64::engine::general_purpose::STANDARD
+                .encode(totp::seal(&web.state.keys, &secret)),
+        },
+        web.now_secs() + SETUP_SECS,
+    );
+    let cookie = web.cookie(SETUP_COOKIE, token);
+    web.set_cookie(cookie);
     totp_page(&web, &user, &secret, StatusCode::OK, FormErrors::default())
+}
+
+const SETUP_COOKIE: &str = "wharf_totp_setup";
+const SETUP_PURPOSE: &str = "totp-setup";
+const SETUP_SECS: i64 = 600;
+
+/// The secret being set up: its user and the sealed secret (base64).
+#[derive(Serialize, Deserialize)]
+struct Setup {
+    u: String,
+    s: String,
+}
+
+/// The secret the set-up page gave this user, if its cookie is still good.
+fn setup_secret(web: &Web, user: &User) -> Option<Vec<u8>> {
+    let value = crate::web::cookies(web.headers())
+        .into_iter()
+        .find(|c| c.name() == SETUP_COOKIE)?
+        .value()
+        .to_owned();
+    let setup: Setup = web
+        .state
+        .keys
+        .verify(SETUP_PURPOSE, &value, web.now_secs())
+        .ok()?;
+    if setup.u != user.id {
+        return None;
+    }
+    let sealed = base64::engine::general_purpose::STANDARD
+        .decode(setup.s)
+        .ok()?;
+    totp::open(&web.state.keys, &sealed)
 }
 
 fn totp_page(
@@ -686,22 +820,12 @@ fn totp_page(
     )
 }
 
-pub async fn totp_provision(web: Web, Form(form): Form<CodeForm>) -> Response {
+pub async fn totp_provision(mut web: Web, Form(form): Form<CodeForm>) -> Response {
     let user = match recent(&web) {
         Ok(user) => user,
         Err(response) => return response,
     };
-    let row: Result<(Option<Vec<u8>>,), _> =
-        sqlx::query_as("SELECT totp_pending_secret FROM users WHERE id = $1")
-            .bind(&user.id)
-            .fetch_one(web.state.db.pool())
-            .await;
-    let secret = match row {
-        Ok((Some(sealed),)) => totp::open(&web.state.keys, &sealed),
-        Ok((None,)) => None,
-        Err(e) => return internal(&web, e),
-    };
-    let Some(secret) = secret else {
+    let Some(secret) = setup_secret(&web, &user) else {
         return web.redirect_with(
             "/manage/account/totp-provision",
             Flash::error("Scan the new code and enter the code it gives."),
@@ -711,7 +835,8 @@ pub async fn totp_provision(web: Web, Form(form): Form<CodeForm>) -> Response {
         totp::Check::Valid(step) => {
             let run = async {
                 let mut tx = web.state.db.begin().await?;
-                sqlx::query("UPDATE users SET totp_secret = totp_pending_secret, totp_pending_secret = NULL, totp_last_step = $1 WHERE id = $2")
+                sqlx::query("UPDATE users SET totp_secret = $1, totp_pending_secret = NULL, totp_last_step = $2 WHERE id = $3")
+                    .bind(totp::seal(&web.state.keys, &secret))
                     .bind(step)
                     .bind(&user.id)
                     .execute(&mut *tx)
@@ -730,6 +855,7 @@ pub async fn totp_provision(web: Web, Form(form): Form<CodeForm>) -> Response {
             if let Err(e) = run.await {
                 return internal(&web, e);
             }
+            web.remove_cookie(SETUP_COOKIE);
             notify(
                 &web,
                 &user,
@@ -745,7 +871,6 @@ pub async fn totp_provision(web: Web, Form(form): Form<CodeForm>) -> Response {
             );
         }
         totp::Check::Malformed => "TOTP code must be 6 digits.",
-        totp::Check::OutOfSync => "Invalid TOTP code. Your device time may be out of sync.",
         totp::Check::Replayed | totp::Check::Invalid => "Invalid TOTP code.",
     };
     totp_page(
@@ -785,12 +910,27 @@ pub async fn totp_remove(web: Web, Form(form): Form<RemoveTotpForm>) -> Response
         Ok(user) => user,
         Err(response) => return response,
     };
-    let valid = match accounts::password_state(&web.state.db, &user.id).await {
-        Ok(Some((hash, _))) => {
-            form.confirm_password.chars().count() <= accounts::MAX_PASSWORD_CHARS
-                && accounts::verify_password(&form.confirm_password, &hash)
+    let valid = match accounts::confirm_password(
+        &web.state.db,
+        &user.id,
+        &form.confirm_password,
+        &ip(&web),
+        web.now_secs(),
+    )
+    .await
+    {
+        Ok(Ok(valid)) => valid,
+        Ok(Err(limited)) => {
+            return too_many(
+                &web,
+                limited,
+                format!(
+                    "There have been too many unsuccessful attempts at your password. Please try again in {}.",
+                    ratelimit::humanize(limited.retry_after_secs)
+                ),
+            )
+            .await;
         }
-        Ok(None) => false,
         Err(e) => return internal(&web, e),
     };
     if !valid {
@@ -903,11 +1043,13 @@ pub async fn recovery_burn(web: Web, Form(form): Form<CodeForm>) -> Response {
         Ok(user) => user,
         Err(response) => return response,
     };
-    if let Some(response) = limited(&web, &user.id).await {
-        return response;
-    }
+    let attempt = match attempt(&web, &user.id).await {
+        Ok(attempt) => attempt,
+        Err(response) => return response,
+    };
     match recovery::burn(&web.state.db, &user.id, &form.code, web.now()).await {
         Ok(()) => {
+            attempt.succeeded(&web).await;
             record(
                 &web,
                 Some(&user.id),
@@ -921,6 +1063,7 @@ pub async fn recovery_burn(web: Web, Form(form): Form<CodeForm>) -> Response {
         Err(e) => {
             failed(
                 &web,
+                attempt,
                 &user.id,
                 if e == recovery::RecoveryError::Burned {
                     "burned_recovery_code"

@@ -267,10 +267,12 @@ async fn unknown_usernames_are_logged_for_admins_and_limited_per_ip() {
     .await
     .unwrap();
     assert_eq!(anonymous, 10);
+    // The address's failures refuse a wrong password (a right one still signs in: see
+    // limits::the_address_limit_alone_never_refuses_a_right_password).
     let limited = browser
         .post(
             "/account/login/",
-            &[("username", "alice"), ("password", PASSWORD)],
+            &[("username", "alice"), ("password", "not the password")],
         )
         .await;
     assert_eq!(limited.status, 429);
@@ -804,4 +806,99 @@ async fn odd_form_input_is_refused_cleanly() {
         .await;
     assert_eq!(response.status, 413);
     assert_eq!(app.count("sessions").await, 0);
+}
+
+#[tokio::test]
+async fn unverified_address_claims_expire_after_24_hours() {
+    use wharf::accounts::{self as domain, AccountError, NewUser};
+    use wharf::events::RequestMeta;
+    let app = TestApp::new().await;
+    let db = &app.state.db;
+    let meta = RequestMeta::default();
+    let now = |app: &TestApp| app.state.clock.now_micros();
+    let (bob, _) = app.create_user("bob").await;
+    // alice claims an address (secondary) and carol registers with one (primary), unverified.
+    domain::add_email(db, &app.user.id, "Claimed@example.org", &meta, now(&app))
+        .await
+        .expect("added");
+    let carol = domain::create_user(
+        db,
+        &NewUser {
+            username: "carol",
+            email: "carol@example.org",
+            password: PASSWORD,
+            is_admin: false,
+            email_verified: false,
+        },
+        &meta,
+        now(&app),
+    )
+    .await
+    .expect("carol");
+    // Within 24 hours the claims hold.
+    app.state.clock.advance(86_400 - 60);
+    assert!(matches!(
+        domain::add_email(db, &bob.id, "claimed@example.org", &meta, now(&app)).await,
+        Err(AccountError::EmailTaken(_))
+    ));
+    assert!(matches!(
+        domain::add_email(db, &bob.id, "carol@example.org", &meta, now(&app)).await,
+        Err(AccountError::EmailTaken(_))
+    ));
+    // After 24 hours they neither verify nor block anyone.
+    app.state.clock.advance(61);
+    assert!(
+        !domain::verify_email(db, &app.user.id, "claimed@example.org", &meta, now(&app))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !domain::verify_email(db, &carol.id, "carol@example.org", &meta, now(&app))
+            .await
+            .unwrap()
+    );
+    let added = domain::add_email(db, &bob.id, "claimed@example.org", &meta, now(&app))
+        .await
+        .expect("the expired claim is released");
+    assert!(
+        domain::verify_email(db, &bob.id, &added.email, &meta, now(&app))
+            .await
+            .unwrap()
+    );
+    let dave = domain::create_user(
+        db,
+        &NewUser {
+            username: "dave",
+            email: "CAROL@example.org",
+            password: PASSWORD,
+            is_admin: false,
+            email_verified: false,
+        },
+        &meta,
+        now(&app),
+    )
+    .await
+    .expect("carol's expired primary is released");
+    // carol keeps her (unverified) primary row; alice's expired secondary is gone.
+    let carol_emails = domain::emails(db, &carol.id).await.unwrap();
+    assert_eq!(carol_emails.len(), 1);
+    assert!(carol_emails[0].primary && !carol_emails[0].verified);
+    assert!(
+        !domain::emails(db, &app.user.id)
+            .await
+            .unwrap()
+            .iter()
+            .any(|e| e.email == "Claimed@example.org")
+    );
+    assert!(
+        domain::verify_email(db, &dave.id, "carol@example.org", &meta, now(&app))
+            .await
+            .unwrap()
+    );
+    // carol cannot take it back while dave has it.
+    assert!(
+        !domain::renew_email_claim(db, &carol.id, &carol_emails[0].id, now(&app))
+            .await
+            .unwrap()
+    );
 }

@@ -18,6 +18,8 @@ pub struct Browser<'a> {
     pub headers: Vec<(String, String)>,
     /// The socket address the requests come from (as the server's `ConnectInfo`).
     pub peer: Option<std::net::SocketAddr>,
+    /// Whether each request waits for the mail it queued (on by default).
+    pub wait_for_mail: bool,
 }
 
 impl<'a> Browser<'a> {
@@ -28,6 +30,7 @@ impl<'a> Browser<'a> {
             csrf_token: None,
             headers: Vec::new(),
             peer: None,
+            wait_for_mail: true,
         }
     }
 
@@ -72,6 +75,10 @@ impl<'a> Browser<'a> {
                 .insert(axum::extract::ConnectInfo(peer));
         }
         let response = self.app.request(request).await;
+        // Mail queued by the request is in the outbox before the test reads it.
+        if self.wait_for_mail {
+            self.app.state.mailer.idle().await;
+        }
         for set in response.headers.get_all("set-cookie") {
             let set = set.to_str().expect("ascii cookie");
             let (pair, attributes) = set.split_once(';').unwrap_or((set, ""));
@@ -90,6 +97,11 @@ impl<'a> Browser<'a> {
             self.csrf_token = Some(token);
         }
         response
+    }
+
+    /// Sends a body-less request built by the caller (a HEAD, say) with the cookies.
+    pub async fn send_raw(&mut self, builder: axum::http::request::Builder) -> TestResponse {
+        self.send(builder, Body::empty()).await
     }
 
     pub async fn get(&mut self, uri: &str) -> TestResponse {

@@ -54,7 +54,7 @@ pub async fn enable_totp(app: &TestApp, browser: &mut Browser<'_>) -> Vec<u8> {
     secret
 }
 
-async fn password_step<'a>(app: &'a TestApp) -> Browser<'a> {
+pub(crate) async fn password_step<'a>(app: &'a TestApp) -> Browser<'a> {
     let mut browser = Browser::new(app);
     let response = browser
         .post(
@@ -114,11 +114,11 @@ async fn totp_is_set_up_then_asked_for_and_a_code_works_once() {
             &[("code", &totp::code_at(&secret, now + 150))],
         )
         .await;
-    assert!(
-        skewed
-            .text()
-            .contains("Your device time may be out of sync.")
-    );
+    // A code 5 steps off answers exactly as any wrong code: no "out of sync" hint that
+    // would tell a guesser they are close.
+    assert_eq!(skewed.status, 401);
+    assert!(skewed.text().contains("Invalid TOTP code."));
+    assert!(!skewed.text().contains("out of sync"));
     let code = totp::code_at(&secret, now);
     let ok = step
         .post("/account/two-factor/totp", &[("code", &code)])
@@ -573,4 +573,88 @@ async fn project_id(app: &TestApp) -> String {
         .await
         .expect("project");
     id
+}
+
+#[tokio::test]
+async fn showing_the_totp_set_up_page_changes_nothing_on_the_server() {
+    let app = TestApp::new().await;
+    let mut browser = Browser::signed_in(&app, "alice").await;
+    save_recovery_codes(&mut browser).await;
+    let row = |app: &TestApp| {
+        let pool = app.state.db.pool().clone();
+        let id = app.user.id.clone();
+        async move {
+            let row: (Option<Vec<u8>>, Option<Vec<u8>>) =
+                sqlx::query_as("SELECT totp_secret, totp_pending_secret FROM users WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            row
+        }
+    };
+    let before = row(&app).await;
+    let events = app.count("events").await;
+    // A GET or HEAD (a link, a prefetch, a cross-site image) stores no secret.
+    assert_eq!(
+        browser.get("/manage/account/totp-provision").await.status,
+        200
+    );
+    let head = browser
+        .send_raw(axum::http::Request::head("/manage/account/totp-provision"))
+        .await;
+    assert_eq!(head.status, 200);
+    assert_eq!(row(&app).await, before);
+    assert_eq!(app.count("events").await, events);
+    assert_eq!(before, (None, None));
+    // The secret of the page shown last is the one a code turns on.
+    let secret = enable_totp(&app, &mut browser).await;
+    let (stored, pending) = row(&app).await;
+    let stored = stored.expect("stored");
+    assert_eq!(totp::open(&app.state.keys, &stored).expect("opens"), secret);
+    assert_eq!(pending, None);
+    assert!(
+        !browser.cookies.contains_key("wharf_totp_setup"),
+        "the set-up cookie is removed"
+    );
+}
+
+#[tokio::test]
+async fn a_two_factor_step_signs_in_once() {
+    let app = TestApp::new().await;
+    let mut browser = Browser::signed_in(&app, "alice").await;
+    let codes = save_recovery_codes(&mut browser).await;
+    let secret = enable_totp(&app, &mut browser).await;
+    let mut step = password_step(&app).await;
+    let cookie = step.cookies.get("wharf_2fa").expect("step cookie").clone();
+    // The set-up used this step's code.
+    app.state.clock.advance(30);
+    let code = totp::code_at(&secret, app.state.clock.now_secs());
+    let ok = step
+        .post("/account/two-factor/totp", &[("code", &code)])
+        .await;
+    assert_eq!(ok.status, 303, "{}", ok.text());
+    let sessions = app.count("sessions").await;
+    // The same step cookie, replayed with another good factor, signs nobody in.
+    let mut replay = Browser::new(&app);
+    replay.cookies.insert("wharf_2fa".to_owned(), cookie);
+    let page = replay.get("/account/recovery-code/").await;
+    assert_eq!(page.status, 303);
+    assert!(
+        page.header("location")
+            .unwrap()
+            .starts_with("/account/login/")
+    );
+    let refused = replay
+        .post("/account/recovery-code/", &[("code", &codes[1])])
+        .await;
+    assert_eq!(refused.status, 303);
+    assert!(
+        refused
+            .header("location")
+            .unwrap()
+            .starts_with("/account/login/")
+    );
+    assert!(replay.signed_in_cookie().is_none());
+    assert_eq!(app.count("sessions").await, sessions);
 }
