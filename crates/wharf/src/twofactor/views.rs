@@ -772,11 +772,7 @@ struct Setup {
 
 /// The secret the set-up page gave this user, if its cookie is still good.
 fn setup_secret(web: &Web, user: &User) -> Option<Vec<u8>> {
-    let value = crate::web::cookies(web.headers())
-        .into_iter()
-        .find(|c| c.name() == SETUP_COOKIE)?
-        .value()
-        .to_owned();
+    let value = web.cookie_value(SETUP_COOKIE)?;
     let setup: Setup = web
         .state
         .keys
