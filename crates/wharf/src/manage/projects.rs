@@ -11,70 +11,62 @@ use minijinja::context;
 use serde::{Deserialize, Serialize};
 use wharf_packaging::name;
 
-use super::internal;
 use crate::accounts;
 use crate::error::AppError;
 use crate::packaging::permissions::Permission;
 use crate::packaging::roles::{self, Answer, Collaborator, RoleError};
 use crate::packaging::{self, Contents, Project, Role};
 use crate::simple::encode_segment;
-use crate::web::{Flash, FormErrors, Web};
+use crate::web::{Flash, FormErrors, OrPage, Page, Web};
 
-pub async fn list(web: Web) -> Response {
-    let session = match web.require_session() {
-        Ok(session) => session.clone(),
-        Err(response) => return response,
-    };
-    let projects = match roles::projects_of_user(&web.state.db, &session.user.id).await {
-        Ok(projects) => projects,
-        Err(e) => return internal(&web, e),
-    };
-    let invitations =
-        match roles::invitations_for_user(&web.state.db, &session.user.id, web.now()).await {
-            Ok(invitations) => invitations,
-            Err(e) => return internal(&web, e),
-        };
+pub async fn list(web: Web) -> Page {
+    let session = web.require_session()?.clone();
+    let projects = roles::projects_of_user(&web.state.db, &session.user.id)
+        .await
+        .or_page(&web)?;
+    let invitations = roles::invitations_for_user(&web.state.db, &session.user.id, web.now())
+        .await
+        .or_page(&web)?;
     let verified = accounts::has_verified_primary_email(&web.state.db, &session.user.id)
         .await
         .unwrap_or(false);
-    web.render(
+    Ok(web.render(
         "manage_projects.html",
         context! { projects => projects, invitations => invitations, verified => verified },
-    )
+    ))
 }
 
-pub async fn answer_invitation(web: Web, Path((id, answer)): Path<(String, String)>) -> Response {
-    let session = match web.require_session() {
-        Ok(session) => session.clone(),
-        Err(response) => return response,
-    };
+pub async fn answer_invitation(web: Web, Path((id, answer)): Path<(String, String)>) -> Page {
+    let session = web.require_session()?.clone();
     let answer = match answer.as_str() {
         "accept" => Answer::Accept,
         "decline" => Answer::Decline,
-        _ => return web.error(AppError::not_found()),
+        _ => return Err(web.error(AppError::not_found())),
     };
-    match roles::answer_invitation(
-        &web.state.db,
-        &session.user,
-        &id,
-        answer,
-        &web.meta,
-        web.now(),
+    Ok(
+        match roles::answer_invitation(
+            &web.state.db,
+            &session.user,
+            &id,
+            answer,
+            &web.meta,
+            web.now(),
+        )
+        .await
+        {
+            Ok(project) => {
+                web.state
+                    .cache
+                    .invalidate_project(&name::normalize(&project));
+                let message = match answer {
+                    Answer::Accept => format!("You are now a collaborator on {project}."),
+                    Answer::Decline => format!("You declined the invitation to {project}."),
+                };
+                web.redirect_with("/manage/projects/", Flash::success(message))
+            }
+            Err(e) => web.redirect_with("/manage/projects/", Flash::error(e.to_string())),
+        },
     )
-    .await
-    {
-        Ok(project) => {
-            web.state
-                .cache
-                .invalidate_project(&name::normalize(&project));
-            let message = match answer {
-                Answer::Accept => format!("You are now a collaborator on {project}."),
-                Answer::Decline => format!("You declined the invitation to {project}."),
-            };
-            web.redirect_with("/manage/projects/", Flash::success(message))
-        }
-        Err(e) => web.redirect_with("/manage/projects/", Flash::error(e.to_string())),
-    }
 }
 
 fn project_path(project: &Project, rest: &str) -> String {
@@ -92,18 +84,6 @@ fn page_of(name: &str, rest: &str) -> String {
     )
 }
 
-/// The session and the project, if the user may do `$permission` on it (one decision for
-/// every page: [`crate::packaging::permissions::authorize`]); otherwise returns the answer
-/// that says why not. `$back` is the page that holds the action's form, for re-authentication.
-macro_rules! allowed {
-    ($web:expr, $project:expr, $permission:expr, $back:expr) => {
-        match super::project_for(&$web, &$project, $permission, &$back).await {
-            Ok(found) => found,
-            Err(response) => return response,
-        }
-    };
-}
-
 #[derive(Clone, Debug, Serialize)]
 struct ReleaseRow {
     version: String,
@@ -113,13 +93,12 @@ struct ReleaseRow {
     files: usize,
 }
 
-pub async fn releases(web: Web, Path(project): Path<String>) -> Response {
+pub async fn releases(web: Web, Path(project): Path<String>) -> Page {
     let back = page_of(&project, "releases/");
-    let (_, project) = allowed!(web, project, Permission::ViewReleases, back);
-    let contents = match Contents::load(&web.state.db, &project.id).await {
-        Ok(contents) => contents,
-        Err(e) => return internal(&web, e),
-    };
+    let (_, project) = super::project_for(&web, &project, Permission::ViewReleases, &back).await?;
+    let contents = Contents::load(&web.state.db, &project.id)
+        .await
+        .or_page(&web)?;
     let rows: Vec<ReleaseRow> = contents
         .releases
         .iter()
@@ -136,10 +115,10 @@ pub async fn releases(web: Web, Path(project): Path<String>) -> Response {
                 .count(),
         })
         .collect();
-    web.render(
+    Ok(web.render(
         "manage_project_releases.html",
         context! { project => context! { name => project.name, normalized_name => project.normalized_name }, releases => rows },
-    )
+    ))
 }
 
 async fn release_page(
@@ -148,16 +127,15 @@ async fn release_page(
     version: &str,
     status: StatusCode,
     errors: FormErrors,
-) -> Response {
-    let contents = match Contents::load(&web.state.db, &project.id).await {
-        Ok(contents) => contents,
-        Err(e) => return internal(web, e),
-    };
+) -> Page {
+    let contents = Contents::load(&web.state.db, &project.id)
+        .await
+        .or_page(web)?;
     let Some(release) = contents.releases.iter().find(|r| r.version == version) else {
-        return web.error(AppError::new(
+        return Err(web.error(AppError::new(
             StatusCode::NOT_FOUND,
             format!("{} has no release {version}.", project.name),
-        ));
+        )));
     };
     let files: Vec<_> = contents
         .files
@@ -165,7 +143,7 @@ async fn release_page(
         .filter(|f| f.release_id == release.id)
         .map(|f| context! { filename => f.filename.clone(), size => f.size, upload_time => f.upload_time, packagetype => f.packagetype.clone() })
         .collect();
-    web.render_status(
+    Ok(web.render_status(
         status,
         "manage_release.html",
         context! {
@@ -174,13 +152,14 @@ async fn release_page(
             files => files,
             errors => errors,
         },
-    )
+    ))
 }
 
-pub async fn release(web: Web, Path((project, version)): Path<(String, String)>) -> Response {
+pub async fn release(web: Web, Path((project, version)): Path<(String, String)>) -> Page {
     // The page holds the yank and delete forms: re-authentication comes before them.
     let back = page_of(&project, &format!("release/{}/", encode_segment(&version)));
-    let (_, project) = allowed!(web, project, Permission::ManageReleases, back);
+    let (_, project) =
+        super::project_for(&web, &project, Permission::ManageReleases, &back).await?;
     release_page(
         &web,
         &project,
@@ -201,11 +180,11 @@ pub async fn yank(
     web: Web,
     Path((project, version)): Path<(String, String)>,
     Form(form): Form<YankForm>,
-) -> Response {
+) -> Page {
     set_yanked(web, project, version, true, form.yank_reason).await
 }
 
-pub async fn unyank(web: Web, Path((project, version)): Path<(String, String)>) -> Response {
+pub async fn unyank(web: Web, Path((project, version)): Path<(String, String)>) -> Page {
     set_yanked(web, project, version, false, String::new()).await
 }
 
@@ -215,9 +194,10 @@ async fn set_yanked(
     version: String,
     yanked: bool,
     reason: String,
-) -> Response {
+) -> Page {
     let back = page_of(&project, &format!("release/{}/", encode_segment(&version)));
-    let (session, project) = allowed!(web, project, Permission::ManageReleases, back);
+    let (session, project) =
+        super::project_for(&web, &project, Permission::ManageReleases, &back).await?;
     let reason = reason.trim();
     if reason.chars().count() > 500 {
         return release_page(
@@ -229,7 +209,7 @@ async fn set_yanked(
         )
         .await;
     }
-    match packaging::set_yanked(
+    let found = packaging::set_yanked(
         &web.state.db,
         &project,
         &version,
@@ -239,28 +219,26 @@ async fn set_yanked(
         web.now(),
     )
     .await
-    {
-        Ok(true) => {
-            web.state.cache.invalidate_project(&project.normalized_name);
-            let message = if yanked {
-                format!(
-                    "Yanked {} {version}: installers skip it unless it is pinned exactly.",
-                    project.name
-                )
-            } else {
-                format!("{} {version} is no longer yanked.", project.name)
-            };
-            web.redirect_with(
-                &project_path(&project, &format!("release/{}/", encode_segment(&version))),
-                Flash::success(message),
-            )
-        }
-        Ok(false) => web.error(AppError::new(
+    .or_page(&web)?;
+    if !found {
+        return Err(web.error(AppError::new(
             StatusCode::NOT_FOUND,
             format!("{} has no release {version}.", project.name),
-        )),
-        Err(e) => internal(&web, e),
+        )));
     }
+    web.state.cache.invalidate_project(&project.normalized_name);
+    let message = if yanked {
+        format!(
+            "Yanked {} {version}: installers skip it unless it is pinned exactly.",
+            project.name
+        )
+    } else {
+        format!("{} {version} is no longer yanked.", project.name)
+    };
+    Ok(web.redirect_with(
+        &project_path(&project, &format!("release/{}/", encode_segment(&version))),
+        Flash::success(message),
+    ))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -273,9 +251,10 @@ pub async fn delete_release(
     web: Web,
     Path((project, version)): Path<(String, String)>,
     Form(form): Form<DeleteReleaseForm>,
-) -> Response {
+) -> Page {
     let back = page_of(&project, &format!("release/{}/", encode_segment(&version)));
-    let (session, project) = allowed!(web, project, Permission::ManageReleases, back);
+    let (session, project) =
+        super::project_for(&web, &project, Permission::ManageReleases, &back).await?;
     if form.confirm_version.trim() != version {
         return release_page(
             &web,
@@ -289,7 +268,7 @@ pub async fn delete_release(
         )
         .await;
     }
-    match packaging::delete_release(
+    let found = packaging::delete_release(
         &web.state.db,
         &project,
         &version,
@@ -298,20 +277,18 @@ pub async fn delete_release(
         web.now(),
     )
     .await
-    {
-        Ok(true) => {
-            web.state.cache.invalidate_project(&project.normalized_name);
-            web.redirect_with(
-                &project_path(&project, "releases/"),
-                Flash::success(format!("Deleted {} {version} and its files.", project.name)),
-            )
-        }
-        Ok(false) => web.error(AppError::new(
+    .or_page(&web)?;
+    if !found {
+        return Err(web.error(AppError::new(
             StatusCode::NOT_FOUND,
             format!("{} has no release {version}.", project.name),
-        )),
-        Err(e) => internal(&web, e),
+        )));
     }
+    web.state.cache.invalidate_project(&project.normalized_name);
+    Ok(web.redirect_with(
+        &project_path(&project, "releases/"),
+        Flash::success(format!("Deleted {} {version} and its files.", project.name)),
+    ))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -325,9 +302,10 @@ pub async fn delete_file(
     web: Web,
     Path((project, version)): Path<(String, String)>,
     Form(form): Form<DeleteFileForm>,
-) -> Response {
+) -> Page {
     let back = page_of(&project, &format!("release/{}/", encode_segment(&version)));
-    let (session, project) = allowed!(web, project, Permission::ManageReleases, back);
+    let (session, project) =
+        super::project_for(&web, &project, Permission::ManageReleases, &back).await?;
     if form.confirm_filename.trim() != form.filename {
         return release_page(
             &web,
@@ -344,7 +322,7 @@ pub async fn delete_file(
         )
         .await;
     }
-    match packaging::delete_file(
+    let found = packaging::delete_file(
         &web.state.db,
         &project,
         &version,
@@ -354,23 +332,21 @@ pub async fn delete_file(
         web.now(),
     )
     .await
-    {
-        Ok(true) => {
-            web.state.cache.invalidate_project(&project.normalized_name);
-            web.redirect_with(
-                &project_path(&project, &format!("release/{}/", encode_segment(&version))),
-                Flash::success(format!(
-                    "Deleted {}. Its name can never be used again.",
-                    form.filename
-                )),
-            )
-        }
-        Ok(false) => web.error(AppError::new(
+    .or_page(&web)?;
+    if !found {
+        return Err(web.error(AppError::new(
             StatusCode::NOT_FOUND,
             format!("{} {version} has no file {}.", project.name, form.filename),
-        )),
-        Err(e) => internal(&web, e),
+        )));
     }
+    web.state.cache.invalidate_project(&project.normalized_name);
+    Ok(web.redirect_with(
+        &project_path(&project, &format!("release/{}/", encode_segment(&version))),
+        Flash::success(format!(
+            "Deleted {}. Its name can never be used again.",
+            form.filename
+        )),
+    ))
 }
 
 // ---- collaborators ----------------------------------------------------------------------
@@ -381,16 +357,14 @@ async fn collaboration_page(
     status: StatusCode,
     errors: FormErrors,
     form: (&str, &str),
-) -> Response {
-    let collaborators = match roles::collaborators(&web.state.db, &project.id).await {
-        Ok(list) => list,
-        Err(e) => return internal(web, e),
-    };
-    let invitations = match roles::invitations_for_project(&web.state.db, &project.id).await {
-        Ok(list) => list,
-        Err(e) => return internal(web, e),
-    };
-    web.render_status(
+) -> Page {
+    let collaborators = roles::collaborators(&web.state.db, &project.id)
+        .await
+        .or_page(web)?;
+    let invitations = roles::invitations_for_project(&web.state.db, &project.id)
+        .await
+        .or_page(web)?;
+    Ok(web.render_status(
         status,
         "manage_collaborators.html",
         context! {
@@ -402,12 +376,13 @@ async fn collaboration_page(
             invite_username => form.0,
             invite_role => form.1,
         },
-    )
+    ))
 }
 
-pub async fn collaboration(web: Web, Path(project): Path<String>) -> Response {
+pub async fn collaboration(web: Web, Path(project): Path<String>) -> Page {
     let back = page_of(&project, "collaboration/");
-    let (_, project) = allowed!(web, project, Permission::ManageCollaborators, back);
+    let (_, project) =
+        super::project_for(&web, &project, Permission::ManageCollaborators, &back).await?;
     collaboration_page(
         &web,
         &project,
@@ -425,13 +400,10 @@ pub struct InviteForm {
     role: String,
 }
 
-pub async fn invite(
-    web: Web,
-    Path(project): Path<String>,
-    Form(form): Form<InviteForm>,
-) -> Response {
+pub async fn invite(web: Web, Path(project): Path<String>, Form(form): Form<InviteForm>) -> Page {
     let back = page_of(&project, "collaboration/");
-    let (session, project) = allowed!(web, project, Permission::ManageCollaborators, back);
+    let (session, project) =
+        super::project_for(&web, &project, Permission::ManageCollaborators, &back).await?;
     let username = form.username.trim();
     let refuse = |message: String| {
         collaboration_page(
@@ -455,21 +427,24 @@ pub async fn invite(
     if username.is_empty() || username.chars().count() > 50 {
         return refuse("Enter the username of the person to invite.".to_owned()).await;
     }
-    let invitee = match accounts::find_by_username(&web.state.db, username).await {
-        Ok(Some(user)) => user,
-        Ok(None) => return refuse(format!("There is no user named \"{username}\".")).await,
-        Err(e) => return internal(&web, e),
+    let Some(invitee) = accounts::find_by_username(&web.state.db, username)
+        .await
+        .or_page(&web)?
+    else {
+        return refuse(format!("There is no user named \"{username}\".")).await;
     };
-    let email = match accounts::primary_email(&web.state.db, &invitee.id).await {
-        Ok(Some(email)) if email.verified => email.email,
-        Ok(_) => {
+    let email = match accounts::primary_email(&web.state.db, &invitee.id)
+        .await
+        .or_page(&web)?
+    {
+        Some(email) if email.verified => email.email,
+        _ => {
             return refuse(format!(
                 "{} has no verified primary e-mail address, so they cannot be invited yet.",
                 invitee.username
             ))
             .await;
         }
-        Err(e) => return internal(&web, e),
     };
     let invitation = match roles::invite(
         &web.state.db,
@@ -483,7 +458,7 @@ pub async fn invite(
     .await
     {
         Ok(invitation) => invitation,
-        Err(RoleError::Database(e)) => return internal(&web, e),
+        Err(RoleError::Database(e)) => return Err(e).or_page(&web),
         Err(e) => return refuse(e.to_string()).await,
     };
     web.state
@@ -496,7 +471,7 @@ pub async fn invite(
             },
             &web.meta, web.now())
         .await;
-    web.redirect_with(
+    Ok(web.redirect_with(
         &project_path(&project, "collaboration/"),
         Flash::success(format!(
             "Invited {} to be {} of {}. The invitation lasts 7 days.",
@@ -504,7 +479,7 @@ pub async fn invite(
             role.as_str(),
             project.name
         )),
-    )
+    ))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -522,7 +497,7 @@ async fn collaborator(
 ) -> Result<Collaborator, Response> {
     let list = roles::collaborators(&web.state.db, &project.id)
         .await
-        .map_err(|e| internal(web, e))?;
+        .or_page(web)?;
     list.into_iter()
         .find(|c| c.user_id == user_id)
         .ok_or_else(|| {
@@ -537,108 +512,112 @@ pub async fn change_role(
     web: Web,
     Path(project): Path<String>,
     Form(form): Form<RoleForm>,
-) -> Response {
+) -> Page {
     let back = page_of(&project, "collaboration/");
-    let (session, project) = allowed!(web, project, Permission::ManageCollaborators, back);
-    let target = match collaborator(&web, &project, &form.user_id).await {
-        Ok(target) => target,
-        Err(response) => return response,
-    };
+    let (session, project) =
+        super::project_for(&web, &project, Permission::ManageCollaborators, &back).await?;
+    let target = collaborator(&web, &project, &form.user_id).await?;
     let Some(role) = Role::parse(&form.role) else {
-        return web.redirect_with(
+        return Ok(web.redirect_with(
             &project_path(&project, "collaboration/"),
             Flash::error("Choose Owner or Maintainer."),
-        );
+        ));
     };
-    match roles::change_role(
-        &web.state.db,
-        &project,
-        &session.user,
-        &target,
-        role,
-        &web.meta,
-        web.now(),
+    Ok(
+        match roles::change_role(
+            &web.state.db,
+            &project,
+            &session.user,
+            &target,
+            role,
+            &web.meta,
+            web.now(),
+        )
+        .await
+        {
+            Ok(()) => web.redirect_with(
+                &back,
+                Flash::success(format!(
+                    "{} is now {} of {}.",
+                    target.username,
+                    role.as_str(),
+                    project.name
+                )),
+            ),
+            Err(RoleError::Database(e)) => return Err(e).or_page(&web),
+            Err(e) => web.redirect_with(&back, Flash::error(e.to_string())),
+        },
     )
-    .await
-    {
-        Ok(()) => web.redirect_with(
-            &back,
-            Flash::success(format!(
-                "{} is now {} of {}.",
-                target.username,
-                role.as_str(),
-                project.name
-            )),
-        ),
-        Err(RoleError::Database(e)) => internal(&web, e),
-        Err(e) => web.redirect_with(&back, Flash::error(e.to_string())),
-    }
 }
 
 pub async fn remove_role(
     web: Web,
     Path(project): Path<String>,
     Form(form): Form<RoleForm>,
-) -> Response {
+) -> Page {
     let back = page_of(&project, "collaboration/");
-    let (session, project) = allowed!(web, project, Permission::ManageCollaborators, back);
-    let target = match collaborator(&web, &project, &form.user_id).await {
-        Ok(target) => target,
-        Err(response) => return response,
-    };
-    match roles::remove_role(
-        &web.state.db,
-        &project,
-        &session.user,
-        &target,
-        &web.meta,
-        web.now(),
+    let (session, project) =
+        super::project_for(&web, &project, Permission::ManageCollaborators, &back).await?;
+    let target = collaborator(&web, &project, &form.user_id).await?;
+    Ok(
+        match roles::remove_role(
+            &web.state.db,
+            &project,
+            &session.user,
+            &target,
+            &web.meta,
+            web.now(),
+        )
+        .await
+        {
+            Ok(()) => web.redirect_with(
+                &back,
+                Flash::success(format!(
+                    "Removed {} from {}.",
+                    target.username, project.name
+                )),
+            ),
+            Err(RoleError::Database(e)) => return Err(e).or_page(&web),
+            Err(e) => web.redirect_with(&back, Flash::error(e.to_string())),
+        },
     )
-    .await
-    {
-        Ok(()) => web.redirect_with(
-            &back,
-            Flash::success(format!(
-                "Removed {} from {}.",
-                target.username, project.name
-            )),
-        ),
-        Err(RoleError::Database(e)) => internal(&web, e),
-        Err(e) => web.redirect_with(&back, Flash::error(e.to_string())),
-    }
 }
 
 pub async fn revoke_invitation(
     web: Web,
     Path(project): Path<String>,
     Form(form): Form<RoleForm>,
-) -> Response {
+) -> Page {
     let back = page_of(&project, "collaboration/");
-    let (session, project) = allowed!(web, project, Permission::ManageCollaborators, back);
-    match roles::revoke_invitation(
-        &web.state.db,
-        &project,
-        &session.user,
-        &form.invitation_id,
-        &web.meta,
-        web.now(),
+    let (session, project) =
+        super::project_for(&web, &project, Permission::ManageCollaborators, &back).await?;
+    Ok(
+        match roles::revoke_invitation(
+            &web.state.db,
+            &project,
+            &session.user,
+            &form.invitation_id,
+            &web.meta,
+            web.now(),
+        )
+        .await
+        {
+            Ok(username) => web.redirect_with(
+                &back,
+                Flash::success(format!("Withdrew the invitation to {username}.")),
+            ),
+            Err(RoleError::Database(e)) => return Err(e).or_page(&web),
+            Err(e) => web.redirect_with(&back, Flash::error(e.to_string())),
+        },
     )
-    .await
-    {
-        Ok(username) => web.redirect_with(
-            &back,
-            Flash::success(format!("Withdrew the invitation to {username}.")),
-        ),
-        Err(RoleError::Database(e)) => internal(&web, e),
-        Err(e) => web.redirect_with(&back, Flash::error(e.to_string())),
-    }
 }
 
 // ---- settings -------------------------------------------------------------------------------
 
-pub async fn settings(web: Web, Path(project): Path<String>) -> Response {
+pub async fn settings(web: Web, Path(project): Path<String>) -> Page {
     let back = page_of(&project, "settings/");
-    let (_, project) = allowed!(web, project, Permission::ManageSettings, back);
+    let (_, project) =
+        super::project_for(&web, &project, Permission::ManageSettings, &back).await?;
     settings_page(&web, &project, StatusCode::OK, FormErrors::default()).await
 }
 
@@ -647,12 +626,11 @@ async fn settings_page(
     project: &Project,
     status: StatusCode,
     errors: FormErrors,
-) -> Response {
-    let requires = match crate::twofactor::project_requires(&web.state.db, &project.id).await {
-        Ok(flag) => flag,
-        Err(e) => return internal(web, e),
-    };
-    web.render_status(
+) -> Page {
+    let requires = crate::twofactor::project_requires(&web.state.db, &project.id)
+        .await
+        .or_page(web)?;
+    Ok(web.render_status(
         status,
         "manage_project_settings.html",
         context! {
@@ -660,7 +638,7 @@ async fn settings_page(
             requires_2fa => requires,
             errors => errors,
         },
-    )
+    ))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -674,16 +652,23 @@ pub async fn set_requires_2fa(
     web: Web,
     Path(project): Path<String>,
     Form(form): Form<TwoFactorForm>,
-) -> Response {
+) -> Page {
     let back = page_of(&project, "settings/");
-    let (session, project) = allowed!(web, project, Permission::ManageSettings, back);
+    let (session, project) =
+        super::project_for(&web, &project, Permission::ManageSettings, &back).await?;
     let enable = form.require == "yes";
-    if enable {
-        match crate::twofactor::methods(&web.state.db, &session.user.id).await {
-            Ok(m) if m.any() => {}
-            Ok(_) => return web.redirect_with(&back, Flash::error("Set up two-factor authentication for your own account before you require it of others.")),
-            Err(e) => return internal(&web, e),
-        }
+    if enable
+        && !crate::twofactor::methods(&web.state.db, &session.user.id)
+            .await
+            .or_page(&web)?
+            .any()
+    {
+        return Ok(web.redirect_with(
+            &back,
+            Flash::error(
+                "Set up two-factor authentication for your own account before you require it of others.",
+            ),
+        ));
     }
     let run = async {
         let mut tx = web.state.db.begin().await?;
@@ -710,9 +695,7 @@ pub async fn set_requires_2fa(
         }
         tx.commit().await
     };
-    if let Err(e) = run.await {
-        return internal(&web, e);
-    }
+    run.await.or_page(&web)?;
     let message = if enable {
         format!(
             "Owners and Maintainers of {} must now use two-factor authentication to manage it and upload to it.",
@@ -724,7 +707,7 @@ pub async fn set_requires_2fa(
             project.name
         )
     };
-    web.redirect_with(&back, Flash::success(message))
+    Ok(web.redirect_with(&back, Flash::success(message)))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -737,9 +720,10 @@ pub async fn delete_project(
     web: Web,
     Path(project): Path<String>,
     Form(form): Form<DeleteProjectForm>,
-) -> Response {
+) -> Page {
     let back = page_of(&project, "settings/");
-    let (session, project) = allowed!(web, project, Permission::DeleteProject, back);
+    let (session, project) =
+        super::project_for(&web, &project, Permission::DeleteProject, &back).await?;
     if name::normalize(form.confirm_project_name.trim()) != project.normalized_name {
         let message = format!(
             "Type the project name, {}, to confirm: the project was not deleted.",
@@ -753,18 +737,14 @@ pub async fn delete_project(
         )
         .await;
     }
-    match packaging::delete_project(&web.state.db, &project, &session.user, &web.meta, web.now())
+    packaging::delete_project(&web.state.db, &project, &session.user, &web.meta, web.now())
         .await
-    {
-        Ok(()) => {
-            web.state.cache.invalidate_project(&project.normalized_name);
-            web.redirect_with(
-                "/manage/projects/",
-                Flash::success(format!("Deleted the project {}.", project.name)),
-            )
-        }
-        Err(e) => internal(&web, e),
-    }
+        .or_page(&web)?;
+    web.state.cache.invalidate_project(&project.normalized_name);
+    Ok(web.redirect_with(
+        "/manage/projects/",
+        Flash::success(format!("Deleted the project {}.", project.name)),
+    ))
 }
 
 crate::web::template_value!(ReleaseRow);
