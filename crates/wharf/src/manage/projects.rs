@@ -670,32 +670,16 @@ pub async fn set_requires_2fa(
             ),
         ));
     }
-    let run = async {
-        let mut tx = web.state.db.begin().await?;
-        let changed = sqlx::query("UPDATE projects SET owners_require_2fa = $1 WHERE id = $2 AND owners_require_2fa <> $1")
-            .bind(i64::from(enable))
-            .bind(&project.id)
-            .execute(&mut *tx)
-            .await?;
-        if changed.rows_affected() == 1 {
-            let tag = if enable {
-                crate::events::EventTag::ProjectOwnersRequire2faEnabled
-            } else {
-                crate::events::EventTag::ProjectOwnersRequire2faDisabled
-            };
-            crate::events::record(
-                &mut tx,
-                crate::events::Source::Project(&project.id),
-                tag,
-                &web.meta,
-                web.now(),
-                serde_json::json!({"modified_by": session.user.username}),
-            )
-            .await?;
-        }
-        tx.commit().await
-    };
-    run.await.or_page(&web)?;
+    packaging::set_owners_require_2fa(
+        &web.state.db,
+        &project,
+        enable,
+        &session.user,
+        &web.meta,
+        web.now(),
+    )
+    .await
+    .or_page(&web)?;
     let message = if enable {
         format!(
             "Owners and Maintainers of {} must now use two-factor authentication to manage it and upload to it.",
