@@ -12,7 +12,7 @@ use crate::accounts;
 use crate::error::AppError;
 use crate::events::query::Filter;
 use crate::manage::history::{Paging, render};
-use crate::web::Web;
+use crate::web::{OrPage, Page, Web};
 
 /// The signed-in admin, or the page that says no.
 pub fn require_admin(web: &Web) -> Result<(), Response> {
@@ -47,18 +47,18 @@ fn day_start(date: &str) -> Option<i64> {
         .map(|d| d.midnight().assume_utc().unix_timestamp() * 1_000_000)
 }
 
-pub async fn events(web: Web, Query(form): Query<EventFilters>) -> Response {
-    if let Err(response) = require_admin(&web) {
-        return response;
-    }
+pub async fn events(web: Web, Query(form): Query<EventFilters>) -> Page {
+    require_admin(&web)?;
     let db = &web.state.db;
     let mut filter = Filter::default();
     let mut problems = Vec::new();
     if !form.user.trim().is_empty() {
-        match accounts::find_by_username(db, form.user.trim()).await {
-            Ok(Some(user)) => filter.user_id = Some(user.id),
-            Ok(None) => problems.push(format!("There is no user named \"{}\".", form.user.trim())),
-            Err(e) => return web.error(e.into()),
+        match accounts::find_by_username(db, form.user.trim())
+            .await
+            .or_page(&web)?
+        {
+            Some(user) => filter.user_id = Some(user.id),
+            None => problems.push(format!("There is no user named \"{}\".", form.user.trim())),
         }
     }
     if !form.project.trim().is_empty() {
@@ -67,13 +67,13 @@ pub async fn events(web: Web, Query(form): Query<EventFilters>) -> Response {
             &wharf_packaging::name::normalize(form.project.trim()),
         )
         .await
+        .or_page(&web)?
         {
-            Ok(Some(project)) => filter.project_id = Some(project.id),
-            Ok(None) => problems.push(format!(
+            Some(project) => filter.project_id = Some(project.id),
+            None => problems.push(format!(
                 "There is no project named \"{}\".",
                 form.project.trim()
             )),
-            Err(e) => return web.error(e.into()),
         }
     }
     if !form.tag.trim().is_empty() {

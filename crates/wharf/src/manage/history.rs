@@ -2,14 +2,12 @@
 //! files'), 25 a page, sortable by time, event or IP address.
 
 use axum::extract::{Path, Query};
-use axum::response::Response;
 use minijinja::context;
 use serde::Deserialize;
 
-use super::internal;
 use crate::events::query::{self, Filter, Sort};
 use crate::packaging::permissions::Permission;
-use crate::web::Web;
+use crate::web::{OrPage, Page, Web};
 
 pub const PER_PAGE: i64 = 25;
 /// The account page shows this much history, as PyPI does.
@@ -29,36 +27,31 @@ pub async fn render(
     filter: &Filter,
     paging: &Paging,
     extra: minijinja::Value,
-) -> Response {
+) -> Page {
     let page = paging.page.unwrap_or(1).max(1);
     let sort = Sort::parse(&paging.sort);
-    match query::list(&web.state.db, filter, sort, page, PER_PAGE).await {
-        Ok((events, total)) => {
-            let pages = ((total + PER_PAGE - 1) / PER_PAGE).max(1);
-            let path = web.here.split('?').next().unwrap_or_default().to_owned();
-            web.render(
-                "history.html",
-                context! {
-                    heading => heading,
-                    events => events,
-                    total => total,
-                    page => page,
-                    pages => pages,
-                    sort => if paging.sort.is_empty() { "newest" } else { paging.sort.as_str() },
-                    path => path,
-                    ..extra
-                },
-            )
-        }
-        Err(e) => internal(web, e),
-    }
+    let (events, total) = query::list(&web.state.db, filter, sort, page, PER_PAGE)
+        .await
+        .or_page(web)?;
+    let pages = ((total + PER_PAGE - 1) / PER_PAGE).max(1);
+    let path = web.here.split('?').next().unwrap_or_default().to_owned();
+    Ok(web.render(
+        "history.html",
+        context! {
+            heading => heading,
+            events => events,
+            total => total,
+            page => page,
+            pages => pages,
+            sort => if paging.sort.is_empty() { "newest" } else { paging.sort.as_str() },
+            path => path,
+            ..extra
+        },
+    ))
 }
 
-pub async fn account(web: Web, Query(paging): Query<Paging>) -> Response {
-    let session = match web.require_recent_auth("/manage/account/history/") {
-        Ok(session) => session.clone(),
-        Err(response) => return response,
-    };
+pub async fn account(web: Web, Query(paging): Query<Paging>) -> Page {
+    let session = web.require_recent_auth("/manage/account/history/")?.clone();
     let filter = Filter {
         user_id: Some(session.user.id.clone()),
         since: Some(web.now() - ACCOUNT_DAYS * 86_400 * 1_000_000),
@@ -74,16 +67,9 @@ pub async fn account(web: Web, Query(paging): Query<Paging>) -> Response {
     .await
 }
 
-pub async fn project(
-    web: Web,
-    Path(project): Path<String>,
-    Query(paging): Query<Paging>,
-) -> Response {
+pub async fn project(web: Web, Path(project): Path<String>, Query(paging): Query<Paging>) -> Page {
     let back = web.here.clone();
-    let project = match super::project_for(&web, &project, Permission::ViewHistory, &back).await {
-        Ok((_, project)) => project,
-        Err(response) => return response,
-    };
+    let (_, project) = super::project_for(&web, &project, Permission::ViewHistory, &back).await?;
     let filter = Filter {
         project_id: Some(project.id.clone()),
         ..Filter::default()

@@ -12,7 +12,7 @@ use crate::accounts::session::Session;
 use crate::error::AppError;
 use crate::packaging::Project;
 use crate::packaging::permissions::{self, Denied, Permission, Via};
-use crate::web::Web;
+use crate::web::{OrPage, Web};
 
 fn internal(web: &Web, e: impl std::fmt::Display) -> Response {
     web.error(AppError::internal(e))
@@ -49,7 +49,7 @@ pub(crate) async fn project_for(
         permission,
     )
     .await
-    .map_err(|e| internal(web, e))?;
+    .or_page(web)?;
     let (denied, shown) = match decided {
         Ok(project) => return Ok((session, project)),
         // The name as the project spells it (the path may be any spelling).

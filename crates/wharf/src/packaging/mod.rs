@@ -8,8 +8,10 @@ pub mod blobs;
 pub mod permissions;
 mod removal;
 pub mod roles;
+mod settings;
 
 pub use removal::{delete_file, delete_project, delete_release, set_yanked};
+pub use settings::set_owners_require_2fa;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Project {
