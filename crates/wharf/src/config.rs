@@ -298,6 +298,39 @@ mod tests {
         Settings::load(&args, None)
     }
 
+    /// deploy/wharf.toml documents every setting: its commented-out lines name exactly the
+    /// settings wharf has, and with the comment marks removed it is a valid config file.
+    #[test]
+    fn the_sample_config_documents_every_setting() {
+        let sample = include_str!("../../../deploy/wharf.toml");
+        let settings: Vec<&str> = sample
+            .lines()
+            .filter_map(|line| line.strip_prefix("# "))
+            .filter(|line| {
+                line.split_once(" = ").is_some_and(|(key, _)| {
+                    !key.is_empty()
+                        && key
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b == b'_' || b.is_ascii_digit())
+                })
+            })
+            .collect();
+        let mut named: Vec<String> = settings
+            .iter()
+            .map(|line| line.split_once(" = ").unwrap_or_default().0.to_owned())
+            .collect();
+        named.sort();
+        let mut keys = Settings::keys();
+        keys.sort();
+        assert_eq!(named, keys);
+        // Uncommented (with a real key in place of the placeholder), it loads.
+        let uncommented = settings.join("\n").replace(
+            "\"…64 hex characters…\"",
+            &format!("\"{}\"", "ab".repeat(32)),
+        );
+        load(&uncommented).expect("the sample loads");
+    }
+
     #[test]
     fn a_mistyped_setting_is_refused_with_its_name() {
         let error = load("requre_2fa = true\n").unwrap_err().to_string();
