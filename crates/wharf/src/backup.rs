@@ -3,8 +3,8 @@
 //! blob the database refers to, the server key, the audit head file and `manifest.json`
 //! (counts, SHA-256 and size of every part, wharf and schema version). It is taken while
 //! `serve` runs: the snapshot is one read transaction, and blobs are written before the rows
-//! that name them commit and purged only well after those rows are gone, so every blob the
-//! snapshot names is still in storage when it is copied.
+//! that name them commit, so every blob the snapshot names is in storage — unless its file was
+//! deleted (and its blob purged) since; the backup then starts over from a new snapshot.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -79,14 +79,21 @@ pub async fn create(settings: &Settings, output: &Path) -> anyhow::Result<Manife
         std::fs::remove_dir_all(&staging)
             .map_err(|e| anyhow::anyhow!("cannot remove {}: {e}", staging.display()))?;
     }
-    std::fs::create_dir_all(&staging)
-        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", staging.display()))?;
-    let result = write_parts(settings, &staging).await;
-    let manifest = match result {
-        Ok(manifest) => manifest,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&staging);
-            return Err(e);
+    let mut attempt = 1;
+    let manifest = loop {
+        std::fs::create_dir_all(&staging)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", staging.display()))?;
+        let result = write_parts(settings, &staging).await;
+        match result {
+            Ok(manifest) => break manifest,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&staging);
+                if e.downcast_ref::<DeletedMeanwhile>().is_none() || attempt == ATTEMPTS {
+                    return Err(e);
+                }
+                tracing::info!("{e}: taking a new snapshot");
+                attempt += 1;
+            }
         }
     };
     if output.exists() {
@@ -96,6 +103,14 @@ pub async fn create(settings: &Settings, output: &Path) -> anyhow::Result<Manife
         .map_err(|e| anyhow::anyhow!("cannot move the backup to {}: {e}", output.display()))?;
     Ok(manifest)
 }
+
+/// Snapshots taken before giving up when files keep being deleted under the backup.
+const ATTEMPTS: usize = 3;
+
+/// A blob the snapshot names was purged because its file was deleted after the snapshot.
+#[derive(Debug, thiserror::Error)]
+#[error("the file of blob {0} was deleted during the backup")]
+struct DeletedMeanwhile(String);
 
 fn staging_path(output: &Path) -> PathBuf {
     let mut name = output.file_name().unwrap_or_default().to_os_string();
@@ -132,7 +147,23 @@ async fn write_parts(settings: &Settings, staging: &Path) -> anyhow::Result<Mani
     let storage = Storage::open(&settings.storage_url())?;
     for blob in &blobs {
         let relative = format!("{FILES_DIR}/{}", blob.path);
-        let part = copy_blob(&storage, &blob.path, &staging.join(&relative)).await?;
+        let Some(part) = copy_blob(&storage, &blob.path, &staging.join(&relative)).await? else {
+            let file = blob.path.strip_suffix(".metadata").unwrap_or(&blob.path);
+            let db = Db::connect(&settings.database_url()).await?;
+            let live: Result<Option<(String,)>, _> =
+                sqlx::query_as("SELECT path FROM files WHERE path = $1")
+                    .bind(file)
+                    .fetch_optional(db.pool())
+                    .await;
+            db.close().await;
+            if live?.is_none() {
+                return Err(DeletedMeanwhile(blob.path.clone()).into());
+            }
+            anyhow::bail!(
+                "the database names the blob {}, which is not in storage",
+                blob.path
+            );
+        };
         if part.sha256 != blob.sha256 {
             anyhow::bail!(
                 "the stored blob {} does not have the digest the database records for it (storage damaged?)",
@@ -205,9 +236,9 @@ async fn database_parts(
             parts.insert(POSTGRES_PART.to_owned(), part_of(&target)?);
             // Listed after the dump: every file in it is listed (blobs outlive their rows).
             let mut conn = db.pool().acquire().await?;
-            let counts = counts(&mut *conn).await?;
-            let schema = schema_version(&mut *conn).await?;
-            let blobs = blobs(&mut *conn).await?;
+            let counts = counts(&mut conn).await?;
+            let schema = schema_version(&mut conn).await?;
+            let blobs = blobs(&mut conn).await?;
             Ok(("postgres", counts, schema, blobs))
         }
     }
@@ -287,9 +318,10 @@ async fn blobs(conn: &mut AnyConnection) -> anyhow::Result<Vec<Blob>> {
     Ok(blobs)
 }
 
-async fn copy_blob(storage: &Storage, key: &str, target: &Path) -> anyhow::Result<Part> {
+/// Copies the blob to `target`; `None` when storage does not have it.
+async fn copy_blob(storage: &Storage, key: &str, target: &Path) -> anyhow::Result<Option<Part>> {
     let Some((_, mut stream)) = storage.get(key).await? else {
-        anyhow::bail!("the database names the blob {key}, which is not in storage");
+        return Ok(None);
     };
     if let Some(parent) = target.parent() {
         tokio::fs::create_dir_all(parent).await?;
@@ -306,10 +338,10 @@ async fn copy_blob(storage: &Storage, key: &str, target: &Path) -> anyhow::Resul
         file.write_all(&chunk).await?;
     }
     file.sync_all().await?;
-    Ok(Part {
+    Ok(Some(Part {
         sha256: hex::encode(hasher.finalize()),
         size,
-    })
+    }))
 }
 
 fn part_of(path: &Path) -> anyhow::Result<Part> {
@@ -518,7 +550,10 @@ pub async fn restore(settings: Settings, path: &Path, force: bool) -> anyhow::Re
         }
     }
     if manifest.parts.contains_key(HEAD_PART) {
-        std::fs::copy(path.join(HEAD_PART), crate::events::chain::head_file(&data_dir))?;
+        std::fs::copy(
+            path.join(HEAD_PART),
+            crate::events::chain::head_file(&data_dir),
+        )?;
     }
     let mut blobs = 0;
     for name in manifest.parts.keys() {
@@ -549,7 +584,7 @@ async fn check_restored(state: &crate::app::AppState) -> anyhow::Result<u64> {
         anyhow::bail!("the restored audit log does not verify: {problem}");
     }
     let mut conn = state.db.pool().acquire().await?;
-    for blob in blobs(&mut *conn).await? {
+    for blob in blobs(&mut conn).await? {
         if state.storage.get(&blob.path).await?.is_none() {
             anyhow::bail!("the restored file {} is not in storage", blob.path);
         }

@@ -243,7 +243,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             (Some(path), None) => crate::backup::run_create(&settings, &path).await,
             (None, None) => anyhow::bail!("give --output PATH or --verify PATH"),
         },
-        Command::Restore { path, force } => crate::backup::run_restore(settings, &path, force).await,
+        Command::Restore { path, force } => {
+            crate::backup::run_restore(settings, &path, force).await
+        }
         Command::Import {
             dir,
             from_simple,

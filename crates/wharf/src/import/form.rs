@@ -41,7 +41,11 @@ pub async fn fields(
     Ok(fields)
 }
 
-fn read_metadata(path: &Path, filename: &str, package_type: PackageType) -> Result<Vec<u8>, String> {
+fn read_metadata(
+    path: &Path,
+    filename: &str,
+    package_type: PackageType,
+) -> Result<Vec<u8>, String> {
     match package_type {
         PackageType::BdistWheel => {
             let mut parts = filename.split('-');

@@ -98,7 +98,12 @@ struct Progress {
 
 /// The whole import, with the progress display and the final list: exit status 1 when any
 /// file was refused.
-pub async fn run(settings: Settings, source: Source, owner: &str, jobs: usize) -> anyhow::Result<()> {
+pub async fn run(
+    settings: Settings,
+    source: Source,
+    owner: &str,
+    jobs: usize,
+) -> anyhow::Result<()> {
     let state = AppState::open(settings).await?;
     let started = Instant::now();
     let result = import(&state, &source, owner, jobs, true).await;
@@ -170,6 +175,7 @@ pub async fn import(
     let display = Display::start(total, progress.clone(), show_progress);
     let importer = Importer {
         state,
+        router: crate::app::router(state.clone()),
         client: &client,
         token: &token,
         owner: &user.username,
@@ -241,7 +247,11 @@ async fn find_token(
         .find(|t| t.description == description))
 }
 
-async fn list(client: &reqwest::Client, source: &Source, jobs: usize) -> anyhow::Result<Vec<Candidate>> {
+async fn list(
+    client: &reqwest::Client,
+    source: &Source,
+    jobs: usize,
+) -> anyhow::Result<Vec<Candidate>> {
     match source {
         Source::Directory(dir) => source::directory(dir),
         Source::Devpi(url) => source::devpi(client, url).await,
@@ -263,6 +273,8 @@ async fn list(client: &reqwest::Client, source: &Source, jobs: usize) -> anyhow:
 
 struct Importer<'a> {
     state: &'a AppState,
+    /// The app's own router: uploads take the very path of `POST /legacy/`.
+    router: axum::Router,
     client: &'a reqwest::Client,
     token: &'a str,
     owner: &'a str,
@@ -384,7 +396,9 @@ impl Importer<'_> {
             .header(header::ACCEPT, "application/json")
             .header(header::USER_AGENT, user_agent())
             .body(Body::from(body))?;
-        let response = crate::app::router(self.state.clone())
+        let response = self
+            .router
+            .clone()
             .oneshot(request)
             .await
             .map_err(|e| anyhow::anyhow!("upload failed: {e}"))?;
@@ -459,7 +473,9 @@ impl Importer<'_> {
         .await?;
         tx.commit().await?;
         if let Some(project) = &project {
-            self.state.cache.invalidate_project(&project.normalized_name);
+            self.state
+                .cache
+                .invalidate_project(&project.normalized_name);
         }
         Ok(())
     }

@@ -76,14 +76,17 @@ pub fn directory(root: &Path) -> anyhow::Result<Vec<Candidate>> {
             }
         }
     }
-    found.sort_by(|a, b| a.origin.describe().cmp(&b.origin.describe()));
+    found.sort_by_key(|c| c.origin.describe());
     Ok(found)
 }
 
-const SIMPLE_ACCEPT: &str =
-    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1";
+const SIMPLE_ACCEPT: &str = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1";
 
-async fn get(client: &reqwest::Client, url: &Url, accept: &str) -> anyhow::Result<(String, Vec<u8>)> {
+async fn get(
+    client: &reqwest::Client,
+    url: &Url,
+    accept: &str,
+) -> anyhow::Result<(String, Vec<u8>)> {
     let response = client
         .get(url.clone())
         .header(reqwest::header::ACCEPT, accept)
@@ -294,16 +297,18 @@ pub async fn devpi(client: &reqwest::Client, index: &Url) -> anyhow::Result<Vec<
     }
     let (_, body) = get(client, index, DEVPI_ACCEPT).await?;
     let parsed: Devpi<DevpiIndex> = serde_json::from_slice(&body).map_err(|e| {
-        anyhow::anyhow!("{} is not a devpi index (URL/USER/INDEX): {e}", redact(index))
+        anyhow::anyhow!(
+            "{} is not a devpi index (URL/USER/INDEX): {e}",
+            redact(index)
+        )
     })?;
     let mut found = Vec::new();
     for project in parsed.result.projects {
         let url = base.join(&project)?;
         let (_, body) = get(client, &url, DEVPI_ACCEPT).await?;
         let versions: Devpi<std::collections::BTreeMap<String, DevpiVersion>> =
-            serde_json::from_slice(&body).map_err(|e| {
-                anyhow::anyhow!("{} is not a devpi project: {e}", redact(&url))
-            })?;
+            serde_json::from_slice(&body)
+                .map_err(|e| anyhow::anyhow!("{} is not a devpi project: {e}", redact(&url)))?;
         for version in versions.result.into_values() {
             for link in version.links.into_iter().filter(|l| l.rel == "releasefile") {
                 let url = url.join(&link.href)?;

@@ -13,7 +13,10 @@ fn on_postgres() -> bool {
 }
 
 async fn upload_two(app: &TestApp) {
-    for form in [UploadForm::wheel("alpha", "1.0"), UploadForm::sdist("demo", "1.0")] {
+    for form in [
+        UploadForm::wheel("alpha", "1.0"),
+        UploadForm::sdist("demo", "1.0"),
+    ] {
         let response = app.upload(Some(&app.token), &form).await;
         assert_eq!(response.status, StatusCode::OK, "{}", response.message());
     }
@@ -68,9 +71,17 @@ async fn backup_verify_detects_a_tampered_part_and_restore_refuses_a_non_empty_d
     assert!(manifest.schema_version > 20260000000000);
     // wheel, its METADATA, sdist, database, key.
     assert_eq!(manifest.parts.len(), 5, "{:?}", manifest.parts.keys());
-    assert!(backup::verify(&good).await.expect("verify").problems.is_empty());
+    assert!(
+        backup::verify(&good)
+            .await
+            .expect("verify")
+            .problems
+            .is_empty()
+    );
     // A second backup into a directory that holds one is refused.
-    let again = backup::create(&settings, &good).await.expect_err("not empty");
+    let again = backup::create(&settings, &good)
+        .await
+        .expect_err("not empty");
     assert!(again.to_string().contains("not empty"), "{again}");
 
     // Restoring into a directory with anything in it needs --force.
@@ -124,7 +135,10 @@ async fn backup_verify_detects_a_tampered_part_and_restore_refuses_a_non_empty_d
     std::fs::remove_file(tampered.join("secret.key")).expect("remove");
     std::fs::write(tampered.join("stray"), b"x").expect("write");
     let problems = backup::verify(&tampered).await.expect("verify").problems;
-    assert!(problems.iter().any(|p| p == "secret.key: missing"), "{problems:?}");
+    assert!(
+        problems.iter().any(|p| p == "secret.key: missing"),
+        "{problems:?}"
+    );
     assert!(
         problems.iter().any(|p| p == "stray: not in the manifest"),
         "{problems:?}"
@@ -140,7 +154,9 @@ async fn restore_brings_back_every_project_file_and_event() {
     upload_two(&app).await;
     let out = tempfile::tempdir().expect("tempdir");
     let path = out.path().join("backup");
-    backup::create(&app.state.settings, &path).await.expect("backup");
+    backup::create(&app.state.settings, &path)
+        .await
+        .expect("backup");
     let fresh = tempfile::tempdir().expect("tempdir");
     let target = wharf::config::Settings {
         data_dir: fresh.path().to_owned(),
@@ -171,7 +187,10 @@ async fn restore_brings_back_every_project_file_and_event() {
         .await
         .expect("paths")
     {
-        assert!(state.storage.get(&path).await.expect("get").is_some(), "{path}");
+        assert!(
+            state.storage.get(&path).await.expect("get").is_some(),
+            "{path}"
+        );
     }
 }
 
@@ -193,7 +212,11 @@ async fn import_of_a_directory_checks_each_file_as_an_upload_and_a_rerun_skips()
     let wheel = nested.join("alpha-1.0-py3-none-any.whl");
     std::fs::write(&wheel, wheel_bytes("alpha", "1.0", &[])).expect("write");
     set_mtime(&wheel, 1_600_000_000);
-    std::fs::write(dir.path().join("demo-1.0.tar.gz"), sdist_bytes("demo-1.0", &[])).expect("write");
+    std::fs::write(
+        dir.path().join("demo-1.0.tar.gz"),
+        sdist_bytes("demo-1.0", &[]),
+    )
+    .expect("write");
     // Refused by the upload path's own checks: a standard-library name, and no zip at all.
     std::fs::write(
         dir.path().join("os-1.0-py3-none-any.whl"),
@@ -301,14 +324,22 @@ async fn import_from_devpi_keeps_the_upload_time() {
     let wheel = wheel_bytes("alpha", "1.0", &[]);
     let sha256 = hex::encode(sha2::Sha256::digest(&wheel));
     let addr = devpi_server(wheel, sha256.clone()).await;
-    let source = Source::from_args(None, None, Some(format!("http://{addr}/root/dev"))).expect("source");
+    let source =
+        Source::from_args(None, None, Some(format!("http://{addr}/root/dev"))).expect("source");
     let report = import::import(&app.state, &source, "alice", 2, false)
         .await
         .expect("import");
     assert_eq!(report.imported, ["alpha-1.0-py3-none-any.whl"]);
     assert!(report.refused.is_empty(), "{:?}", report.refused);
     let rows = file_rows(&app.state).await;
-    assert_eq!(rows, [("alpha-1.0-py3-none-any.whl".to_owned(), sha256, 1_614_834_367 * 1_000_000)]);
+    assert_eq!(
+        rows,
+        [(
+            "alpha-1.0-py3-none-any.whl".to_owned(),
+            sha256,
+            1_614_834_367 * 1_000_000
+        )]
+    );
     let again = import::import(&app.state, &source, "alice", 2, false)
         .await
         .expect("rerun");
