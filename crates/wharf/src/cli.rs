@@ -53,6 +53,45 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Back up the index while it runs: database snapshot, files, server key, audit head and
+    /// a manifest, into a new directory; or re-check a backup with --verify.
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["output", "verify"])))]
+    Backup {
+        /// The directory to write the backup to (must not exist, or be empty).
+        #[arg(long, value_name = "PATH")]
+        output: Option<std::path::PathBuf>,
+        /// Re-check every part of the backup at PATH against its manifest (exit 1 if damaged).
+        #[arg(long, value_name = "PATH")]
+        verify: Option<std::path::PathBuf>,
+    },
+    /// Restore a backup into --data-dir (and the configured database and storage), then check
+    /// the audit chain and every file.
+    Restore {
+        /// The backup directory.
+        path: std::path::PathBuf,
+        /// Restore into a data directory, database or storage that is not empty.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Bring an existing index in: a directory of wheels and sdists (such as pypiserver's),
+    /// another index's Simple API, or a devpi index. Each file is checked as an upload.
+    #[command(group(clap::ArgGroup::new("source").required(true).args(["dir", "from_simple", "from_devpi"])))]
+    Import {
+        /// A directory searched for wheels and sdists (pypiserver's packages directory).
+        dir: Option<std::path::PathBuf>,
+        /// A PEP 691 / PEP 503 index, e.g. https://other.example/simple/.
+        #[arg(long, value_name = "URL")]
+        from_simple: Option<String>,
+        /// A devpi index: URL/USER/INDEX, e.g. http://devpi.example/root/pypi.
+        #[arg(long, value_name = "URL")]
+        from_devpi: Option<String>,
+        /// The user who uploads the files and owns the projects it creates.
+        #[arg(long)]
+        owner: String,
+        /// Files checked and stored at once.
+        #[arg(long, default_value_t = 4)]
+        jobs: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -198,6 +237,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{verb} temporary file {path}");
             }
             Ok(())
+        }
+        Command::Backup { output, verify } => match (output, verify) {
+            (_, Some(path)) => crate::backup::run_verify(&path).await,
+            (Some(path), None) => crate::backup::run_create(&settings, &path).await,
+            (None, None) => anyhow::bail!("give --output PATH or --verify PATH"),
+        },
+        Command::Restore { path, force } => {
+            crate::backup::run_restore(settings, &path, force).await
+        }
+        Command::Import {
+            dir,
+            from_simple,
+            from_devpi,
+            owner,
+            jobs,
+        } => {
+            let source = crate::import::Source::from_args(dir, from_simple, from_devpi)?;
+            crate::import::run(settings, source, &owner, jobs).await
         }
     }
 }

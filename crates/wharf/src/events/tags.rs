@@ -58,6 +58,8 @@ pub enum EventTag {
     ProjectReleaseUnyank,
     FileAdd,
     FileRemove,
+    /// wharf: the file came in through `wharf import` (with its source and original time).
+    FileImport,
     /// wharf: an upload refused for lack of valid credentials, with no account to file it under.
     UploadAuthFailure,
     /// wharf: a request was refused by a rate limit (429).
@@ -116,6 +118,7 @@ impl EventTag {
         EventTag::ProjectReleaseUnyank,
         EventTag::FileAdd,
         EventTag::FileRemove,
+        EventTag::FileImport,
         EventTag::UploadAuthFailure,
         EventTag::RateLimitRefused,
     ];
@@ -172,6 +175,7 @@ impl EventTag {
             EventTag::ProjectReleaseUnyank => "project:release:unyank",
             EventTag::FileAdd => "file:add",
             EventTag::FileRemove => "file:remove",
+            EventTag::FileImport => "file:import",
             EventTag::UploadAuthFailure => "upload:auth:failure",
             EventTag::RateLimitRefused => "ratelimit:refused",
         }

@@ -9,6 +9,7 @@ mod files;
 mod history;
 mod limits;
 mod manage;
+mod ops;
 mod permissions;
 mod read;
 mod schema;
