@@ -16,16 +16,12 @@ use crate::error::AppError;
 use crate::events::{EventTag, Source};
 use crate::ratelimit::{self, Limit, Limited, Reservation};
 use crate::signing::SignatureError;
-use crate::web::{Flash, FormErrors, Web, forms};
+use crate::web::{Flash, FormErrors, OrPage, Page, Web, forms};
 
 const VERIFY_PURPOSE: &str = "verify-email";
 const RESET_PURPOSE: &str = "password-reset";
 /// Links in e-mails last 6 hours, as warehouse's signed tokens.
 const LINK_SECS: i64 = 6 * 3600;
-
-fn internal(web: &Web, e: impl std::fmt::Display) -> Response {
-    web.error(AppError::internal(e))
-}
 
 /// The 429 page with `Retry-After`, and the message warehouse shows. The refusal is recorded
 /// (admins count them).
@@ -88,7 +84,7 @@ async fn reserve(
     limit
         .reserve(&web.state.db, key, web.now_secs())
         .await
-        .map_err(|e| internal(web, e))
+        .or_page(web)
 }
 
 /// Gives a slot back: the attempt it was taken for did not happen.
@@ -117,17 +113,17 @@ pub struct RegisterForm {
     password_confirm: String,
 }
 
-pub async fn register_page(web: Web) -> Response {
+pub async fn register_page(web: Web) -> Page {
     if web.session.is_some() {
-        return web.redirect("/manage/projects/");
+        return Ok(web.redirect("/manage/projects/"));
     }
-    web.render(
+    Ok(web.render(
         "register.html",
         context! { form => context!{}, errors => FormErrors::default() },
-    )
+    ))
 }
 
-pub async fn register(mut web: Web, Form(form): Form<RegisterForm>) -> Response {
+pub async fn register(mut web: Web, Form(form): Form<RegisterForm>) -> Page {
     let mut errors = FormErrors::default();
     let username = forms::text(&mut errors, "username", "The username", &form.username, 50);
     let email = forms::text(&mut errors, "email", "The e-mail address", &form.email, 254);
@@ -158,20 +154,19 @@ pub async fn register(mut web: Web, Form(form): Form<RegisterForm>) -> Response 
         )
     };
     if !errors.is_empty() {
-        return page(&web, errors);
+        return Ok(page(&web, errors));
     }
-    let slot = match reserve(&web, ratelimit::REGISTER_IP, &ip_key(&web)).await {
-        Ok(Ok(slot)) => slot,
-        Ok(Err(limited)) => {
-            return too_many(
+    let slot = match reserve(&web, ratelimit::REGISTER_IP, &ip_key(&web)).await? {
+        Ok(slot) => slot,
+        Err(limited) => {
+            return Err(too_many(
                 &web,
                 limited,
                 "Too many accounts have been registered from your network. Please try again later."
                     .to_owned(),
             )
-            .await;
+            .await);
         }
-        Err(response) => return response,
     };
     let new = NewUser {
         username: &username,
@@ -188,36 +183,34 @@ pub async fn register(mut web: Web, Form(form): Form<RegisterForm>) -> Response 
     let user = match created {
         Ok(user) => user,
         Err(AccountError::UsernameTaken(_)) => {
-            return page(
+            return Ok(page(
                 &web,
                 FormErrors::one(
                     "username",
                     "This username is already taken. Choose another one.",
                 ),
-            );
+            ));
         }
         Err(AccountError::EmailTaken(_)) => {
-            return page(
+            return Ok(page(
                 &web,
                 FormErrors::one(
                     "email",
                     "This e-mail address is already used by another account.",
                 ),
-            );
+            ));
         }
-        Err(AccountError::Database(e)) => return internal(&web, e),
-        Err(other) => return page(&web, FormErrors::one("username", other.to_string())),
+        Err(AccountError::Database(e)) => return Err(e).or_page(&web),
+        Err(other) => return Ok(page(&web, FormErrors::one("username", other.to_string()))),
     };
     send_verification(&web, &user, &email).await;
-    match start_session(&mut web, &user).await {
-        Ok(()) => web.redirect_with(
-            "/manage/account/",
-            Flash::success(format!(
-                "Welcome, {username}. We sent a link to {email}: open it to verify your address."
-            )),
-        ),
-        Err(response) => response,
-    }
+    start_session(&mut web, &user).await?;
+    Ok(web.redirect_with(
+        "/manage/account/",
+        Flash::success(format!(
+            "Welcome, {username}. We sent a link to {email}: open it to verify your address."
+        )),
+    ))
 }
 
 /// Sends the verification link for one of the user's addresses, counting it against the
@@ -270,7 +263,7 @@ struct VerifyClaims {
     e: String,
 }
 
-pub async fn verify_email(web: Web, Query(query): Query<TokenQuery>) -> Response {
+pub async fn verify_email(web: Web, Query(query): Query<TokenQuery>) -> Page {
     let claims: VerifyClaims = match web.state.keys.verify(
         VERIFY_PURPOSE,
         &query.token,
@@ -278,18 +271,25 @@ pub async fn verify_email(web: Web, Query(query): Query<TokenQuery>) -> Response
     ) {
         Ok(claims) => claims,
         Err(SignatureError::Expired) => {
-            return web.error(AppError::bad_request(
+            return Err(web.error(AppError::bad_request(
                 "This verification link has expired. Sign in and send a new one from your account settings.",
-            ));
+            )));
         }
         Err(SignatureError::Invalid) => {
-            return web.error(AppError::bad_request(
+            return Err(web.error(AppError::bad_request(
                 "This verification link is not valid. Check that you copied all of it, or send a new one from your account settings.",
-            ));
+            )));
         }
     };
-    match super::verify_email(&web.state.db, &claims.u, &claims.e, &web.meta, web.now()).await {
-        Ok(true) => web.render(
+    let verified = super::verify_email(&web.state.db, &claims.u, &claims.e, &web.meta, web.now())
+        .await
+        .or_page(&web)?;
+    if !verified {
+        return Err(web.error(AppError::bad_request(
+            "This address is already verified, or it no longer belongs to the account.",
+        )));
+    }
+    Ok(web.render(
             "message.html",
             context! {
                 title => "E-mail address verified",
@@ -297,12 +297,7 @@ pub async fn verify_email(web: Web, Query(query): Query<TokenQuery>) -> Response
                 link => if web.session.is_some() { "/manage/account/" } else { "/account/login/" },
                 link_text => if web.session.is_some() { "Go to your account settings" } else { "Sign in" },
             },
-        ),
-        Ok(false) => web.error(AppError::bad_request(
-            "This address is already verified, or it no longer belongs to the account.",
-        )),
-        Err(e) => internal(&web, e),
-    }
+    ))
 }
 
 // ---- sign in and out ----------------------------------------------------------------------
@@ -321,14 +316,14 @@ pub struct LoginForm {
     next: String,
 }
 
-pub async fn login_page(web: Web, Query(query): Query<LoginQuery>) -> Response {
+pub async fn login_page(web: Web, Query(query): Query<LoginQuery>) -> Page {
     if web.session.is_some() {
-        return web.redirect(&after_sign_in(&web, &query.next));
+        return Ok(web.redirect(&after_sign_in(&web, &query.next)));
     }
-    web.render(
+    Ok(web.render(
         "login.html",
         context! { next => after_sign_in(&web, &query.next), username => "", errors => FormErrors::default() },
-    )
+    ))
 }
 
 /// Where to go after signing in: the page that asked for it, or the user's projects.
@@ -338,7 +333,7 @@ fn after_sign_in(web: &Web, next: &str) -> String {
 
 const LOGIN_FAILED: &str = "The username or password is incorrect.";
 
-pub async fn login(mut web: Web, Form(form): Form<LoginForm>) -> Response {
+pub async fn login(mut web: Web, Form(form): Form<LoginForm>) -> Page {
     let ip = ip_key(&web);
     let refuse = |web: &Web, message: &str| {
         web.render_status(
@@ -352,12 +347,12 @@ pub async fn login(mut web: Web, Form(form): Form<LoginForm>) -> Response {
         )
     };
     if form.username.trim().is_empty() || form.password.is_empty() {
-        return refuse(&web, "Enter your username and your password.");
+        return Ok(refuse(&web, "Enter your username and your password."));
     }
     if form.password.chars().count() > super::MAX_PASSWORD_CHARS {
-        return refuse(&web, LOGIN_FAILED);
+        return Ok(refuse(&web, LOGIN_FAILED));
     }
-    let outcome = match super::sign_in(
+    let outcome = super::sign_in(
         &web.state.db,
         &form.username,
         &form.password,
@@ -365,12 +360,9 @@ pub async fn login(mut web: Web, Form(form): Form<LoginForm>) -> Response {
         web.now_secs(),
     )
     .await
-    {
-        Ok(outcome) => outcome,
-        Err(e) => return internal(&web, e),
-    };
+    .or_page(&web)?;
     let user = match outcome {
-        SignIn::Limited(limited) => return locked_out(&web, limited).await,
+        SignIn::Limited(limited) => return Err(locked_out(&web, limited).await),
         SignIn::UnknownUser => {
             // No account to file it under: an admin-visible event.
             let username: String = form.username.trim().chars().take(100).collect();
@@ -381,7 +373,7 @@ pub async fn login(mut web: Web, Form(form): Form<LoginForm>) -> Response {
                 json!({"reason": "invalid_username", "username": username}),
             )
             .await;
-            return refuse(&web, LOGIN_FAILED);
+            return Ok(refuse(&web, LOGIN_FAILED));
         }
         SignIn::WrongPassword(ref user) | SignIn::WrongPasswordLimited(ref user, _) => {
             record(
@@ -392,9 +384,9 @@ pub async fn login(mut web: Web, Form(form): Form<LoginForm>) -> Response {
             )
             .await;
             if let SignIn::WrongPasswordLimited(_, limited) = outcome {
-                return locked_out(&web, limited).await;
+                return Err(locked_out(&web, limited).await);
             }
-            return refuse(&web, LOGIN_FAILED);
+            return Ok(refuse(&web, LOGIN_FAILED));
         }
         SignIn::Disabled(user) => {
             record(
@@ -404,30 +396,33 @@ pub async fn login(mut web: Web, Form(form): Form<LoginForm>) -> Response {
                 json!({"reason": "disabled"}),
             )
             .await;
-            return refuse(
+            return Ok(refuse(
                 &web,
                 "This account is disabled. Contact the administrators of this index.",
-            );
+            ));
         }
         SignIn::Valid(user) => user,
     };
     // With a second factor, the password only opens the two-factor step.
-    let methods = match crate::twofactor::methods(&web.state.db, &user.id).await {
-        Ok(methods) => methods,
-        Err(e) => return internal(&web, e),
-    };
+    let methods = crate::twofactor::methods(&web.state.db, &user.id)
+        .await
+        .or_page(&web)?;
     if methods.any() {
-        let password_date = match super::password_state(&web.state.db, &user.id).await {
-            Ok(Some((_, date))) => date,
-            Ok(None) => return refuse(&web, LOGIN_FAILED),
-            Err(e) => return internal(&web, e),
+        let Some((_, password_date)) = super::password_state(&web.state.db, &user.id)
+            .await
+            .or_page(&web)?
+        else {
+            return Ok(refuse(&web, LOGIN_FAILED));
         };
         let next = after_sign_in(&web, &form.next);
-        return crate::twofactor::views::begin(&mut web, &user, password_date, &next);
+        return Ok(crate::twofactor::views::begin(
+            &mut web,
+            &user,
+            password_date,
+            &next,
+        ));
     }
-    if let Err(response) = start_session(&mut web, &user).await {
-        return response;
-    }
+    start_session(&mut web, &user).await?;
     record(
         &web,
         Source::User(&user.id),
@@ -435,31 +430,31 @@ pub async fn login(mut web: Web, Form(form): Form<LoginForm>) -> Response {
         json!({"two_factor_method": null, "two_factor_label": null}),
     )
     .await;
-    web.redirect(&after_sign_in(&web, &form.next))
+    Ok(web.redirect(&after_sign_in(&web, &form.next)))
 }
 
 /// Signs the user in: ends the visitor's old session, starts a new one under a new id, and
 /// gives the browser a new CSRF secret.
 pub async fn start_session(web: &mut Web, user: &User) -> Result<(), Response> {
-    if let Some(old) = web.session.take()
-        && let Err(e) = session::delete_by_hash(&web.state.db, &old.id_hash).await
-    {
-        return Err(internal(web, e));
+    if let Some(old) = web.session.take() {
+        session::delete_by_hash(&web.state.db, &old.id_hash)
+            .await
+            .or_page(web)?;
     }
     let value = session::create(&web.state.db, &user.id, &web.meta, web.now())
         .await
-        .map_err(|e| internal(web, e))?;
+        .or_page(web)?;
     let cookie = web.cookie(session::COOKIE, value);
     web.set_cookie(cookie);
     web.rotate_csrf();
     Ok(())
 }
 
-pub async fn logout(mut web: Web) -> Response {
+pub async fn logout(mut web: Web) -> Page {
     if let Some(session) = web.session.take() {
-        if let Err(e) = session::delete_by_hash(&web.state.db, &session.id_hash).await {
-            return internal(&web, e);
-        }
+        session::delete_by_hash(&web.state.db, &session.id_hash)
+            .await
+            .or_page(&web)?;
         record(
             &web,
             Source::User(&session.user.id),
@@ -470,7 +465,7 @@ pub async fn logout(mut web: Web) -> Response {
     }
     web.remove_cookie(session::COOKIE);
     web.rotate_csrf();
-    web.redirect_with("/", Flash::success("You are signed out."))
+    Ok(web.redirect_with("/", Flash::success("You are signed out.")))
 }
 
 // ---- password reset -------------------------------------------------------------------
@@ -481,26 +476,23 @@ pub struct ResetRequestForm {
     login: String,
 }
 
-pub async fn reset_request_page(web: Web) -> Response {
-    web.render(
+pub async fn reset_request_page(web: Web) -> Page {
+    Ok(web.render(
         "reset_request.html",
         context! { login => "", errors => FormErrors::default() },
-    )
+    ))
 }
 
-pub async fn reset_request(web: Web, Form(form): Form<ResetRequestForm>) -> Response {
+pub async fn reset_request(web: Web, Form(form): Form<ResetRequestForm>) -> Page {
     let login = form.login.trim();
     if login.is_empty() || login.chars().count() > 254 {
-        return web.render_status(
+        return Ok(web.render_status(
             StatusCode::BAD_REQUEST,
             "reset_request.html",
             context! { login => login, errors => FormErrors::one("login", "Enter your username or the e-mail address of your account.") },
-        );
+        ));
     }
-    let user = match find_for_reset(&web, login).await {
-        Ok(user) => user,
-        Err(e) => return internal(&web, e),
-    };
+    let user = find_for_reset(&web, login).await.or_page(&web)?;
     // Known or not, the same work before the answer (a reservation, a read, a signature)
     // and the same limit; the event and the e-mail are queued, so that how long the answer
     // takes does not tell whether an account matched.
@@ -511,27 +503,26 @@ pub async fn reset_request(web: Web, Form(form): Form<ResetRequestForm>) -> Resp
             hex::encode(sha2::Sha256::digest(login.to_lowercase()))
         ),
     };
-    match reserve(&web, ratelimit::PASSWORD_RESET, &limit_key).await {
-        Ok(Ok(_sent)) => {}
-        Ok(Err(limited)) => {
-            return too_many(
+    match reserve(&web, ratelimit::PASSWORD_RESET, &limit_key).await? {
+        Ok(_sent) => {}
+        Err(limited) => {
+            return Err(too_many(
                 &web,
                 limited,
                 "Too many password resets have been requested for this account without completing them. \
                  Check your inbox and follow the instructions in the e-mails we sent."
                     .to_owned(),
             )
-            .await;
+            .await);
         }
-        Err(response) => return response,
     }
     let user_id = user
         .as_ref()
         .map_or(limit_key.as_str(), |(u, _)| u.id.as_str());
-    let password_date = match super::password_state(&web.state.db, user_id).await {
-        Ok(state) => state.map_or(0, |(_, date)| date),
-        Err(e) => return internal(&web, e),
-    };
+    let password_date = super::password_state(&web.state.db, user_id)
+        .await
+        .or_page(&web)?
+        .map_or(0, |(_, date)| date);
     // The link names the password it replaces, so it works once.
     let token = web.state.keys.sign(
         RESET_PURPOSE,
@@ -574,13 +565,13 @@ pub async fn reset_request(web: Web, Form(form): Form<ResetRequestForm>) -> Resp
         });
     }
     // The same answer whether or not the account exists.
-    web.render(
+    Ok(web.render(
         "message.html",
         context! {
             title => "Check your e-mail",
             message => "If an account matches what you entered, we sent a link to reset its password to its primary e-mail address. The link lasts 6 hours.",
         },
-    )
+    ))
 }
 
 /// The user named by username or by one of their addresses, with their primary address.
@@ -630,10 +621,10 @@ async fn reset_user(web: &Web, token: &str) -> Result<User, Response> {
     };
     let state = super::password_state(&web.state.db, &claims.u)
         .await
-        .map_err(|e| internal(web, e))?;
+        .or_page(web)?;
     let user = super::find_by_id(&web.state.db, &claims.u)
         .await
-        .map_err(|e| internal(web, e))?;
+        .or_page(web)?;
     match (state, user) {
         (Some((_, date)), Some(user)) if date == claims.pd => Ok(user),
         (_, Some(user)) => {
@@ -653,14 +644,12 @@ async fn reset_user(web: &Web, token: &str) -> Result<User, Response> {
     }
 }
 
-pub async fn reset_page(web: Web, Query(query): Query<TokenQuery>) -> Response {
-    if let Err(response) = reset_user(&web, &query.token).await {
-        return response;
-    }
-    web.render(
+pub async fn reset_page(web: Web, Query(query): Query<TokenQuery>) -> Page {
+    reset_user(&web, &query.token).await?;
+    Ok(web.render(
         "reset_password.html",
         context! { token => query.token, errors => FormErrors::default() },
-    )
+    ))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -671,11 +660,8 @@ pub struct ResetForm {
     password_confirm: String,
 }
 
-pub async fn reset(web: Web, Form(form): Form<ResetForm>) -> Response {
-    let user = match reset_user(&web, &form.token).await {
-        Ok(user) => user,
-        Err(response) => return response,
-    };
+pub async fn reset(web: Web, Form(form): Form<ResetForm>) -> Page {
+    let user = reset_user(&web, &form.token).await?;
     let mut errors = FormErrors::default();
     if let Some(problem) = super::password_problem(&form.password, &[&user.username]) {
         errors.add("password", problem);
@@ -683,13 +669,13 @@ pub async fn reset(web: Web, Form(form): Form<ResetForm>) -> Response {
         errors.add("password_confirm", "The two passwords do not match.");
     }
     if !errors.is_empty() {
-        return web.render_status(
+        return Ok(web.render_status(
             StatusCode::BAD_REQUEST,
             "reset_password.html",
             context! { token => form.token, errors => errors },
-        );
+        ));
     }
-    if let Err(e) = super::set_password(
+    super::set_password(
         &web.state.db,
         &user.id,
         &form.password,
@@ -699,14 +685,12 @@ pub async fn reset(web: Web, Form(form): Form<ResetForm>) -> Response {
         web.now(),
     )
     .await
-    {
-        return internal(&web, e);
-    }
+    .or_page(&web)?;
     notify_password_change(&web, &user, true).await;
-    web.redirect_with(
+    Ok(web.redirect_with(
         "/account/login/",
         Flash::success("Your password has been reset. Sign in with your new password."),
-    )
+    ))
 }
 
 /// E-mails the user that their password changed (or was reset).
@@ -740,11 +724,8 @@ pub struct ReauthForm {
     next: String,
 }
 
-pub async fn reauthenticate(web: Web, Form(form): Form<ReauthForm>) -> Response {
-    let session = match web.require_session() {
-        Ok(session) => session.clone(),
-        Err(response) => return response,
-    };
+pub async fn reauthenticate(web: Web, Form(form): Form<ReauthForm>) -> Page {
+    let session = web.require_session()?.clone();
     let user_id = session.user.id.clone();
     let valid = match super::confirm_password(
         &web.state.db,
@@ -754,10 +735,10 @@ pub async fn reauthenticate(web: Web, Form(form): Form<ReauthForm>) -> Response 
         web.now_secs(),
     )
     .await
+    .or_page(&web)?
     {
-        Ok(Ok(valid)) => valid,
-        Ok(Err(limited)) => return locked_out(&web, limited).await,
-        Err(e) => return internal(&web, e),
+        Ok(valid) => valid,
+        Err(limited) => return Err(locked_out(&web, limited).await),
     };
     if !valid {
         record(
@@ -767,15 +748,14 @@ pub async fn reauthenticate(web: Web, Form(form): Form<ReauthForm>) -> Response 
             json!({"reason": "invalid_password"}),
         )
         .await;
-        return web.render_status(
+        return Ok(web.render_status(
             StatusCode::UNAUTHORIZED,
             "reauthenticate.html",
             context! { next => web.next_or(&form.next, "/"), errors => FormErrors::one("password", "The password is incorrect.") },
-        );
+        ));
     }
-    if let Err(e) = session::mark_reauthenticated(&web.state.db, &session.id_hash, web.now()).await
-    {
-        return internal(&web, e);
-    }
-    web.redirect(&form.next)
+    session::mark_reauthenticated(&web.state.db, &session.id_hash, web.now())
+        .await
+        .or_page(&web)?;
+    Ok(web.redirect(&form.next))
 }
