@@ -170,6 +170,33 @@ pub async fn find_by_id(db: &Db, id: &str) -> Result<Option<User>, sqlx::Error> 
     Ok(row.map(user_from_row))
 }
 
+/// The user a login names: by username, else by one of their addresses (verified or not).
+pub async fn find_by_login(db: &Db, login: &str) -> Result<Option<User>, sqlx::Error> {
+    if let Some(user) = find_by_username(db, login).await? {
+        return Ok(Some(user));
+    }
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT user_id FROM user_emails WHERE email_key = $1")
+            .bind(login.to_lowercase())
+            .fetch_optional(db.pool())
+            .await?;
+    match row {
+        Some((id,)) => find_by_id(db, &id).await,
+        None => Ok(None),
+    }
+}
+
+/// Where a password-reset link for `login` goes: the user it names and their primary address.
+pub async fn reset_recipient(db: &Db, login: &str) -> Result<Option<(User, String)>, sqlx::Error> {
+    let Some(user) = find_by_login(db, login).await? else {
+        return Ok(None);
+    };
+    let Some(primary) = primary_email(db, &user.id).await? else {
+        return Ok(None);
+    };
+    Ok(Some((user, primary.email)))
+}
+
 /// Whether the user's primary e-mail address is verified (uploads require it, as on PyPI).
 pub async fn has_verified_primary_email(db: &Db, user_id: &str) -> Result<bool, sqlx::Error> {
     let row: Option<(i64,)> =

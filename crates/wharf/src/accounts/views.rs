@@ -492,7 +492,9 @@ pub async fn reset_request(web: Web, Form(form): Form<ResetRequestForm>) -> Page
             context! { login => login, errors => FormErrors::one("login", "Enter your username or the e-mail address of your account.") },
         ));
     }
-    let user = find_for_reset(&web, login).await.or_page(&web)?;
+    let user = super::reset_recipient(&web.state.db, login)
+        .await
+        .or_page(&web)?;
     // Known or not, the same work before the answer (a reservation, a read, a signature)
     // and the same limit; the event and the e-mail are queued, so that how long the answer
     // takes does not tell whether an account matched.
@@ -572,27 +574,6 @@ pub async fn reset_request(web: Web, Form(form): Form<ResetRequestForm>) -> Page
             message => "If an account matches what you entered, we sent a link to reset its password to its primary e-mail address. The link lasts 6 hours.",
         },
     ))
-}
-
-/// The user named by username or by one of their addresses, with their primary address.
-async fn find_for_reset(web: &Web, login: &str) -> Result<Option<(User, String)>, sqlx::Error> {
-    let db = &web.state.db;
-    let mut user = super::find_by_username(db, login).await?;
-    if user.is_none() {
-        let row: Option<(String,)> =
-            sqlx::query_as("SELECT user_id FROM user_emails WHERE email_key = $1")
-                .bind(login.to_lowercase())
-                .fetch_optional(db.pool())
-                .await?;
-        if let Some((id,)) = row {
-            user = super::find_by_id(db, &id).await?;
-        }
-    }
-    let Some(user) = user else { return Ok(None) };
-    let Some(primary) = super::primary_email(db, &user.id).await? else {
-        return Ok(None);
-    };
-    Ok(Some((user, primary.email)))
 }
 
 #[derive(Deserialize)]

@@ -278,19 +278,7 @@ pub async fn delete(web: Web, axum::Form(form): axum::Form<DeleteForm>) -> Page 
     ))
 }
 
-type UseRow = (i64, String, Option<String>, Option<String>, String);
-
-#[derive(Clone, Debug, Serialize)]
-struct Use {
-    time: i64,
-    tag: String,
-    ip_address: Option<String>,
-    user_agent: Option<String>,
-    project: Option<String>,
-    reason: Option<String>,
-}
-
-crate::web::template_value!(Use);
+crate::web::template_value!(tokens::uses::Use);
 
 /// One token's usage trail: its successful and refused uses, newest first (warehouse#6441).
 pub async fn detail(web: Web, Path(id): Path<String>) -> Page {
@@ -302,32 +290,9 @@ pub async fn detail(web: Web, Path(id): Path<String>) -> Page {
     else {
         return Err(web.error(AppError::not_found()));
     };
-    let rows: Result<Vec<UseRow>, _> = sqlx::query_as(
-        "SELECT time, tag, ip_address, user_agent, additional FROM events \
-         WHERE source_type = 'user' AND source_id = $1 \
-           AND tag IN ('account:api_token:used', 'account:api_token:failure') AND additional LIKE $2 \
-         ORDER BY id DESC LIMIT 100",
-    )
-    .bind(&session.user.id)
-    .bind(format!("%\"macaroon_id\":\"{}\"%", token.id))
-    .fetch_all(web.state.db.pool())
-    .await;
-    let uses: Vec<Use> = rows
-        .or_page(&web)?
-        .into_iter()
-        .map(|(time, tag, ip_address, user_agent, additional)| {
-            let additional: serde_json::Value =
-                serde_json::from_str(&additional).unwrap_or_default();
-            Use {
-                time,
-                tag,
-                ip_address,
-                user_agent,
-                project: additional["project"].as_str().map(str::to_owned),
-                reason: additional["reason"].as_str().map(str::to_owned),
-            }
-        })
-        .collect();
+    let uses = tokens::uses::uses(&web.state.db, &session.user.id, &token.id)
+        .await
+        .or_page(&web)?;
     Ok(web.render(
         "manage_token.html",
         context! { token => token, uses => uses },
