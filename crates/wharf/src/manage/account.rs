@@ -7,7 +7,7 @@ use minijinja::context;
 use serde::Deserialize;
 
 use crate::accounts::views::{
-    mail_verification, notify_password_change, send_verification, too_many,
+    mail_verification, notify_password_change, recheck, send_verification, too_many,
 };
 use crate::accounts::{self, AccountError, User, session};
 use crate::events::EventTag;
@@ -289,23 +289,9 @@ pub struct PasswordForm {
 pub async fn change_password(web: Web, Form(form): Form<PasswordForm>) -> Page {
     let session = web.require_recent_auth(PAGE)?.clone();
     let user = &session.user;
-    let Some((hash, _)) = accounts::password_state(&web.state.db, &user.id)
-        .await
-        .or_page(&web)?
-    else {
-        return Ok(web.redirect("/account/login/"));
-    };
     let mut errors = FormErrors::default();
-    if form.password.chars().count() > accounts::MAX_PASSWORD_CHARS
-        || !accounts::verify_password(&form.password, &hash).await
-    {
+    if !recheck(&web, user, &form.password).await? {
         errors.add("password", "Your current password is incorrect.");
-        web.record_event(
-            crate::events::Source::User(&user.id),
-            EventTag::AccountReauthenticateFailure,
-            serde_json::json!({"reason": "invalid_password"}),
-        )
-        .await;
     } else if let Some(problem) = accounts::password_problem(&form.new_password, &[&user.username])
     {
         errors.add("new_password", problem);
@@ -345,15 +331,7 @@ pub struct DeleteForm {
 pub async fn delete(mut web: Web, Form(form): Form<DeleteForm>) -> Page {
     let session = web.require_recent_auth(PAGE)?.clone();
     let user = &session.user;
-    let Some((hash, _)) = accounts::password_state(&web.state.db, &user.id)
-        .await
-        .or_page(&web)?
-    else {
-        return Ok(web.redirect("/"));
-    };
-    if form.confirm_password.chars().count() > accounts::MAX_PASSWORD_CHARS
-        || !accounts::verify_password(&form.confirm_password, &hash).await
-    {
+    if !recheck(&web, user, &form.confirm_password).await? {
         return page_with(
             &web,
             user,

@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
+use crate::accounts::views::recheck;
 use crate::accounts::{self, User};
 use crate::error::AppError;
 use crate::packaging::permissions::{self, Denied, Permission, Via};
@@ -245,17 +246,7 @@ pub async fn delete(web: Web, axum::Form(form): axum::Form<DeleteForm>) -> Page 
     else {
         return Ok(web.redirect_with(PAGE, Flash::error("API Token does not exist.")));
     };
-    let valid = match accounts::password_state(&web.state.db, &user.id)
-        .await
-        .or_page(&web)?
-    {
-        Some((hash, _)) => {
-            form.confirm_password.chars().count() <= accounts::MAX_PASSWORD_CHARS
-                && accounts::verify_password(&form.confirm_password, &hash).await
-        }
-        None => false,
-    };
-    if !valid {
+    if !recheck(&web, user, &form.confirm_password).await? {
         return page_with(
             &web,
             user,
