@@ -1,14 +1,18 @@
-//! Users, their e-mail addresses and passwords, sessions and the sign-in rules.
+//! Users, their e-mail addresses and passwords; sessions (`session`), the sign-in rules
+//! (`signin`) and the account pages (`views`).
 
 mod password;
 pub mod session;
+mod signin;
 pub mod views;
 
 pub use password::{argon2_peak, argon2_permits, argon2_runs, hash_password, verify_password};
+pub use signin::{
+    Attempt, PasswordCheck, Recheck, check_password, confirm_password, recheck_password,
+};
 
 use crate::db::{Db, Tx};
 use crate::events::{self, EventTag, RequestMeta, Source};
-use crate::ratelimit::{self, Limited};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct User {
@@ -170,6 +174,33 @@ pub async fn find_by_id(db: &Db, id: &str) -> Result<Option<User>, sqlx::Error> 
     Ok(row.map(user_from_row))
 }
 
+/// The user a login names: by username, else by one of their addresses (verified or not).
+pub async fn find_by_login(db: &Db, login: &str) -> Result<Option<User>, sqlx::Error> {
+    if let Some(user) = find_by_username(db, login).await? {
+        return Ok(Some(user));
+    }
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT user_id FROM user_emails WHERE email_key = $1")
+            .bind(login.to_lowercase())
+            .fetch_optional(db.pool())
+            .await?;
+    match row {
+        Some((id,)) => find_by_id(db, &id).await,
+        None => Ok(None),
+    }
+}
+
+/// Where a password-reset link for `login` goes: the user it names and their primary address.
+pub async fn reset_recipient(db: &Db, login: &str) -> Result<Option<(User, String)>, sqlx::Error> {
+    let Some(user) = find_by_login(db, login).await? else {
+        return Ok(None);
+    };
+    let Some(primary) = primary_email(db, &user.id).await? else {
+        return Ok(None);
+    };
+    Ok(Some((user, primary.email)))
+}
+
 /// Whether the user's primary e-mail address is verified (uploads require it, as on PyPI).
 pub async fn has_verified_primary_email(db: &Db, user_id: &str) -> Result<bool, sqlx::Error> {
     let row: Option<(i64,)> =
@@ -212,124 +243,6 @@ pub fn password_problem(password: &str, user_inputs: &[&str]) -> Option<String> 
     }
     Some(message)
 }
-
-/// The result of a sign-in with a username and password.
-pub enum SignIn {
-    Valid(User),
-    UnknownUser,
-    WrongPassword(User),
-    /// A wrong password from an address whose failures are used up.
-    WrongPasswordLimited(User, Limited),
-    Disabled(User),
-    /// Refused before the password was checked.
-    Limited(Limited),
-}
-
-/// The account a login names (its username, or one of its verified addresses), with its
-/// password hash.
-pub async fn find_for_sign_in(db: &Db, login: &str) -> Result<Option<(User, String)>, sqlx::Error> {
-    let row: Option<(String, String, i64, i64, String)> = sqlx::query_as(
-        "SELECT u.id, u.username, u.is_admin, u.is_active, u.password_hash FROM users u \
-         WHERE u.username_key = $1 \
-            OR u.id = (SELECT user_id FROM user_emails WHERE email_key = $1 AND verified = 1)",
-    )
-    .bind(login.trim().to_lowercase())
-    .fetch_optional(db.pool())
-    .await?;
-    Ok(row.map(|(id, username, is_admin, is_active, hash)| {
-        (user_from_row((id, username, is_admin, is_active)), hash)
-    }))
-}
-
-/// Checks a username (or e-mail address) and password from `ip`, under the failure limits
-/// per account and per address: a slot in each is reserved before argon2 runs, so parallel
-/// guesses cannot outrun them, and given back when the password is right (only failures
-/// count). Unknown users cost the same argon2 work as known ones, so timing does not tell
-/// which usernames exist.
-///
-/// A full per-address bucket alone never refuses a right password: behind a shared address
-/// (a NAT, an office) one client's failures would lock everyone out. The password is then
-/// still checked under the account's own limit, and a wrong one answered as limited. An
-/// unknown name from such an address is refused without the decoy argon2 run, so that the
-/// address cannot make the server hash without bound (whether an account exists is no
-/// secret on an index that shows its maintainers anyway).
-pub async fn sign_in(
-    db: &Db,
-    login: &str,
-    password: &str,
-    ip: &str,
-    now_secs: i64,
-) -> Result<SignIn, sqlx::Error> {
-    let ip_slot = ratelimit::LOGIN_IP.reserve(db, ip, now_secs).await?;
-    let Some((user, hash)) = find_for_sign_in(db, login).await? else {
-        return Ok(match ip_slot {
-            // Kept: a failure of this address.
-            Ok(_failure) => {
-                let _ = verify_password(password, DUMMY_HASH).await;
-                SignIn::UnknownUser
-            }
-            Err(limited) => SignIn::Limited(limited),
-        });
-    };
-    let user_slot = match ratelimit::LOGIN_USER
-        .reserve(db, &user.id, now_secs)
-        .await?
-    {
-        Ok(slot) => slot,
-        Err(limited) => {
-            // Not evaluated: not the address's failure either.
-            if let Ok(slot) = ip_slot {
-                slot.release(db).await?;
-            }
-            return Ok(SignIn::Limited(limited));
-        }
-    };
-    if !verify_password(password, &hash).await {
-        // Both slots stay counted.
-        return Ok(match ip_slot {
-            Ok(_failure) => SignIn::WrongPassword(user),
-            Err(limited) => SignIn::WrongPasswordLimited(user, limited),
-        });
-    }
-    user_slot.release(db).await?;
-    if let Ok(slot) = ip_slot {
-        slot.release(db).await?;
-    }
-    if !user.is_active {
-        return Ok(SignIn::Disabled(user));
-    }
-    Ok(SignIn::Valid(user))
-}
-
-/// Checks the signed-in user's password again (re-authentication, confirming a change),
-/// under the account's failure limit; a failure also counts against `ip`. `Err` when the
-/// account's failures are used up (nothing was checked).
-pub async fn confirm_password(
-    db: &Db,
-    user_id: &str,
-    password: &str,
-    ip: &str,
-    now_secs: i64,
-) -> Result<Result<bool, Limited>, sqlx::Error> {
-    let slot = match ratelimit::LOGIN_USER.reserve(db, user_id, now_secs).await? {
-        Ok(slot) => slot,
-        Err(limited) => return Ok(Err(limited)),
-    };
-    let valid = password.chars().count() <= MAX_PASSWORD_CHARS
-        && match password_state(db, user_id).await? {
-            Some((hash, _)) => verify_password(password, &hash).await,
-            None => false,
-        };
-    if valid {
-        slot.release(db).await?;
-    } else {
-        ratelimit::LOGIN_IP.hit(db, ip, now_secs).await?;
-    }
-    Ok(Ok(valid))
-}
-
-/// An argon2id hash of nothing anyone knows, verified against when the user does not exist.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0DLwP0G4UO6c6kMbIiYXe1bBj0n+Pt1cJ6PwXGpwJiM";
 
 /// Sets a new password, ends every other session of the user (the one in `keep_session`
 /// carries on) and records `tag` (`account:password:change` or `…:reset`).
@@ -696,12 +609,6 @@ mod tests {
         assert!(password_problem("alice-alice-1", &["alice-alice"]).is_some());
         assert!(password_problem("correct horse battery staple", &[]).is_none());
         assert!(password_problem(&"x".repeat(2000), &[]).is_some());
-    }
-
-    #[tokio::test]
-    async fn the_dummy_hash_is_a_valid_hash() {
-        assert!(argon2::PasswordHash::new(DUMMY_HASH).is_ok());
-        assert!(!verify_password("anything", DUMMY_HASH).await);
     }
 
     #[test]

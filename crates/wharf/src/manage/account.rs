@@ -3,18 +3,16 @@
 
 use axum::Form;
 use axum::http::StatusCode;
-use axum::response::Response;
 use minijinja::context;
 use serde::Deserialize;
 
-use super::internal;
 use crate::accounts::views::{
-    mail_verification, notify_password_change, send_verification, too_many,
+    mail_verification, notify_password_change, recheck, send_verification, too_many,
 };
 use crate::accounts::{self, AccountError, User, session};
 use crate::events::EventTag;
 use crate::ratelimit;
-use crate::web::{Flash, FormErrors, Web};
+use crate::web::{Flash, FormErrors, OrPage, Page, Web};
 
 const PAGE: &str = "/manage/account/";
 
@@ -24,23 +22,19 @@ async fn page_with(
     status: StatusCode,
     errors: FormErrors,
     new_email: &str,
-) -> Response {
-    let emails = match accounts::emails(&web.state.db, &user.id).await {
-        Ok(emails) => emails,
-        Err(e) => return internal(web, e),
-    };
-    web.render_status(
+) -> Page {
+    let emails = accounts::emails(&web.state.db, &user.id)
+        .await
+        .or_page(web)?;
+    Ok(web.render_status(
         status,
         "manage_account.html",
         context! { emails => emails, errors => errors, new_email => new_email },
-    )
+    ))
 }
 
-pub async fn page(web: Web) -> Response {
-    let session = match web.require_recent_auth(PAGE) {
-        Ok(session) => session.clone(),
-        Err(response) => return response,
-    };
+pub async fn page(web: Web) -> Page {
+    let session = web.require_recent_auth(PAGE)?.clone();
     page_with(
         &web,
         &session.user,
@@ -57,11 +51,8 @@ pub struct AddEmailForm {
     new_email: String,
 }
 
-pub async fn add_email(web: Web, Form(form): Form<AddEmailForm>) -> Response {
-    let session = match web.require_recent_auth(PAGE) {
-        Ok(session) => session.clone(),
-        Err(response) => return response,
-    };
+pub async fn add_email(web: Web, Form(form): Form<AddEmailForm>) -> Page {
+    let session = web.require_recent_auth(PAGE)?.clone();
     let user = &session.user;
     let email = form.new_email.trim();
     let refuse = |message: String| {
@@ -80,18 +71,18 @@ pub async fn add_email(web: Web, Form(form): Form<AddEmailForm>) -> Response {
     let slot = match ratelimit::EMAIL_ADD
         .reserve(&web.state.db, &ip, web.now_secs())
         .await
+        .or_page(&web)?
     {
-        Ok(Ok(slot)) => slot,
-        Ok(Err(limited)) => {
-            return too_many(
+        Ok(slot) => slot,
+        Err(limited) => {
+            return Err(too_many(
                 &web,
                 limited,
                 format!(
                     "Too many e-mail addresses have been added from your network without being verified. Check your inbox and follow the verification links. (IP: {ip})"
                 ),
-            ).await;
+            ).await);
         }
-        Err(e) => return internal(&web, e),
     };
     let added = accounts::add_email(&web.state.db, &user.id, email, &web.meta, web.now()).await;
     if added.is_err() {
@@ -109,7 +100,7 @@ pub async fn add_email(web: Web, Form(form): Form<AddEmailForm>) -> Response {
             return refuse("Enter a valid e-mail address, such as name@example.org.".to_owned())
                 .await;
         }
-        Err(e) => return internal(&web, e),
+        Err(e) => return Err(e).or_page(&web),
     };
     send_verification(&web, user, &added.email).await;
     if let Ok(Some(primary)) = accounts::primary_email(&web.state.db, &user.id).await {
@@ -125,13 +116,13 @@ pub async fn add_email(web: Web, Form(form): Form<AddEmailForm>) -> Response {
             )
             .await;
     }
-    web.redirect_with(
+    Ok(web.redirect_with(
         PAGE,
         Flash::success(format!(
             "Added {}. We sent it a link: open it to verify the address.",
             added.email
         )),
-    )
+    ))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -147,29 +138,26 @@ fn find_email<'a>(
     emails.iter().find(|e| e.id == id)
 }
 
-pub async fn remove_email(web: Web, Form(form): Form<EmailIdForm>) -> Response {
-    let session = match web.require_recent_auth(PAGE) {
-        Ok(session) => session.clone(),
-        Err(response) => return response,
-    };
+pub async fn remove_email(web: Web, Form(form): Form<EmailIdForm>) -> Page {
+    let session = web.require_recent_auth(PAGE)?.clone();
     let user = &session.user;
-    let emails = match accounts::emails(&web.state.db, &user.id).await {
-        Ok(emails) => emails,
-        Err(e) => return internal(&web, e),
+    let emails = accounts::emails(&web.state.db, &user.id)
+        .await
+        .or_page(&web)?;
+    let not_yours = |web: &Web| {
+        web.redirect_with(
+            PAGE,
+            Flash::error("That e-mail address is not on your account."),
+        )
     };
     match find_email(&emails, &form.email_id) {
-        None => {
-            return web.redirect_with(
-                PAGE,
-                Flash::error("That e-mail address is not on your account."),
-            );
-        }
+        None => return Ok(not_yours(&web)),
         Some(e) if e.primary => {
-            return web.redirect_with(PAGE, Flash::error("You cannot remove your primary e-mail address. Make another address primary first."));
+            return Ok(web.redirect_with(PAGE, Flash::error("You cannot remove your primary e-mail address. Make another address primary first.")));
         }
         Some(_) => {}
     }
-    let removed = match accounts::remove_email(
+    let Some(removed) = accounts::remove_email(
         &web.state.db,
         &user.id,
         &form.email_id,
@@ -177,15 +165,9 @@ pub async fn remove_email(web: Web, Form(form): Form<EmailIdForm>) -> Response {
         web.now(),
     )
     .await
-    {
-        Ok(Some(removed)) => removed,
-        Ok(None) => {
-            return web.redirect_with(
-                PAGE,
-                Flash::error("That e-mail address is not on your account."),
-            );
-        }
-        Err(e) => return internal(&web, e),
+    .or_page(&web)?
+    else {
+        return Ok(not_yours(&web));
     };
     if let Some(primary) = emails.iter().find(|e| e.primary) {
         web.state
@@ -200,19 +182,16 @@ pub async fn remove_email(web: Web, Form(form): Form<EmailIdForm>) -> Response {
             )
             .await;
     }
-    web.redirect_with(
+    Ok(web.redirect_with(
         PAGE,
         Flash::success(format!("Removed {removed} from your account.")),
-    )
+    ))
 }
 
-pub async fn make_primary(web: Web, Form(form): Form<EmailIdForm>) -> Response {
-    let session = match web.require_recent_auth(PAGE) {
-        Ok(session) => session.clone(),
-        Err(response) => return response,
-    };
+pub async fn make_primary(web: Web, Form(form): Form<EmailIdForm>) -> Page {
+    let session = web.require_recent_auth(PAGE)?.clone();
     let user = &session.user;
-    match accounts::set_primary_email(
+    let Some((old, new)) = accounts::set_primary_email(
         &web.state.db,
         &user.id,
         &form.email_id,
@@ -220,52 +199,47 @@ pub async fn make_primary(web: Web, Form(form): Form<EmailIdForm>) -> Response {
         web.now(),
     )
     .await
-    {
-        Ok(Some((old, new))) => {
-            for address in [&old, &new] {
-                web.state
-                    .mailer
-                    .notify(&web.state.db, (&user.id, address), "primary-email-change",
-                        context! { username => user.username.clone(), old_email => old.clone(), new_email => new.clone() },
-                        &web.meta, web.now())
-                    .await;
-            }
-            web.redirect_with(
-                PAGE,
-                Flash::success(format!("{new} is now your primary e-mail address.")),
-            )
-        }
-        Ok(None) => web.redirect_with(
+    .or_page(&web)?
+    else {
+        return Ok(web.redirect_with(
             PAGE,
             Flash::error("Only a verified address of your account can become the primary one."),
-        ),
-        Err(e) => internal(&web, e),
+        ));
+    };
+    for address in [&old, &new] {
+        web.state
+            .mailer
+            .notify(&web.state.db, (&user.id, address), "primary-email-change",
+                context! { username => user.username.clone(), old_email => old.clone(), new_email => new.clone() },
+                &web.meta, web.now())
+            .await;
     }
+    Ok(web.redirect_with(
+        PAGE,
+        Flash::success(format!("{new} is now your primary e-mail address.")),
+    ))
 }
 
-pub async fn resend_verification(web: Web, Form(form): Form<EmailIdForm>) -> Response {
-    let session = match web.require_session() {
-        Ok(session) => session.clone(),
-        Err(response) => return response,
-    };
+pub async fn resend_verification(web: Web, Form(form): Form<EmailIdForm>) -> Page {
+    let session = web.require_session()?.clone();
     let user = &session.user;
-    let emails = match accounts::emails(&web.state.db, &user.id).await {
-        Ok(emails) => emails,
-        Err(e) => return internal(&web, e),
-    };
+    let emails = accounts::emails(&web.state.db, &user.id)
+        .await
+        .or_page(&web)?;
     let Some(email) = find_email(&emails, &form.email_id).filter(|e| !e.verified) else {
-        return web.redirect_with(
+        return Ok(web.redirect_with(
             PAGE,
             Flash::error("That address is verified already, or not on your account."),
-        );
+        ));
     };
     match ratelimit::EMAIL_VERIFY
         .reserve(&web.state.db, &user.id, web.now_secs())
         .await
+        .or_page(&web)?
     {
-        Ok(Ok(_sent)) => {}
-        Ok(Err(limited)) => {
-            return too_many(
+        Ok(_sent) => {}
+        Err(limited) => {
+            return Err(too_many(
                 &web,
                 limited,
                 format!(
@@ -273,38 +247,35 @@ pub async fn resend_verification(web: Web, Form(form): Form<EmailIdForm>) -> Res
                     user.username,
                     ratelimit::humanize(limited.retry_after_secs)
                 ),
-            ).await;
+            ).await);
         }
-        Err(e) => return internal(&web, e),
     }
-    match accounts::renew_email_claim(&web.state.db, &user.id, &email.id, web.now()).await {
-        Ok(true) => {}
-        Ok(false) => {
-            return web.redirect_with(
-                PAGE,
-                Flash::error(format!(
-                    "{} was not verified within 24 hours and another account uses it now.",
-                    email.email
-                )),
-            );
-        }
-        Err(e) => return internal(&web, e),
+    if !accounts::renew_email_claim(&web.state.db, &user.id, &email.id, web.now())
+        .await
+        .or_page(&web)?
+    {
+        return Ok(web.redirect_with(
+            PAGE,
+            Flash::error(format!(
+                "{} was not verified within 24 hours and another account uses it now.",
+                email.email
+            )),
+        ));
     }
-    super::record(
-        &web,
+    web.record_event(
         crate::events::Source::User(&user.id),
         EventTag::AccountEmailReverify,
         serde_json::json!({"email": email.email}),
     )
     .await;
     mail_verification(&web, user, &email.email).await;
-    web.redirect_with(
+    Ok(web.redirect_with(
         PAGE,
         Flash::success(format!(
             "We sent a new verification link to {}.",
             email.email
         )),
-    )
+    ))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -315,29 +286,12 @@ pub struct PasswordForm {
     new_password_confirm: String,
 }
 
-pub async fn change_password(web: Web, Form(form): Form<PasswordForm>) -> Response {
-    let session = match web.require_recent_auth(PAGE) {
-        Ok(session) => session.clone(),
-        Err(response) => return response,
-    };
+pub async fn change_password(web: Web, Form(form): Form<PasswordForm>) -> Page {
+    let session = web.require_recent_auth(PAGE)?.clone();
     let user = &session.user;
-    let hash = match accounts::password_state(&web.state.db, &user.id).await {
-        Ok(Some((hash, _))) => hash,
-        Ok(None) => return web.redirect("/account/login/"),
-        Err(e) => return internal(&web, e),
-    };
     let mut errors = FormErrors::default();
-    if form.password.chars().count() > accounts::MAX_PASSWORD_CHARS
-        || !accounts::verify_password(&form.password, &hash).await
-    {
+    if !recheck(&web, user, &form.password).await? {
         errors.add("password", "Your current password is incorrect.");
-        super::record(
-            &web,
-            crate::events::Source::User(&user.id),
-            EventTag::AccountReauthenticateFailure,
-            serde_json::json!({"reason": "invalid_password"}),
-        )
-        .await;
     } else if let Some(problem) = accounts::password_problem(&form.new_password, &[&user.username])
     {
         errors.add("new_password", problem);
@@ -350,7 +304,7 @@ pub async fn change_password(web: Web, Form(form): Form<PasswordForm>) -> Respon
     if !errors.is_empty() {
         return page_with(&web, user, StatusCode::BAD_REQUEST, errors, "").await;
     }
-    if let Err(e) = accounts::set_password(
+    accounts::set_password(
         &web.state.db,
         &user.id,
         &form.new_password,
@@ -360,14 +314,12 @@ pub async fn change_password(web: Web, Form(form): Form<PasswordForm>) -> Respon
         web.now(),
     )
     .await
-    {
-        return internal(&web, e);
-    }
+    .or_page(&web)?;
     notify_password_change(&web, user, false).await;
-    web.redirect_with(
+    Ok(web.redirect_with(
         PAGE,
         Flash::success("Your password has changed. Your other sessions have been signed out."),
-    )
+    ))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -376,20 +328,10 @@ pub struct DeleteForm {
     confirm_password: String,
 }
 
-pub async fn delete(mut web: Web, Form(form): Form<DeleteForm>) -> Response {
-    let session = match web.require_recent_auth(PAGE) {
-        Ok(session) => session.clone(),
-        Err(response) => return response,
-    };
+pub async fn delete(mut web: Web, Form(form): Form<DeleteForm>) -> Page {
+    let session = web.require_recent_auth(PAGE)?.clone();
     let user = &session.user;
-    let hash = match accounts::password_state(&web.state.db, &user.id).await {
-        Ok(Some((hash, _))) => hash,
-        Ok(None) => return web.redirect("/"),
-        Err(e) => return internal(&web, e),
-    };
-    if form.confirm_password.chars().count() > accounts::MAX_PASSWORD_CHARS
-        || !accounts::verify_password(&form.confirm_password, &hash).await
-    {
+    if !recheck(&web, user, &form.confirm_password).await? {
         return page_with(
             &web,
             user,
@@ -402,10 +344,9 @@ pub async fn delete(mut web: Web, Form(form): Form<DeleteForm>) -> Response {
         )
         .await;
     }
-    let sole = match accounts::sole_owned_projects(&web.state.db, &user.id).await {
-        Ok(sole) => sole,
-        Err(e) => return internal(&web, e),
-    };
+    let sole = accounts::sole_owned_projects(&web.state.db, &user.id)
+        .await
+        .or_page(&web)?;
     if !sole.is_empty() {
         return page_with(&web, user, StatusCode::CONFLICT, FormErrors::one("confirm_password", format!(
             "You cannot delete your account while you are the sole Owner of: {}. Add another Owner to these projects, or delete them, first.",
@@ -415,9 +356,9 @@ pub async fn delete(mut web: Web, Form(form): Form<DeleteForm>) -> Response {
         .await
         .ok()
         .flatten();
-    if let Err(e) = accounts::delete_user(&web.state.db, user, &web.meta, web.now()).await {
-        return internal(&web, e);
-    }
+    accounts::delete_user(&web.state.db, user, &web.meta, web.now())
+        .await
+        .or_page(&web)?;
     if let Err(e) = web.state.token_cache.refresh(&web.state.db).await {
         tracing::warn!(error = %e, "cannot read the token revocations");
     }
@@ -438,5 +379,5 @@ pub async fn delete(mut web: Web, Form(form): Form<DeleteForm>) -> Response {
     web.session = None;
     web.remove_cookie(session::COOKIE);
     web.rotate_csrf();
-    web.redirect_with("/", Flash::success("Your account has been deleted."))
+    Ok(web.redirect_with("/", Flash::success("Your account has been deleted.")))
 }

@@ -14,20 +14,6 @@ use crate::packaging::Project;
 use crate::packaging::permissions::{self, Denied, Permission, Via};
 use crate::web::{OrPage, Web};
 
-fn internal(web: &Web, e: impl std::fmt::Display) -> Response {
-    web.error(AppError::internal(e))
-}
-
-/// Records an event outside a transaction of its own (for changes that are one statement).
-async fn record(
-    web: &Web,
-    source: crate::events::Source<'_>,
-    tag: crate::events::EventTag,
-    additional: serde_json::Value,
-) {
-    web.record_event(source, tag, additional).await;
-}
-
 /// The signed-in user and the project `name`, when the user may do `permission` on it (the
 /// decision is [`permissions::authorize`]'s); otherwise the answer that says why not: the
 /// sign-in page, 404, 403, or the password page that comes back to `back` (the page that

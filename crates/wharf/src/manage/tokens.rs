@@ -5,17 +5,16 @@
 use axum::body::Bytes;
 use axum::extract::Path;
 use axum::http::StatusCode;
-use axum::response::Response;
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
-use super::internal;
+use crate::accounts::views::recheck;
 use crate::accounts::{self, User};
 use crate::error::AppError;
 use crate::packaging::permissions::{self, Denied, Permission, Via};
 use crate::packaging::{self, Project};
 use crate::tokens::{self, Removal, TokenError, TokenScope, leaks};
-use crate::web::{Flash, FormErrors, Web};
+use crate::web::{Flash, FormErrors, OrPage, Page, Web};
 
 const PAGE: &str = "/manage/account/tokens/";
 
@@ -42,15 +41,13 @@ async fn page_with(
     status: StatusCode,
     errors: FormErrors,
     form: &CreateForm,
-) -> Response {
-    let listed = match tokens::list_for_user(&web.state.db, &user.id).await {
-        Ok(listed) => listed,
-        Err(e) => return internal(web, e),
-    };
-    let projects = match packaging::roles::projects_of_user(&web.state.db, &user.id).await {
-        Ok(projects) => projects,
-        Err(e) => return internal(web, e),
-    };
+) -> Page {
+    let listed = tokens::list_for_user(&web.state.db, &user.id)
+        .await
+        .or_page(web)?;
+    let projects = packaging::roles::projects_of_user(&web.state.db, &user.id)
+        .await
+        .or_page(web)?;
     let verified = accounts::has_verified_primary_email(&web.state.db, &user.id)
         .await
         .unwrap_or(false);
@@ -58,7 +55,7 @@ async fn page_with(
         .iter()
         .map(|(value, label)| Choice { value, label })
         .collect();
-    web.render_status(
+    Ok(web.render_status(
         status,
         "manage_tokens.html",
         context! {
@@ -70,14 +67,11 @@ async fn page_with(
             form => context! { name => form.name.clone(), scope => form.scope.clone(), selected => form.projects.clone(), expires => form.expires.clone() },
             now => web.now(),
         },
-    )
+    ))
 }
 
-pub async fn page(web: Web) -> Response {
-    let session = match web.require_recent_auth(PAGE) {
-        Ok(session) => session.clone(),
-        Err(response) => return response,
-    };
+pub async fn page(web: Web) -> Page {
+    let session = web.require_recent_auth(PAGE)?.clone();
     page_with(
         &web,
         &session.user,
@@ -117,12 +111,9 @@ impl CreateForm {
     }
 }
 
-pub async fn create(web: Web, body: Bytes) -> Response {
+pub async fn create(web: Web, body: Bytes) -> Page {
     let form = CreateForm::parse(&body);
-    let session = match web.require_recent_auth(PAGE) {
-        Ok(session) => session.clone(),
-        Err(response) => return response,
-    };
+    let session = web.require_recent_auth(PAGE)?.clone();
     let user = &session.user;
     let refuse = |field: &str, message: &str| {
         page_with(
@@ -133,12 +124,11 @@ pub async fn create(web: Web, body: Bytes) -> Response {
             &form,
         )
     };
-    match accounts::has_verified_primary_email(&web.state.db, &user.id).await {
-        Ok(true) => {}
-        Ok(false) => {
-            return refuse("name", "Verify your e-mail address to create an API token.").await;
-        }
-        Err(e) => return internal(&web, e),
+    if !accounts::has_verified_primary_email(&web.state.db, &user.id)
+        .await
+        .or_page(&web)?
+    {
+        return refuse("name", "Verify your e-mail address to create an API token.").await;
     }
     let name = form.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
@@ -165,22 +155,22 @@ pub async fn create(web: Web, body: Bytes) -> Response {
                 &normalized,
                 Permission::Upload,
             )
-            .await;
+            .await
+            .or_page(&web)?;
             let message = match decided {
-                Ok(Ok(project)) => {
+                Ok(project) => {
                     if !projects.iter().any(|p| p.id == project.id) {
                         projects.push(project);
                     }
                     continue;
                 }
-                Ok(Err(refusal)) => match refusal.reason {
+                Err(refusal) => match refusal.reason {
                     Denied::NotFound => format!("There is no project named {name}."),
                     Denied::Needs2fa => format!(
                         "{name} requires two-factor authentication: set it up for your account first."
                     ),
                     _ => format!("You are not a collaborator on {name}."),
                 },
-                Err(e) => return internal(&web, e),
             };
             return refuse("scope-projects", &message).await;
         }
@@ -219,7 +209,7 @@ pub async fn create(web: Web, body: Bytes) -> Response {
         Err(TokenError::InvalidLifetime) => {
             return refuse("expires", "Choose one of the expiries offered.").await;
         }
-        Err(TokenError::Database(e)) => return internal(&web, e),
+        Err(TokenError::Database(e)) => return Err(e).or_page(&web),
     };
     let names: Vec<String> = projects.iter().map(|p| p.normalized_name.clone()).collect();
     let expires = expires_in.map(|s| {
@@ -227,7 +217,7 @@ pub async fn create(web: Web, body: Bytes) -> Response {
     });
     tokens::notify_created(&web.state, &user.id, name, &web.meta).await;
     // Shown in the answer to the POST, never again: pages are `no-store`.
-    web.render(
+    Ok(web.render(
         "token_created.html",
         context! {
             token => secret,
@@ -236,7 +226,7 @@ pub async fn create(web: Web, body: Bytes) -> Response {
             expires => expires,
             repository_url => format!("{}/legacy/", web.state.settings.base_url()),
         },
-    )
+    ))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -246,26 +236,17 @@ pub struct DeleteForm {
     confirm_password: String,
 }
 
-pub async fn delete(web: Web, axum::Form(form): axum::Form<DeleteForm>) -> Response {
-    let session = match web.require_recent_auth(PAGE) {
-        Ok(session) => session.clone(),
-        Err(response) => return response,
-    };
+pub async fn delete(web: Web, axum::Form(form): axum::Form<DeleteForm>) -> Page {
+    let session = web.require_recent_auth(PAGE)?.clone();
     let user = &session.user;
-    let token = match tokens::find(&web.state.db, &form.token_id).await {
-        Ok(Some(token)) if token.user_id == user.id => token,
-        Ok(_) => return web.redirect_with(PAGE, Flash::error("API Token does not exist.")),
-        Err(e) => return internal(&web, e),
+    let Some(token) = tokens::find(&web.state.db, &form.token_id)
+        .await
+        .or_page(&web)?
+        .filter(|token| token.user_id == user.id)
+    else {
+        return Ok(web.redirect_with(PAGE, Flash::error("API Token does not exist.")));
     };
-    let valid = match accounts::password_state(&web.state.db, &user.id).await {
-        Ok(Some((hash, _))) => {
-            form.confirm_password.chars().count() <= accounts::MAX_PASSWORD_CHARS
-                && accounts::verify_password(&form.confirm_password, &hash).await
-        }
-        Ok(None) => false,
-        Err(e) => return internal(&web, e),
-    };
-    if !valid {
+    if !recheck(&web, user, &form.confirm_password).await? {
         return page_with(
             &web,
             user,
@@ -278,92 +259,49 @@ pub async fn delete(web: Web, axum::Form(form): axum::Form<DeleteForm>) -> Respo
         )
         .await;
     }
-    match tokens::delete(&web.state, &token, Removal::ByOwner, &web.meta, web.now()).await {
-        Ok(_) => {
-            leaks::notify(&web.state, &token, "token-deleted", context! {}, &web.meta).await;
-            web.redirect_with(
-                PAGE,
-                Flash::success(format!("Deleted the API token \"{}\".", token.description)),
-            )
-        }
-        Err(e) => internal(&web, e),
-    }
+    tokens::delete(&web.state, &token, Removal::ByOwner, &web.meta, web.now())
+        .await
+        .or_page(&web)?;
+    leaks::notify(&web.state, &token, "token-deleted", context! {}, &web.meta).await;
+    Ok(web.redirect_with(
+        PAGE,
+        Flash::success(format!("Deleted the API token \"{}\".", token.description)),
+    ))
 }
 
-type UseRow = (i64, String, Option<String>, Option<String>, String);
-
-#[derive(Clone, Debug, Serialize)]
-struct Use {
-    time: i64,
-    tag: String,
-    ip_address: Option<String>,
-    user_agent: Option<String>,
-    project: Option<String>,
-    reason: Option<String>,
-}
-
-crate::web::template_value!(Use);
+crate::web::template_value!(tokens::uses::Use);
 
 /// One token's usage trail: its successful and refused uses, newest first (warehouse#6441).
-pub async fn detail(web: Web, Path(id): Path<String>) -> Response {
-    let session = match web.require_recent_auth(PAGE) {
-        Ok(session) => session.clone(),
-        Err(response) => return response,
+pub async fn detail(web: Web, Path(id): Path<String>) -> Page {
+    let session = web.require_recent_auth(PAGE)?.clone();
+    let Some(token) = tokens::find(&web.state.db, &id)
+        .await
+        .or_page(&web)?
+        .filter(|token| token.user_id == session.user.id)
+    else {
+        return Err(web.error(AppError::not_found()));
     };
-    let token = match tokens::find(&web.state.db, &id).await {
-        Ok(Some(token)) if token.user_id == session.user.id => token,
-        Ok(_) => return web.error(AppError::not_found()),
-        Err(e) => return internal(&web, e),
-    };
-    let rows: Result<Vec<UseRow>, _> = sqlx::query_as(
-        "SELECT time, tag, ip_address, user_agent, additional FROM events \
-         WHERE source_type = 'user' AND source_id = $1 \
-           AND tag IN ('account:api_token:used', 'account:api_token:failure') AND additional LIKE $2 \
-         ORDER BY id DESC LIMIT 100",
-    )
-    .bind(&session.user.id)
-    .bind(format!("%\"macaroon_id\":\"{}\"%", token.id))
-    .fetch_all(web.state.db.pool())
-    .await;
-    let uses: Vec<Use> = match rows {
-        Ok(rows) => rows
-            .into_iter()
-            .map(|(time, tag, ip_address, user_agent, additional)| {
-                let additional: serde_json::Value =
-                    serde_json::from_str(&additional).unwrap_or_default();
-                Use {
-                    time,
-                    tag,
-                    ip_address,
-                    user_agent,
-                    project: additional["project"].as_str().map(str::to_owned),
-                    reason: additional["reason"].as_str().map(str::to_owned),
-                }
-            })
-            .collect(),
-        Err(e) => return internal(&web, e),
-    };
-    web.render(
+    let uses = tokens::uses::uses(&web.state.db, &session.user.id, &token.id)
+        .await
+        .or_page(&web)?;
+    Ok(web.render(
         "manage_token.html",
         context! { token => token, uses => uses },
-    )
+    ))
 }
 
 /// Every token that can upload to a project, for its Owners (warehouse#6263).
-pub async fn for_project(web: Web, Path(project): Path<String>) -> Response {
+pub async fn for_project(web: Web, Path(project): Path<String>) -> Page {
     let back = format!(
         "/manage/project/{}/tokens/",
         crate::simple::encode_segment(&wharf_packaging::name::normalize(&project))
     );
-    let project = match super::project_for(&web, &project, Permission::ViewTokens, &back).await {
-        Ok((_, project)) => project,
-        Err(response) => return response,
-    };
-    match tokens::for_project(&web.state.db, &project).await {
-        Ok(list) => web.render(
-            "manage_project_tokens.html",
-            context! { project => context! { name => project.name.clone(), normalized_name => project.normalized_name.clone() }, tokens => list, now => web.now() },
-        ),
-        Err(e) => internal(&web, e),
-    }
+    let (_, project) = super::project_for(&web, &project, Permission::ViewTokens, &back).await?;
+    let list = tokens::for_project(&web.state.db, &project)
+        .await
+        .or_page(&web)?;
+    Ok(web.render(
+        "manage_project_tokens.html",
+        context! { project => context! { name => project.name.clone(), normalized_name => project.normalized_name.clone() }, tokens => list, now => web.now() },
+    ))
 }

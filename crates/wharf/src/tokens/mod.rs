@@ -7,6 +7,7 @@
 pub mod cache;
 pub mod leaks;
 pub mod revoke;
+pub mod uses;
 
 use std::sync::Arc;
 

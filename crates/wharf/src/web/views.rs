@@ -7,17 +7,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use wharf_packaging::name;
 
-use super::{Web, readme};
+use super::{OrPage, Page, Web, readme};
 use crate::accounts;
 use crate::error::AppError;
 use crate::packaging::{self, Contents, ReleaseDetail};
 use crate::simple::{encode_segment, file_url_path};
 
-pub async fn home(web: Web) -> Response {
-    match packaging::recent_releases(&web.state.db, 10).await {
-        Ok(recent) => web.render("index.html", context! { recent => recent }),
-        Err(e) => web.error(e.into()),
-    }
+pub async fn home(web: Web) -> Page {
+    let recent = packaging::recent_releases(&web.state.db, 10)
+        .await
+        .or_page(&web)?;
+    Ok(web.render("index.html", context! { recent => recent }))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -26,17 +26,16 @@ pub struct SearchQuery {
     q: String,
 }
 
-pub async fn search(web: Web, Query(query): Query<SearchQuery>) -> Response {
+pub async fn search(web: Web, Query(query): Query<SearchQuery>) -> Page {
     let q: String = query.q.trim().chars().take(200).collect();
     let results = if q.is_empty() {
         Vec::new()
     } else {
-        match packaging::search(&web.state.db, &q, 50).await {
-            Ok(results) => results,
-            Err(e) => return web.error(e.into()),
-        }
+        packaging::search(&web.state.db, &q, 50)
+            .await
+            .or_page(&web)?
     };
-    web.render("search.html", context! { q => q, results => results })
+    Ok(web.render("search.html", context! { q => q, results => results }))
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -80,51 +79,52 @@ pub fn latest(releases: &[ReleaseDetail]) -> Option<&ReleaseDetail> {
         .or_else(|| releases.last())
 }
 
-pub async fn project(web: Web, Path(project): Path<String>) -> Response {
+pub async fn project(web: Web, Path(project): Path<String>) -> Page {
     show_project(web, project, None).await
 }
 
-pub async fn release(web: Web, Path((project, version)): Path<(String, String)>) -> Response {
+pub async fn release(web: Web, Path((project, version)): Path<(String, String)>) -> Page {
     show_project(web, project, Some(version)).await
 }
 
-async fn show_project(web: Web, project: String, version: Option<String>) -> Response {
+async fn show_project(web: Web, project: String, version: Option<String>) -> Page {
     let normalized = name::normalize(&project);
     if normalized != project {
         let rest = version
             .map(|v| format!("{}/", encode_segment(&v)))
             .unwrap_or_default();
-        return Redirect::permanent(&format!("/project/{}/{rest}", encode_segment(&normalized)))
-            .into_response();
+        return Ok(Redirect::permanent(&format!(
+            "/project/{}/{rest}",
+            encode_segment(&normalized)
+        ))
+        .into_response());
     }
-    let found = match packaging::find_project(&web.state.db, &normalized).await {
-        Ok(found) => found,
-        Err(e) => return web.error(e.into()),
-    };
+    let found = packaging::find_project(&web.state.db, &normalized)
+        .await
+        .or_page(&web)?;
     let Some(project) = found else {
-        return web.error(AppError::new(
+        return Err(web.error(AppError::new(
             axum::http::StatusCode::NOT_FOUND,
             format!("There is no project named \"{project}\" on this index. Check the spelling, or search for it."),
-        ));
+        )));
     };
-    let contents = match Contents::load(&web.state.db, &project.id).await {
-        Ok(contents) => contents,
-        Err(e) => return web.error(e.into()),
-    };
+    let contents = Contents::load(&web.state.db, &project.id)
+        .await
+        .or_page(&web)?;
     let shown = match &version {
         Some(v) => contents.releases.iter().find(|r| &r.version == v),
         None => latest(&contents.releases),
     };
     let Some(shown) = shown else {
         return match version {
-            Some(v) => web.error(AppError::new(
+            Some(v) => Err(web.error(AppError::new(
                 axum::http::StatusCode::NOT_FOUND,
                 format!("The project {} has no release {v}.", project.name),
-            )),
-            None => web.render(
+            ))),
+            None => Ok(web.render(
                 "project.html",
                 context! { project => context! { name => project.name, normalized_name => project.normalized_name }, release => None::<()>, releases => Vec::<ReleaseView>::new() },
-            ),
+            )),
         };
     };
     let metadata: Value = serde_json::from_str(&shown.metadata).unwrap_or_default();
@@ -152,10 +152,9 @@ async fn show_project(web: Web, project: String, version: Option<String>) -> Res
             upload_time: f.upload_time,
         })
         .collect();
-    let maintainers = match packaging::roles::collaborators(&web.state.db, &project.id).await {
-        Ok(list) => list,
-        Err(e) => return web.error(e.into()),
-    };
+    let maintainers = packaging::roles::collaborators(&web.state.db, &project.id)
+        .await
+        .or_page(&web)?;
     let is_latest = latest(&contents.releases).is_some_and(|l| l.id == shown.id);
     let install = if is_latest {
         format!("pip install {}", project.name)
@@ -163,7 +162,7 @@ async fn show_project(web: Web, project: String, version: Option<String>) -> Res
         format!("pip install {}=={}", project.name, shown.version)
     };
     let history: Vec<ReleaseView> = contents.releases.iter().rev().map(release_view).collect();
-    web.render(
+    Ok(web.render(
         "project.html",
         context! {
             project => context! { name => project.name, normalized_name => project.normalized_name },
@@ -178,27 +177,26 @@ async fn show_project(web: Web, project: String, version: Option<String>) -> Res
             maintainers => maintainers,
             install => install,
         },
-    )
+    ))
 }
 
-pub async fn user(web: Web, Path(username): Path<String>) -> Response {
-    let found = match accounts::find_by_username(&web.state.db, &username).await {
-        Ok(found) => found,
-        Err(e) => return web.error(e.into()),
-    };
+pub async fn user(web: Web, Path(username): Path<String>) -> Page {
+    let found = accounts::find_by_username(&web.state.db, &username)
+        .await
+        .or_page(&web)?;
     let Some(user) = found else {
-        return web.error(AppError::new(
+        return Err(web.error(AppError::new(
             axum::http::StatusCode::NOT_FOUND,
             format!("There is no user named \"{username}\" on this index."),
-        ));
+        )));
     };
-    match packaging::projects_of(&web.state.db, &user.id).await {
-        Ok(projects) => web.render(
-            "user.html",
-            context! { profile => context! { username => user.username }, projects => projects },
-        ),
-        Err(e) => web.error(e.into()),
-    }
+    let projects = packaging::projects_of(&web.state.db, &user.id)
+        .await
+        .or_page(&web)?;
+    Ok(web.render(
+        "user.html",
+        context! { profile => context! { username => user.username }, projects => projects },
+    ))
 }
 
 /// The fallback: a 404 page with this visitor's navigation.

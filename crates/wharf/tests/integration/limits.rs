@@ -382,3 +382,82 @@ async fn anonymous_passkey_ceremonies_are_limited_per_address() {
         "no row stored"
     );
 }
+
+/// Every form that asks for the password again counts its wrong passwords against the
+/// account's failure limit, the one sign-in uses: 10 wrong passwords spread over deleting
+/// the account, changing the password and deleting a token, then the 11th (even the right
+/// one) is refused with 429 and nothing is deleted.
+#[tokio::test]
+async fn password_confirmations_share_the_account_failure_limit() {
+    let app = TestApp::new().await;
+    let mut browser = Browser::signed_in(&app, "alice").await;
+    let created = browser
+        .post(
+            "/manage/account/tokens/",
+            &[("name", "kept"), ("scope", "account")],
+        )
+        .await;
+    assert_eq!(created.status, 200, "{}", created.text());
+    let token = wharf::tokens::list_for_user(&app.state.db, &app.user.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.description == "kept")
+        .expect("created")
+        .id;
+    let wrong = "not alice's password";
+    let forms: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        ("/manage/account/delete", vec![("confirm_password", wrong)]),
+        (
+            "/manage/account/password",
+            vec![
+                ("password", wrong),
+                ("new_password", "a much better passphrase"),
+                ("new_password_confirm", "a much better passphrase"),
+            ],
+        ),
+        (
+            "/manage/account/tokens/delete",
+            vec![("token_id", &token), ("confirm_password", wrong)],
+        ),
+    ];
+    for i in 0..10 {
+        let (uri, fields) = &forms[i % forms.len()];
+        let response = browser.post(uri, fields).await;
+        assert_eq!(
+            response.status,
+            400,
+            "{uri} attempt {i}: {}",
+            response.text()
+        );
+    }
+    for (uri, fields) in &forms {
+        let limited = browser.post(uri, fields).await;
+        assert_eq!(limited.status, 429, "{uri}");
+        assert!(limited.header("retry-after").is_some(), "{uri}");
+    }
+    let right = browser
+        .post("/manage/account/delete", &[("confirm_password", PASSWORD)])
+        .await;
+    assert_eq!(right.status, 429);
+    assert!(
+        wharf::accounts::find_by_id(&app.state.db, &app.user.id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        wharf::tokens::find(&app.state.db, &token)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let (failures,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM events WHERE tag = 'account:reauthenticate:failure' AND source_id = $1",
+    )
+    .bind(&app.user.id)
+    .fetch_one(app.state.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(failures, 10, "each wrong password is recorded once");
+}

@@ -1,0 +1,165 @@
+//! Signing in and out, and re-authenticating (`/account/login/`, `/account/logout/`,
+//! `/account/reauthenticate/`).
+
+use axum::Form;
+use axum::extract::Query;
+use axum::http::StatusCode;
+use axum::response::Response;
+use minijinja::context;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{attempt, locked_out, recheck};
+use crate::accounts::{self, PasswordCheck, User, session};
+use crate::events::{EventTag, Source};
+use crate::web::{Flash, FormErrors, OrPage, Page, Web};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct LoginQuery {
+    next: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct LoginForm {
+    username: String,
+    password: String,
+    next: String,
+}
+
+pub async fn login_page(web: Web, Query(query): Query<LoginQuery>) -> Page {
+    if web.session.is_some() {
+        return Ok(web.redirect(&after_sign_in(&web, &query.next)));
+    }
+    Ok(web.render(
+        "login.html",
+        context! { next => after_sign_in(&web, &query.next), username => "", errors => FormErrors::default() },
+    ))
+}
+
+/// Where to go after signing in: the page that asked for it, or the user's projects.
+fn after_sign_in(web: &Web, next: &str) -> String {
+    web.next_or(next, "/manage/projects/")
+}
+
+const LOGIN_FAILED: &str = "The username or password is incorrect.";
+
+pub async fn login(mut web: Web, Form(form): Form<LoginForm>) -> Page {
+    let refuse = |web: &Web, message: &str| {
+        web.render_status(
+            StatusCode::UNAUTHORIZED,
+            "login.html",
+            context! {
+                next => after_sign_in(web, &form.next),
+                username => form.username.trim(),
+                errors => FormErrors::one("username", message),
+            },
+        )
+    };
+    if form.username.trim().is_empty() || form.password.is_empty() {
+        return Ok(refuse(&web, "Enter your username and your password."));
+    }
+    let checked = accounts::check_password(
+        &web.state.db,
+        &form.username,
+        &form.password,
+        &attempt(&web),
+    )
+    .await
+    .or_page(&web)?;
+    let user = match checked {
+        PasswordCheck::Ok(user) => user,
+        PasswordCheck::Wrong => return Ok(refuse(&web, LOGIN_FAILED)),
+        PasswordCheck::Disabled => {
+            return Ok(refuse(
+                &web,
+                "This account is disabled. Contact the administrators of this index.",
+            ));
+        }
+        PasswordCheck::Limited(limited) => return Err(locked_out(&web, limited).await),
+    };
+    // With a second factor, the password only opens the two-factor step.
+    let methods = crate::twofactor::methods(&web.state.db, &user.id)
+        .await
+        .or_page(&web)?;
+    if methods.any() {
+        let Some((_, password_date)) = accounts::password_state(&web.state.db, &user.id)
+            .await
+            .or_page(&web)?
+        else {
+            return Ok(refuse(&web, LOGIN_FAILED));
+        };
+        let next = after_sign_in(&web, &form.next);
+        return Ok(crate::twofactor::views::begin(
+            &mut web,
+            &user,
+            password_date,
+            &next,
+        ));
+    }
+    start_session(&mut web, &user).await?;
+    web.record_event(
+        Source::User(&user.id),
+        EventTag::AccountLoginSuccess,
+        json!({"two_factor_method": null, "two_factor_label": null}),
+    )
+    .await;
+    Ok(web.redirect(&after_sign_in(&web, &form.next)))
+}
+
+/// Signs the user in: ends the visitor's old session, starts a new one under a new id, and
+/// gives the browser a new CSRF secret.
+pub async fn start_session(web: &mut Web, user: &User) -> Result<(), Response> {
+    if let Some(old) = web.session.take() {
+        session::delete_by_hash(&web.state.db, &old.id_hash)
+            .await
+            .or_page(web)?;
+    }
+    let value = session::create(&web.state.db, &user.id, &web.meta, web.now())
+        .await
+        .or_page(web)?;
+    let cookie = web.cookie(session::COOKIE, value);
+    web.set_cookie(cookie);
+    web.rotate_csrf();
+    Ok(())
+}
+
+pub async fn logout(mut web: Web) -> Page {
+    if let Some(session) = web.session.take() {
+        session::delete_by_hash(&web.state.db, &session.id_hash)
+            .await
+            .or_page(&web)?;
+        web.record_event(
+            Source::User(&session.user.id),
+            EventTag::AccountLogout,
+            json!({}),
+        )
+        .await;
+    }
+    web.remove_cookie(session::COOKIE);
+    web.rotate_csrf();
+    Ok(web.redirect_with("/", Flash::success("You are signed out.")))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ReauthForm {
+    password: String,
+    next: String,
+}
+
+pub async fn reauthenticate(web: Web, Form(form): Form<ReauthForm>) -> Page {
+    let session = web.require_session()?.clone();
+    if !recheck(&web, &session.user, &form.password).await? {
+        return Ok(web.render_status(
+            StatusCode::UNAUTHORIZED,
+            "reauthenticate.html",
+            context! { next => web.next_or(&form.next, "/"), errors => FormErrors::one("password", "The password is incorrect.") },
+        ));
+    }
+    session::mark_reauthenticated(&web.state.db, &session.id_hash, web.now())
+        .await
+        .or_page(&web)?;
+    Ok(web.redirect(&form.next))
+}

@@ -1,0 +1,209 @@
+//! Registering (`/account/register/`) and verifying an e-mail address
+//! (`/account/verify-email/`), with the verification e-mails the account pages send.
+
+use axum::Form;
+use axum::extract::Query;
+use axum::http::StatusCode;
+use minijinja::context;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{LINK_SECS, TokenQuery, ip_key, release, reserve, start_session, too_many};
+use crate::accounts::{self, AccountError, NewUser, User};
+use crate::error::AppError;
+use crate::ratelimit;
+use crate::signing::SignatureError;
+use crate::web::{Flash, FormErrors, OrPage, Page, Web, forms};
+
+const VERIFY_PURPOSE: &str = "verify-email";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RegisterForm {
+    username: String,
+    email: String,
+    password: String,
+    password_confirm: String,
+}
+
+pub async fn register_page(web: Web) -> Page {
+    if web.session.is_some() {
+        return Ok(web.redirect("/manage/projects/"));
+    }
+    Ok(web.render(
+        "register.html",
+        context! { form => context!{}, errors => FormErrors::default() },
+    ))
+}
+
+pub async fn register(mut web: Web, Form(form): Form<RegisterForm>) -> Page {
+    let mut errors = FormErrors::default();
+    let username = forms::text(&mut errors, "username", "The username", &form.username, 50);
+    let email = forms::text(&mut errors, "email", "The e-mail address", &form.email, 254);
+    if errors.is_empty() {
+        if !accounts::is_valid_username(&username) {
+            errors.add(
+                "username",
+                "The username must be 1 to 50 letters, digits, '.', '_' or '-', and start and end with a letter or digit.",
+            );
+        }
+        if !accounts::is_valid_email(&email) {
+            errors.add(
+                "email",
+                "Enter a valid e-mail address, such as name@example.org.",
+            );
+        }
+    }
+    if let Some(problem) = accounts::password_problem(&form.password, &[&username, &email]) {
+        errors.add("password", problem);
+    } else if form.password != form.password_confirm {
+        errors.add("password_confirm", "The two passwords do not match.");
+    }
+    let page = |web: &Web, errors: FormErrors| {
+        web.render_status(
+            StatusCode::BAD_REQUEST,
+            "register.html",
+            context! { form => context!{ username => username.clone(), email => email.clone() }, errors => errors },
+        )
+    };
+    if !errors.is_empty() {
+        return Ok(page(&web, errors));
+    }
+    let slot = match reserve(&web, ratelimit::REGISTER_IP, &ip_key(&web)).await? {
+        Ok(slot) => slot,
+        Err(limited) => {
+            return Err(too_many(
+                &web,
+                limited,
+                "Too many accounts have been registered from your network. Please try again later."
+                    .to_owned(),
+            )
+            .await);
+        }
+    };
+    let new = NewUser {
+        username: &username,
+        email: &email,
+        password: &form.password,
+        is_admin: false,
+        email_verified: false,
+    };
+    let created = accounts::create_user(&web.state.db, &new, &web.meta, web.now()).await;
+    if created.is_err() {
+        // Only accounts made count.
+        release(&web, slot).await;
+    }
+    let user = match created {
+        Ok(user) => user,
+        Err(AccountError::UsernameTaken(_)) => {
+            return Ok(page(
+                &web,
+                FormErrors::one(
+                    "username",
+                    "This username is already taken. Choose another one.",
+                ),
+            ));
+        }
+        Err(AccountError::EmailTaken(_)) => {
+            return Ok(page(
+                &web,
+                FormErrors::one(
+                    "email",
+                    "This e-mail address is already used by another account.",
+                ),
+            ));
+        }
+        Err(AccountError::Database(e)) => return Err(e).or_page(&web),
+        Err(other) => return Ok(page(&web, FormErrors::one("username", other.to_string()))),
+    };
+    send_verification(&web, &user, &email).await;
+    start_session(&mut web, &user).await?;
+    Ok(web.redirect_with(
+        "/manage/account/",
+        Flash::success(format!(
+            "Welcome, {username}. We sent a link to {email}: open it to verify your address."
+        )),
+    ))
+}
+
+/// Sends the verification link for one of the user's addresses, counting it against the
+/// user's verification limit.
+pub async fn send_verification(web: &Web, user: &User, email: &str) {
+    if let Err(e) = ratelimit::EMAIL_VERIFY
+        .hit(&web.state.db, &user.id, web.now_secs())
+        .await
+    {
+        tracing::error!(error = %e, "cannot count a verification e-mail");
+    }
+    mail_verification(web, user, email).await;
+}
+
+/// Sends the verification link, the caller having counted it (a re-send reserves its slot
+/// in the verification limit first).
+pub async fn mail_verification(web: &Web, user: &User, email: &str) {
+    let token = web.state.keys.sign(
+        VERIFY_PURPOSE,
+        &json!({"u": user.id, "e": email}),
+        web.now_secs() + LINK_SECS,
+    );
+    let link = format!(
+        "{}/account/verify-email/?token={}",
+        web.state.settings.base_url(),
+        token
+    );
+    web.state
+        .mailer
+        .notify(
+            &web.state.db,
+            (&user.id, email),
+            "verify-email",
+            context! { username => user.username.clone(), email => email, link => link },
+            &web.meta,
+            web.now(),
+        )
+        .await;
+}
+
+#[derive(Deserialize)]
+struct VerifyClaims {
+    u: String,
+    e: String,
+}
+
+pub async fn verify_email(web: Web, Query(query): Query<TokenQuery>) -> Page {
+    let claims: VerifyClaims = match web.state.keys.verify(
+        VERIFY_PURPOSE,
+        &query.token,
+        web.now_secs(),
+    ) {
+        Ok(claims) => claims,
+        Err(SignatureError::Expired) => {
+            return Err(web.error(AppError::bad_request(
+                "This verification link has expired. Sign in and send a new one from your account settings.",
+            )));
+        }
+        Err(SignatureError::Invalid) => {
+            return Err(web.error(AppError::bad_request(
+                "This verification link is not valid. Check that you copied all of it, or send a new one from your account settings.",
+            )));
+        }
+    };
+    let verified =
+        accounts::verify_email(&web.state.db, &claims.u, &claims.e, &web.meta, web.now())
+            .await
+            .or_page(&web)?;
+    if !verified {
+        return Err(web.error(AppError::bad_request(
+            "This address is already verified, or it no longer belongs to the account.",
+        )));
+    }
+    Ok(web.render(
+            "message.html",
+            context! {
+                title => "E-mail address verified",
+                message => format!("The address {} is verified.", claims.e),
+                link => if web.session.is_some() { "/manage/account/" } else { "/account/login/" },
+                link_text => if web.session.is_some() { "Go to your account settings" } else { "Sign in" },
+            },
+    ))
+}
