@@ -4,11 +4,15 @@
 
 mod form;
 
+use axum::Router;
 use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::response::Redirect;
 use axum::response::{IntoResponse, Response};
+use axum::routing::post;
 use blake2::Blake2b;
 use blake2::digest::consts::U32;
 use sha2::{Digest, Sha256};
@@ -17,13 +21,24 @@ use wharf_packaging::metadata::{FileMetadata, Form, Metadata};
 use wharf_packaging::{archive, name, version};
 
 use crate::accounts;
-use crate::app::{AppState, request_meta};
 use crate::auth::{self, UploadIdentity};
 use crate::error::{AppError, AppResult};
 use crate::events::{self, EventTag, RequestMeta, Source};
 use crate::packaging::permissions::{self, Denied};
 use crate::packaging::{self, NewFile, NewRelease, Project, Role};
+use crate::request::request_meta;
+use crate::state::AppState;
 use form::{Content, LimitFor, UploadForm};
+
+/// The upload API: `/legacy/` takes bodies of any size (the limits are checked as it streams).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/legacy/", post(upload).layer(DefaultBodyLimit::disable()))
+        .route(
+            "/legacy",
+            post(|| async { Redirect::permanent("/legacy/") }),
+        )
+}
 
 /// Projects may not grow past this in total (PyPI's default).
 const MAX_PROJECT_SIZE: i64 = 10 * 1024 * 1024 * 1024;

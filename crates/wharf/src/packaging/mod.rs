@@ -640,4 +640,4 @@ pub async fn projects_of(db: &Db, user_id: &str) -> Result<Vec<ProjectSummary>, 
     Ok(rows.into_iter().map(summary_from_row).collect())
 }
 
-crate::web::template_value!(ProjectSummary);
+crate::site::template_value!(ProjectSummary);
