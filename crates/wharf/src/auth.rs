@@ -6,11 +6,11 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use crate::accounts::User;
-use crate::app::AppState;
 use crate::error::{AppError, AppResult};
 use crate::events::{self, EventTag, RequestMeta, Source};
 use crate::packaging::Project;
 use crate::ratelimit::{Coalesce, Limit};
+use crate::state::AppState;
 use crate::tokens::{self, PresentedToken, Rejection};
 
 /// The credential a request carries.
@@ -242,7 +242,7 @@ async fn record_anonymous_failure(
     username: Option<&str>,
 ) {
     let now = state.clock.now_micros();
-    let key = format!("{}:{reason}", crate::app::rate_key(meta));
+    let key = format!("{}:{reason}", crate::request::rate_key(meta));
     let recorded = async {
         let Some(suppressed) = ANONYMOUS_FAILURES
             .admit(&state.db, &key, state.clock.now_secs())

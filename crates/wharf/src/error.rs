@@ -121,7 +121,7 @@ fn reason_phrase(message: &str) -> Vec<u8> {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let body = crate::web::error_page(self.status, &self.message).unwrap_or_else(|| {
+        let body = crate::templates::error_page(self.status, &self.message).unwrap_or_else(|| {
             let code = html_escape(&self.code());
             let message = html_escape(&self.message);
             format!(

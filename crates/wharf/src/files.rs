@@ -1,14 +1,20 @@
 //! Distribution files and their PEP 658 `.metadata`, served from their content address, and only
 //! while the file has a row: a deleted file stops answering at once, before its blob is gone.
 
+use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 
-use crate::app::AppState;
 use crate::error::AppError;
 use crate::packaging;
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/files/{*path}", get(serve))
+}
 
 /// `attachment; filename="…"`: distribution file names are plain ASCII; anything else is sent
 /// percent-encoded (RFC 6266 `filename*`), so no name can break out of the header.

@@ -1,10 +1,15 @@
 //! Admin pages: every event with filters, and the adoption figures (`/admin/stats/` and the
 //! same numbers on `/metrics` for Prometheus).
 
+pub mod metrics;
 pub mod stats;
+pub mod store;
 
+use crate::state::AppState;
+use axum::Router;
 use axum::extract::Query;
 use axum::response::Response;
+use axum::routing::get;
 use minijinja::context;
 use serde::Deserialize;
 
@@ -13,6 +18,18 @@ use crate::error::AppError;
 use crate::events::query::Filter;
 use crate::manage::history::{Paging, render};
 use crate::web::{OrPage, Page, Web};
+
+/// The admin pages (behind the web layer's CSRF check and headers).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/admin/events/", get(events))
+        .route("/admin/stats/", get(stats::page))
+}
+
+/// `/metrics`, for Prometheus: not a page.
+pub fn metrics_routes() -> Router<AppState> {
+    Router::new().route("/metrics", get(stats::metrics))
+}
 
 /// The signed-in admin, or the page that says no.
 pub fn require_admin(web: &Web) -> Result<(), Response> {

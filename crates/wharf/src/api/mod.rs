@@ -1,19 +1,29 @@
 //! The JSON API: `/pypi/<project>/json` and `/pypi/<project>/<version>/json`, with the fields
 //! poetry and twine read (`spec/index-protocols.md` §3).
 
+use axum::Router;
 use axum::extract::{Path, Request, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use axum::routing::get;
 use serde_json::{Value, json};
 use wharf_packaging::metadata::Metadata;
 use wharf_packaging::{name, version};
 
-use crate::app::AppState;
 use crate::cache::{Page, PageKey};
 use crate::clock::{iso8601_micros, iso8601_seconds};
 use crate::error::{AppError, AppResult};
 use crate::packaging::{self, Contents, FileDetail, Project, ReleaseDetail};
 use crate::simple::{encode_segment, file_url_path, json_bytes, moved, respond};
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/pypi/{project}/json", get(project))
+        .route("/pypi/{project}/json/", get(project))
+        .route("/pypi/{project}/{version}/json", get(release))
+        .route("/pypi/{project}/{version}/json/", get(release))
+}
 
 const JSON_CACHE_CONTROL: &str = "max-age=900, public";
 

@@ -70,6 +70,14 @@ impl Db {
         &self.pool
     }
 
+    /// Whether the database answers (`/_health`).
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }

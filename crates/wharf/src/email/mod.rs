@@ -17,8 +17,8 @@ use tokio::sync::Notify;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::events::{self, EventTag, RequestMeta, Source};
-use crate::web::SITE_NAME;
-use crate::web::templates::render as templates_render;
+use crate::site::SITE_NAME;
+use crate::templates::render as templates_render;
 
 pub struct Mailer {
     from: Mailbox,

@@ -62,7 +62,7 @@ pub struct Listed {
     pub details: Vec<(String, String)>,
 }
 
-crate::web::template_value!(Listed);
+crate::site::template_value!(Listed);
 
 fn client(user_agent: Option<&str>, additional: &Value) -> String {
     let info = &additional["user_agent_info"];

@@ -4,11 +4,15 @@
 
 mod form;
 
+use axum::Router;
 use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::response::Redirect;
 use axum::response::{IntoResponse, Response};
+use axum::routing::post;
 use blake2::Blake2b;
 use blake2::digest::consts::U32;
 use sha2::{Digest, Sha256};
@@ -17,13 +21,24 @@ use wharf_packaging::metadata::{FileMetadata, Form, Metadata};
 use wharf_packaging::{archive, name, version};
 
 use crate::accounts;
-use crate::app::{AppState, request_meta};
 use crate::auth::{self, UploadIdentity};
 use crate::error::{AppError, AppResult};
-use crate::events::{self, EventTag, RequestMeta, Source};
+use crate::events::{self, RequestMeta};
 use crate::packaging::permissions::{self, Denied};
-use crate::packaging::{self, NewFile, NewRelease, Project, Role};
+use crate::packaging::{self, NewFile, NewRelease, Project, Published};
+use crate::request::request_meta;
+use crate::state::AppState;
 use form::{Content, LimitFor, UploadForm};
+
+/// The upload API: `/legacy/` takes bodies of any size (the limits are checked as it streams).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/legacy/", post(upload).layer(DefaultBodyLimit::disable()))
+        .route(
+            "/legacy",
+            post(|| async { Redirect::permanent("/legacy/") }),
+        )
+}
 
 /// Projects may not grow past this in total (PyPI's default).
 const MAX_PROJECT_SIZE: i64 = 10 * 1024 * 1024 * 1024;
@@ -473,99 +488,33 @@ impl Upload<'_> {
         let (path, metadata_digests) = &*prepared.stored.insert(stored);
 
         let now = state.clock.now_micros();
-        // A parallel upload that commits first makes one of these inserts fail (PostgreSQL
-        // then refuses the rest of the transaction): it is rolled back when dropped.
-        let mut tx = state.db.begin().await?;
-        let mut batch = events::Batch::new(meta, now);
-        if existing.is_none() {
-            if !packaging::insert_project(&mut tx, &project, now).await? {
-                return Ok(Outcome::Raced);
-            }
-            packaging::insert_role(&mut tx, &project.id, &user.id, Role::Owner, now).await?;
-            packaging::journal(&mut tx, &project, None, "create", &user.username, now).await?;
-            packaging::journal(
-                &mut tx,
-                &project,
-                None,
-                &format!("add Owner {}", user.username),
-                &user.username,
-                now,
-            )
-            .await?;
-            let created = serde_json::json!({"created_by": user.username});
-            batch.add(
-                Source::Project(&project.id),
-                EventTag::ProjectCreate,
-                created,
-            );
-            let role = serde_json::json!({"submitted_by": user.username, "role_name": "Owner", "target_user": user.username});
-            batch.add(
-                Source::Project(&project.id),
-                EventTag::ProjectRoleAdd,
-                role.clone(),
-            );
-            let account_role = serde_json::json!({"submitted_by": user.username, "role_name": "Owner", "project_name": project.name});
-            batch.add(
-                Source::User(&user.id),
-                EventTag::AccountRoleAdd,
-                account_role,
-            );
-        } else if project.name != metadata.name {
-            // A later upload may change how the name is written (not what it normalises to).
-            sqlx::query("UPDATE projects SET name = $1 WHERE id = $2")
-                .bind(&metadata.name)
-                .bind(&project.id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let release_id = match release {
-            Some(release) => release.id,
-            None => {
-                let id = uuid::Uuid::new_v4().to_string();
-                let inserted = packaging::insert_release(
-                    &mut tx,
-                    &NewRelease {
-                        id: &id,
-                        project_id: &project.id,
-                        version: &metadata.version,
-                        canonical_version: &canonical,
-                        is_prerelease: parsed_version.any_prerelease(),
-                        summary: metadata.summary.as_deref(),
-                        requires_python: metadata.requires_python.as_deref(),
-                        metadata: &crate::api::metadata_json(metadata).to_string(),
-                        uploader_id: &user.id,
-                    },
-                    now,
-                )
-                .await;
-                match inserted {
-                    Err(error) if crate::db::is_unique_violation(&error) => {
-                        return Ok(Outcome::Raced);
-                    }
-                    other => other?,
-                }
-                packaging::journal(
-                    &mut tx,
-                    &project,
-                    Some(&metadata.version),
-                    "new release",
-                    &user.username,
-                    now,
-                )
-                .await?;
-                let added = serde_json::json!({"submitted_by": user.username, "canonical_version": canonical});
-                batch.add(
-                    Source::Project(&project.id),
-                    EventTag::ProjectReleaseAdd,
-                    added,
-                );
-                id
-            }
-        };
+        // New ids are only used when the release or file is created.
+        let had_release = release.is_some();
+        let release_id = release
+            .map(|r| r.id)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let file_id = uuid::Uuid::new_v4().to_string();
-        let inserted = packaging::insert_file(
-            &mut tx,
-            &NewFile {
+        let release_metadata = crate::api::metadata_json(metadata).to_string();
+        let upload = packaging::Publish {
+            project: &project,
+            new_project: existing.is_none(),
+            display_name: &metadata.name,
+            uploader_id: &user.id,
+            uploader_name: &user.username,
+            version: &metadata.version,
+            canonical_version: &canonical,
+            new_release: (!had_release).then(|| NewRelease {
+                id: &release_id,
+                project_id: &project.id,
+                version: &metadata.version,
+                canonical_version: &canonical,
+                is_prerelease: parsed_version.any_prerelease(),
+                summary: metadata.summary.as_deref(),
+                requires_python: metadata.requires_python.as_deref(),
+                metadata: &release_metadata,
+                uploader_id: &user.id,
+            }),
+            file: NewFile {
                 id: &file_id,
                 release_id: &release_id,
                 project_id: &project.id,
@@ -582,33 +531,15 @@ impl Upload<'_> {
                 metadata_blake2_256: metadata_digests.as_ref().map(|d| d.1.as_str()),
                 uploaded_via,
             },
-            now,
-        )
-        .await;
-        match inserted {
-            // The same filename or content was committed meanwhile: the next attempt answers
-            // as for any re-upload ("File already exists", or OK for the identical file).
-            Err(error) if crate::db::is_unique_violation(&error) => return Ok(Outcome::Raced),
-            other => other?,
+            token_id: &identity.token.id,
+        };
+        // A parallel upload that commits first makes one of the inserts fail (PostgreSQL
+        // then refuses the rest of the transaction): it is rolled back when dropped.
+        let mut tx = state.db.begin().await?;
+        let mut batch = events::Batch::new(meta, now);
+        if packaging::publish(&mut tx, &mut batch, &upload, now).await? == Published::Raced {
+            return Ok(Outcome::Raced);
         }
-        let action = format!("add {} file {}", fields.pyversion, content.filename);
-        packaging::journal(
-            &mut tx,
-            &project,
-            Some(&metadata.version),
-            &action,
-            &user.username,
-            now,
-        )
-        .await?;
-        let file_event = serde_json::json!({
-            "filename": content.filename,
-            "submitted_by": user.username,
-            "canonical_version": canonical,
-            "project_id": project.id,
-            "macaroon_id": identity.token.id,
-        });
-        batch.add(Source::File(&file_id), EventTag::FileAdd, file_event);
         // The token's use, in the same transaction: one commit per upload.
         identity
             .token

@@ -147,16 +147,3 @@ pub async fn gc(
     report.leftovers.sort();
     Ok(report)
 }
-
-/// Removes deleted files' blobs every few seconds, in every serving process.
-pub fn spawn_purger(db: Db, storage: Storage) {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(Duration::from_secs(5));
-        loop {
-            ticker.tick().await;
-            if let Err(e) = purge_deleted(&db, &storage).await {
-                tracing::warn!(error = %format!("{e:#}"), "cannot remove deleted files' blobs");
-            }
-        }
-    });
-}

@@ -9,9 +9,11 @@ pub mod permissions;
 mod removal;
 pub mod roles;
 mod settings;
+mod upload;
 
 pub use removal::{delete_file, delete_project, delete_release, set_yanked};
 pub use settings::set_owners_require_2fa;
+pub use upload::{Publish, Published, publish};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Project {
@@ -98,6 +100,20 @@ pub async fn role_of(
             .fetch_optional(db.pool())
             .await?;
     Ok(row.and_then(|(r,)| Role::parse(&r)))
+}
+
+/// Changes how a project's name is written (not what it normalises to).
+pub async fn rename_display(
+    conn: &mut AnyConnection,
+    project_id: &str,
+    name: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE projects SET name = $1 WHERE id = $2")
+        .bind(name)
+        .bind(project_id)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Inserts a project; `false` when another request created the same name first.
@@ -640,4 +656,4 @@ pub async fn projects_of(db: &Db, user_id: &str) -> Result<Vec<ProjectSummary>, 
     Ok(rows.into_iter().map(summary_from_row).collect())
 }
 
-crate::web::template_value!(ProjectSummary);
+crate::site::template_value!(ProjectSummary);

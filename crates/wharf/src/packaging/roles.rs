@@ -456,4 +456,4 @@ pub async fn projects_of_user(db: &Db, user_id: &str) -> Result<Vec<OwnedProject
         .collect())
 }
 
-crate::web::template_value!(Collaborator, Invitation, OwnedProject);
+crate::site::template_value!(Collaborator, Invitation, OwnedProject);

@@ -3,20 +3,30 @@
 
 mod negotiate;
 
+use axum::Router;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::json;
 use wharf_packaging::name;
 
 pub use negotiate::{Format, negotiate};
 
-use crate::app::AppState;
 use crate::cache::{Page, PageKey};
 use crate::clock::iso8601_micros;
 use crate::error::{AppError, AppResult, html_escape};
 use crate::packaging::{self, Contents, FileDetail};
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/simple/", get(index))
+        .route("/simple", get(index_redirect))
+        .route("/simple/{project}/", get(project))
+        .route("/simple/{project}", get(project_redirect))
+}
 
 pub const API_VERSION: &str = "1.4";
 

@@ -2,15 +2,11 @@
 //! found, signed with ECDSA P-256/SHA-256; each genuine one is revoked, its owner told where
 //! it leaked, and `account:api_token:removed_leak` recorded. The answer is 204 whatever the
 //! outcome (the scanner learns nothing about our tokens), 400 for a bad signature or body,
-//! 404 without the signature headers.
+//! 404 without the signature headers (the route is in `views.rs`).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::body::to_bytes;
-use axum::extract::{Request, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use minijinja::context;
@@ -19,12 +15,7 @@ use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey;
 use serde::Deserialize;
 
-use super::{Removal, TokenInfo};
-use crate::app::{AppState, request_meta};
-use crate::error::AppError;
-
-/// A scanner's batch of findings is small.
-const MAX_REPORT_BYTES: usize = 1024 * 1024;
+use super::{Deps, Removal, TokenInfo};
 
 /// Keys fetched from a URL are kept this long, as warehouse does.
 const KEY_CACHE: Duration = Duration::from_secs(30 * 60);
@@ -129,6 +120,34 @@ struct PublishedKey {
     key: String,
 }
 
+/// Whether `signature` (base64 DER ECDSA) by the key `identifier` signs `body`; if not, the
+/// reason, in words for the scanner.
+pub async fn verify(
+    keys: &LeakKeys,
+    identifier: &str,
+    signature: &str,
+    body: &[u8],
+) -> Result<(), &'static str> {
+    let keys = match keys.candidates(identifier).await {
+        Ok(keys) => keys,
+        Err(e) => {
+            tracing::warn!(error = %e, "a leak report could not be checked");
+            return Err("The report's signature cannot be checked: no matching public key.");
+        }
+    };
+    let signature = STANDARD
+        .decode(signature.trim())
+        .ok()
+        .and_then(|der| Signature::from_der(&der).ok());
+    let Some(signature) = signature else {
+        return Err("Invalid signature: not a base64 DER ECDSA signature.");
+    };
+    if !keys.iter().any(|key| key.verify(body, &signature).is_ok()) {
+        return Err("Invalid signature.");
+    }
+    Ok(())
+}
+
 async fn fetch(url: &str) -> Result<Vec<(String, VerifyingKey)>, String> {
     let response = reqwest::Client::new()
         .get(url)
@@ -153,103 +172,32 @@ async fn fetch(url: &str) -> Result<Vec<(String, VerifyingKey)>, String> {
         .collect())
 }
 
-#[derive(Deserialize)]
-struct Report {
-    token: String,
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    url: String,
-}
-
-/// `POST /_/secrets/disclose-token` and `/_/github/disclose-token`.
-pub async fn disclose(State(state): State<AppState>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let headers = &parts.headers;
-    let Ok(body) = to_bytes(body, MAX_REPORT_BYTES).await else {
-        return AppError::new(StatusCode::PAYLOAD_TOO_LARGE, "The report is too large.")
-            .render(headers);
-    };
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let (origin, identifier, signature) = match (
-        header("github-public-key-identifier"),
-        header("github-public-key-signature"),
-        header("gosst-public-key-identifier"),
-        header("gosst-public-key-signature"),
-    ) {
-        (Some(id), Some(sig), _, _) => ("GitHub", id, sig),
-        (_, _, Some(id), Some(sig)) => ("Deps.dev", id, sig),
-        _ => return AppError::not_found().render(headers),
-    };
-    let bad = |message: &str| AppError::bad_request(message).render(headers);
-    let keys = match state.leak_keys.candidates(identifier).await {
-        Ok(keys) => keys,
-        Err(e) => {
-            tracing::warn!(error = %e, "a leak report could not be checked");
-            return bad("The report's signature cannot be checked: no matching public key.");
-        }
-    };
-    let signature = STANDARD
-        .decode(signature.trim())
-        .ok()
-        .and_then(|der| Signature::from_der(&der).ok());
-    let Some(signature) = signature else {
-        return bad("Invalid signature: not a base64 DER ECDSA signature.");
-    };
-    if !keys.iter().any(|key| key.verify(&body, &signature).is_ok()) {
-        return bad("Invalid signature.");
-    }
-    let Ok(reports) = serde_json::from_slice::<Vec<serde_json::Value>>(&body) else {
-        return bad("The body must be a JSON list of reports.");
-    };
-    let meta = request_meta(&parts, &state.settings);
-    for report in reports {
-        let Ok(report) = serde_json::from_value::<Report>(report) else {
-            continue;
-        };
-        if report.kind != "pypi_api_token" {
-            continue;
-        }
-        if let Err(e) = revoke_leaked(&state, &report, origin, &meta).await {
-            tracing::error!(error = %e, "cannot revoke a leaked token");
-        }
-    }
-    StatusCode::NO_CONTENT.into_response()
-}
-
-async fn revoke_leaked(
-    state: &AppState,
-    report: &Report,
+/// Revokes a genuine token that `origin` found published at `public_url`, and tells its owner.
+/// Anything else (not a token, a forged one, one already gone) changes nothing.
+pub async fn revoke_leaked(
+    deps: Deps<'_>,
+    token: &str,
+    public_url: &str,
     origin: &str,
     meta: &crate::events::RequestMeta,
 ) -> Result<(), sqlx::Error> {
-    let Ok(presented) = super::lookup(
-        &state.db,
-        &state.keys,
-        &state.token_cache,
-        report.token.trim(),
-    )
-    .await?
-    else {
+    let Ok(presented) = super::lookup(deps.db, deps.keys, deps.cache, token.trim()).await? else {
         return Ok(());
     };
     if presented.check_signature().is_err() {
         return Ok(());
     }
-    let Some(token) = super::find(&state.db, &presented.id).await? else {
+    let Some(token) = super::find(deps.db, &presented.id).await? else {
         return Ok(());
     };
-    let now = state.clock.now_micros();
-    let removal = Removal::Leaked {
-        public_url: &report.url,
-        origin,
-    };
-    if super::delete(state, &token, removal, meta, now).await? {
+    let now = deps.clock.now_micros();
+    let removal = Removal::Leaked { public_url, origin };
+    if super::delete(deps, &token, removal, meta, now).await? {
         notify(
-            state,
+            deps,
             &token,
             "token-compromised-leak",
-            context! { public_url => report.url.clone(), origin => origin },
+            context! { public_url => public_url, origin => origin },
             meta,
         )
         .await;
@@ -258,14 +206,15 @@ async fn revoke_leaked(
 }
 
 /// E-mails a token's owner at their primary address, verified or not (a leak is urgent).
-pub async fn notify(
-    state: &AppState,
+pub async fn notify<'a>(
+    deps: impl Into<Deps<'a>>,
     token: &TokenInfo,
     template: &str,
     page: minijinja::Value,
     meta: &crate::events::RequestMeta,
 ) {
-    let Ok(Some(primary)) = crate::accounts::primary_email(&state.db, &token.user_id).await else {
+    let deps = deps.into();
+    let Ok(Some(primary)) = crate::accounts::primary_email(deps.db, &token.user_id).await else {
         return;
     };
     let page = context! { ..page, ..context! {
@@ -273,15 +222,14 @@ pub async fn notify(
         description => token.description.clone(),
         projects => token.projects.clone(),
     } };
-    state
-        .mailer
+    deps.mailer
         .notify(
-            &state.db,
+            deps.db,
             (&token.user_id, &primary.email),
             template,
             page,
             meta,
-            state.clock.now_micros(),
+            deps.clock.now_micros(),
         )
         .await;
 }

@@ -6,8 +6,8 @@
 
 pub mod cache;
 pub mod leaks;
-pub mod revoke;
 pub mod uses;
+pub mod views;
 
 use std::sync::Arc;
 
@@ -15,7 +15,9 @@ use rand::RngCore;
 use wharf_macaroon::{Caveat, Context, Macaroon, ProjectRef};
 
 use crate::accounts::User;
+use crate::clock::Clock;
 use crate::db::Db;
+use crate::email::Mailer;
 use crate::events::{self, EventTag, RequestMeta, Source};
 use crate::packaging::Project;
 use crate::signing::ServerKey;
@@ -72,13 +74,27 @@ pub struct Issuer<'a> {
 }
 
 impl<'a> Issuer<'a> {
-    pub fn of(state: &'a crate::app::AppState, location: &'a str) -> Issuer<'a> {
+    /// `deps` is usually `&AppState` (it converts), so a handler writes `Issuer::of(&state, …)`.
+    pub fn of(deps: impl Into<Deps<'a>>, location: &'a str) -> Issuer<'a> {
+        let deps = deps.into();
         Issuer {
-            db: &state.db,
-            keys: &state.keys,
+            db: deps.db,
+            keys: deps.keys,
             location,
         }
     }
+}
+
+/// What the token functions that write, revoke and notify use of the server: the pool, the
+/// key that seals root keys, this process's revocation cache, the mailer and the clock.
+/// `&AppState` converts into it (in `state.rs`), so this module does not know the state.
+#[derive(Clone, Copy)]
+pub struct Deps<'a> {
+    pub db: &'a Db,
+    pub keys: &'a ServerKey,
+    pub cache: &'a TokenCache,
+    pub mailer: &'a Mailer,
+    pub clock: &'a Clock,
 }
 
 /// Mints a token for `user`, stores it, records the events, and returns the secret string,
@@ -442,7 +458,7 @@ pub struct TokenInfo {
     pub last_used: Option<i64>,
 }
 
-crate::web::template_value!(TokenInfo);
+crate::site::template_value!(TokenInfo);
 
 type InfoRow = (
     String,
@@ -531,14 +547,15 @@ pub enum Removal<'a> {
 
 /// Deletes the token and records `account:api_token:removed` (or `…:removed_leak`) on its
 /// owner's log and `project:api_token:removed` on each project it was limited to.
-pub async fn delete(
-    state: &crate::app::AppState,
+pub async fn delete<'a>(
+    deps: impl Into<Deps<'a>>,
     token: &TokenInfo,
     removal: Removal<'_>,
     meta: &RequestMeta,
     now_micros: i64,
 ) -> Result<bool, sqlx::Error> {
-    let mut tx = state.db.begin().await?;
+    let deps = deps.into();
+    let mut tx = deps.db.begin().await?;
     // The projects it was made for, by id: not a later project that took a deleted one's name.
     let projects: Vec<(String,)> = sqlx::query_as(
         "SELECT p.id FROM macaroon_projects mp JOIN projects p ON p.id = mp.project_id \
@@ -601,7 +618,7 @@ pub async fn delete(
         .await?;
     }
     tx.commit().await?;
-    state.token_cache.forget(&token.id);
+    deps.cache.forget(&token.id);
     Ok(true)
 }
 
@@ -634,14 +651,15 @@ pub async fn take_expiring_soon(db: &Db, now_micros: i64) -> Result<Vec<TokenInf
 }
 
 /// Tells owners about their tokens that expire within a week (once per token).
-pub async fn notify_expiring(state: &crate::app::AppState) -> Result<usize, sqlx::Error> {
-    let expiring = take_expiring_soon(&state.db, state.clock.now_micros()).await?;
+pub async fn notify_expiring<'a>(deps: impl Into<Deps<'a>>) -> Result<usize, sqlx::Error> {
+    let deps = deps.into();
+    let expiring = take_expiring_soon(deps.db, deps.clock.now_micros()).await?;
     for token in &expiring {
         let expires = token
             .expires
             .map(|e| crate::clock::iso8601_seconds(e).replace('T', " ") + " UTC");
         leaks::notify(
-            state,
+            deps,
             token,
             "token-expiring",
             minijinja::context! { expires => expires },
@@ -652,28 +670,15 @@ pub async fn notify_expiring(state: &crate::app::AppState) -> Result<usize, sqlx
     Ok(expiring.len())
 }
 
-/// Looks for expiring tokens every hour, in every process (a conditional update makes sure
-/// each notice is sent once).
-pub fn spawn_expiry_notices(state: crate::app::AppState) {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(std::time::Duration::from_secs(3600));
-        loop {
-            ticker.tick().await;
-            if let Err(e) = notify_expiring(&state).await {
-                tracing::warn!(error = %e, "cannot send token expiry notices");
-            }
-        }
-    });
-}
-
 /// E-mails the owner that a token was created (PyPI sends none, warehouse#13234).
-pub async fn notify_created(
-    state: &crate::app::AppState,
+pub async fn notify_created<'a>(
+    deps: impl Into<Deps<'a>>,
     user_id: &str,
     description: &str,
     meta: &RequestMeta,
 ) {
-    let Ok(listed) = list_for_user(&state.db, user_id).await else {
+    let deps = deps.into();
+    let Ok(listed) = list_for_user(deps.db, user_id).await else {
         return;
     };
     let Some(token) = listed.into_iter().find(|t| t.description == description) else {
@@ -683,7 +688,7 @@ pub async fn notify_created(
         .expires
         .map(|e| crate::clock::iso8601_seconds(e).replace('T', " ") + " UTC");
     leaks::notify(
-        state,
+        deps,
         &token,
         "token-created",
         minijinja::context! { expires => expires },

@@ -14,9 +14,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use subtle::ConstantTimeEq;
 
-use crate::app::AppState;
 use crate::error::AppError;
 use crate::signing::ServerKey;
+use crate::state::AppState;
 
 pub const COOKIE: &str = "wharf_csrf";
 pub const PURPOSE: &str = "csrf";

@@ -7,7 +7,6 @@ mod flash;
 pub mod forms;
 mod page;
 mod readme;
-pub mod templates;
 pub mod views;
 
 pub use page::{OrPage, Page};
@@ -26,23 +25,17 @@ pub use forms::FormErrors;
 
 use crate::accounts::User;
 use crate::accounts::session::{self, Session};
-use crate::app::{AppState, request_meta};
 use crate::error::AppError;
 use crate::events::RequestMeta;
+use crate::request::request_meta;
+use crate::state::AppState;
 
-pub const SITE_NAME: &str = "wharf";
-
-/// Lets serde types go straight into `context!` (minijinja takes them through serde).
-macro_rules! template_value {
-    ($($t:ty),* $(,)?) => {
-        $(impl From<$t> for minijinja::Value {
-            fn from(value: $t) -> minijinja::Value {
-                minijinja::Value::from(minijinja::value::Serde(value))
-            }
-        })*
-    };
-}
-pub(crate) use template_value;
+// Kept here for the page modules that name them as `web::…`; they live in `crate::site` and
+// `crate::templates` so that domain modules need not import `web`.
+pub(crate) use crate::site::template_value;
+pub use crate::site::{SITE_NAME, urlencode};
+pub use crate::templates;
+pub use crate::templates::error_page;
 
 /// What every page handler starts from: who is signed in, the CSRF token for its forms, the
 /// flash messages to show, and the request's IP and user agent for the audit log.
@@ -411,25 +404,6 @@ pub fn local_path(base_url: &str, to: &str) -> Option<String> {
         local.push_str(query);
     }
     Some(local)
-}
-
-pub fn urlencode(text: &str) -> String {
-    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
-
-/// An error page for a person without a `Web` at hand (fallback routes, the error type).
-pub fn error_page(status: StatusCode, message: &str) -> Option<String> {
-    templates::render(
-        "error.html",
-        context! {
-            site_name => SITE_NAME,
-            status => status.as_u16(),
-            title => status.canonical_reason().unwrap_or("Error"),
-            message => message,
-            flashes => Vec::<Flash>::new(),
-        },
-    )
-    .ok()
 }
 
 /// The headers every page carries: a Content-Security-Policy without inline script, no

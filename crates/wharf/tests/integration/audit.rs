@@ -255,7 +255,7 @@ async fn audit_verify_takes_a_head_on_the_command_line() {
             let wharf::cli::Command::Audit { command } = cli.command else {
                 panic!("not an audit command");
             };
-            wharf::events::audit::run(&state, command).await
+            wharf::cli::audit::run(&state, command).await
         }
     };
     let verify_args = |head: &str| {
@@ -296,7 +296,15 @@ async fn the_sealer_writes_a_head_at_an_interval() {
     chain::seal(&app.state.db, &app.state.keys)
         .await
         .expect("seal");
-    writer.tick(&app.state).await.expect("head");
+    writer
+        .tick(
+            &app.state.db,
+            &app.state.keys,
+            &app.state.settings.data_dir,
+            app.state.clock.now_micros(),
+        )
+        .await
+        .expect("head");
     let stored = || async {
         let (seq,): (i64,) = sqlx::query_as("SELECT seq FROM audit_heads")
             .fetch_one(app.state.db.pool())
@@ -310,10 +318,26 @@ async fn the_sealer_writes_a_head_at_an_interval() {
     chain::seal(&app.state.db, &app.state.keys)
         .await
         .expect("seal");
-    writer.tick(&app.state).await.expect("head");
+    writer
+        .tick(
+            &app.state.db,
+            &app.state.keys,
+            &app.state.settings.data_dir,
+            app.state.clock.now_micros(),
+        )
+        .await
+        .expect("head");
     assert_eq!(stored().await, first, "throttled");
     app.state.clock.advance(events::audit::HEAD_EVERY_SECS);
-    writer.tick(&app.state).await.expect("head");
+    writer
+        .tick(
+            &app.state.db,
+            &app.state.keys,
+            &app.state.settings.data_dir,
+            app.state.clock.now_micros(),
+        )
+        .await
+        .expect("head");
     assert_eq!(stored().await, newest(&app).await.seq);
 }
 
@@ -525,9 +549,14 @@ async fn pruning_keeps_the_rest_verifiable() {
     app.upload(Some(&app.token), &UploadForm::wheel("demo", "2.0"))
         .await;
     let added = app.count("events").await - recent;
-    let pruned = wharf::events::audit::prune(&app.state, 90)
-        .await
-        .expect("prune");
+    let pruned = wharf::events::audit::prune(
+        &app.state.db,
+        &app.state.keys,
+        app.state.clock.now_micros(),
+        90,
+    )
+    .await
+    .expect("prune");
     assert_eq!(pruned as i64, recent);
     assert_eq!(app.count("events").await, added);
     let report = verify(&app).await;
@@ -552,7 +581,7 @@ async fn events_export_as_json_lines_with_filters() {
         .await
         .expect("seal");
     let mut all = Vec::new();
-    let count = export(&app.state, &ExportFilter::default(), &mut all)
+    let count = export(&app.state.db, &ExportFilter::default(), &mut all)
         .await
         .expect("export");
     assert_eq!(count as i64, app.count("events").await);
@@ -575,7 +604,7 @@ async fn events_export_as_json_lines_with_filters() {
         project_id: Some(&project.id),
         ..ExportFilter::default()
     };
-    export(&app.state, &filter, &mut mine)
+    export(&app.state.db, &filter, &mut mine)
         .await
         .expect("export");
     let text = String::from_utf8(mine).expect("utf-8");
@@ -589,7 +618,7 @@ async fn events_export_as_json_lines_with_filters() {
         ..ExportFilter::default()
     };
     assert_eq!(
-        export(&app.state, &future, &mut none)
+        export(&app.state.db, &future, &mut none)
             .await
             .expect("export"),
         0

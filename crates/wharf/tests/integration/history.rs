@@ -182,7 +182,7 @@ async fn admin_figures_count_sign_ins_two_factor_tokens_and_failures() {
         .await;
     app.project_token(&app.user, &["demo"], None).await;
     let mut root = Browser::signed_in(&app, "root").await;
-    let stats = wharf::admin::stats::compute(&app.state.db)
+    let stats = wharf::admin::store::compute(&app.state.db)
         .await
         .expect("figures");
     assert_eq!(stats.total.sign_ins, 3);
@@ -290,7 +290,7 @@ async fn admin_figures_are_counted_by_month_and_detail_in_the_database() {
     record_at(&app, upload, "2026-02", json!({"reason": "unknown_token"})).await;
     record_at(&app, upload, "2026-02", json!({"reason": "no_credentials"})).await;
     record_at(&app, EventTag::RateLimitRefused, "2026-01", json!({})).await;
-    let figures = wharf::admin::stats::compute(&app.state.db)
+    let figures = wharf::admin::store::compute(&app.state.db)
         .await
         .expect("figures");
     let months: Vec<_> = figures
@@ -371,7 +371,7 @@ async fn metrics_are_served_from_memory_for_a_minute() {
     record_at(&app, EventTag::AccountLoginFailure, "2026-03", json!({})).await;
     app.state
         .clock
-        .advance(wharf::admin::stats::METRICS_TTL_SECS - 1);
+        .advance(wharf::admin::metrics::METRICS_TTL_SECS - 1);
     let cached = app.get("/metrics").await;
     assert_eq!(
         failed_sign_ins(cached.text()).as_deref(),

@@ -5,11 +5,13 @@ use std::io::BufRead;
 
 use clap::{Parser, Subcommand};
 
+pub mod audit;
+
 use crate::accounts::{self, NewUser};
-use crate::app::{self, AppState};
 use crate::config::{Settings, SettingsArgs};
 use crate::events::RequestMeta;
 use crate::packaging;
+use crate::state::AppState;
 use crate::tokens::{self, TokenScope};
 
 #[derive(Debug, Parser)]
@@ -216,7 +218,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Audit { command } => {
             let state = AppState::open(settings).await?;
-            let result = crate::events::audit::run(&state, command).await;
+            let result = audit::run(&state, command).await;
             state.db.close().await;
             result
         }
@@ -334,17 +336,14 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&bind)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
-    app::spawn_cache_refresher(state.clone());
-    crate::tokens::spawn_expiry_notices(state.clone());
-    crate::events::audit::spawn_sealer(state.clone());
-    packaging::blobs::spawn_purger(state.db.clone(), state.storage.clone());
+    crate::tasks::spawn_all(&state);
     if state.settings.metrics_token.is_none() {
         tracing::info!(
             "/metrics is open to anyone (aggregate figures only): set metrics_token to require a bearer token"
         );
     }
     tracing::info!("wharf listening on http://{}", listener.local_addr()?);
-    let router = app::router(state.clone());
+    let router = crate::router::router(state.clone());
     // No Nagle: a response larger than one segment must not wait for the client's delayed ACK.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         if let Err(e) = tcp.set_nodelay(true) {

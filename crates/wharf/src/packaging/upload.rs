@@ -1,0 +1,106 @@
+//! The rows of one upload, written in the upload's transaction: the project (when new, with
+//! the uploader as its Owner), the release (when new), the file, the journal lines and the
+//! events. Forklift checks and stores the blobs first; this only records what it accepted.
+
+use sqlx::AnyConnection;
+
+use super::{NewFile, NewRelease, Project, Role};
+use crate::events::{Batch, EventTag, Source};
+
+/// What an accepted upload adds.
+pub struct Publish<'a> {
+    pub project: &'a Project,
+    /// The project does not exist yet: create it, with the uploader as its Owner.
+    pub new_project: bool,
+    /// The name as this upload writes it (it may change how an existing name is written).
+    pub display_name: &'a str,
+    pub uploader_id: &'a str,
+    pub uploader_name: &'a str,
+    pub version: &'a str,
+    pub canonical_version: &'a str,
+    /// The release to create, or `None` when the file joins an existing one.
+    pub new_release: Option<NewRelease<'a>>,
+    pub file: NewFile<'a>,
+    /// The token the upload was made with, for the `file:add` event.
+    pub token_id: &'a str,
+}
+
+/// Whether the rows went in, or a parallel upload committed the same project, release or
+/// file first (the transaction must then be dropped, and the upload looked at again).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Published {
+    Done,
+    Raced,
+}
+
+/// Writes the upload's rows and adds its events to `batch` (flushed by the caller with the
+/// token's use, before one commit).
+pub async fn publish(
+    conn: &mut AnyConnection,
+    batch: &mut Batch<'_>,
+    upload: &Publish<'_>,
+    now: i64,
+) -> Result<Published, sqlx::Error> {
+    let project = upload.project;
+    let user = upload.uploader_name;
+    if upload.new_project {
+        if !super::insert_project(conn, project, now).await? {
+            return Ok(Published::Raced);
+        }
+        super::insert_role(conn, &project.id, upload.uploader_id, Role::Owner, now).await?;
+        super::journal(conn, project, None, "create", user, now).await?;
+        let action = format!("add Owner {user}");
+        super::journal(conn, project, None, &action, user, now).await?;
+        batch.add(
+            Source::Project(&project.id),
+            EventTag::ProjectCreate,
+            serde_json::json!({"created_by": user}),
+        );
+        batch.add(
+            Source::Project(&project.id),
+            EventTag::ProjectRoleAdd,
+            serde_json::json!({"submitted_by": user, "role_name": "Owner", "target_user": user}),
+        );
+        batch.add(
+            Source::User(upload.uploader_id),
+            EventTag::AccountRoleAdd,
+            serde_json::json!({"submitted_by": user, "role_name": "Owner", "project_name": project.name}),
+        );
+    } else if project.name != upload.display_name {
+        super::rename_display(conn, &project.id, upload.display_name).await?;
+    }
+    if let Some(release) = &upload.new_release {
+        match super::insert_release(conn, release, now).await {
+            Err(error) if crate::db::is_unique_violation(&error) => return Ok(Published::Raced),
+            other => other?,
+        }
+        let version = Some(upload.version);
+        super::journal(conn, project, version, "new release", user, now).await?;
+        batch.add(
+            Source::Project(&project.id),
+            EventTag::ProjectReleaseAdd,
+            serde_json::json!({"submitted_by": user, "canonical_version": upload.canonical_version}),
+        );
+    }
+    let file = &upload.file;
+    match super::insert_file(conn, file, now).await {
+        // The same filename or content was committed meanwhile: the next attempt answers
+        // as for any re-upload ("File already exists", or OK for the identical file).
+        Err(error) if crate::db::is_unique_violation(&error) => return Ok(Published::Raced),
+        other => other?,
+    }
+    let action = format!("add {} file {}", file.python_version, file.filename);
+    super::journal(conn, project, Some(upload.version), &action, user, now).await?;
+    batch.add(
+        Source::File(file.id),
+        EventTag::FileAdd,
+        serde_json::json!({
+            "filename": file.filename,
+            "submitted_by": user,
+            "canonical_version": upload.canonical_version,
+            "project_id": project.id,
+            "macaroon_id": upload.token_id,
+        }),
+    );
+    Ok(Published::Done)
+}

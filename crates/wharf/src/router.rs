@@ -1,0 +1,242 @@
+//! The route table: the index API (uploads, Simple, JSON, files, token endpoints) and the
+//! pages for people, with the layers each gets. Areas that own their URLs expose `routes()`;
+//! the account, two-factor and manage pages are listed here.
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Router, middleware};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::{admin, api, files, forklift, simple, tokens, web};
+
+pub fn router(state: AppState) -> Router {
+    // What tools and scripts call: no CSRF check, no page headers.
+    let index = Router::new()
+        .merge(forklift::routes())
+        .merge(simple::routes())
+        .merge(api::routes())
+        .merge(files::routes())
+        .merge(admin::metrics_routes())
+        .merge(tokens::views::routes())
+        .route("/_health", get(health));
+    let https = state.settings.is_https();
+    let router = index
+        .merge(web_router(state.clone()))
+        .layer(CatchPanicLayer::custom(|_| {
+            AppError::internal("a request handler panicked").into_response()
+        }))
+        // Every response, pages or not (index, files, errors): no content sniffing. The
+        // value is static, so this costs no allocation on the read path.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ));
+    // On an https site, browsers must never come back over plain http.
+    let router = if https {
+        router.layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        ))
+    } else {
+        router
+    };
+    router.with_state(state)
+}
+
+/// The pages for people: CSRF-checked forms and security headers on every response.
+fn web_router(state: AppState) -> Router<AppState> {
+    use crate::accounts::views as account;
+    use crate::manage::{account as manage_account, projects as manage, tokens as manage_tokens};
+    use crate::twofactor::views as twofa;
+    use crate::web::views;
+    Router::new()
+        .route("/", get(views::home))
+        .route("/search/", get(views::search))
+        .route("/project/{project}/", get(views::project))
+        .route("/project/{project}/{version}/", get(views::release))
+        .route("/user/{username}/", get(views::user))
+        .route("/help/", get(web::help))
+        .route("/static/{file}", get(web::static_file))
+        .route(
+            "/account/register/",
+            get(account::register_page).post(account::register),
+        )
+        .route(
+            "/account/login/",
+            get(account::login_page).post(account::login),
+        )
+        .route("/account/logout/", post(account::logout))
+        .route("/account/verify-email/", get(account::verify_email))
+        .route(
+            "/account/reset-password/",
+            get(account::reset_request_page).post(account::reset_request),
+        )
+        .route(
+            "/account/reset-password/confirm/",
+            get(account::reset_page).post(account::reset),
+        )
+        .route("/account/reauthenticate/", post(account::reauthenticate))
+        .route("/account/two-factor/", get(twofa::step_page))
+        .route("/account/two-factor/totp", post(twofa::totp_submit))
+        .route(
+            "/account/two-factor/webauthn/options",
+            post(twofa::webauthn_options),
+        )
+        .route("/account/two-factor/webauthn", post(twofa::webauthn_submit))
+        .route(
+            "/account/recovery-code/",
+            get(twofa::recovery_page).post(twofa::recovery_submit),
+        )
+        .route("/account/passkey/options", post(twofa::passkey_options))
+        .route("/account/passkey", post(twofa::passkey_submit))
+        .route("/manage/account/two-factor/", get(twofa::manage_page))
+        .route(
+            "/manage/account/totp-provision",
+            get(twofa::totp_provision_page).post(twofa::totp_provision),
+        )
+        .route("/manage/account/totp/delete", post(twofa::totp_remove))
+        .route(
+            "/manage/account/recovery-codes/",
+            get(twofa::recovery_codes_page),
+        )
+        .route(
+            "/manage/account/recovery-codes/generate",
+            post(twofa::recovery_codes_generate),
+        )
+        .route(
+            "/manage/account/recovery-codes/burn",
+            get(twofa::recovery_burn_page).post(twofa::recovery_burn),
+        )
+        .route(
+            "/manage/account/webauthn-provision",
+            get(twofa::webauthn_provision_page),
+        )
+        .route(
+            "/manage/account/webauthn-provision/options",
+            post(twofa::webauthn_register_options),
+        )
+        .route(
+            "/manage/account/webauthn-provision/validate",
+            post(twofa::webauthn_register),
+        )
+        .route(
+            "/manage/account/webauthn/delete",
+            post(twofa::webauthn_remove),
+        )
+        .route("/manage/account/", get(manage_account::page))
+        .route("/manage/account/email/add", post(manage_account::add_email))
+        .route(
+            "/manage/account/email/remove",
+            post(manage_account::remove_email),
+        )
+        .route(
+            "/manage/account/email/primary",
+            post(manage_account::make_primary),
+        )
+        .route(
+            "/manage/account/email/verify",
+            post(manage_account::resend_verification),
+        )
+        .route(
+            "/manage/account/password",
+            post(manage_account::change_password),
+        )
+        .route("/manage/account/delete", post(manage_account::delete))
+        .route(
+            "/manage/account/tokens/",
+            get(manage_tokens::page).post(manage_tokens::create),
+        )
+        .route("/manage/account/tokens/delete", post(manage_tokens::delete))
+        .route("/manage/account/tokens/{id}/", get(manage_tokens::detail))
+        .route(
+            "/manage/project/{project}/tokens/",
+            get(manage_tokens::for_project),
+        )
+        .route(
+            "/manage/account/history/",
+            get(crate::manage::history::account),
+        )
+        .route(
+            "/manage/project/{project}/history/",
+            get(crate::manage::history::project),
+        )
+        .route("/manage/projects/", get(manage::list))
+        .route(
+            "/manage/invitations/{id}/{answer}",
+            post(manage::answer_invitation),
+        )
+        .route("/manage/project/{project}/releases/", get(manage::releases))
+        .route(
+            "/manage/project/{project}/release/{version}/",
+            get(manage::release),
+        )
+        .route(
+            "/manage/project/{project}/release/{version}/yank",
+            post(manage::yank),
+        )
+        .route(
+            "/manage/project/{project}/release/{version}/unyank",
+            post(manage::unyank),
+        )
+        .route(
+            "/manage/project/{project}/release/{version}/delete",
+            post(manage::delete_release),
+        )
+        .route(
+            "/manage/project/{project}/release/{version}/file/delete",
+            post(manage::delete_file),
+        )
+        .route(
+            "/manage/project/{project}/collaboration/",
+            get(manage::collaboration),
+        )
+        .route(
+            "/manage/project/{project}/collaboration/invite",
+            post(manage::invite),
+        )
+        .route(
+            "/manage/project/{project}/collaboration/role",
+            post(manage::change_role),
+        )
+        .route(
+            "/manage/project/{project}/collaboration/remove",
+            post(manage::remove_role),
+        )
+        .route(
+            "/manage/project/{project}/collaboration/revoke",
+            post(manage::revoke_invitation),
+        )
+        .route("/manage/project/{project}/settings/", get(manage::settings))
+        .route(
+            "/manage/project/{project}/settings/2fa",
+            post(manage::set_requires_2fa),
+        )
+        .route(
+            "/manage/project/{project}/delete",
+            post(manage::delete_project),
+        )
+        .merge(admin::routes())
+        .fallback(views::not_found)
+        .layer(middleware::from_fn_with_state(state, web::csrf::protect))
+        .layer(middleware::from_fn(web::security_headers))
+}
+
+async fn health(State(state): State<AppState>) -> impl IntoResponse {
+    match state.db.ping().await {
+        Ok(_) => (
+            StatusCode::OK,
+            [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+            "OK",
+        ),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+            "database unavailable",
+        ),
+    }
+}
