@@ -1,6 +1,8 @@
 //! The second step of signing in (TOTP, security key, recovery code), signing in with a
 //! passkey, and the pages where a user sets up and removes their second factors.
 
+use std::sync::Arc;
+
 use axum::Form;
 use axum::Json;
 use axum::http::{StatusCode, header};
@@ -12,18 +14,17 @@ use serde_json::json;
 use webauthn_rs::prelude::{
     Credential, DiscoverableAuthentication, Passkey, PasskeyRegistration, PublicKeyCredential,
     RegisterPublicKeyCredential, SecurityKey, SecurityKeyAuthentication, SecurityKeyRegistration,
-    Uuid,
+    Uuid, Webauthn,
 };
 
 use super::webauthn::{self as wa, Kind};
 use super::{recovery, totp};
 use crate::accounts::views::{start_session, too_many};
 use crate::accounts::{self, User};
-use crate::error::AppError;
 use crate::events::{self, EventTag, Source};
 use crate::ratelimit::{self, Limit, Reservation};
 use crate::signing::SignatureError;
-use crate::web::{Flash, FormErrors, Web};
+use crate::web::{Flash, FormErrors, OrPage, Page, Web};
 
 const PENDING_COOKIE: &str = "wharf_2fa";
 const PENDING_PURPOSE: &str = "two-factor";
@@ -42,10 +43,6 @@ pub const TWO_FA_IP: Limit = Limit {
     max: 10,
     window_secs: 300,
 };
-
-fn internal(web: &Web, e: impl std::fmt::Display) -> Response {
-    web.error(AppError::internal(e))
-}
 
 async fn record(web: &Web, user_id: Option<&str>, tag: EventTag, additional: serde_json::Value) {
     let source = user_id.map_or(Source::Anonymous, Source::User);
@@ -87,15 +84,23 @@ async fn attempt(web: &Web, user_id: &str) -> Result<Attempt, Response> {
             ),
         )
     };
-    let user = match TWO_FA_USER.reserve(db, user_id, web.now_secs()).await {
-        Ok(Ok(slot)) => slot,
-        Ok(Err(limited)) => return Err(lockout(limited).await),
-        Err(e) => return Err(internal(web, e)),
+    let user = match TWO_FA_USER
+        .reserve(db, user_id, web.now_secs())
+        .await
+        .or_page(web)?
+    {
+        Ok(slot) => slot,
+        Err(limited) => return Err(lockout(limited).await),
     };
-    let refused = match TWO_FA_IP.reserve(db, &ip(web), web.now_secs()).await {
+    // The account's slot is given back when the IP's is refused.
+    let refused = match TWO_FA_IP
+        .reserve(db, &ip(web), web.now_secs())
+        .await
+        .or_page(web)
+    {
         Ok(Ok(slot)) => return Ok(Attempt { user, ip: slot }),
         Ok(Err(limited)) => lockout(limited).await,
-        Err(e) => internal(web, e),
+        Err(page) => page,
     };
     if let Err(e) = user.release(db).await {
         tracing::error!(error = %e, "cannot release a rate-limit reservation");
@@ -177,16 +182,16 @@ async fn pending(web: &Web) -> Result<Step, Response> {
     }
     let used = super::step_used(&web.state.db, &claims.n)
         .await
-        .map_err(|e| internal(web, e))?;
+        .or_page(web)?;
     if used {
         return Err(expired(web));
     }
     let state = accounts::password_state(&web.state.db, &claims.u)
         .await
-        .map_err(|e| internal(web, e))?;
+        .or_page(web)?;
     let user = accounts::find_by_id(&web.state.db, &claims.u)
         .await
-        .map_err(|e| internal(web, e))?;
+        .or_page(web)?;
     match (state, user) {
         (Some((_, date)), Some(user)) if date == claims.pd && user.is_active => Ok(Step {
             user,
@@ -215,7 +220,7 @@ async fn finish(
             web.now_secs(),
         )
         .await
-        .map_err(|e| internal(web, e))?;
+        .or_page(web)?;
         if !first {
             web.remove_cookie(PENDING_COOKIE);
             return Err(web.redirect_with(
@@ -260,23 +265,18 @@ async fn notify(web: &Web, user: &User, template: &str, page: minijinja::Value) 
         .await;
 }
 
-pub async fn step_page(web: Web) -> Response {
-    let Step { user, .. } = match pending(&web).await {
-        Ok(pending) => pending,
-        Err(response) => return response,
-    };
+pub async fn step_page(web: Web) -> Page {
+    let Step { user, .. } = pending(&web).await?;
     step(&web, &user, StatusCode::OK, FormErrors::default()).await
 }
 
-async fn step(web: &Web, user: &User, status: StatusCode, errors: FormErrors) -> Response {
-    match super::methods(&web.state.db, &user.id).await {
-        Ok(methods) => web.render_status(
-            status,
-            "two_factor.html",
-            context! { methods => methods, errors => errors },
-        ),
-        Err(e) => internal(web, e),
-    }
+async fn step(web: &Web, user: &User, status: StatusCode, errors: FormErrors) -> Page {
+    let methods = super::methods(&web.state.db, &user.id).await.or_page(web)?;
+    Ok(web.render_status(
+        status,
+        "two_factor.html",
+        context! { methods => methods, errors => errors },
+    ))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -285,24 +285,15 @@ pub struct CodeForm {
     code: String,
 }
 
-pub async fn totp_submit(mut web: Web, Form(form): Form<CodeForm>) -> Response {
-    let Step { user, next, nonce } = match pending(&web).await {
-        Ok(pending) => pending,
-        Err(response) => return response,
-    };
-    let attempt = match attempt(&web, &user.id).await {
-        Ok(attempt) => attempt,
-        Err(response) => return response,
-    };
+pub async fn totp_submit(mut web: Web, Form(form): Form<CodeForm>) -> Page {
+    let Step { user, next, nonce } = pending(&web).await?;
+    let attempt = attempt(&web, &user.id).await?;
     let row: Option<(Option<Vec<u8>>, Option<i64>)> =
-        match sqlx::query_as("SELECT totp_secret, totp_last_step FROM users WHERE id = $1")
+        sqlx::query_as("SELECT totp_secret, totp_last_step FROM users WHERE id = $1")
             .bind(&user.id)
             .fetch_optional(web.state.db.pool())
             .await
-        {
-            Ok(row) => row,
-            Err(e) => return internal(&web, e),
-        };
+            .or_page(&web)?;
     let Some((Some(sealed), last_step)) = row else {
         attempt.succeeded(&web).await;
         return step(
@@ -313,12 +304,9 @@ pub async fn totp_submit(mut web: Web, Form(form): Form<CodeForm>) -> Response {
         )
         .await;
     };
-    let Some(secret) = totp::open(&web.state.keys, &sealed) else {
-        return internal(
-            &web,
-            "a TOTP secret does not decrypt: was the server key changed?",
-        );
-    };
+    let secret = totp::open(&web.state.keys, &sealed)
+        .ok_or("a TOTP secret does not decrypt: was the server key changed?")
+        .or_page(&web)?;
     let message = match totp::check(&secret, &form.code, web.now_secs(), last_step) {
         totp::Check::Valid(accepted) => {
             // Only if no newer step was accepted meanwhile: a code works once, even in a race.
@@ -328,18 +316,14 @@ pub async fn totp_submit(mut web: Web, Form(form): Form<CodeForm>) -> Response {
             .bind(accepted)
             .bind(&user.id)
             .execute(web.state.db.pool())
-            .await;
-            match updated {
-                Ok(done) if done.rows_affected() == 1 => {
-                    attempt.succeeded(&web).await;
-                    return match finish(&mut web, &user, "totp", None, &next, Some(&nonce)).await {
-                        Ok(to) => web.redirect(&to),
-                        Err(response) => response,
-                    };
-                }
-                Ok(_) => "Invalid TOTP code.",
-                Err(e) => return internal(&web, e),
+            .await
+            .or_page(&web)?;
+            if updated.rows_affected() == 1 {
+                attempt.succeeded(&web).await;
+                let to = finish(&mut web, &user, "totp", None, &next, Some(&nonce)).await?;
+                return Ok(web.redirect(&to));
             }
+            "Invalid TOTP code."
         }
         totp::Check::Malformed => "TOTP code must be 6 digits.",
         totp::Check::Replayed | totp::Check::Invalid => "Invalid TOTP code.",
@@ -361,6 +345,11 @@ fn webauthn_unavailable() -> Response {
         StatusCode::SERVICE_UNAVAILABLE,
         "Security keys and passkeys need this index to be served under a domain name (its base URL), such as http://localhost:8000/.",
     )
+}
+
+/// The relying party, or the answer that there is none.
+fn relying_party(web: &Web) -> Result<Arc<Webauthn>, Response> {
+    web.state.webauthn.clone().ok_or_else(webauthn_unavailable)
 }
 
 /// A JSON answer for the WebAuthn script.
@@ -392,38 +381,37 @@ fn options_json(ceremony: &str, options: impl Serialize) -> Response {
     Json(json!({"ceremony": ceremony, "options": value})).into_response()
 }
 
-pub async fn webauthn_options(web: Web) -> Response {
-    let Some(rp) = web.state.webauthn.clone() else {
-        return webauthn_unavailable();
-    };
-    let Step { user, .. } = match pending(&web).await {
-        Ok(pending) => pending,
-        Err(_) => {
-            return json_error(
-                StatusCode::UNAUTHORIZED,
-                "The two-factor step has ended. Sign in again.",
-            );
-        }
-    };
-    let stored = match wa::credentials_of(&web.state.db, &user.id).await {
-        Ok(stored) => stored,
-        Err(e) => return internal(&web, e),
-    };
+/// The half signed-in user, or the JSON answer that the step is over.
+async fn pending_json(web: &Web) -> Result<Step, Response> {
+    pending(web).await.map_err(|_| {
+        json_error(
+            StatusCode::UNAUTHORIZED,
+            "The two-factor step has ended. Sign in again.",
+        )
+    })
+}
+
+pub async fn webauthn_options(web: Web) -> Page {
+    let rp = relying_party(&web)?;
+    let Step { user, .. } = pending_json(&web).await?;
+    let stored = wa::credentials_of(&web.state.db, &user.id)
+        .await
+        .or_page(&web)?;
     if stored.is_empty() {
-        return json_error(StatusCode::BAD_REQUEST, "This account has no security key.");
+        return Ok(json_error(
+            StatusCode::BAD_REQUEST,
+            "This account has no security key.",
+        ));
     }
     let keys: Vec<SecurityKey> = stored
         .into_iter()
         .map(|s| SecurityKey::from(s.credential))
         .collect();
-    let (options, state) = match rp.start_securitykey_authentication(&keys) {
-        Ok(started) => started,
-        Err(e) => return internal(&web, e),
-    };
-    match wa::save_ceremony(&web.state.db, Some(&user.id), "2fa", &state, web.now()).await {
-        Ok(id) => options_json(&id, options),
-        Err(e) => internal(&web, e),
-    }
+    let (options, state) = rp.start_securitykey_authentication(&keys).or_page(&web)?;
+    let id = wa::save_ceremony(&web.state.db, Some(&user.id), "2fa", &state, web.now())
+        .await
+        .or_page(&web)?;
+    Ok(options_json(&id, options))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -435,25 +423,12 @@ pub struct CeremonyForm {
     kind: String,
 }
 
-pub async fn webauthn_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Response {
-    let Some(rp) = web.state.webauthn.clone() else {
-        return webauthn_unavailable();
-    };
-    let Step { user, next, nonce } = match pending(&web).await {
-        Ok(pending) => pending,
-        Err(_) => {
-            return json_error(
-                StatusCode::UNAUTHORIZED,
-                "The two-factor step has ended. Sign in again.",
-            );
-        }
-    };
-    let attempt = match attempt(&web, &user.id).await {
-        Ok(attempt) => attempt,
-        Err(response) => return response,
-    };
+pub async fn webauthn_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Page {
+    let rp = relying_party(&web)?;
+    let Step { user, next, nonce } = pending_json(&web).await?;
+    let attempt = attempt(&web, &user.id).await?;
     let refused = "Your security key was not accepted. Try again, or use another method.";
-    let state: Option<SecurityKeyAuthentication> = match wa::take_ceremony(
+    let state: Option<SecurityKeyAuthentication> = wa::take_ceremony(
         &web.state.db,
         &form.ceremony,
         Some(&user.id),
@@ -461,36 +436,33 @@ pub async fn webauthn_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Re
         web.now(),
     )
     .await
-    {
-        Ok(state) => state,
-        Err(e) => return internal(&web, e),
-    };
+    .or_page(&web)?;
     let answer: Option<PublicKeyCredential> = serde_json::from_str(&form.credential).ok();
     let (Some(state), Some(answer)) = (state, answer) else {
         failed(&web, attempt, &user.id, "invalid_webauthn").await;
-        return json_error(StatusCode::BAD_REQUEST, refused);
+        return Ok(json_error(StatusCode::BAD_REQUEST, refused));
     };
-    let stored = match wa::find(&web.state.db, answer.get_credential_id()).await {
-        Ok(Some(stored)) if stored.user_id == user.id => stored,
-        Ok(_) => {
+    let stored = match wa::find(&web.state.db, answer.get_credential_id())
+        .await
+        .or_page(&web)?
+    {
+        Some(stored) if stored.user_id == user.id => stored,
+        _ => {
             failed(&web, attempt, &user.id, "invalid_webauthn").await;
-            return json_error(StatusCode::BAD_REQUEST, refused);
+            return Ok(json_error(StatusCode::BAD_REQUEST, refused));
         }
-        Err(e) => return internal(&web, e),
     };
     let result = match rp.finish_securitykey_authentication(&answer, &state) {
         Ok(result) => result,
         Err(e) => {
             tracing::info!(error = %e, "a WebAuthn assertion was refused");
             failed(&web, attempt, &user.id, "invalid_webauthn").await;
-            return json_error(StatusCode::BAD_REQUEST, refused);
+            return Ok(json_error(StatusCode::BAD_REQUEST, refused));
         }
     };
-    if let Err(response) = keep_counter(&web, stored.clone(), &result).await {
-        return response;
-    }
+    keep_counter(&web, stored.clone(), &result).await?;
     attempt.succeeded(&web).await;
-    match finish(
+    let to = finish(
         &mut web,
         &user,
         "webauthn",
@@ -498,11 +470,8 @@ pub async fn webauthn_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Re
         &next,
         Some(&nonce),
     )
-    .await
-    {
-        Ok(to) => json_location(&web, &to),
-        Err(response) => response,
-    }
+    .await?;
+    Ok(json_location(&web, &to))
 }
 
 /// Stores the credential's new sign counter.
@@ -516,28 +485,20 @@ async fn keep_counter(
     stored.credential = Credential::from(key);
     wa::touch(&web.state.db, &stored, web.now())
         .await
-        .map_err(|e| internal(web, e))
+        .or_page(web)
 }
 
-pub async fn recovery_page(web: Web) -> Response {
-    if let Err(response) = pending(&web).await {
-        return response;
-    }
-    web.render(
+pub async fn recovery_page(web: Web) -> Page {
+    pending(&web).await?;
+    Ok(web.render(
         "recovery_code_login.html",
         context! { errors => FormErrors::default() },
-    )
+    ))
 }
 
-pub async fn recovery_submit(mut web: Web, Form(form): Form<CodeForm>) -> Response {
-    let Step { user, next, nonce } = match pending(&web).await {
-        Ok(pending) => pending,
-        Err(response) => return response,
-    };
-    let attempt = match attempt(&web, &user.id).await {
-        Ok(attempt) => attempt,
-        Err(response) => return response,
-    };
+pub async fn recovery_submit(mut web: Web, Form(form): Form<CodeForm>) -> Page {
+    let Step { user, next, nonce } = pending(&web).await?;
+    let attempt = attempt(&web, &user.id).await?;
     match recovery::burn(&web.state.db, &user.id, &form.code, web.now()).await {
         Ok(()) => {
             attempt.succeeded(&web).await;
@@ -549,12 +510,10 @@ pub async fn recovery_submit(mut web: Web, Form(form): Form<CodeForm>) -> Respon
             )
             .await;
             notify(&web, &user, "recovery-code-used", context! {}).await;
-            match finish(&mut web, &user, "recovery-code", None, &next, Some(&nonce)).await {
-                Ok(to) => web.redirect(&to),
-                Err(response) => response,
-            }
+            let to = finish(&mut web, &user, "recovery-code", None, &next, Some(&nonce)).await?;
+            Ok(web.redirect(&to))
         }
-        Err(recovery::RecoveryError::Database(e)) => internal(&web, e),
+        Err(recovery::RecoveryError::Database(e)) => Err(e).or_page(&web),
         Err(e) => {
             let reason = if e == recovery::RecoveryError::Burned {
                 "burned_recovery_code"
@@ -562,11 +521,11 @@ pub async fn recovery_submit(mut web: Web, Form(form): Form<CodeForm>) -> Respon
                 "invalid_recovery_code"
             };
             failed(&web, attempt, &user.id, reason).await;
-            web.render_status(
+            Ok(web.render_status(
                 StatusCode::UNAUTHORIZED,
                 "recovery_code_login.html",
                 context! { errors => FormErrors::one("code", e.to_string()) },
-            )
+            ))
         }
     }
 }
@@ -594,63 +553,51 @@ async fn passkey_limited(web: &Web, limited: ratelimit::Limited) -> Response {
     .await
 }
 
-pub async fn passkey_options(web: Web) -> Response {
-    let Some(rp) = web.state.webauthn.clone() else {
-        return webauthn_unavailable();
-    };
-    match PASSKEY_BEGIN_IP
+pub async fn passkey_options(web: Web) -> Page {
+    let rp = relying_party(&web)?;
+    // Kept (not released): every ceremony begun counts.
+    if let Err(limited) = PASSKEY_BEGIN_IP
         .reserve(&web.state.db, &ip(&web), web.now_secs())
         .await
+        .or_page(&web)?
     {
-        // Kept: every ceremony begun counts.
-        Ok(Ok(_begun)) => {}
-        Ok(Err(limited)) => return passkey_limited(&web, limited).await,
-        Err(e) => return internal(&web, e),
+        return Ok(passkey_limited(&web, limited).await);
     }
-    let (options, state) = match rp.start_discoverable_authentication() {
-        Ok(started) => started,
-        Err(e) => return internal(&web, e),
-    };
-    match wa::save_ceremony(&web.state.db, None, "passkey", &state, web.now()).await {
-        Ok(id) => options_json(&id, options),
-        Err(e) => internal(&web, e),
-    }
+    let (options, state) = rp.start_discoverable_authentication().or_page(&web)?;
+    let id = wa::save_ceremony(&web.state.db, None, "passkey", &state, web.now())
+        .await
+        .or_page(&web)?;
+    Ok(options_json(&id, options))
 }
 
-pub async fn passkey_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Response {
-    let Some(rp) = web.state.webauthn.clone() else {
-        return webauthn_unavailable();
-    };
+pub async fn passkey_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Page {
+    let rp = relying_party(&web)?;
     // A slot in the IP's sign-in failures before the assertion is checked; a passkey that
     // signs in gives it back.
     let slot = match ratelimit::LOGIN_IP
         .reserve(&web.state.db, &ip(&web), web.now_secs())
         .await
+        .or_page(&web)?
     {
-        Ok(Ok(slot)) => slot,
-        Ok(Err(limited)) => return passkey_limited(&web, limited).await,
-        Err(e) => return internal(&web, e),
+        Ok(slot) => slot,
+        Err(limited) => return Ok(passkey_limited(&web, limited).await),
     };
     let state: Option<DiscoverableAuthentication> =
-        match wa::take_ceremony(&web.state.db, &form.ceremony, None, "passkey", web.now()).await {
-            Ok(state) => state,
-            Err(e) => return internal(&web, e),
-        };
+        wa::take_ceremony(&web.state.db, &form.ceremony, None, "passkey", web.now())
+            .await
+            .or_page(&web)?;
     let answer: Option<PublicKeyCredential> = serde_json::from_str(&form.credential).ok();
     let (Some(state), Some(answer)) = (state, answer) else {
-        return refuse_passkey();
+        return Ok(refuse_passkey());
     };
     let Ok((user_uuid, credential_id)) = rp.identify_discoverable_authentication(&answer) else {
-        return refuse_passkey();
+        return Ok(refuse_passkey());
     };
-    let stored = match wa::find(&web.state.db, credential_id).await {
-        Ok(Some(stored))
-            if stored.kind == Kind::Passkey && stored.user_id == user_uuid.to_string() =>
-        {
+    let stored = match wa::find(&web.state.db, credential_id).await.or_page(&web)? {
+        Some(stored) if stored.kind == Kind::Passkey && stored.user_id == user_uuid.to_string() => {
             stored
         }
-        Ok(_) => return refuse_passkey(),
-        Err(e) => return internal(&web, e),
+        _ => return Ok(refuse_passkey()),
     };
     let result = match rp.finish_discoverable_authentication_v2(&answer, state, &stored.credential)
     {
@@ -664,24 +611,22 @@ pub async fn passkey_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Res
                 json!({"reason": "invalid_webauthn"}),
             )
             .await;
-            return refuse_passkey();
+            return Ok(refuse_passkey());
         }
     };
-    let user = match accounts::find_by_id(&web.state.db, &stored.user_id).await {
-        Ok(Some(user)) if user.is_active => user,
-        Ok(_) => return refuse_passkey(),
-        Err(e) => return internal(&web, e),
+    let user = match accounts::find_by_id(&web.state.db, &stored.user_id)
+        .await
+        .or_page(&web)?
+    {
+        Some(user) if user.is_active => user,
+        _ => return Ok(refuse_passkey()),
     };
-    if let Err(response) = keep_counter(&web, stored.clone(), &result).await {
-        return response;
-    }
+    keep_counter(&web, stored.clone(), &result).await?;
     if let Err(e) = slot.release(&web.state.db).await {
         tracing::error!(error = %e, "cannot release a rate-limit reservation");
     }
-    match finish(&mut web, &user, "passkey", Some(&stored.label), "", None).await {
-        Ok(to) => json_location(&web, &to),
-        Err(response) => response,
-    }
+    let to = finish(&mut web, &user, "passkey", Some(&stored.label), "", None).await?;
+    Ok(json_location(&web, &to))
 }
 
 /// A refused passkey: its slot in the IP's sign-in failures stays counted.
@@ -699,48 +644,57 @@ fn recent(web: &Web) -> Result<User, Response> {
     web.require_recent_auth(MANAGE).map(|s| s.user.clone())
 }
 
-pub async fn manage_page(web: Web) -> Response {
-    let user = match recent(&web) {
-        Ok(user) => user,
-        Err(response) => return response,
-    };
-    let methods = match super::methods(&web.state.db, &user.id).await {
-        Ok(methods) => methods,
-        Err(e) => return internal(&web, e),
-    };
-    let credentials: Vec<wa::Listed> = match wa::credentials_of(&web.state.db, &user.id).await {
-        Ok(list) => list.iter().map(wa::Stored::listed).collect(),
-        Err(e) => return internal(&web, e),
-    };
+/// The same for the WebAuthn script, which gets JSON.
+fn recent_json(web: &Web) -> Result<User, Response> {
+    match web.session.as_ref() {
+        Some(s) if s.recently_authenticated(web.now(), web.state.settings.reauth_secs) => {
+            Ok(s.user.clone())
+        }
+        _ => Err(json_error(
+            StatusCode::UNAUTHORIZED,
+            "Confirm your password again: reload the page.",
+        )),
+    }
+}
+
+pub async fn manage_page(web: Web) -> Page {
+    let user = recent(&web)?;
+    let methods = super::methods(&web.state.db, &user.id)
+        .await
+        .or_page(&web)?;
+    let credentials: Vec<wa::Listed> = wa::credentials_of(&web.state.db, &user.id)
+        .await
+        .or_page(&web)?
+        .iter()
+        .map(wa::Stored::listed)
+        .collect();
     let required = super::required_for(&web.state.db, &web.state.settings, &user.id)
         .await
         .unwrap_or(true);
-    web.render(
+    Ok(web.render(
         "manage_two_factor.html",
         context! { methods => methods, credentials => credentials, required => required, errors => FormErrors::default() },
-    )
+    ))
 }
 
 /// TOTP and keys wait until the user has proved they saved their recovery codes.
-async fn needs_recovery_codes(web: &Web, user: &User) -> Option<Response> {
-    match super::methods(&web.state.db, &user.id).await {
-        Ok(m) if m.recovery_codes_confirmed => None,
-        Ok(_) => Some(web.redirect_with(
-            "/manage/account/recovery-codes/",
-            Flash::error("First generate your recovery codes, save them, and use one of them here to show you saved them. Then you can add an authentication application or a security key."),
-        )),
-        Err(e) => Some(internal(web, e)),
+async fn needs_recovery_codes(web: &Web, user: &User) -> Result<(), Response> {
+    if super::methods(&web.state.db, &user.id)
+        .await
+        .or_page(web)?
+        .recovery_codes_confirmed
+    {
+        return Ok(());
     }
+    Err(web.redirect_with(
+        "/manage/account/recovery-codes/",
+        Flash::error("First generate your recovery codes, save them, and use one of them here to show you saved them. Then you can add an authentication application or a security key."),
+    ))
 }
 
-pub async fn totp_provision_page(mut web: Web) -> Response {
-    let user = match recent(&web) {
-        Ok(user) => user,
-        Err(response) => return response,
-    };
-    if let Some(response) = needs_recovery_codes(&web, &user).await {
-        return response;
-    }
+pub async fn totp_provision_page(mut web: Web) -> Page {
+    let user = recent(&web)?;
+    needs_recovery_codes(&web, &user).await?;
     // A new secret each time the page is shown, as warehouse does. A GET changes nothing on
     // the server: the secret waits, encrypted, in a signed cookie that lasts 10 minutes,
     // until the POST with a code from it stores it.
@@ -756,7 +710,13 @@ pub async fn totp_provision_page(mut web: Web) -> Response {
     );
     let cookie = web.cookie(SETUP_COOKIE, token);
     web.set_cookie(cookie);
-    totp_page(&web, &user, &secret, StatusCode::OK, FormErrors::default())
+    Ok(totp_page(
+        &web,
+        &user,
+        &secret,
+        StatusCode::OK,
+        FormErrors::default(),
+    ))
 }
 
 const SETUP_COOKIE: &str = "wharf_totp_setup";
@@ -816,16 +776,13 @@ fn totp_page(
     )
 }
 
-pub async fn totp_provision(mut web: Web, Form(form): Form<CodeForm>) -> Response {
-    let user = match recent(&web) {
-        Ok(user) => user,
-        Err(response) => return response,
-    };
+pub async fn totp_provision(mut web: Web, Form(form): Form<CodeForm>) -> Page {
+    let user = recent(&web)?;
     let Some(secret) = setup_secret(&web, &user) else {
-        return web.redirect_with(
+        return Ok(web.redirect_with(
             "/manage/account/totp-provision",
             Flash::error("Scan the new code and enter the code it gives."),
-        );
+        ));
     };
     let message = match totp::check(&secret, &form.code, web.now_secs(), None) {
         totp::Check::Valid(step) => {
@@ -848,9 +805,7 @@ pub async fn totp_provision(mut web: Web, Form(form): Form<CodeForm>) -> Respons
                 .await?;
                 tx.commit().await
             };
-            if let Err(e) = run.await {
-                return internal(&web, e);
-            }
+            run.await.or_page(&web)?;
             web.remove_cookie(SETUP_COOKIE);
             notify(
                 &web,
@@ -859,33 +814,31 @@ pub async fn totp_provision(mut web: Web, Form(form): Form<CodeForm>) -> Respons
                 context! { method => "an authentication application (TOTP)" },
             )
             .await;
-            return web.redirect_with(
+            return Ok(web.redirect_with(
                 MANAGE,
                 Flash::success(
                     "Your authentication application is set up: sign-ins now ask for its code.",
                 ),
-            );
+            ));
         }
         totp::Check::Malformed => "TOTP code must be 6 digits.",
         totp::Check::Replayed | totp::Check::Invalid => "Invalid TOTP code.",
     };
-    totp_page(
+    Ok(totp_page(
         &web,
         &user,
         &secret,
         StatusCode::BAD_REQUEST,
         FormErrors::one("code", message),
-    )
+    ))
 }
 
 /// Refuses to remove the last method of a user who must keep one.
 async fn may_remove_one(web: &Web, user: &User) -> Result<(), Response> {
-    let methods = super::methods(&web.state.db, &user.id)
-        .await
-        .map_err(|e| internal(web, e))?;
+    let methods = super::methods(&web.state.db, &user.id).await.or_page(web)?;
     let required = super::required_for(&web.state.db, &web.state.settings, &user.id)
         .await
-        .map_err(|e| internal(web, e))?;
+        .or_page(web)?;
     if required && methods.count() <= 1 {
         return Err(web.redirect_with(
             MANAGE,
@@ -901,11 +854,8 @@ pub struct RemoveTotpForm {
     confirm_password: String,
 }
 
-pub async fn totp_remove(web: Web, Form(form): Form<RemoveTotpForm>) -> Response {
-    let user = match recent(&web) {
-        Ok(user) => user,
-        Err(response) => return response,
-    };
+pub async fn totp_remove(web: Web, Form(form): Form<RemoveTotpForm>) -> Page {
+    let user = recent(&web)?;
     let valid = match accounts::confirm_password(
         &web.state.db,
         &user.id,
@@ -914,10 +864,11 @@ pub async fn totp_remove(web: Web, Form(form): Form<RemoveTotpForm>) -> Response
         web.now_secs(),
     )
     .await
+    .or_page(&web)?
     {
-        Ok(Ok(valid)) => valid,
-        Ok(Err(limited)) => {
-            return too_many(
+        Ok(valid) => valid,
+        Err(limited) => {
+            return Ok(too_many(
                 &web,
                 limited,
                 format!(
@@ -925,21 +876,18 @@ pub async fn totp_remove(web: Web, Form(form): Form<RemoveTotpForm>) -> Response
                     ratelimit::humanize(limited.retry_after_secs)
                 ),
             )
-            .await;
+            .await);
         }
-        Err(e) => return internal(&web, e),
     };
     if !valid {
-        return web.redirect_with(
+        return Ok(web.redirect_with(
             MANAGE,
             Flash::error(
                 "The password is incorrect: the authentication application was not removed.",
             ),
-        );
+        ));
     }
-    if let Err(response) = may_remove_one(&web, &user).await {
-        return response;
-    }
+    may_remove_one(&web, &user).await?;
     let run = async {
         let mut tx = web.state.db.begin().await?;
         let done = sqlx::query("UPDATE users SET totp_secret = NULL, totp_last_step = NULL WHERE id = $1 AND totp_secret IS NOT NULL")
@@ -960,37 +908,31 @@ pub async fn totp_remove(web: Web, Form(form): Form<RemoveTotpForm>) -> Response
         tx.commit().await?;
         Ok::<_, sqlx::Error>(done.rows_affected() == 1)
     };
-    match run.await {
-        Ok(true) => {
-            notify(
-                &web,
-                &user,
-                "two-factor-removed",
-                context! { method => "an authentication application (TOTP)" },
-            )
-            .await;
-            web.redirect_with(
-                MANAGE,
-                Flash::success("The authentication application was removed."),
-            )
-        }
-        Ok(false) => web.redirect(MANAGE),
-        Err(e) => internal(&web, e),
+    if !run.await.or_page(&web)? {
+        return Ok(web.redirect(MANAGE));
     }
+    notify(
+        &web,
+        &user,
+        "two-factor-removed",
+        context! { method => "an authentication application (TOTP)" },
+    )
+    .await;
+    Ok(web.redirect_with(
+        MANAGE,
+        Flash::success("The authentication application was removed."),
+    ))
 }
 
-pub async fn recovery_codes_page(web: Web) -> Response {
-    let user = match recent(&web) {
-        Ok(user) => user,
-        Err(response) => return response,
-    };
-    match super::methods(&web.state.db, &user.id).await {
-        Ok(methods) => web.render(
-            "recovery_codes.html",
-            context! { methods => methods, errors => FormErrors::default() },
-        ),
-        Err(e) => internal(&web, e),
-    }
+pub async fn recovery_codes_page(web: Web) -> Page {
+    let user = recent(&web)?;
+    let methods = super::methods(&web.state.db, &user.id)
+        .await
+        .or_page(&web)?;
+    Ok(web.render(
+        "recovery_codes.html",
+        context! { methods => methods, errors => FormErrors::default() },
+    ))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -999,50 +941,36 @@ pub struct GenerateForm {
     regenerate: String,
 }
 
-pub async fn recovery_codes_generate(web: Web, Form(form): Form<GenerateForm>) -> Response {
-    let user = match recent(&web) {
-        Ok(user) => user,
-        Err(response) => return response,
-    };
-    let methods = match super::methods(&web.state.db, &user.id).await {
-        Ok(methods) => methods,
-        Err(e) => return internal(&web, e),
-    };
+pub async fn recovery_codes_generate(web: Web, Form(form): Form<GenerateForm>) -> Page {
+    let user = recent(&web)?;
+    let methods = super::methods(&web.state.db, &user.id)
+        .await
+        .or_page(&web)?;
     let regenerate = methods.recovery_codes > 0;
     if regenerate && form.regenerate != "yes" {
-        return web.redirect_with(
+        return Ok(web.redirect_with(
             "/manage/account/recovery-codes/",
             Flash::error("You have recovery codes already. Generating new ones invalidates your existing codes: use the regenerate button if that is what you want."),
-        );
+        ));
     }
-    let codes =
-        match recovery::generate(&web.state.db, &user.id, regenerate, &web.meta, web.now()).await {
-            Ok(codes) => codes,
-            Err(e) => return internal(&web, e),
-        };
+    let codes = recovery::generate(&web.state.db, &user.id, regenerate, &web.meta, web.now())
+        .await
+        .or_page(&web)?;
     notify(&web, &user, "recovery-codes-generated", context! {}).await;
-    web.render("recovery_codes_show.html", context! { codes => codes })
+    Ok(web.render("recovery_codes_show.html", context! { codes => codes }))
 }
 
-pub async fn recovery_burn_page(web: Web) -> Response {
-    if let Err(response) = recent(&web) {
-        return response;
-    }
-    web.render(
+pub async fn recovery_burn_page(web: Web) -> Page {
+    recent(&web)?;
+    Ok(web.render(
         "recovery_burn.html",
         context! { errors => FormErrors::default() },
-    )
+    ))
 }
 
-pub async fn recovery_burn(web: Web, Form(form): Form<CodeForm>) -> Response {
-    let user = match recent(&web) {
-        Ok(user) => user,
-        Err(response) => return response,
-    };
-    let attempt = match attempt(&web, &user.id).await {
-        Ok(attempt) => attempt,
-        Err(response) => return response,
-    };
+pub async fn recovery_burn(web: Web, Form(form): Form<CodeForm>) -> Page {
+    let user = recent(&web)?;
+    let attempt = attempt(&web, &user.id).await?;
     match recovery::burn(&web.state.db, &user.id, &form.code, web.now()).await {
         Ok(()) => {
             attempt.succeeded(&web).await;
@@ -1053,9 +981,9 @@ pub async fn recovery_burn(web: Web, Form(form): Form<CodeForm>) -> Response {
                 json!({"purpose": "confirm_saved"}),
             )
             .await;
-            web.redirect_with(MANAGE, Flash::success("Recovery code accepted: you have saved your codes. You can now add an authentication application or a security key."))
+            Ok(web.redirect_with(MANAGE, Flash::success("Recovery code accepted: you have saved your codes. You can now add an authentication application or a security key.")))
         }
-        Err(recovery::RecoveryError::Database(e)) => internal(&web, e),
+        Err(recovery::RecoveryError::Database(e)) => Err(e).or_page(&web),
         Err(e) => {
             failed(
                 &web,
@@ -1068,27 +996,22 @@ pub async fn recovery_burn(web: Web, Form(form): Form<CodeForm>) -> Response {
                 },
             )
             .await;
-            web.render_status(
+            Ok(web.render_status(
                 StatusCode::BAD_REQUEST,
                 "recovery_burn.html",
                 context! { errors => FormErrors::one("code", e.to_string()) },
-            )
+            ))
         }
     }
 }
 
-pub async fn webauthn_provision_page(web: Web) -> Response {
-    let user = match recent(&web) {
-        Ok(user) => user,
-        Err(response) => return response,
-    };
-    if let Some(response) = needs_recovery_codes(&web, &user).await {
-        return response;
-    }
-    web.render(
+pub async fn webauthn_provision_page(web: Web) -> Page {
+    let user = recent(&web)?;
+    needs_recovery_codes(&web, &user).await?;
+    Ok(web.render(
         "webauthn_provision.html",
         context! { errors => FormErrors::default() },
-    )
+    ))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1104,45 +1027,34 @@ struct Registration<T> {
     state: T,
 }
 
-pub async fn webauthn_register_options(
-    web: Web,
-    Form(form): Form<RegisterOptionsForm>,
-) -> Response {
-    let Some(rp) = web.state.webauthn.clone() else {
-        return webauthn_unavailable();
-    };
-    let user = match web.session.as_ref() {
-        Some(s) if s.recently_authenticated(web.now(), web.state.settings.reauth_secs) => {
-            s.user.clone()
-        }
-        _ => {
-            return json_error(
-                StatusCode::UNAUTHORIZED,
-                "Confirm your password again: reload the page.",
-            );
-        }
-    };
+pub async fn webauthn_register_options(web: Web, Form(form): Form<RegisterOptionsForm>) -> Page {
+    let rp = relying_party(&web)?;
+    let user = recent_json(&web)?;
     let label = form.label.trim().to_owned();
     if label.is_empty() || label.chars().count() > 64 {
-        return json_error(
+        return Ok(json_error(
             StatusCode::BAD_REQUEST,
             "Give the key a label of 1 to 64 characters.",
-        );
+        ));
     }
-    match super::methods(&web.state.db, &user.id).await {
-        Ok(m) if m.recovery_codes_confirmed => {}
-        Ok(_) => return json_error(StatusCode::BAD_REQUEST, "Save your recovery codes first."),
-        Err(e) => return internal(&web, e),
+    if !super::methods(&web.state.db, &user.id)
+        .await
+        .or_page(&web)?
+        .recovery_codes_confirmed
+    {
+        return Ok(json_error(
+            StatusCode::BAD_REQUEST,
+            "Save your recovery codes first.",
+        ));
     }
-    let existing = match wa::credentials_of(&web.state.db, &user.id).await {
-        Ok(list) => list,
-        Err(e) => return internal(&web, e),
-    };
+    let existing = wa::credentials_of(&web.state.db, &user.id)
+        .await
+        .or_page(&web)?;
     if existing.iter().any(|c| c.label == label) {
-        return json_error(
+        return Ok(json_error(
             StatusCode::BAD_REQUEST,
             &format!("Label '{label}' already in use: choose another one."),
-        );
+        ));
     }
     let exclude = Some(
         existing
@@ -1150,22 +1062,19 @@ pub async fn webauthn_register_options(
             .map(|c| c.credential.cred_id.clone())
             .collect(),
     );
-    let Ok(user_uuid) = Uuid::parse_str(&user.id) else {
-        return internal(&web, "user ids are UUIDs");
-    };
-    let saved = if form.kind == "passkey" {
-        let (mut options, state) =
-            match rp.start_passkey_registration(user_uuid, &user.username, &user.username, exclude)
-            {
-                Ok(started) => started,
-                Err(e) => return internal(&web, e),
-            };
+    let user_uuid = Uuid::parse_str(&user.id)
+        .map_err(|_| "user ids are UUIDs")
+        .or_page(&web)?;
+    let (id, options) = if form.kind == "passkey" {
+        let (mut options, state) = rp
+            .start_passkey_registration(user_uuid, &user.username, &user.username, exclude)
+            .or_page(&web)?;
         // A passkey must be discoverable: it is found without a username.
         if let Some(selection) = options.public_key.authenticator_selection.as_mut() {
             selection.require_resident_key = true;
             selection.resident_key = Some(webauthn_rs_proto::ResidentKeyRequirement::Required);
         }
-        wa::save_ceremony(
+        let id = wa::save_ceremony(
             &web.state.db,
             Some(&user.id),
             "register-passkey",
@@ -1173,25 +1082,25 @@ pub async fn webauthn_register_options(
             web.now(),
         )
         .await
-        .map(|id| (id, serde_json::to_value(options).unwrap_or_default()))
+        .or_page(&web)?;
+        (id, serde_json::to_value(options).unwrap_or_default())
     } else {
-        let (mut options, state) = match rp.start_securitykey_registration(
-            user_uuid,
-            &user.username,
-            &user.username,
-            exclude,
-            None,
-            None,
-        ) {
-            Ok(started) => started,
-            Err(e) => return internal(&web, e),
-        };
+        let (mut options, state) = rp
+            .start_securitykey_registration(
+                user_uuid,
+                &user.username,
+                &user.username,
+                exclude,
+                None,
+                None,
+            )
+            .or_page(&web)?;
         // Chromium refuses "user verification required" protection on a credential that is
         // not discoverable, and a second factor needs no such protection: ask for none.
         if let Some(extensions) = options.public_key.extensions.as_mut() {
             extensions.cred_protect = None;
         }
-        wa::save_ceremony(
+        let id = wa::save_ceremony(
             &web.state.db,
             Some(&user.id),
             "register-security_key",
@@ -1199,32 +1108,18 @@ pub async fn webauthn_register_options(
             web.now(),
         )
         .await
-        .map(|id| (id, serde_json::to_value(options).unwrap_or_default()))
+        .or_page(&web)?;
+        (id, serde_json::to_value(options).unwrap_or_default())
     };
-    match saved {
-        Ok((id, options)) => options_json(&id, options),
-        Err(e) => internal(&web, e),
-    }
+    Ok(options_json(&id, options))
 }
 
-pub async fn webauthn_register(web: Web, Form(form): Form<CeremonyForm>) -> Response {
-    let Some(rp) = web.state.webauthn.clone() else {
-        return webauthn_unavailable();
-    };
-    let user = match web.session.as_ref() {
-        Some(s) if s.recently_authenticated(web.now(), web.state.settings.reauth_secs) => {
-            s.user.clone()
-        }
-        _ => {
-            return json_error(
-                StatusCode::UNAUTHORIZED,
-                "Confirm your password again: reload the page.",
-            );
-        }
-    };
+pub async fn webauthn_register(web: Web, Form(form): Form<CeremonyForm>) -> Page {
+    let rp = relying_party(&web)?;
+    let user = recent_json(&web)?;
     let refused = "The key could not be registered. Try again.";
     let Ok(answer) = serde_json::from_str::<RegisterPublicKeyCredential>(&form.credential) else {
-        return json_error(StatusCode::BAD_REQUEST, refused);
+        return Ok(json_error(StatusCode::BAD_REQUEST, refused));
     };
     let kind = if form.kind == "passkey" {
         Kind::Passkey
@@ -1234,7 +1129,7 @@ pub async fn webauthn_register(web: Web, Form(form): Form<CeremonyForm>) -> Resp
     let purpose = format!("register-{}", kind.as_str());
     let registered = match kind {
         Kind::Passkey => {
-            let taken: Option<Registration<PasskeyRegistration>> = match wa::take_ceremony(
+            let taken: Option<Registration<PasskeyRegistration>> = wa::take_ceremony(
                 &web.state.db,
                 &form.ceremony,
                 Some(&user.id),
@@ -1242,10 +1137,7 @@ pub async fn webauthn_register(web: Web, Form(form): Form<CeremonyForm>) -> Resp
                 web.now(),
             )
             .await
-            {
-                Ok(taken) => taken,
-                Err(e) => return internal(&web, e),
-            };
+            .or_page(&web)?;
             taken.and_then(|r| {
                 rp.finish_passkey_registration(&answer, &r.state)
                     .ok()
@@ -1253,7 +1145,7 @@ pub async fn webauthn_register(web: Web, Form(form): Form<CeremonyForm>) -> Resp
             })
         }
         Kind::SecurityKey => {
-            let taken: Option<Registration<SecurityKeyRegistration>> = match wa::take_ceremony(
+            let taken: Option<Registration<SecurityKeyRegistration>> = wa::take_ceremony(
                 &web.state.db,
                 &form.ceremony,
                 Some(&user.id),
@@ -1261,10 +1153,7 @@ pub async fn webauthn_register(web: Web, Form(form): Form<CeremonyForm>) -> Resp
                 web.now(),
             )
             .await
-            {
-                Ok(taken) => taken,
-                Err(e) => return internal(&web, e),
-            };
+            .or_page(&web)?;
             taken.and_then(|r| {
                 rp.finish_securitykey_registration(&answer, &r.state)
                     .ok()
@@ -1273,7 +1162,7 @@ pub async fn webauthn_register(web: Web, Form(form): Form<CeremonyForm>) -> Resp
         }
     };
     let Some((label, credential)) = registered else {
-        return json_error(StatusCode::BAD_REQUEST, refused);
+        return Ok(json_error(StatusCode::BAD_REQUEST, refused));
     };
     match wa::add(
         &web.state.db,
@@ -1286,37 +1175,34 @@ pub async fn webauthn_register(web: Web, Form(form): Form<CeremonyForm>) -> Resp
     )
     .await
     {
-        Ok(()) => {
-            let method = match kind {
-                Kind::Passkey => format!("a passkey ({label})"),
-                Kind::SecurityKey => format!("a security key ({label})"),
-            };
-            notify(
-                &web,
-                &user,
-                "two-factor-added",
-                context! { method => method },
-            )
-            .await;
-            let message = match kind {
-                Kind::Passkey => {
-                    format!("Passkey \"{label}\" added: you can sign in with it alone.")
-                }
-                Kind::SecurityKey => format!("Security key \"{label}\" added."),
-            };
-            let mut response = json_location(&web, MANAGE);
-            // The page the script goes to shows the message.
-            let redirect = web.redirect_with(MANAGE, Flash::success(message));
-            for value in redirect.headers().get_all(header::SET_COOKIE) {
-                response
-                    .headers_mut()
-                    .append(header::SET_COOKIE, value.clone());
-            }
-            response
-        }
-        Err(wa::StoreError::Database) => internal(&web, "cannot store a credential"),
-        Err(e) => json_error(StatusCode::BAD_REQUEST, &e.to_string()),
+        Ok(()) => {}
+        Err(wa::StoreError::Database) => return Err("cannot store a credential").or_page(&web),
+        Err(e) => return Ok(json_error(StatusCode::BAD_REQUEST, &e.to_string())),
     }
+    let method = match kind {
+        Kind::Passkey => format!("a passkey ({label})"),
+        Kind::SecurityKey => format!("a security key ({label})"),
+    };
+    notify(
+        &web,
+        &user,
+        "two-factor-added",
+        context! { method => method },
+    )
+    .await;
+    let message = match kind {
+        Kind::Passkey => format!("Passkey \"{label}\" added: you can sign in with it alone."),
+        Kind::SecurityKey => format!("Security key \"{label}\" added."),
+    };
+    let mut response = json_location(&web, MANAGE);
+    // The page the script goes to shows the message.
+    let redirect = web.redirect_with(MANAGE, Flash::success(message));
+    for value in redirect.headers().get_all(header::SET_COOKIE) {
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, value.clone());
+    }
+    Ok(response)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1326,42 +1212,38 @@ pub struct RemoveKeyForm {
     confirm_label: String,
 }
 
-pub async fn webauthn_remove(web: Web, Form(form): Form<RemoveKeyForm>) -> Response {
-    let user = match recent(&web) {
-        Ok(user) => user,
-        Err(response) => return response,
-    };
-    let stored = match wa::credentials_of(&web.state.db, &user.id).await {
-        Ok(list) => list.into_iter().find(|c| c.id == form.credential),
-        Err(e) => return internal(&web, e),
-    };
+pub async fn webauthn_remove(web: Web, Form(form): Form<RemoveKeyForm>) -> Page {
+    let user = recent(&web)?;
+    let stored = wa::credentials_of(&web.state.db, &user.id)
+        .await
+        .or_page(&web)?
+        .into_iter()
+        .find(|c| c.id == form.credential);
     let Some(stored) = stored else {
-        return web.redirect_with(MANAGE, Flash::error("That key is not on your account."));
+        return Ok(web.redirect_with(MANAGE, Flash::error("That key is not on your account.")));
     };
     if form.confirm_label.trim() != stored.label {
-        return web.redirect_with(
+        return Ok(web.redirect_with(
             MANAGE,
             Flash::error(format!(
                 "Type the label, {}, to remove the key: it was not removed.",
                 stored.label
             )),
-        );
+        ));
     }
-    if let Err(response) = may_remove_one(&web, &user).await {
-        return response;
-    }
-    match wa::remove(&web.state.db, &user.id, &stored.id, &web.meta, web.now()).await {
-        Ok(Some(label)) => {
-            notify(
-                &web,
-                &user,
-                "two-factor-removed",
-                context! { method => format!("the key \"{label}\"") },
-            )
-            .await;
-            web.redirect_with(MANAGE, Flash::success(format!("Removed \"{label}\".")))
-        }
-        Ok(None) => web.redirect(MANAGE),
-        Err(e) => internal(&web, e),
-    }
+    may_remove_one(&web, &user).await?;
+    let removed = wa::remove(&web.state.db, &user.id, &stored.id, &web.meta, web.now())
+        .await
+        .or_page(&web)?;
+    let Some(label) = removed else {
+        return Ok(web.redirect(MANAGE));
+    };
+    notify(
+        &web,
+        &user,
+        "two-factor-removed",
+        context! { method => format!("the key \"{label}\"") },
+    )
+    .await;
+    Ok(web.redirect_with(MANAGE, Flash::success(format!("Removed \"{label}\"."))))
 }
