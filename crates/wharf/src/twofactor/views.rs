@@ -21,7 +21,7 @@ use super::webauthn::{self as wa, Kind};
 use super::{recovery, totp};
 use crate::accounts::views::{start_session, too_many};
 use crate::accounts::{self, User};
-use crate::events::{self, EventTag, Source};
+use crate::events::{EventTag, Source};
 use crate::ratelimit::{self, Limit, Reservation};
 use crate::signing::SignatureError;
 use crate::web::{Flash, FormErrors, OrPage, Page, Web};
@@ -288,13 +288,10 @@ pub struct CodeForm {
 pub async fn totp_submit(mut web: Web, Form(form): Form<CodeForm>) -> Page {
     let Step { user, next, nonce } = pending(&web).await?;
     let attempt = attempt(&web, &user.id).await?;
-    let row: Option<(Option<Vec<u8>>, Option<i64>)> =
-        sqlx::query_as("SELECT totp_secret, totp_last_step FROM users WHERE id = $1")
-            .bind(&user.id)
-            .fetch_optional(web.state.db.pool())
-            .await
-            .or_page(&web)?;
-    let Some((Some(sealed), last_step)) = row else {
+    let enrolled = totp::enrolled(&web.state.db, &user.id)
+        .await
+        .or_page(&web)?;
+    let Some(totp::Enrolled { sealed, last_step }) = enrolled else {
         attempt.succeeded(&web).await;
         return step(
             &web,
@@ -309,16 +306,10 @@ pub async fn totp_submit(mut web: Web, Form(form): Form<CodeForm>) -> Page {
         .or_page(&web)?;
     let message = match totp::check(&secret, &form.code, web.now_secs(), last_step) {
         totp::Check::Valid(accepted) => {
-            // Only if no newer step was accepted meanwhile: a code works once, even in a race.
-            let updated = sqlx::query(
-                "UPDATE users SET totp_last_step = $1 WHERE id = $2 AND (totp_last_step IS NULL OR totp_last_step < $1)",
-            )
-            .bind(accepted)
-            .bind(&user.id)
-            .execute(web.state.db.pool())
-            .await
-            .or_page(&web)?;
-            if updated.rows_affected() == 1 {
+            if totp::accept_step(&web.state.db, &user.id, accepted)
+                .await
+                .or_page(&web)?
+            {
                 attempt.succeeded(&web).await;
                 let to = finish(&mut web, &user, "totp", None, &next, Some(&nonce)).await?;
                 return Ok(web.redirect(&to));
@@ -786,26 +777,16 @@ pub async fn totp_provision(mut web: Web, Form(form): Form<CodeForm>) -> Page {
     };
     let message = match totp::check(&secret, &form.code, web.now_secs(), None) {
         totp::Check::Valid(step) => {
-            let run = async {
-                let mut tx = web.state.db.begin().await?;
-                sqlx::query("UPDATE users SET totp_secret = $1, totp_pending_secret = NULL, totp_last_step = $2 WHERE id = $3")
-                    .bind(totp::seal(&web.state.keys, &secret))
-                    .bind(step)
-                    .bind(&user.id)
-                    .execute(&mut *tx)
-                    .await?;
-                events::record(
-                    &mut tx,
-                    Source::User(&user.id),
-                    EventTag::AccountTwoFactorMethodAdded,
-                    &web.meta,
-                    web.now(),
-                    json!({"method": "totp"}),
-                )
-                .await?;
-                tx.commit().await
-            };
-            run.await.or_page(&web)?;
+            totp::enable(
+                &web.state.db,
+                &user.id,
+                &totp::seal(&web.state.keys, &secret),
+                step,
+                &web.meta,
+                web.now(),
+            )
+            .await
+            .or_page(&web)?;
             web.remove_cookie(SETUP_COOKIE);
             notify(
                 &web,
@@ -888,27 +869,10 @@ pub async fn totp_remove(web: Web, Form(form): Form<RemoveTotpForm>) -> Page {
         ));
     }
     may_remove_one(&web, &user).await?;
-    let run = async {
-        let mut tx = web.state.db.begin().await?;
-        let done = sqlx::query("UPDATE users SET totp_secret = NULL, totp_last_step = NULL WHERE id = $1 AND totp_secret IS NOT NULL")
-            .bind(&user.id)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 1 {
-            events::record(
-                &mut tx,
-                Source::User(&user.id),
-                EventTag::AccountTwoFactorMethodRemoved,
-                &web.meta,
-                web.now(),
-                json!({"method": "totp"}),
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok::<_, sqlx::Error>(done.rows_affected() == 1)
-    };
-    if !run.await.or_page(&web)? {
+    let removed = totp::remove(&web.state.db, &user.id, &web.meta, web.now())
+        .await
+        .or_page(&web)?;
+    if !removed {
         return Ok(web.redirect(MANAGE));
     }
     notify(
