@@ -5,8 +5,11 @@
 
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
+use serde_json::json;
 use totp_rs::{Algorithm, Builder, Secret, Totp};
 
+use crate::db::Db;
+use crate::events::{self, EventTag, RequestMeta, Source};
 use crate::signing::ServerKey;
 
 pub const SECRET_BYTES: usize = 20;
@@ -123,6 +126,105 @@ pub fn open(keys: &ServerKey, sealed: &[u8]) -> Option<Vec<u8>> {
     let (nonce, ciphertext) = sealed.split_at(12);
     let nonce: [u8; 12] = nonce.try_into().ok()?;
     cipher.decrypt(&Nonce::from(nonce), ciphertext).ok()
+}
+
+// ---- the store: a user's secret lives in `users` ------------------------------------------
+
+/// A user's authentication application as stored: the sealed secret and the last time step
+/// accepted from it.
+pub struct Enrolled {
+    pub sealed: Vec<u8>,
+    pub last_step: Option<i64>,
+}
+
+/// The user's authentication application, if they have one.
+pub async fn enrolled(db: &Db, user_id: &str) -> Result<Option<Enrolled>, sqlx::Error> {
+    let row: Option<(Option<Vec<u8>>, Option<i64>)> =
+        sqlx::query_as("SELECT totp_secret, totp_last_step FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(db.pool())
+            .await?;
+    Ok(row.and_then(|(sealed, last_step)| {
+        Some(Enrolled {
+            sealed: sealed?,
+            last_step,
+        })
+    }))
+}
+
+/// Remembers `step` as the last one accepted, only if no newer step was accepted meanwhile:
+/// a code works once, even in a race. False when another request won.
+pub async fn accept_step(db: &Db, user_id: &str, step: i64) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query(
+        "UPDATE users SET totp_last_step = $1 WHERE id = $2 AND (totp_last_step IS NULL OR totp_last_step < $1)",
+    )
+    .bind(step)
+    .bind(user_id)
+    .execute(db.pool())
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+/// Stores a confirmed secret (sealed), with `step` (the one its first code came from) as used,
+/// and records `account:two_factor:method_added`.
+pub async fn enable(
+    db: &Db,
+    user_id: &str,
+    sealed: &[u8],
+    step: i64,
+    meta: &RequestMeta,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "UPDATE users SET totp_secret = $1, totp_pending_secret = NULL, totp_last_step = $2 WHERE id = $3",
+    )
+    .bind(sealed)
+    .bind(step)
+    .bind(user_id)
+    .execute(&mut *tx)
+    .await?;
+    events::record(
+        &mut tx,
+        Source::User(user_id),
+        EventTag::AccountTwoFactorMethodAdded,
+        meta,
+        now,
+        json!({"method": "totp"}),
+    )
+    .await?;
+    tx.commit().await
+}
+
+/// Forgets the user's secret and records `account:two_factor:method_removed`. False (and
+/// nothing recorded) when there was none.
+pub async fn remove(
+    db: &Db,
+    user_id: &str,
+    meta: &RequestMeta,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let done = sqlx::query(
+        "UPDATE users SET totp_secret = NULL, totp_last_step = NULL WHERE id = $1 AND totp_secret IS NOT NULL",
+    )
+    .bind(user_id)
+    .execute(&mut *tx)
+    .await?;
+    let removed = done.rows_affected() == 1;
+    if removed {
+        events::record(
+            &mut tx,
+            Source::User(user_id),
+            EventTag::AccountTwoFactorMethodRemoved,
+            meta,
+            now,
+            json!({"method": "totp"}),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(removed)
 }
 
 #[cfg(test)]

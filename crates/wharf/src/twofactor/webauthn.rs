@@ -46,7 +46,8 @@ impl Kind {
         }
     }
 
-    fn parse(s: &str) -> Kind {
+    /// `passkey`, or else a security key (as a form or a stored row names it).
+    pub fn parse(s: &str) -> Kind {
         if s == "passkey" {
             Kind::Passkey
         } else {
