@@ -7,9 +7,7 @@ mod signin;
 pub mod views;
 
 pub use password::{argon2_peak, argon2_permits, argon2_runs, hash_password, verify_password};
-pub use signin::{
-    Attempt, PasswordCheck, Recheck, check_password, confirm_password, recheck_password,
-};
+pub use signin::{Attempt, PasswordCheck, Recheck, check_password, recheck_password};
 
 use crate::db::{Db, Tx};
 use crate::events::{self, EventTag, RequestMeta, Source};
@@ -596,7 +594,7 @@ pub async fn delete_user(
     tx.commit().await
 }
 
-crate::web::template_value!(EmailAddress);
+crate::site::template_value!(EmailAddress);
 
 #[cfg(test)]
 mod tests {

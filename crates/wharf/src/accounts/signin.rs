@@ -223,9 +223,9 @@ async fn sign_in(
 
 /// Checks the signed-in user's password again under the account's failure limit; a failure
 /// also counts against `ip`. `Err` when the account's failures are used up (nothing was
-/// checked). Records nothing: forms use [`recheck_password`], which records the failures;
-/// this stays for the callers that record their own.
-pub async fn confirm_password(
+/// checked). Records nothing: [`recheck_password`], which every form uses, records the
+/// failures.
+async fn confirm_password(
     db: &Db,
     user_id: &str,
     password: &str,

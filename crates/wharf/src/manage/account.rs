@@ -67,7 +67,7 @@ pub async fn add_email(web: Web, Form(form): Form<AddEmailForm>) -> Page {
     if email.chars().count() > 254 || !accounts::is_valid_email(email) {
         return refuse("Enter a valid e-mail address, such as name@example.org.".to_owned()).await;
     }
-    let ip = crate::app::rate_key(&web.meta);
+    let ip = crate::request::rate_key(&web.meta);
     let slot = match ratelimit::EMAIL_ADD
         .reserve(&web.state.db, &ip, web.now_secs())
         .await

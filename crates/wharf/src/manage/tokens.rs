@@ -33,7 +33,7 @@ struct Choice {
     label: &'static str,
 }
 
-crate::web::template_value!(Choice);
+crate::site::template_value!(Choice);
 
 async fn page_with(
     web: &Web,
@@ -269,7 +269,7 @@ pub async fn delete(web: Web, axum::Form(form): axum::Form<DeleteForm>) -> Page 
     ))
 }
 
-crate::web::template_value!(tokens::uses::Use);
+crate::site::template_value!(tokens::uses::Use);
 
 /// One token's usage trail: its successful and refused uses, newest first (warehouse#6441).
 pub async fn detail(web: Web, Path(id): Path<String>) -> Page {

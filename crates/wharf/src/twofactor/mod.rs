@@ -23,7 +23,7 @@ pub struct Methods {
     pub recovery_codes_confirmed: bool,
 }
 
-crate::web::template_value!(Methods);
+crate::site::template_value!(Methods);
 
 impl Methods {
     /// Whether signing in asks for a second factor.

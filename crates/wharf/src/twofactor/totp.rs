@@ -85,7 +85,7 @@ pub fn check(secret: &[u8], code: &str, now_secs: i64, last_step: Option<i64>) -
 
 /// `otpauth://totp/<issuer>:<username>?secret=…&algorithm=SHA1&digits=6&period=30&issuer=…`
 pub fn provisioning_uri(secret: &[u8], username: &str, issuer: &str) -> String {
-    let enc = |s: &str| crate::web::urlencode(s);
+    let enc = |s: &str| crate::site::urlencode(s);
     format!(
         "otpauth://totp/{}:{}?secret={}&algorithm=SHA1&digits=6&period=30&issuer={}",
         enc(issuer),

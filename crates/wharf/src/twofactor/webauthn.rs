@@ -26,7 +26,7 @@ pub fn relying_party(settings: &Settings) -> anyhow::Result<Webauthn> {
     };
     WebauthnBuilder::new(&rp_id, &origin)
         .map_err(|e| anyhow::anyhow!("WebAuthn cannot use {origin}: {e}"))?
-        .rp_name(crate::web::SITE_NAME)
+        .rp_name(crate::site::SITE_NAME)
         .build()
         .map_err(|e| anyhow::anyhow!("WebAuthn cannot use {origin}: {e}"))
 }
@@ -76,7 +76,7 @@ pub struct Listed {
     pub last_used: Option<i64>,
 }
 
-crate::web::template_value!(Listed);
+crate::site::template_value!(Listed);
 
 impl Stored {
     pub fn listed(&self) -> Listed {

@@ -53,7 +53,7 @@ pub fn decode(keys: &ServerKey, value: &str) -> Vec<Flash> {
         .unwrap_or_default()
 }
 
-crate::web::template_value!(Flash);
+crate::site::template_value!(Flash);
 
 #[cfg(test)]
 mod tests {

@@ -43,4 +43,4 @@ pub fn text(errors: &mut FormErrors, field: &str, label: &str, value: &str, max:
     value.to_owned()
 }
 
-crate::web::template_value!(FormErrors);
+crate::site::template_value!(FormErrors);

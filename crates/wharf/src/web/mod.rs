@@ -32,7 +32,6 @@ use crate::state::AppState;
 
 // Kept here for the page modules that name them as `web::…`; they live in `crate::site` and
 // `crate::templates` so that domain modules need not import `web`.
-pub(crate) use crate::site::template_value;
 pub use crate::site::{SITE_NAME, urlencode};
 pub use crate::templates;
 pub use crate::templates::error_page;

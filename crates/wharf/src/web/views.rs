@@ -207,4 +207,4 @@ pub async fn not_found(web: Web) -> Response {
     ))
 }
 
-crate::web::template_value!(FileView, ReleaseView);
+crate::site::template_value!(FileView, ReleaseView);

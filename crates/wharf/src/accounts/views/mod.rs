@@ -110,7 +110,7 @@ pub(crate) async fn release(web: &Web, slot: Reservation) {
 }
 
 pub(crate) fn ip_key(web: &Web) -> String {
-    crate::app::rate_key(&web.meta)
+    crate::request::rate_key(&web.meta)
 }
 
 /// This request as a sign-in attempt: its address's rate key, its metadata, now.

@@ -276,4 +276,4 @@ pub async fn delete_file(
     ))
 }
 
-crate::web::template_value!(ReleaseRow);
+crate::site::template_value!(ReleaseRow);

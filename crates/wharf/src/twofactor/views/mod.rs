@@ -62,7 +62,7 @@ async fn record(web: &Web, user_id: Option<&str>, tag: EventTag, additional: ser
 }
 
 fn ip(web: &Web) -> String {
-    crate::app::rate_key(&web.meta)
+    crate::request::rate_key(&web.meta)
 }
 
 /// Slots in both second-factor limits, reserved before a factor is checked: of parallel

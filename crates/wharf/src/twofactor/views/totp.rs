@@ -8,10 +8,8 @@ use base64::Engine;
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
-use super::{CodeForm, MANAGE, ip, may_remove_one, needs_recovery_codes, notify, recent};
-use crate::accounts::views::too_many;
-use crate::accounts::{self, User};
-use crate::ratelimit;
+use super::{CodeForm, MANAGE, may_remove_one, needs_recovery_codes, notify, recent};
+use crate::accounts::User;
 use crate::twofactor::totp;
 use crate::web::{Flash, FormErrors, OrPage, Page, Web};
 
@@ -77,7 +75,7 @@ fn totp_page(
     status: StatusCode,
     errors: FormErrors,
 ) -> Response {
-    let uri = totp::provisioning_uri(secret, &user.username, crate::web::SITE_NAME);
+    let uri = totp::provisioning_uri(secret, &user.username, crate::site::SITE_NAME);
     let qr = totp::qr_svg(&uri)
         .map(|svg| {
             format!(
@@ -154,29 +152,8 @@ pub struct RemoveTotpForm {
 
 pub async fn totp_remove(web: Web, Form(form): Form<RemoveTotpForm>) -> Page {
     let user = recent(&web)?;
-    let valid = match accounts::confirm_password(
-        &web.state.db,
-        &user.id,
-        &form.confirm_password,
-        &ip(&web),
-        web.now_secs(),
-    )
-    .await
-    .or_page(&web)?
-    {
-        Ok(valid) => valid,
-        Err(limited) => {
-            return Ok(too_many(
-                &web,
-                limited,
-                format!(
-                    "There have been too many unsuccessful attempts at your password. Please try again in {}.",
-                    ratelimit::humanize(limited.retry_after_secs)
-                ),
-            )
-            .await);
-        }
-    };
+    // The one password re-check: limited per account, failures recorded.
+    let valid = crate::accounts::views::recheck(&web, &user, &form.confirm_password).await?;
     if !valid {
         return Ok(web.redirect_with(
             MANAGE,
