@@ -1,4 +1,4 @@
-//! wharf: a Python package index server. See `DESIGN.md` for the map.
+//! wharf: a Python package index server. See `docs/DESIGN.md` for the map.
 
 pub mod accounts;
 pub mod admin;
