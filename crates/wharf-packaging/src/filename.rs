@@ -104,7 +104,8 @@ impl WheelFilename {
             .map_err(|_| format!("Invalid wheel filename (invalid version): {filename}"))?;
         let build = if parts.len() == 6 {
             let build = parts[2];
-            if !build.starts_with(|c: char| c.is_ascii_digit()) {
+            // packaging's `(\d+)(.*)\Z`: `.` does not match a newline.
+            if !build.starts_with(|c: char| c.is_ascii_digit()) || build.contains('\n') {
                 return Err(format!("Invalid build number: {build} in '{filename}'"));
             }
             Some(build.to_owned())
@@ -237,6 +238,8 @@ mod tests {
             ("foo-1.0--none-any.whl", "invalid python tag ''"),
             ("foo-1.0-py3-none-an\u{e9}.whl", "invalid platform tag"),
             ("-1.0-py3-none-any.whl", "Invalid project name"),
+            // Found by e2e/test_differential.py: packaging refuses a newline in the build tag.
+            ("x-1.0-1\n-py3-none-any.whl", "Invalid build number"),
         ] {
             let err = WheelFilename::parse(bad).expect_err(bad);
             assert!(err.contains(message), "{bad}: {err}");

@@ -446,21 +446,36 @@ fn sorted(items: impl Iterator<Item = String>) -> Vec<String> {
 /// A requirement as pep508 prints it (normalised name, spacing and markers); as written when
 /// it does not parse, so that it can only equal itself.
 fn canonical_requirement(requirement: &str) -> String {
-    parse_requirement(requirement)
-        .map_or_else(|_| requirement.trim().to_owned(), |r| r.to_string())
+    parse_requirement(requirement).map_or_else(|_| requirement.trim().to_owned(), |r| r.to_string())
 }
 
 /// PEP 508's grammar is ASCII (names, versions, markers' quoted strings). pep508_rs 0.9
 /// panics on some non-ASCII after a marker's quoted string (found by fuzzing:
-/// `r;python_version>="9"\u{fffd}`), so such requirements never reach it.
+/// `r;python_version>="9"\u{fffd}`), so such requirements never reach it; and on some names
+/// ending in `-` (also found by fuzzing), so a panic inside it is a parse error too.
 fn parse_requirement(
     requirement: &str,
 ) -> Result<pep508_rs::Requirement<pep508_rs::VerbatimUrl>, String> {
     if !requirement.is_ascii() {
         return Err("PEP 508 requirements are ASCII only".to_owned());
     }
-    pep508_rs::Requirement::<pep508_rs::VerbatimUrl>::from_str(requirement)
-        .map_err(|e| e.message.to_string())
+    // `t-[` made pep508_rs panic: the name must end alphanumeric before it sees what follows.
+    let name_len = requirement
+        .trim_start()
+        .bytes()
+        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        .count();
+    let name = &requirement.trim_start()[..name_len];
+    if name.ends_with(['.', '_', '-']) {
+        return Err(format!(
+            "Package name must end with an alphanumeric character: '{name}'"
+        ));
+    }
+    std::panic::catch_unwind(|| {
+        pep508_rs::Requirement::<pep508_rs::VerbatimUrl>::from_str(requirement)
+    })
+    .map_err(|_| "not a PEP 508 requirement".to_owned())?
+    .map_err(|e| e.message.to_string())
 }
 
 /// A specifier set in a canonical order and spelling.
@@ -586,7 +601,20 @@ mod tests {
         let file = FileMetadata::parse(
             b"Metadata-Version: 2.4\nName:g\nVersion: 101\nRequires-Dist:r;python_version>=\"9\"\xab\xab",
         );
-        assert_eq!(canonical_requirement(&file.requires_dist[0]), file.requires_dist[0]);
+        assert_eq!(
+            canonical_requirement(&file.requires_dist[0]),
+            file.requires_dist[0]
+        );
+        // The second crash (a name ending in '-' right before '['): refused, not a panic.
+        let fields = form(&[("metadata_version", "2.4"), ("requires_dist", "t-[")]);
+        let err = Metadata::from_form(&Form::new(&fields)).expect_err("refused");
+        assert!(
+            err.contains("must end with an alphanumeric character"),
+            "{err}"
+        );
+        assert_eq!(canonical_requirement("t-["), "t-[");
+        assert!(check_requirement("t-[x] >= 1").is_err());
+        assert!(check_requirement("t-x[y]>=1").is_ok());
     }
 
     fn form(extra: &[(&str, &str)]) -> Vec<(String, String)> {
