@@ -13,8 +13,19 @@ const USER: &str = "5b6a2c1e-0000-4000-8000-000000000001";
 
 static VALID: LazyLock<(Macaroon, String)> = LazyLock::new(|| {
     let mut m = Macaroon::new("pypi.org", b"{\"version\":1,\"id\":\"0d2c4e6f\"}", KEY);
-    m.add_first_party_caveat(Caveat::Expiration { expires_at: 2_000_000_000, not_before: 1_000_000_000 }.to_json().as_bytes());
-    m.add_first_party_caveat(Caveat::ProjectName(vec!["sampleproject".into()]).to_json().as_bytes());
+    m.add_first_party_caveat(
+        Caveat::Expiration {
+            expires_at: 2_000_000_000,
+            not_before: 1_000_000_000,
+        }
+        .to_json()
+        .as_bytes(),
+    );
+    m.add_first_party_caveat(
+        Caveat::ProjectName(vec!["sampleproject".into()])
+            .to_json()
+            .as_bytes(),
+    );
     m.add_first_party_caveat(Caveat::RequestUser(USER.into()).to_json().as_bytes());
     let token = m.to_token();
     (m, token)
@@ -24,7 +35,10 @@ fn context() -> Context<'static> {
     Context {
         now: 1_500_000_000,
         user_id: USER,
-        project: Some(ProjectRef { normalized_name: "sampleproject", id: "p1" }),
+        project: Some(ProjectRef {
+            normalized_name: "sampleproject",
+            id: "p1",
+        }),
     }
 }
 
@@ -61,6 +75,9 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(caveat) = Caveat::parse(data) {
         let _ = caveat.check(&context());
-        assert_eq!(Caveat::parse(caveat.to_json().as_bytes()).as_ref(), Ok(&caveat));
+        assert_eq!(
+            Caveat::parse(caveat.to_json().as_bytes()).as_ref(),
+            Ok(&caveat)
+        );
     }
 });

@@ -11,7 +11,10 @@ fuzz_target!(|data: &[u8]| {
     let normal = name::normalize(raw);
     assert_eq!(name::normalize(&normal), normal, "idempotent: {raw:?}");
     assert!(name::is_normalized(&normal));
-    assert!(!normal.contains("--") && !normal.contains(['_', '.']), "{raw:?} -> {normal:?}");
+    assert!(
+        !normal.contains("--") && !normal.contains(['_', '.']),
+        "{raw:?} -> {normal:?}"
+    );
     if name::is_valid(raw) {
         assert!(name::is_valid(&normal), "{raw:?} -> {normal:?}");
         assert!(normal.bytes().all(|b| !b.is_ascii_uppercase()));

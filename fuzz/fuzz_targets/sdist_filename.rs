@@ -19,6 +19,10 @@ fuzz_target!(|data: &[u8]| {
         let rebuilt = format!("{project}-{version}{ext}");
         let again = filename::parse_sdist_filename(&rebuilt)
             .unwrap_or_else(|e| panic!("{raw:?} -> {rebuilt:?}: {e}"));
-        assert_eq!(again, (project.clone(), version.clone()), "{raw:?} -> {rebuilt:?}");
+        assert_eq!(
+            again,
+            (project.clone(), version.clone()),
+            "{raw:?} -> {rebuilt:?}"
+        );
     }
 });

@@ -13,7 +13,11 @@ use wharf_packaging::archive;
 static DIR: LazyLock<tempfile::TempDir> = LazyLock::new(|| {
     tempfile::Builder::new()
         .prefix("wharf-fuzz-tar")
-        .tempdir_in(if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm" } else { "/tmp" })
+        .tempdir_in(if std::path::Path::new("/dev/shm").is_dir() {
+            "/dev/shm"
+        } else {
+            "/tmp"
+        })
         .expect("temp dir")
 });
 
@@ -34,7 +38,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok(contents) = archive::inspect_sdist(&path, "demo-1.0.tar.gz", &[]) else {
         return;
     };
-    assert!(contents.pkg_info.is_some_and(|p| p.len() <= 16 * 1024 * 1024));
+    assert!(
+        contents
+            .pkg_info
+            .is_some_and(|p| p.len() <= 16 * 1024 * 1024)
+    );
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(gz.as_slice()));
     let mut roots = std::collections::HashSet::new();
     for entry in tar.entries().expect("accepted, so readable") {
@@ -46,10 +54,14 @@ fuzz_target!(|data: &[u8]| {
         assert!(kind.is_file() || kind.is_dir(), "{kind:?}");
         let path = entry.path().expect("path").into_owned();
         assert!(
-            path.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir)),
+            path.components()
+                .all(|c| matches!(c, Component::Normal(_) | Component::CurDir)),
             "{path:?}"
         );
-        if let Some(Component::Normal(root)) = path.components().find(|c| matches!(c, Component::Normal(_))) {
+        if let Some(Component::Normal(root)) = path
+            .components()
+            .find(|c| matches!(c, Component::Normal(_)))
+        {
             roots.insert(root.to_owned());
         }
         let mut sink = Vec::new();

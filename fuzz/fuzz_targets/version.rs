@@ -55,7 +55,8 @@ fuzz_target!(|data: &[u8]| {
         && let Ok(specifiers) = version::parse_specifiers(spec)
     {
         let shown = specifiers.to_string();
-        let again = version::parse_specifiers(&shown).unwrap_or_else(|e| panic!("{spec:?} -> {shown:?}: {e}"));
+        let again = version::parse_specifiers(&shown)
+            .unwrap_or_else(|e| panic!("{spec:?} -> {shown:?}: {e}"));
         for v in &versions {
             assert_eq!(specifiers.contains(v), again.contains(v), "{spec:?} {v}");
         }

@@ -19,7 +19,10 @@ fuzz_target!(|data: &[u8]| {
     };
     assert!(!wheel.name.is_empty() && !wheel.name.contains(['-']) && !wheel.name.contains("__"));
     for tags in [&wheel.python_tags, &wheel.abi_tags, &wheel.platform_tags] {
-        assert!(!tags.is_empty() && tags.iter().all(|t| ok_tag(t)), "{raw:?}");
+        assert!(
+            !tags.is_empty() && tags.iter().all(|t| ok_tag(t)),
+            "{raw:?}"
+        );
     }
     for tag in &wheel.platform_tags {
         let _ = filename::is_allowed_platform_tag(tag);
@@ -31,12 +34,17 @@ fuzz_target!(|data: &[u8]| {
         "{}-{}{}-{}-{}-{}.whl",
         wheel.name,
         wheel.version,
-        wheel.build.as_ref().map(|b| format!("-{b}")).unwrap_or_default(),
+        wheel
+            .build
+            .as_ref()
+            .map(|b| format!("-{b}"))
+            .unwrap_or_default(),
         wheel.python_tags.join("."),
         wheel.abi_tags.join("."),
         wheel.platform_tags.join(".")
     );
-    let again = WheelFilename::parse(&rebuilt).unwrap_or_else(|e| panic!("{raw:?} -> {rebuilt:?}: {e}"));
+    let again =
+        WheelFilename::parse(&rebuilt).unwrap_or_else(|e| panic!("{raw:?} -> {rebuilt:?}: {e}"));
     assert_eq!(again, wheel, "{raw:?} -> {rebuilt:?}");
     let _ = filename::expected_sdist_filename(&name::normalize(&wheel.name), &wheel.version);
 });

@@ -12,7 +12,11 @@ use wharf_packaging::archive::{self, MAX_RATIO, MAX_UNCOMPRESSED};
 static DIR: LazyLock<tempfile::TempDir> = LazyLock::new(|| {
     tempfile::Builder::new()
         .prefix("wharf-fuzz-zip")
-        .tempdir_in(if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm" } else { "/tmp" })
+        .tempdir_in(if std::path::Path::new("/dev/shm").is_dir() {
+            "/dev/shm"
+        } else {
+            "/tmp"
+        })
         .expect("temp dir")
 });
 
@@ -28,7 +32,10 @@ fn reads_back(data: &[u8]) {
         let mut entry = zip.by_index(i).expect("entry");
         let declared = entry.size();
         let mut sink = Vec::new();
-        let n = (&mut entry).take(budget + 1).read_to_end(&mut sink).expect("entry reads to its end");
+        let n = (&mut entry)
+            .take(budget + 1)
+            .read_to_end(&mut sink)
+            .expect("entry reads to its end");
         assert_eq!(n as u64, declared, "{:?}", entry.name_raw());
         total += n as u64;
         assert!(total <= budget);
