@@ -459,17 +459,20 @@ fn parse_requirement(
     if !requirement.is_ascii() {
         return Err("PEP 508 requirements are ASCII only".to_owned());
     }
-    // `t-[` made pep508_rs panic: the name must end alphanumeric before it sees what follows.
-    let name_len = requirement
-        .trim_start()
-        .bytes()
-        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        .count();
-    let name = &requirement.trim_start()[..name_len];
-    if name.ends_with(['.', '_', '-']) {
-        return Err(format!(
-            "Package name must end with an alphanumeric character: '{name}'"
-        ));
+    // `t-[` and `r[e.` made pep508_rs panic: the name and the extras (what comes before a
+    // version, marker or URL) must start and end alphanumeric before it sees them.
+    let head_len = requirement
+        .find([';', '@', '<', '>', '=', '!', '~', '('])
+        .unwrap_or(requirement.len());
+    for identifier in requirement[..head_len]
+        .split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+        .filter(|id| !id.is_empty())
+    {
+        if identifier.starts_with(['.', '_', '-']) || identifier.ends_with(['.', '_', '-']) {
+            return Err(format!(
+                "Names and extras must start and end with a letter or digit: '{identifier}'"
+            ));
+        }
     }
     std::panic::catch_unwind(|| {
         pep508_rs::Requirement::<pep508_rs::VerbatimUrl>::from_str(requirement)
@@ -609,12 +612,16 @@ mod tests {
         let fields = form(&[("metadata_version", "2.4"), ("requires_dist", "t-[")]);
         let err = Metadata::from_form(&Form::new(&fields)).expect_err("refused");
         assert!(
-            err.contains("must end with an alphanumeric character"),
+            err.contains("must start and end with a letter or digit: 't-'"),
             "{err}"
         );
         assert_eq!(canonical_requirement("t-["), "t-[");
         assert!(check_requirement("t-[x] >= 1").is_err());
         assert!(check_requirement("t-x[y]>=1").is_ok());
+        // The third (an extra ending in '.').
+        assert!(check_requirement("requests[socre.").is_err());
+        assert_eq!(canonical_requirement("requests[socre."), "requests[socre.");
+        assert!(check_requirement("requests[socks,a.b] >= 2.0; python_version >= '3.8'").is_ok());
     }
 
     fn form(extra: &[(&str, &str)]) -> Vec<(String, String)> {
