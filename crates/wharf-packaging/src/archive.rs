@@ -3,7 +3,7 @@
 //! Every error is the message to show after "Invalid distribution file. ".
 
 use std::cell::Cell;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
@@ -128,10 +128,9 @@ fn open_zip(path: &Path) -> Result<ZipArchive<BufReader<File>>, String> {
     if archive.has_duplicate_names() {
         return Err(zip_refused("duplicate filenames"));
     }
-    archive
-        .validate_header_consistency()
-        .map_err(|_| zip_refused("mismatched central directory"))?;
     let (mut uncompressed, mut compressed) = (0u64, 0u64);
+    let mut seen: HashMap<String, String> = HashMap::new();
+    let mut entries = Vec::with_capacity(archive.len());
     for index in 0..archive.len() {
         let entry = archive
             .by_index_raw(index)
@@ -155,13 +154,244 @@ fn open_zip(path: &Path) -> Result<ZipArchive<BufReader<File>>, String> {
         if entry.flags().is_using_data_descriptor() {
             return Err(zip_refused("data descriptors are not allowed"));
         }
+        check_member_path(name).map_err(|e| zip_refused(&e))?;
+        if let Some(kind) = entry.unix_mode().and_then(special_file_kind) {
+            return Err(zip_refused(&format!("entry '{name}' is a {kind}")));
+        }
+        if let Some(other) = seen.insert(path_key(name), name.to_owned()) {
+            return Err(zip_refused(&format!(
+                "duplicate filenames after case folding and path normalisation: '{other}' and '{name}'"
+            )));
+        }
+        entries.push(CentralEntry {
+            name: entry.name_raw().to_vec(),
+            header_start: entry.header_start(),
+            // Only these two are left (the others were refused above).
+            method: if entry.compression() == CompressionMethod::Stored {
+                0
+            } else {
+                8
+            },
+            crc32: entry.crc32(),
+            compressed_size: entry.compressed_size(),
+            size: entry.size(),
+        });
         uncompressed = uncompressed.saturating_add(entry.size());
         compressed = compressed.saturating_add(entry.compressed_size());
     }
     if is_bomb(uncompressed, compressed) {
         return Err(RATIO_EXCEEDED.to_owned());
     }
+    let mut raw = File::open(path).map_err(|e| e.to_string())?;
+    check_zip_layout(&mut raw, &mut entries, len, &eocd).map_err(|e| zip_refused(&e))?;
+    // The zip crate's own comparison, after ours that names what differs.
+    archive
+        .validate_header_consistency()
+        .map_err(|_| zip_refused("mismatched central directory"))?;
     Ok(archive)
+}
+
+/// What the central directory says about one entry, to hold its local header to.
+struct CentralEntry {
+    name: Vec<u8>,
+    header_start: u64,
+    method: u16,
+    crc32: u32,
+    compressed_size: u64,
+    size: u64,
+}
+
+fn le16(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+
+fn le32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn le64(b: &[u8], at: usize) -> u64 {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(bytes)
+}
+
+/// Readers that walk local headers (streaming installers) and readers that trust the central
+/// directory (pip, `zipfile`) must see the same files: the entries must tile the archive from
+/// byte 0, each local header agreeing with its central record, the central directory must
+/// follow the last entry's data and end where the end records begin. Anything else is bytes
+/// one kind of reader sees and the other does not (polyglots, hidden or shadowed entries).
+fn check_zip_layout(
+    file: &mut File,
+    entries: &mut [CentralEntry],
+    len: u64,
+    eocd: &[u8; 22],
+) -> Result<(), String> {
+    let (cd_start, cd_end, end_records) = central_directory_bounds(file, len, eocd)?;
+    entries.sort_by_key(|e| e.header_start);
+    let mut expected = 0u64;
+    for entry in entries.iter() {
+        let shown = String::from_utf8_lossy(&entry.name);
+        if entry.header_start != expected {
+            return Err(if entry.header_start > expected {
+                format!(
+                    "{} bytes of data before entry '{shown}' that belong to no entry",
+                    entry.header_start - expected
+                )
+            } else {
+                format!("entry '{shown}' overlaps the entry before it")
+            });
+        }
+        let mut header = [0u8; 30];
+        file.seek(SeekFrom::Start(entry.header_start))
+            .and_then(|_| file.read_exact(&mut header))
+            .map_err(|_| format!("local header of '{shown}' is truncated"))?;
+        if header[..4] != *b"PK\x03\x04" {
+            return Err(format!("local header of '{shown}' is missing"));
+        }
+        let (flags, method) = (le16(&header, 6), le16(&header, 8));
+        let (name_len, extra_len) = (
+            usize::from(le16(&header, 26)),
+            usize::from(le16(&header, 28)),
+        );
+        let mut variable = vec![0u8; name_len + extra_len];
+        file.read_exact(&mut variable)
+            .map_err(|_| format!("local header of '{shown}' is truncated"))?;
+        let (local_name, extra) = variable.split_at(name_len);
+        let disagree = |what: &str| {
+            format!("local header of '{shown}' disagrees with the central directory on the {what}")
+        };
+        if local_name != entry.name.as_slice() {
+            return Err(disagree("name"));
+        }
+        if method != entry.method {
+            return Err(disagree("compression method"));
+        }
+        if flags & 0x0049 != 0 {
+            // Encryption (bits 0 and 6) or a data descriptor (bit 3) in the local header only.
+            return Err(disagree("flags"));
+        }
+        if le32(&header, 14) != entry.crc32 {
+            return Err(disagree("CRC-32"));
+        }
+        let (mut size, mut compressed) =
+            (u64::from(le32(&header, 22)), u64::from(le32(&header, 18)));
+        if size == u64::from(u32::MAX) || compressed == u64::from(u32::MAX) {
+            (size, compressed) = zip64_local_sizes(extra, size, compressed)
+                .ok_or_else(|| disagree("sizes (bad ZIP64 field)"))?;
+        }
+        if size != entry.size || compressed != entry.compressed_size {
+            return Err(disagree("sizes"));
+        }
+        expected = entry
+            .header_start
+            .saturating_add(30 + (name_len + extra_len) as u64)
+            .saturating_add(entry.compressed_size);
+    }
+    if expected != cd_start {
+        return Err(if expected < cd_start {
+            format!(
+                "{} bytes of data between the last entry and the central directory",
+                cd_start - expected
+            )
+        } else {
+            "the last entry overlaps the central directory".to_owned()
+        });
+    }
+    if cd_end != end_records {
+        return Err("data between the central directory and its end record".to_owned());
+    }
+    Ok(())
+}
+
+/// The local header's ZIP64 extra field (0x0001): the sizes that are `0xFFFFFFFF` in the
+/// fixed header, uncompressed first.
+fn zip64_local_sizes(mut extra: &[u8], size: u64, compressed: u64) -> Option<(u64, u64)> {
+    while extra.len() >= 4 {
+        let (id, field_len) = (le16(extra, 0), usize::from(le16(extra, 2)));
+        let field = extra.get(4..4 + field_len)?;
+        if id == 0x0001 {
+            let mut at = 0;
+            let mut next = |value: u64| -> Option<u64> {
+                if value != u64::from(u32::MAX) {
+                    return Some(value);
+                }
+                let v = field.get(at..at + 8).map(|b| le64(b, 0));
+                at += 8;
+                v
+            };
+            let size = next(size)?;
+            let compressed = next(compressed)?;
+            return Some((size, compressed));
+        }
+        extra = &extra[4 + field_len..];
+    }
+    None
+}
+
+/// Where the central directory starts and ends, and where the end records begin (the
+/// ZIP64 end record when there is one), from the end-of-central-directory record.
+fn central_directory_bounds(
+    file: &mut File,
+    len: u64,
+    eocd: &[u8; 22],
+) -> Result<(u64, u64, u64), String> {
+    let (size, offset) = (u64::from(le32(eocd, 12)), u64::from(le32(eocd, 16)));
+    let eocd_start = len - 22;
+    let mut locator = [0u8; 20];
+    let has_zip64 = len >= 42
+        && file.seek(SeekFrom::Start(len - 42)).is_ok()
+        && file.read_exact(&mut locator).is_ok()
+        && locator[..4] == *b"PK\x06\x07";
+    if !has_zip64 {
+        return Ok((offset, offset.saturating_add(size), eocd_start));
+    }
+    let record_start = le64(&locator, 8);
+    let mut record = [0u8; 56];
+    file.seek(SeekFrom::Start(record_start))
+        .and_then(|_| file.read_exact(&mut record))
+        .map_err(|_| "ZIP64 end record is unreadable".to_owned())?;
+    if record[..4] != *b"PK\x06\x06" || record_start.saturating_add(56) != len - 42 {
+        return Err("data around the ZIP64 end record".to_owned());
+    }
+    let (size, offset) = (le64(&record, 40), le64(&record, 48));
+    Ok((offset, offset.saturating_add(size), record_start))
+}
+
+/// Refuses member names that land outside the directory an archive is extracted into, or
+/// that readers split into different paths.
+fn check_member_path(name: &str) -> Result<(), String> {
+    if name.contains('\\') {
+        return Err(format!("entry '{name}' uses '\\' as a path separator"));
+    }
+    let first = name.split('/').next().unwrap_or_default();
+    let drive = first.len() == 2 && first.ends_with(':');
+    if name.starts_with('/') || drive || name.split('/').any(|part| part == "..") {
+        return Err(format!("entry '{name}' is outside the archive root"));
+    }
+    Ok(())
+}
+
+/// The file type in a Unix mode when it is neither a regular file nor a directory (a mode of
+/// permissions only, as some writers store, says nothing).
+fn special_file_kind(mode: u32) -> Option<&'static str> {
+    match mode & 0o170000 {
+        0 | 0o100000 | 0o040000 => None,
+        0o120000 => Some("symbolic link"),
+        0o020000 | 0o060000 => Some("device"),
+        0o010000 => Some("FIFO"),
+        0o140000 => Some("socket"),
+        _ => Some("file of unknown type"),
+    }
+}
+
+/// A member name as a case-insensitive file system sees it: lower case, without empty or
+/// `.` segments or a trailing `/`.
+fn path_key(name: &str) -> String {
+    name.split('/')
+        .filter(|part| !part.is_empty() && *part != ".")
+        .collect::<Vec<_>>()
+        .join("/")
+        .to_lowercase()
 }
 
 /// The entry count the end-of-central-directory record declares, from its ZIP64 record when it
@@ -268,7 +498,208 @@ pub fn inspect_wheel(
         check_entry_points(&String::from_utf8_lossy(&text))?;
     }
     let metadata = read_member(&mut archive, &metadata_file, &budget)?;
+    check_record(&mut archive, filename, &dist_info, &budget)?;
     Ok(WheelContents { metadata })
+}
+
+/// The installer reads `RECORD` to know what it installed and checks each file against it;
+/// a reviewer reads the files. Both must see the same wheel: every file listed once with its
+/// correct hash and size, nothing listed that is absent. `RECORD` itself and its signatures
+/// (`RECORD.jws`, `RECORD.p7s`) are listed without a hash, or not at all.
+fn check_record(
+    archive: &mut ZipArchive<BufReader<File>>,
+    filename: &str,
+    dist_info: &str,
+    budget: &Budget,
+) -> Result<(), String> {
+    let record_file = format!("{dist_info}/RECORD");
+    if archive.index_for_name(&record_file).is_none() {
+        return Err(format!(
+            "Wheel '{filename}' does not contain the required RECORD file: {record_file}"
+        ));
+    }
+    let unhashed = [
+        record_file.clone(),
+        format!("{record_file}.jws"),
+        format!("{record_file}.p7s"),
+    ];
+    let text = read_member(archive, &record_file, budget)?;
+    let text = std::str::from_utf8(&text).map_err(|_| "RECORD is not valid UTF-8".to_owned())?;
+    let rows = parse_csv(text).map_err(|e| format!("RECORD is not valid CSV: {e}"))?;
+    let mut listed: HashMap<String, (String, String)> = HashMap::new();
+    for (line, row) in rows.into_iter().enumerate() {
+        let [path, hash, size] = <[String; 3]>::try_from(row).map_err(|row| {
+            format!(
+                "RECORD line {} has {} fields, expected 3 (path, hash, size)",
+                line + 1,
+                row.len()
+            )
+        })?;
+        if listed.contains_key(&path) {
+            return Err(format!("RECORD lists '{path}' more than once"));
+        }
+        listed.insert(path, (hash, size));
+    }
+    for index in 0..archive.len() {
+        let entry = archive
+            .by_index_raw(index)
+            .map_err(|e| zip_refused(&e.to_string()))?;
+        // open_zip refused names that are not UTF-8.
+        let name = String::from_utf8_lossy(entry.name_raw()).into_owned();
+        if entry.is_dir() {
+            if listed.contains_key(&name) {
+                return Err(format!("RECORD lists '{name}', which is a directory"));
+            }
+            continue;
+        }
+        drop(entry);
+        let Some((hash, size)) = listed.remove(&name) else {
+            if unhashed.contains(&name) {
+                continue;
+            }
+            return Err(format!("RECORD does not list '{name}'"));
+        };
+        if unhashed.contains(&name) {
+            if !hash.is_empty() {
+                return Err(format!(
+                    "RECORD lists a hash for '{name}', which cannot have one"
+                ));
+            }
+            continue;
+        }
+        let (algorithm, expected) = hash
+            .split_once('=')
+            .ok_or_else(|| format!("RECORD has no hash for '{name}'"))?;
+        let mut hasher = RecordHash::new(algorithm).ok_or_else(|| {
+            format!("RECORD uses the hash algorithm '{algorithm}' for '{name}': use sha256")
+        })?;
+        let entry = archive
+            .by_index(index)
+            .map_err(|_| format!("Unreadable {name}"))?;
+        let mut reader = budget.reader(entry);
+        let mut buffer = vec![0u8; 64 * 1024];
+        let mut actual_size = 0u64;
+        loop {
+            let n = match reader.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(_) if budget.exceeded.get() => return Err(RATIO_EXCEEDED.to_owned()),
+                Err(_) => return Err(format!("Unreadable {name}")),
+            };
+            hasher.update(&buffer[..n]);
+            actual_size += n as u64;
+        }
+        if hasher.finish() != expected {
+            return Err(format!("RECORD has the wrong hash for '{name}'"));
+        }
+        if size != actual_size.to_string() {
+            return Err(format!(
+                "RECORD gives the size of '{name}' as '{size}', but it is {actual_size} bytes"
+            ));
+        }
+    }
+    if let Some(absent) = listed.keys().min() {
+        return Err(format!(
+            "RECORD lists '{absent}', which is not in the wheel"
+        ));
+    }
+    Ok(())
+}
+
+/// The hashes the wheel spec allows in `RECORD` (sha256 or stronger), written as unpadded
+/// URL-safe base64.
+enum RecordHash {
+    Sha256(sha2::Sha256),
+    Sha384(sha2::Sha384),
+    Sha512(sha2::Sha512),
+}
+
+impl RecordHash {
+    fn new(algorithm: &str) -> Option<RecordHash> {
+        use sha2::Digest;
+        Some(match algorithm {
+            "sha256" => RecordHash::Sha256(sha2::Sha256::new()),
+            "sha384" => RecordHash::Sha384(sha2::Sha384::new()),
+            "sha512" => RecordHash::Sha512(sha2::Sha512::new()),
+            _ => return None,
+        })
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        use sha2::Digest;
+        match self {
+            RecordHash::Sha256(h) => h.update(data),
+            RecordHash::Sha384(h) => h.update(data),
+            RecordHash::Sha512(h) => h.update(data),
+        }
+    }
+
+    fn finish(self) -> String {
+        use base64::Engine;
+        use sha2::Digest;
+        let digest = match self {
+            RecordHash::Sha256(h) => h.finalize().to_vec(),
+            RecordHash::Sha384(h) => h.finalize().to_vec(),
+            RecordHash::Sha512(h) => h.finalize().to_vec(),
+        };
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+    }
+}
+
+/// CSV as Python's `csv.reader` reads it with the default dialect (which is what writes and
+/// reads `RECORD`): `,` between fields, `"` quoting with `""` for a quote, rows ending in
+/// `\n` or `\r\n`, blank lines skipped.
+fn parse_csv(text: &str) -> Result<Vec<Vec<String>>, String> {
+    let mut rows = Vec::new();
+    let mut row: Vec<String> = Vec::new();
+    let mut field = String::new();
+    let mut chars = text.chars().peekable();
+    let mut quoted = false;
+    // Whether the current row has any field yet (a blank line has none).
+    let mut started = false;
+    while let Some(c) = chars.next() {
+        if quoted {
+            match c {
+                '"' if chars.peek() == Some(&'"') => {
+                    chars.next();
+                    field.push('"');
+                }
+                '"' => quoted = false,
+                _ => field.push(c),
+            }
+            continue;
+        }
+        match c {
+            '"' if field.is_empty() => {
+                quoted = true;
+                started = true;
+            }
+            ',' => {
+                row.push(std::mem::take(&mut field));
+                started = true;
+            }
+            '\r' if chars.peek() == Some(&'\n') => {}
+            '\n' | '\r' => {
+                if started || !field.is_empty() {
+                    row.push(std::mem::take(&mut field));
+                    rows.push(std::mem::take(&mut row));
+                }
+                started = false;
+            }
+            _ => {
+                field.push(c);
+                started = true;
+            }
+        }
+    }
+    if quoted {
+        return Err("unexpected end of data inside quotes".to_owned());
+    }
+    if started || !field.is_empty() {
+        row.push(field);
+        rows.push(row);
+    }
+    Ok(rows)
 }
 
 /// Entry point names must match `[\w.-]+` (they become console script file names).
@@ -437,6 +868,7 @@ fn scan_tar_members<R: Read>(
     let mut pax: Option<Option<Vec<u8>>> = None;
     let mut pkg_info = None;
     let mut any_member = false;
+    let mut files: HashSet<String> = HashSet::new();
     for entry in entries {
         let mut entry = entry.map_err(|_| not_a_tar())?;
         let kind = entry.header().entry_type();
@@ -498,6 +930,34 @@ fn scan_tar_members<R: Read>(
         };
         long_link = false;
         any_member = true;
+        let shown = String::from_utf8_lossy(&name).into_owned();
+        check_member_path(&shown).map_err(|e| format!("Tar archive not accepted: {e}"))?;
+        let what = match kind {
+            tar::EntryType::Regular => None,
+            tar::EntryType::Directory => Some(None),
+            tar::EntryType::Symlink => Some(Some("symbolic link")),
+            tar::EntryType::Link => Some(Some("hard link")),
+            tar::EntryType::Char | tar::EntryType::Block => Some(Some("device")),
+            tar::EntryType::Fifo => Some(Some("FIFO")),
+            _ => Some(Some("member of an unsupported type")),
+        };
+        match what {
+            Some(Some(kind)) => {
+                return Err(format!(
+                    "Tar archive not accepted: member '{shown}' is a {kind}"
+                ));
+            }
+            // Directories may repeat harmlessly; files may not: readers keep different copies.
+            Some(None) => {}
+            None => {
+                let key = path_key(&shown);
+                if !files.insert(key) {
+                    return Err(format!(
+                        "Tar archive not accepted: duplicate filenames after case folding and path normalisation: '{shown}'"
+                    ));
+                }
+            }
+        }
         if layout.add(&String::from_utf8_lossy(&name))? {
             let mut data = Vec::new();
             (&mut entry)

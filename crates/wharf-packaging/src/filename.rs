@@ -79,8 +79,10 @@ pub struct WheelFilename {
     pub platform_tags: Vec<String>,
 }
 
+// packaging's `^[\w._]+\Z`: not empty (an empty name would make "-1.0-py3-none-any.whl" a
+// wheel of no project).
 static WHEEL_NAME_PART: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[\w\d._]*$").unwrap_or_else(|_| unreachable!()));
+    LazyLock::new(|| Regex::new(r"^[\w._]+$").unwrap_or_else(|_| unreachable!()));
 
 impl WheelFilename {
     /// Parses with `packaging.utils.parse_wheel_filename`'s rules and messages.
@@ -102,7 +104,8 @@ impl WheelFilename {
             .map_err(|_| format!("Invalid wheel filename (invalid version): {filename}"))?;
         let build = if parts.len() == 6 {
             let build = parts[2];
-            if !build.starts_with(|c: char| c.is_ascii_digit()) {
+            // packaging's `(\d+)(.*)\Z`: `.` does not match a newline.
+            if !build.starts_with(|c: char| c.is_ascii_digit()) || build.contains('\n') {
                 return Err(format!("Invalid build number: {build} in '{filename}'"));
             }
             Some(build.to_owned())
@@ -135,6 +138,28 @@ impl WheelFilename {
             platform_tags: split("platform", tags[2])?,
         })
     }
+}
+
+/// `packaging.utils.parse_sdist_filename`: `.tar.gz` or `.zip`, split on the last `-`, a
+/// name that is not empty (returned PEP 503-normalised) and a PEP 440 version.
+pub fn parse_sdist_filename(filename: &str) -> Result<(String, Version), String> {
+    let stem = filename
+        .strip_suffix(".tar.gz")
+        .or_else(|| filename.strip_suffix(".zip"))
+        .ok_or_else(|| {
+            format!("Invalid sdist filename (extension must be '.tar.gz' or '.zip'): {filename}")
+        })?;
+    let (name, raw_version) = stem
+        .rsplit_once('-')
+        .ok_or_else(|| format!("Invalid sdist filename: {filename}"))?;
+    if name.is_empty() {
+        return Err(format!(
+            "Invalid sdist filename (empty project name): {filename}"
+        ));
+    }
+    let version = version::parse(raw_version)
+        .map_err(|_| format!("Invalid sdist filename (invalid version): {filename}"))?;
+    Ok((crate::name::normalize(name), version))
 }
 
 const MACOS_ARCHS: &str = "ppc|ppc64|i386|x86_64|arm64|intel|fat|fat3|fat64|universal|universal2";
@@ -212,6 +237,9 @@ mod tests {
             ),
             ("foo-1.0--none-any.whl", "invalid python tag ''"),
             ("foo-1.0-py3-none-an\u{e9}.whl", "invalid platform tag"),
+            ("-1.0-py3-none-any.whl", "Invalid project name"),
+            // Found by e2e/test_differential.py: packaging refuses a newline in the build tag.
+            ("x-1.0-1\n-py3-none-any.whl", "Invalid build number"),
         ] {
             let err = WheelFilename::parse(bad).expect_err(bad);
             assert!(err.contains(message), "{bad}: {err}");
@@ -260,6 +288,25 @@ mod tests {
             (".whl", PackageType::BdistWheel),
         ] {
             assert!(check_filename(bad, kind).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn parses_sdist_filenames_like_packaging() {
+        let (name, version) = parse_sdist_filename("Foo.Bar-baz-1.0.post1.tar.gz").expect("valid");
+        assert_eq!(
+            (name.as_str(), version.to_string().as_str()),
+            ("foo-bar-baz", "1.0.post1")
+        );
+        assert!(parse_sdist_filename("foo-1.0.zip").is_ok());
+        for (bad, message) in [
+            ("foo-1.0.tgz", "extension must be"),
+            ("foo.tar.gz", "Invalid sdist filename: "),
+            ("-1.0.tar.gz", "empty project name"),
+            ("foo-bar.tar.gz", "invalid version"),
+        ] {
+            let err = parse_sdist_filename(bad).expect_err(bad);
+            assert!(err.contains(message), "{bad}: {err}");
         }
     }
 

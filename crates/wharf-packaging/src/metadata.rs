@@ -446,8 +446,39 @@ fn sorted(items: impl Iterator<Item = String>) -> Vec<String> {
 /// A requirement as pep508 prints it (normalised name, spacing and markers); as written when
 /// it does not parse, so that it can only equal itself.
 fn canonical_requirement(requirement: &str) -> String {
-    pep508_rs::Requirement::<pep508_rs::VerbatimUrl>::from_str(requirement)
-        .map_or_else(|_| requirement.trim().to_owned(), |r| r.to_string())
+    parse_requirement(requirement).map_or_else(|_| requirement.trim().to_owned(), |r| r.to_string())
+}
+
+/// PEP 508's grammar is ASCII (names, versions, markers' quoted strings). pep508_rs 0.9
+/// panics on some non-ASCII after a marker's quoted string (found by fuzzing:
+/// `r;python_version>="9"\u{fffd}`), so such requirements never reach it; and on some names
+/// ending in `-` (also found by fuzzing), so a panic inside it is a parse error too.
+fn parse_requirement(
+    requirement: &str,
+) -> Result<pep508_rs::Requirement<pep508_rs::VerbatimUrl>, String> {
+    if !requirement.is_ascii() {
+        return Err("PEP 508 requirements are ASCII only".to_owned());
+    }
+    // `t-[` and `r[e.` made pep508_rs panic: the name and the extras (what comes before a
+    // version, marker or URL) must start and end alphanumeric before it sees them.
+    let head_len = requirement
+        .find([';', '@', '<', '>', '=', '!', '~', '('])
+        .unwrap_or(requirement.len());
+    for identifier in requirement[..head_len]
+        .split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+        .filter(|id| !id.is_empty())
+    {
+        if identifier.starts_with(['.', '_', '-']) || identifier.ends_with(['.', '_', '-']) {
+            return Err(format!(
+                "Names and extras must start and end with a letter or digit: '{identifier}'"
+            ));
+        }
+    }
+    std::panic::catch_unwind(|| {
+        pep508_rs::Requirement::<pep508_rs::VerbatimUrl>::from_str(requirement)
+    })
+    .map_err(|_| "not a PEP 508 requirement".to_owned())?
+    .map_err(|e| e.message.to_string())
 }
 
 /// A specifier set in a canonical order and spelling.
@@ -543,14 +574,13 @@ fn check_emails(list: &str, field: &str) -> Result<(), String> {
 }
 
 fn check_requirement(requirement: &str) -> Result<(), String> {
-    let parsed =
-        pep508_rs::Requirement::<pep508_rs::VerbatimUrl>::from_str(requirement).map_err(|e| {
-            invalid(
-                requirement,
-                "Requires-Dist",
-                &format!("Use a valid PEP 508 requirement: {}.", e.message),
-            )
-        })?;
+    let parsed = parse_requirement(requirement).map_err(|e| {
+        invalid(
+            requirement,
+            "Requires-Dist",
+            &format!("Use a valid PEP 508 requirement: {e}."),
+        )
+    })?;
     if matches!(parsed.version_or_url, Some(pep508_rs::VersionOrUrl::Url(_))) {
         return Err(format!(
             "Can't have direct dependency: {requirement}. {SPEC_LINK}"
@@ -562,6 +592,37 @@ fn check_requirement(requirement: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (fuzz target `metadata`): pep508_rs panicked on this requirement, from the
+    /// upload form or from the file.
+    #[test]
+    fn a_requirement_that_crashed_pep508_is_refused() {
+        let requirement = "r;python_version>=\"9\"\u{fffd}\u{fffd}";
+        let fields = form(&[("metadata_version", "2.4"), ("requires_dist", requirement)]);
+        let err = Metadata::from_form(&Form::new(&fields)).expect_err("refused");
+        assert!(err.contains("ASCII only"), "{err}");
+        let file = FileMetadata::parse(
+            b"Metadata-Version: 2.4\nName:g\nVersion: 101\nRequires-Dist:r;python_version>=\"9\"\xab\xab",
+        );
+        assert_eq!(
+            canonical_requirement(&file.requires_dist[0]),
+            file.requires_dist[0]
+        );
+        // The second crash (a name ending in '-' right before '['): refused, not a panic.
+        let fields = form(&[("metadata_version", "2.4"), ("requires_dist", "t-[")]);
+        let err = Metadata::from_form(&Form::new(&fields)).expect_err("refused");
+        assert!(
+            err.contains("must start and end with a letter or digit: 't-'"),
+            "{err}"
+        );
+        assert_eq!(canonical_requirement("t-["), "t-[");
+        assert!(check_requirement("t-[x] >= 1").is_err());
+        assert!(check_requirement("t-x[y]>=1").is_ok());
+        // The third (an extra ending in '.').
+        assert!(check_requirement("requests[socre.").is_err());
+        assert_eq!(canonical_requirement("requests[socre."), "requests[socre.");
+        assert!(check_requirement("requests[socks,a.b] >= 2.0; python_version >= '3.8'").is_ok());
+    }
 
     fn form(extra: &[(&str, &str)]) -> Vec<(String, String)> {
         let mut fields = vec![

@@ -1,22 +1,28 @@
 //! Project names (PEP 503 / PEP 508).
 
-/// PEP 503 normalisation: lower case, runs of `-`, `_` and `.` become one `-`.
+/// PEP 503 normalisation exactly as `packaging.utils.canonicalize_name` does it:
+/// `re.sub(r"[-_.]+", "-", name).lower()`. A leading or trailing separator is kept (as one
+/// `-`), so an invalid name never normalises to a valid one it is not.
 pub fn normalize(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
+    // Lower-cased first, as packaging does: Unicode's final-sigma rule looks at the
+    // neighbouring characters, and `.` is transparent to it where `-` is not.
+    let lower = if name.is_ascii() {
+        name.to_ascii_lowercase()
+    } else {
+        name.to_lowercase()
+    };
+    let mut out = String::with_capacity(lower.len());
     let mut in_separator = false;
-    for ch in name.chars() {
+    for ch in lower.chars() {
         if matches!(ch, '-' | '_' | '.') {
-            in_separator = true;
-        } else {
-            if in_separator && !out.is_empty() {
+            if !in_separator {
                 out.push('-');
             }
+            in_separator = true;
+        } else {
             in_separator = false;
-            out.push(ch.to_ascii_lowercase());
+            out.push(ch);
         }
-    }
-    if in_separator {
-        out.push('-');
     }
     out
 }
@@ -73,6 +79,10 @@ mod tests {
             ("zope.interface", "zope-interface"),
             ("Foo__Bar-.baz", "foo-bar-baz"),
             ("a", "a"),
+            // As packaging: separators at the ends are kept, non-ASCII is lower-cased.
+            ("-a_", "-a-"),
+            ("._A", "-a"),
+            ("\u{c9}T\u{c9}", "\u{e9}t\u{e9}"),
         ] {
             assert_eq!(normalize(raw), expected);
         }

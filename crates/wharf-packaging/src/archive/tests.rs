@@ -2,7 +2,43 @@ use std::io::Write;
 
 use super::*;
 
+/// A zip at `dir/name`; a `.whl` gets the RECORD its members need (in the dist-info of its
+/// WHEEL or METADATA), unless it lists a RECORD itself.
 fn write_zip(dir: &tempfile::TempDir, name: &str, members: &[(&str, &[u8])]) -> std::path::PathBuf {
+    let dist_info = members.iter().find_map(|(m, _)| {
+        m.split_once(".dist-info/")
+            .map(|(d, _)| format!("{d}.dist-info"))
+    });
+    let has_record = members.iter().any(|(m, _)| m.ends_with("/RECORD"));
+    let record;
+    let mut members = members.to_vec();
+    if let (true, false, Some(dist_info)) = (name.ends_with(".whl"), has_record, dist_info) {
+        let mut text = record_for(&members);
+        text.extend_from_slice(format!("{dist_info}/RECORD,,\n").as_bytes());
+        record = (format!("{dist_info}/RECORD"), text);
+        members.push((record.0.as_str(), record.1.as_slice()));
+    }
+    write_raw_zip(dir, name, &members)
+}
+
+/// The RECORD lines of `members` (sha256, size).
+fn record_for(members: &[(&str, &[u8])]) -> Vec<u8> {
+    use base64::Engine;
+    use sha2::Digest;
+    let mut out = String::new();
+    for (member, data) in members {
+        let digest =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(data));
+        out.push_str(&format!("{member},sha256={digest},{}\n", data.len()));
+    }
+    out.into_bytes()
+}
+
+fn write_raw_zip(
+    dir: &tempfile::TempDir,
+    name: &str,
+    members: &[(&str, &[u8])],
+) -> std::path::PathBuf {
     let path = dir.path().join(name);
     let mut zip = zip::ZipWriter::new(File::create(&path).expect("create"));
     let options =
@@ -60,7 +96,6 @@ fn accepts_a_wheel_and_returns_its_metadata() {
                 "demo-1.0.dist-info/entry_points.txt",
                 b"[console_scripts]\ndemo-cli = demo:main\n",
             ),
-            ("demo-1.0.dist-info/RECORD", b""),
         ],
     );
     let contents = inspect_wheel(&path, &name_of(&path), "demo", "1.0", &[]).expect("valid wheel");
@@ -403,4 +438,478 @@ fn the_budget_counts_bytes_actually_decompressed() {
     let small = Budget::for_compressed(compressed.len() as u64 * 1000);
     let mut reader = small.reader(flate2::read::GzDecoder::new(compressed.as_slice()));
     assert!(std::io::copy(&mut reader, &mut std::io::sink()).is_ok());
+}
+
+/// One entry of a hand-built zip: what its local header and its central record say.
+#[derive(Clone)]
+struct Raw<'a> {
+    name: &'a str,
+    data: &'a [u8],
+    central_name: Option<&'a str>,
+    local_size: Option<u32>,
+    local_method: Option<u16>,
+    method: u16,
+    flags: u16,
+    unix_mode: u32,
+}
+
+fn raw<'a>(name: &'a str, data: &'a [u8]) -> Raw<'a> {
+    Raw {
+        name,
+        data,
+        central_name: None,
+        local_size: None,
+        local_method: None,
+        method: 0,
+        flags: 0,
+        unix_mode: 0o100644,
+    }
+}
+
+/// Where a hand-built zip hides extra bytes.
+#[derive(Default)]
+struct Extra<'a> {
+    before: &'a [u8],
+    between: &'a [u8],
+    before_central: &'a [u8],
+    after: &'a [u8],
+}
+
+/// Writes stored entries byte by byte, so that each header can say what a test needs.
+fn raw_zip(entries: &[Raw<'_>], extra: &Extra<'_>) -> Vec<u8> {
+    let mut out = extra.before.to_vec();
+    let mut central = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(extra.between);
+        }
+        let offset = out.len() as u32;
+        let crc = crc32fast::hash(e.data);
+        let size = e.data.len() as u32;
+        out.extend_from_slice(b"PK\x03\x04");
+        out.extend_from_slice(&20u16.to_le_bytes());
+        out.extend_from_slice(&e.flags.to_le_bytes());
+        out.extend_from_slice(&e.local_method.unwrap_or(e.method).to_le_bytes());
+        out.extend_from_slice(&[0, 0, 0x21, 0]); // time, date (1980-01-01)
+        out.extend_from_slice(&crc.to_le_bytes());
+        out.extend_from_slice(&e.local_size.unwrap_or(size).to_le_bytes());
+        out.extend_from_slice(&e.local_size.unwrap_or(size).to_le_bytes());
+        out.extend_from_slice(&(e.name.len() as u16).to_le_bytes());
+        out.extend_from_slice(&0u16.to_le_bytes());
+        out.extend_from_slice(e.name.as_bytes());
+        out.extend_from_slice(e.data);
+        let name = e.central_name.unwrap_or(e.name);
+        central.extend_from_slice(b"PK\x01\x02");
+        out_u16s(&mut central, &[0x031e, 20, e.flags, e.method, 0, 0x21]);
+        central.extend_from_slice(&crc.to_le_bytes());
+        central.extend_from_slice(&size.to_le_bytes());
+        central.extend_from_slice(&size.to_le_bytes());
+        out_u16s(&mut central, &[name.len() as u16, 0, 0, 0, 0]);
+        central.extend_from_slice(&(e.unix_mode << 16).to_le_bytes());
+        central.extend_from_slice(&offset.to_le_bytes());
+        central.extend_from_slice(name.as_bytes());
+    }
+    out.extend_from_slice(extra.before_central);
+    let cd_offset = out.len() as u32;
+    out.extend_from_slice(&central);
+    out.extend_from_slice(b"PK\x05\x06");
+    let count = entries.len() as u16;
+    out_u16s(&mut out, &[0, 0, count, count]);
+    out.extend_from_slice(&(central.len() as u32).to_le_bytes());
+    out.extend_from_slice(&cd_offset.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(extra.after);
+    out
+}
+
+fn out_u16s(out: &mut Vec<u8>, values: &[u16]) {
+    for v in values {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+}
+
+const WHEEL: &[u8] = b"Wheel-Version: 1.0\nTag: py3-none-any\n";
+
+/// The members of a valid wheel of demo 1.0 plus `extra`, with a RECORD listing them all.
+fn wheel_members<'a>(extra: &[Raw<'a>], record: &'a mut Vec<u8>) -> Vec<Raw<'a>> {
+    let mut entries = vec![
+        raw("demo/__init__.py", b"x = 1\n"),
+        raw("demo-1.0.dist-info/METADATA", METADATA),
+        raw("demo-1.0.dist-info/WHEEL", WHEEL),
+    ];
+    entries.extend_from_slice(extra);
+    let listed: Vec<(&str, &[u8])> = entries
+        .iter()
+        .map(|e| (e.central_name.unwrap_or(e.name), e.data))
+        .collect();
+    *record = record_for(&listed);
+    record.extend_from_slice(b"demo-1.0.dist-info/RECORD,,\n");
+    entries.push(raw("demo-1.0.dist-info/RECORD", record));
+    entries
+}
+
+fn inspect_raw_wheel(bytes: &[u8]) -> Result<WheelContents, String> {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("demo-1.0-py3-none-any.whl");
+    std::fs::write(&path, bytes).expect("write");
+    inspect_wheel(&path, "demo-1.0-py3-none-any.whl", "demo", "1.0", &[])
+}
+
+#[track_caller]
+fn assert_refused(bytes: &[u8], message: &str) {
+    let err = inspect_raw_wheel(bytes).expect_err(message);
+    assert!(err.contains(message), "expected {message:?} in {err:?}");
+}
+
+#[test]
+fn the_hand_built_wheel_is_valid() {
+    let mut record = Vec::new();
+    let bytes = raw_zip(&wheel_members(&[], &mut record), &Extra::default());
+    assert_eq!(inspect_raw_wheel(&bytes).expect("valid").metadata, METADATA);
+}
+
+#[test]
+fn refuses_local_headers_that_disagree_with_the_central_directory() {
+    for (entry, message) in [
+        (
+            Raw {
+                central_name: Some("demo/good.py"),
+                ..raw("demo/evil.py", b"print('hi')\n")
+            },
+            "local header of 'demo/good.py' disagrees with the central directory on the name",
+        ),
+        (
+            Raw {
+                local_size: Some(3),
+                ..raw("demo/a.py", b"print('hi')\n")
+            },
+            "disagrees with the central directory on the sizes",
+        ),
+        (
+            Raw {
+                local_method: Some(8),
+                ..raw("demo/a.py", b"print('hi')\n")
+            },
+            "disagrees with the central directory on the compression method",
+        ),
+    ] {
+        let mut record = Vec::new();
+        assert_refused(
+            &raw_zip(&wheel_members(&[entry], &mut record), &Extra::default()),
+            message,
+        );
+    }
+}
+
+#[test]
+fn refuses_data_outside_the_entries() {
+    let mut record = Vec::new();
+    let entries = wheel_members(&[], &mut record);
+    let hidden = b"PK\x03\x04 a hidden entry or another format's header";
+    for (extra, message) in [
+        (
+            Extra {
+                before: hidden,
+                ..Extra::default()
+            },
+            "bytes of data before entry 'demo/__init__.py'",
+        ),
+        (
+            Extra {
+                between: hidden,
+                ..Extra::default()
+            },
+            "bytes of data before entry 'demo-1.0.dist-info/METADATA'",
+        ),
+        (
+            Extra {
+                before_central: hidden,
+                ..Extra::default()
+            },
+            "bytes of data between the last entry and the central directory",
+        ),
+        (
+            Extra {
+                after: hidden,
+                ..Extra::default()
+            },
+            "archive has a comment or trailing data",
+        ),
+    ] {
+        assert_refused(&raw_zip(&entries, &extra), message);
+    }
+}
+
+#[test]
+fn refuses_encrypted_and_unsupported_members() {
+    for (entry, message) in [
+        (
+            Raw {
+                flags: 1,
+                ..raw("demo/a.py", b"x")
+            },
+            "encrypted members are not allowed",
+        ),
+        (
+            Raw {
+                method: 12,
+                ..raw("demo/a.py", b"x")
+            },
+            "only STORED and DEFLATED compression is allowed",
+        ),
+    ] {
+        let mut record = Vec::new();
+        assert_refused(
+            &raw_zip(&wheel_members(&[entry], &mut record), &Extra::default()),
+            message,
+        );
+    }
+}
+
+#[test]
+fn refuses_duplicate_names_also_after_folding_and_normalising() {
+    for (a, b, message) in [
+        ("demo/a.py", "demo/a.py", "duplicate filenames"),
+        (
+            "demo/a.py",
+            "demo/A.py",
+            "duplicate filenames after case folding and path normalisation: 'demo/a.py' and 'demo/A.py'",
+        ),
+        (
+            "demo/a.py",
+            "demo//a.py",
+            "after case folding and path normalisation",
+        ),
+        (
+            "demo/a.py",
+            "./demo/a.py",
+            "after case folding and path normalisation",
+        ),
+    ] {
+        let mut record = Vec::new();
+        let bytes = raw_zip(
+            &wheel_members(&[raw(a, b"one\n"), raw(b, b"two\n")], &mut record),
+            &Extra::default(),
+        );
+        assert_refused(&bytes, message);
+    }
+}
+
+#[test]
+fn refuses_entries_outside_the_root_and_links() {
+    for (name, message) in [
+        (
+            "../evil.py",
+            "entry '../evil.py' is outside the archive root",
+        ),
+        ("demo/../../evil.py", "is outside the archive root"),
+        ("/etc/evil.py", "is outside the archive root"),
+        ("C:/evil.py", "is outside the archive root"),
+        ("demo\\evil.py", "uses '\\' as a path separator"),
+    ] {
+        let mut record = Vec::new();
+        let bytes = raw_zip(
+            &wheel_members(&[raw(name, b"x")], &mut record),
+            &Extra::default(),
+        );
+        assert_refused(&bytes, message);
+    }
+    for (mode, kind) in [
+        (0o120777, "symbolic link"),
+        (0o020644, "device"),
+        (0o010644, "FIFO"),
+    ] {
+        let mut record = Vec::new();
+        let entry = Raw {
+            unix_mode: mode,
+            ..raw("demo/link", b"/etc/passwd")
+        };
+        let bytes = raw_zip(&wheel_members(&[entry], &mut record), &Extra::default());
+        assert_refused(&bytes, &format!("entry 'demo/link' is a {kind}"));
+    }
+}
+
+/// A wheel of the usual members and this RECORD.
+fn wheel_with_record(record: &[u8], extra: &[Raw<'_>]) -> Vec<u8> {
+    let mut entries = vec![
+        raw("demo/__init__.py", b"x = 1\n"),
+        raw("demo-1.0.dist-info/METADATA", METADATA),
+        raw("demo-1.0.dist-info/WHEEL", WHEEL),
+    ];
+    entries.extend_from_slice(extra);
+    entries.push(raw("demo-1.0.dist-info/RECORD", record));
+    raw_zip(&entries, &Extra::default())
+}
+
+fn good_record_lines() -> String {
+    String::from_utf8(record_for(&[
+        ("demo/__init__.py", b"x = 1\n"),
+        ("demo-1.0.dist-info/METADATA", METADATA),
+        ("demo-1.0.dist-info/WHEEL", WHEEL),
+    ]))
+    .expect("utf-8")
+}
+
+#[test]
+fn refuses_a_record_that_does_not_describe_the_wheel() {
+    let good = good_record_lines();
+    let own = "demo-1.0.dist-info/RECORD,,\n";
+    // Quoted fields, CRLF line ends, blank lines and signature files are read as pip does.
+    let quoted = format!(
+        "{}\r\n\r\n\"demo-1.0.dist-info/RECORD\",\"\",\"\"\r\n",
+        good.replace('\n', "\r\n")
+    );
+    assert!(inspect_raw_wheel(&wheel_with_record(quoted.as_bytes(), &[])).is_ok());
+    let jws = format!("{good}{own}");
+    assert!(
+        inspect_raw_wheel(&wheel_with_record(
+            jws.as_bytes(),
+            &[raw("demo-1.0.dist-info/RECORD.jws", b"{}")]
+        ))
+        .is_ok()
+    );
+
+    let wrong_hash = good.replacen("sha256=", "sha256=AAAA", 1);
+    let wrong_size = good.replacen(",6\n", ",7\n", 1);
+    let md5 = good.replacen("sha256=", "md5=", 1);
+    let no_hash = good.replacen("sha256=", "", 1);
+    let absent =
+        format!("{good}demo/gone.py,sha256=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU,0\n{own}");
+    let duplicate = format!("{good}{good}{own}");
+    let two_fields = format!("{good}demo/x.py,sha256=abc\n{own}");
+    let hashed_record = format!("{good}demo-1.0.dist-info/RECORD,sha256=abc,10\n");
+    let bad_csv = format!("{good}\"demo/x.py,sha256=abc,1\n");
+    for (record, extra, message) in [
+        (
+            format!("{good}{own}"),
+            vec![raw("demo/extra.py", b"hidden\n")],
+            "RECORD does not list 'demo/extra.py'",
+        ),
+        (
+            format!("{wrong_hash}{own}"),
+            vec![],
+            "RECORD has the wrong hash for 'demo/__init__.py'",
+        ),
+        (
+            format!("{wrong_size}{own}"),
+            vec![],
+            "RECORD gives the size of 'demo/__init__.py' as '7', but it is 6 bytes",
+        ),
+        (format!("{md5}{own}"), vec![], "hash algorithm 'md5'"),
+        (
+            format!("{no_hash}{own}"),
+            vec![],
+            "RECORD has no hash for 'demo/__init__.py'",
+        ),
+        (
+            absent,
+            vec![],
+            "RECORD lists 'demo/gone.py', which is not in the wheel",
+        ),
+        (duplicate, vec![], "more than once"),
+        (two_fields, vec![], "has 2 fields, expected 3"),
+        (
+            hashed_record,
+            vec![],
+            "RECORD lists a hash for 'demo-1.0.dist-info/RECORD'",
+        ),
+        (bad_csv, vec![], "RECORD is not valid CSV"),
+    ] {
+        let err =
+            inspect_raw_wheel(&wheel_with_record(record.as_bytes(), &extra)).expect_err(message);
+        assert!(err.contains(message), "expected {message:?} in {err:?}");
+    }
+    let mut entries = vec![
+        raw("demo-1.0.dist-info/METADATA", METADATA),
+        raw("demo-1.0.dist-info/WHEEL", WHEEL),
+    ];
+    entries.truncate(2);
+    assert_refused(
+        &raw_zip(&entries, &Extra::default()),
+        "does not contain the required RECORD file: demo-1.0.dist-info/RECORD",
+    );
+}
+
+/// An sdist holding PKG-INFO and one member of `kind` named `name`.
+fn sdist_with(
+    name: &str,
+    kind: tar::EntryType,
+    link: Option<&str>,
+) -> Result<SdistContents, String> {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("demo-1.0.tar.gz");
+    let gz = flate2::write::GzEncoder::new(
+        File::create(&path).expect("create"),
+        flate2::Compression::default(),
+    );
+    let mut tar = tar::Builder::new(gz);
+    let mut add = |name: &str, kind: tar::EntryType, link: Option<&str>, data: &[u8]| {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(kind);
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        // Written raw: the tar crate's own setters refuse the names under test.
+        let bytes = name.as_bytes();
+        header.as_old_mut().name[..bytes.len()].copy_from_slice(bytes);
+        if let Some(link) = link {
+            header.set_link_name(link).expect("link");
+        }
+        header.set_cksum();
+        tar.append(&header, data).expect("append");
+    };
+    add("demo-1.0/PKG-INFO", tar::EntryType::Regular, None, METADATA);
+    add(name, kind, link, b"");
+    tar.into_inner().expect("tar").finish().expect("gz");
+    inspect_sdist(&path, "demo-1.0.tar.gz", &[])
+}
+
+#[test]
+fn refuses_sdists_with_links_devices_and_absolute_paths() {
+    use tar::EntryType;
+    assert!(sdist_with("demo-1.0/setup.py", EntryType::Regular, None).is_ok());
+    assert!(sdist_with("demo-1.0/src/", EntryType::Directory, None).is_ok());
+    for (name, kind, link, message) in [
+        (
+            "demo-1.0/passwd",
+            EntryType::Symlink,
+            Some("/etc/passwd"),
+            "member 'demo-1.0/passwd' is a symbolic link",
+        ),
+        (
+            "demo-1.0/hard",
+            EntryType::Link,
+            Some("demo-1.0/PKG-INFO"),
+            "is a hard link",
+        ),
+        ("demo-1.0/tty", EntryType::Char, None, "is a device"),
+        ("demo-1.0/disk", EntryType::Block, None, "is a device"),
+        ("demo-1.0/pipe", EntryType::Fifo, None, "is a FIFO"),
+        (
+            "/demo-1.0/setup.py",
+            EntryType::Regular,
+            None,
+            "entry '/demo-1.0/setup.py' is outside the archive root",
+        ),
+        (
+            "demo-1.0/../../x",
+            EntryType::Regular,
+            None,
+            "is outside the archive root",
+        ),
+        (
+            "demo-1.0/pkg-info",
+            EntryType::Regular,
+            None,
+            "duplicate filenames after case folding",
+        ),
+        (
+            "demo-1.0//PKG-INFO",
+            EntryType::Regular,
+            None,
+            "duplicate filenames after case folding",
+        ),
+    ] {
+        let err = sdist_with(name, kind, link).expect_err(message);
+        assert!(err.contains(message), "expected {message:?} in {err:?}");
+    }
 }

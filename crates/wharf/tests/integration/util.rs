@@ -433,11 +433,35 @@ pub fn wheel_bytes(module: &str, version: &str, extra: &[(&str, &[u8])]) -> Vec<
     zip_bytes(&members)
 }
 
+/// A zip of `members`. One holding a `*.dist-info/WHEEL` and no RECORD is a wheel: it gets
+/// the RECORD the index requires, listing every member with its hash and size.
 pub fn zip_bytes(members: &[(String, Vec<u8>)]) -> Vec<u8> {
+    use base64::Engine;
+    use sha2::Digest;
+    let mut members = members.to_vec();
+    let dist_info = members
+        .iter()
+        .find_map(|(name, _)| {
+            name.strip_suffix("/WHEEL")
+                .filter(|d| d.ends_with(".dist-info"))
+        })
+        .map(str::to_owned);
+    if let Some(dist_info) =
+        dist_info.filter(|_| !members.iter().any(|(n, _)| n.ends_with("/RECORD")))
+    {
+        let mut record = String::new();
+        for (name, data) in &members {
+            let digest =
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(data));
+            record.push_str(&format!("{name},sha256={digest},{}\n", data.len()));
+        }
+        record.push_str(&format!("{dist_info}/RECORD,,\n"));
+        members.push((format!("{dist_info}/RECORD"), record.into_bytes()));
+    }
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated);
-    for (name, data) in members {
+    for (name, data) in &members {
         zip.start_file(name.as_str(), options).expect("start");
         zip.write_all(data).expect("write");
     }
