@@ -2,6 +2,7 @@
 
 Usage: python load.py URL TOKEN N
 """
+import base64
 import concurrent.futures
 import hashlib
 import io
@@ -12,13 +13,24 @@ import requests
 
 
 def wheel(module, version):
-    buffer = io.BytesIO()
+    """A wheel whose METADATA says what the upload form says, with a RECORD of every file."""
     dist_info = f"{module}-{version}.dist-info"
+    members = {
+        f"{module}/__init__.py": f"VERSION = {version!r}\n".encode(),
+        f"{dist_info}/METADATA": (f"Metadata-Version: 2.1\nName: {module}\nVersion: {version}\n"
+                                  "Requires-Python: >=3.8\n").encode(),
+        f"{dist_info}/WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = []
+    for path, data in members.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(data)}")
+    record.append(f"{dist_info}/RECORD,,")
+    members[f"{dist_info}/RECORD"] = ("\n".join(record) + "\n").encode()
+    buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr(f"{module}/__init__.py", f"VERSION = {version!r}\n")
-        zf.writestr(f"{dist_info}/METADATA", f"Metadata-Version: 2.1\nName: {module}\nVersion: {version}\n")
-        zf.writestr(f"{dist_info}/WHEEL", "Wheel-Version: 1.0\nTag: py3-none-any\n")
-        zf.writestr(f"{dist_info}/RECORD", "")
+        for path, data in members.items():
+            zf.writestr(path, data)
     return f"{module}-{version}-py3-none-any.whl", buffer.getvalue()
 
 
