@@ -51,7 +51,7 @@ pub async fn serve(
     match is_live(&state, &parts).await {
         Ok(true) => {}
         Ok(false) => return AppError::not_found().render(&headers),
-        Err(error) => return AppError::internal(format!("{error:#}")).render(&headers),
+        Err(error) => return error.render(&headers),
     }
     match state.storage.get(&path).await {
         Ok(Some((size, stream))) => {
@@ -88,7 +88,7 @@ pub async fn serve(
 
 /// Whether `aa/bb/<60 hex>/<filename>[.metadata]` names a file that has a row: remembered per
 /// process, so the hot path asks the database once per file.
-async fn is_live(state: &AppState, parts: &[&str]) -> Result<bool, sqlx::Error> {
+async fn is_live(state: &AppState, parts: &[&str]) -> Result<bool, AppError> {
     let digest_hex = format!("{}{}{}", parts[0], parts[1], parts[2]);
     let mut digest = [0u8; 32];
     if hex::decode_to_slice(&digest_hex, &mut digest).is_err() {
