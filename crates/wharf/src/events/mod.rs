@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod chain;
+pub mod head;
 pub mod query;
 mod tags;
 pub mod user_agent;
