@@ -17,6 +17,7 @@ use futures_util::TryStreamExt;
 use hmac::{KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
+use super::EventRow;
 use super::head::heads;
 use crate::db::{Backend, Db};
 use crate::signing::ServerKey;
@@ -97,17 +98,6 @@ impl ChainKey {
         hex::encode(mac.finalize().into_bytes())
     }
 }
-
-type EventRow = (
-    i64,
-    String,
-    Option<String>,
-    String,
-    i64,
-    Option<String>,
-    Option<String>,
-    String,
-);
 
 /// Where the chain starts: after the newest checkpoint, or at the beginning. Reads on the
 /// caller's connection: the sealer holds the write lock and must not wait for another one.
@@ -239,7 +229,7 @@ async fn seal_batch(db: &Db, keys: &ServerKey, key: &ChainKey) -> Result<u64, Ch
     };
     sign_keyed_from(&mut tx, keys, seq, &prev).await?;
     let rows: Vec<EventRow> = sqlx::query_as(
-        "SELECT id, source_type, source_id, tag, time, ip_address, user_agent, additional \
+        "SELECT id, seq, source_type, source_id, tag, time, ip_address, user_agent, additional, prev_hash, hash \
          FROM events WHERE seq IS NULL ORDER BY id LIMIT $1",
     )
     .bind(BATCH)
@@ -247,20 +237,25 @@ async fn seal_batch(db: &Db, keys: &ServerKey, key: &ChainKey) -> Result<u64, Ch
     .await?;
     let count = rows.len() as u64;
     let mut sealed = Vec::with_capacity(rows.len());
-    for (id, source_type, source_id, tag, time, ip, ua, additional) in rows {
+    for row in rows {
         seq += 1;
         let hash = key.hash(&Content {
             seq,
-            source_type: &source_type,
-            source_id: source_id.as_deref(),
-            tag: &tag,
-            time,
-            ip_address: ip.as_deref(),
-            user_agent: ua.as_deref(),
-            additional: &additional,
+            source_type: &row.source_type,
+            source_id: row.source_id.as_deref(),
+            tag: &row.tag,
+            time: row.time,
+            ip_address: row.ip_address.as_deref(),
+            user_agent: row.user_agent.as_deref(),
+            additional: &row.additional,
             prev_hash: &prev,
         });
-        sealed.push((id, seq, std::mem::replace(&mut prev, hash.clone()), hash));
+        sealed.push((
+            row.id,
+            seq,
+            std::mem::replace(&mut prev, hash.clone()),
+            hash,
+        ));
     }
     if !sealed.is_empty() {
         // One statement for the batch: the write lock is held for as short a time as can be.
@@ -312,20 +307,6 @@ impl Report {
         }
     }
 }
-
-type VerifyRow = (
-    i64,
-    i64,
-    String,
-    Option<String>,
-    String,
-    i64,
-    Option<String>,
-    Option<String>,
-    String,
-    String,
-    String,
-);
 
 /// Walks the sealed chain from its start and reports the first event that was altered,
 /// removed or reordered, and a missing tail: a chain that no longer reaches a head (the signed
@@ -395,32 +376,43 @@ pub async fn verify(
             ),
         ));
     }
-    let mut rows = sqlx::query_as::<_, VerifyRow>(
-        "SELECT seq, id, source_type, source_id, tag, time, ip_address, user_agent, additional, prev_hash, hash \
+    let mut rows = sqlx::query_as::<_, EventRow>(
+        "SELECT id, seq, source_type, source_id, tag, time, ip_address, user_agent, additional, prev_hash, hash \
          FROM events WHERE seq IS NOT NULL ORDER BY seq",
     )
     .fetch(db.pool());
     let mut expected_seq = start_seq + 1;
     let mut prev = start_hash;
     let mut checked = 0;
-    while let Some((
-        seq,
-        id,
-        source_type,
-        source_id,
-        tag,
-        time,
-        ip,
-        ua,
-        additional,
-        prev_hash,
-        stored,
-    )) = rows.try_next().await?
-    {
+    while let Some(row) = rows.try_next().await? {
+        let EventRow {
+            id,
+            seq: Some(seq),
+            source_type,
+            source_id,
+            tag,
+            time,
+            ip_address: ip,
+            user_agent: ua,
+            additional,
+            prev_hash,
+            hash: stored,
+        } = row
+        else {
+            continue; // Selected with `seq IS NOT NULL`.
+        };
         if seq < expected_seq {
             // Before the checkpoint: pruning left it behind; it is not part of the chain.
             continue;
         }
+        // A sealed event always has both hashes; one that lost either was altered.
+        let (Some(prev_hash), Some(stored)) = (prev_hash, stored) else {
+            return Ok(Report::broken(
+                checked,
+                Some(seq),
+                format!("event {seq} (id {id}) was altered: its hash was removed"),
+            ));
+        };
         let problem = if seq > expected_seq {
             Some((
                 expected_seq,
