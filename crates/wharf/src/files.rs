@@ -62,22 +62,20 @@ pub async fn serve(
             } else {
                 "application/octet-stream"
             };
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            for (name, value) in [
+                (header::CONTENT_TYPE, content_type),
+                (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+                (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+                // An uploaded file is never a page of this site, even if a browser is sent to
+                // it: saved, not shown, and sandboxed should it be shown anyway.
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    "default-src 'none'; sandbox",
+                ),
+            ] {
+                h.insert(name, HeaderValue::from_static(value));
+            }
             h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
-            h.insert(
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=31536000, immutable"),
-            );
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_ORIGIN,
-                HeaderValue::from_static("*"),
-            );
-            // An uploaded file is never a page of this site, even if a browser is sent to it:
-            // saved, not shown, and sandboxed should it be shown anyway.
-            h.insert(
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static("default-src 'none'; sandbox"),
-            );
             h.insert(header::CONTENT_DISPOSITION, attachment(parts[3]));
             response
         }
