@@ -51,7 +51,7 @@ pub async fn serve(
     match is_live(&state, &parts).await {
         Ok(true) => {}
         Ok(false) => return AppError::not_found().render(&headers),
-        Err(error) => return AppError::internal(format!("{error:#}")).render(&headers),
+        Err(error) => return error.render(&headers),
     }
     match state.storage.get(&path).await {
         Ok(Some((size, stream))) => {
@@ -62,22 +62,20 @@ pub async fn serve(
             } else {
                 "application/octet-stream"
             };
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            for (name, value) in [
+                (header::CONTENT_TYPE, content_type),
+                (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+                (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+                // An uploaded file is never a page of this site, even if a browser is sent to
+                // it: saved, not shown, and sandboxed should it be shown anyway.
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    "default-src 'none'; sandbox",
+                ),
+            ] {
+                h.insert(name, HeaderValue::from_static(value));
+            }
             h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
-            h.insert(
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=31536000, immutable"),
-            );
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_ORIGIN,
-                HeaderValue::from_static("*"),
-            );
-            // An uploaded file is never a page of this site, even if a browser is sent to it:
-            // saved, not shown, and sandboxed should it be shown anyway.
-            h.insert(
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static("default-src 'none'; sandbox"),
-            );
             h.insert(header::CONTENT_DISPOSITION, attachment(parts[3]));
             response
         }
@@ -88,7 +86,7 @@ pub async fn serve(
 
 /// Whether `aa/bb/<60 hex>/<filename>[.metadata]` names a file that has a row: remembered per
 /// process, so the hot path asks the database once per file.
-async fn is_live(state: &AppState, parts: &[&str]) -> Result<bool, sqlx::Error> {
+async fn is_live(state: &AppState, parts: &[&str]) -> Result<bool, AppError> {
     let digest_hex = format!("{}{}{}", parts[0], parts[1], parts[2]);
     let mut digest = [0u8; 32];
     if hex::decode_to_slice(&digest_hex, &mut digest).is_err() {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::store::{Figures, compute};
 use crate::db::Db;
+use crate::error::AppError;
 
 /// How long `/metrics` is served from memory before it is computed again.
 pub const METRICS_TTL_SECS: i64 = 60;
@@ -17,11 +18,7 @@ pub struct MetricsCache {
 }
 
 impl MetricsCache {
-    pub async fn get_or_render(
-        &self,
-        db: &Db,
-        now_micros: i64,
-    ) -> Result<Arc<String>, sqlx::Error> {
+    pub async fn get_or_render(&self, db: &Db, now_micros: i64) -> Result<Arc<String>, AppError> {
         let mut rendered = self.rendered.lock().await;
         let now = now_micros;
         if let Some((at, body)) = rendered.as_ref()

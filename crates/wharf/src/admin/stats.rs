@@ -110,6 +110,6 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
             body.as_str().to_owned(),
         )
             .into_response(),
-        Err(e) => AppError::from(e).into_response(),
+        Err(e) => e.into_response(),
     }
 }

@@ -6,22 +6,9 @@ use std::path::Path;
 
 use futures_util::TryStreamExt;
 
-use super::chain;
+use super::{EventRow, chain};
 use crate::db::Db;
 use crate::signing::ServerKey;
-
-type ExportRow = (
-    i64,
-    Option<i64>,
-    String,
-    Option<String>,
-    String,
-    i64,
-    Option<String>,
-    Option<String>,
-    String,
-    Option<String>,
-);
 
 /// Which events to export (all when empty).
 #[derive(Default)]
@@ -38,8 +25,8 @@ pub async fn export(
     filter: &ExportFilter<'_>,
     out: &mut impl Write,
 ) -> anyhow::Result<u64> {
-    let mut rows = sqlx::query_as::<_, ExportRow>(
-        "SELECT id, seq, source_type, source_id, tag, time, ip_address, user_agent, additional, hash \
+    let mut rows = sqlx::query_as::<_, EventRow>(
+        "SELECT id, seq, source_type, source_id, tag, time, ip_address, user_agent, additional, prev_hash, hash \
          FROM events \
          WHERE ($1 IS NULL OR time >= $1) AND ($2 IS NULL OR time < $2) \
            AND ($3 IS NULL OR (source_type = 'user' AND source_id = $3)) \
@@ -53,20 +40,18 @@ pub async fn export(
     .bind(filter.project_id)
     .fetch(db.pool());
     let mut count = 0;
-    while let Some((id, seq, source_type, source_id, tag, time, ip, ua, additional, hash)) =
-        rows.try_next().await?
-    {
+    while let Some(row) = rows.try_next().await? {
         let line = serde_json::json!({
-            "id": id,
-            "seq": seq,
-            "source_type": source_type,
-            "source_id": source_id,
-            "tag": tag,
-            "time": crate::clock::iso8601_micros(time),
-            "ip_address": ip,
-            "user_agent": ua,
-            "additional": serde_json::from_str::<serde_json::Value>(&additional).unwrap_or_default(),
-            "hash": hash,
+            "id": row.id,
+            "seq": row.seq,
+            "source_type": row.source_type,
+            "source_id": row.source_id,
+            "tag": row.tag,
+            "time": crate::clock::iso8601_micros(row.time),
+            "ip_address": row.ip_address,
+            "user_agent": row.user_agent,
+            "additional": serde_json::from_str::<serde_json::Value>(&row.additional).unwrap_or_default(),
+            "hash": row.hash,
         });
         writeln!(out, "{line}")?;
         count += 1;

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod chain;
+pub mod head;
 pub mod query;
 mod tags;
 pub mod user_agent;
@@ -12,6 +13,24 @@ pub use tags::EventTag;
 
 use serde_json::Value;
 use sqlx::AnyConnection;
+
+/// An `events` row as its readers (the log's pages, export, sealer and `verify`) get it: by
+/// column name, so a reordered `SELECT` cannot swap same-typed columns. Every reader selects
+/// every column; the chain's `seq`, `prev_hash` and `hash` stay empty until it is sealed.
+#[derive(Debug, sqlx::FromRow)]
+struct EventRow {
+    id: i64,
+    seq: Option<i64>,
+    source_type: String,
+    source_id: Option<String>,
+    tag: String,
+    time: i64,
+    ip_address: Option<String>,
+    user_agent: Option<String>,
+    additional: String,
+    prev_hash: Option<String>,
+    hash: Option<String>,
+}
 
 /// What an event is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -158,42 +158,32 @@ pub async fn list(
     let limit = next(Bind::Int(per_page), &mut binds);
     let offset = next(Bind::Int((page.max(1) - 1) * per_page), &mut binds);
     let sql = format!(
-        "SELECT id, source_type, source_id, tag, time, ip_address, user_agent, additional FROM events {clause} \
+        "SELECT id, seq, source_type, source_id, tag, time, ip_address, user_agent, additional, prev_hash, hash \
+         FROM events {clause} \
          ORDER BY {} LIMIT {limit} OFFSET {offset}",
         sort.order_by()
     );
-    type Row = (
-        i64,
-        String,
-        Option<String>,
-        String,
-        i64,
-        Option<String>,
-        Option<String>,
-        String,
-    );
-    let mut query = sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql)).persistent(false);
+    let mut query =
+        sqlx::query_as::<_, super::EventRow>(sqlx::AssertSqlSafe(sql)).persistent(false);
     for bind in &binds {
         query = bind.apply_as(query);
     }
     let rows = query.fetch_all(db.pool()).await?;
     let listed = rows
         .into_iter()
-        .map(
-            |(id, source_type, source_id, tag, time, ip_address, user_agent, additional)| {
-                let additional: Value = serde_json::from_str(&additional).unwrap_or_default();
-                Listed {
-                    id,
-                    source_type,
-                    source_id,
-                    tag,
-                    time,
-                    ip_address,
-                    client: client(user_agent.as_deref(), &additional),
-                    details: details(&additional),
-                }
-            },
-        )
+        .map(|row| {
+            let additional: Value = serde_json::from_str(&row.additional).unwrap_or_default();
+            Listed {
+                id: row.id,
+                source_type: row.source_type,
+                source_id: row.source_id,
+                tag: row.tag,
+                time: row.time,
+                ip_address: row.ip_address,
+                client: client(row.user_agent.as_deref(), &additional),
+                details: details(&additional),
+            }
+        })
         .collect();
     Ok((listed, total))
 }

@@ -2,6 +2,7 @@
 //! `spec/index-protocols.md` §1.3 that applies, in order, then the file is stored under its
 //! content address and its rows are committed in one transaction.
 
+mod checks;
 mod form;
 
 use axum::Router;
@@ -16,9 +17,9 @@ use axum::routing::post;
 use blake2::Blake2b;
 use blake2::digest::consts::U32;
 use sha2::{Digest, Sha256};
-use wharf_packaging::filename::{self, PackageType, WheelFilename};
-use wharf_packaging::metadata::{FileMetadata, Form, Metadata};
-use wharf_packaging::{archive, name, version};
+use wharf_packaging::filename::{self, PackageType};
+use wharf_packaging::metadata::{Form, Metadata};
+use wharf_packaging::{name, version};
 
 use crate::accounts;
 use crate::auth::{self, UploadIdentity};
@@ -28,6 +29,7 @@ use crate::packaging::permissions::{self, Denied};
 use crate::packaging::{self, NewFile, NewRelease, Project, Published};
 use crate::request::request_meta;
 use crate::state::AppState;
+use checks::{UploadFields, inspect, upload_fields};
 use form::{Content, LimitFor, UploadForm};
 
 /// The upload API: `/legacy/` takes bodies of any size (the limits are checked as it streams).
@@ -173,73 +175,6 @@ fn help(state: &AppState, anchor: &str) -> String {
         "See {}/help/#{anchor} for more information.",
         state.settings.base_url()
     )
-}
-
-fn invalid_value(value: &str, field: &str, message: &str) -> AppError {
-    AppError::bad_request(format!(
-        "'{value}' is an invalid value for {field}. Error: {message} See https://packaging.python.org/specifications/core-metadata for more information."
-    ))
-}
-
-/// The upload form's own fields (beyond metadata): file type, Python version, digests.
-struct UploadFields {
-    package_type: PackageType,
-    pyversion: String,
-    md5: Option<String>,
-    sha256: Option<String>,
-    blake2_256: Option<String>,
-    comment: Option<String>,
-}
-
-fn upload_fields(form: &UploadForm) -> AppResult<UploadFields> {
-    let filetype = form.get("filetype").unwrap_or_default();
-    let package_type = PackageType::parse(filetype)
-        .ok_or_else(|| invalid_value(filetype, "Filetype", "Use a known file type."))?;
-    let pyversion = form.get("pyversion").filter(|v| !v.is_empty());
-    let pyversion = match (package_type, pyversion) {
-        (PackageType::Sdist, None | Some("source")) => "source".to_owned(),
-        (PackageType::Sdist, Some(other)) => {
-            return Err(invalid_value(
-                other,
-                "Pyversion",
-                "Use 'source' as Python version for an sdist.",
-            ));
-        }
-        (PackageType::BdistWheel, None) => {
-            return Err(invalid_value(
-                "",
-                "Pyversion",
-                "Python version is required for binary distribution uploads.",
-            ));
-        }
-        (PackageType::BdistWheel, Some(v)) => v.to_owned(),
-    };
-    let digest = |key: &str, len: usize, field: &str| -> AppResult<Option<String>> {
-        match form.get(key).filter(|v| !v.is_empty()) {
-            None => Ok(None),
-            Some(v) if v.len() == len && v.bytes().all(|b| b.is_ascii_hexdigit()) => {
-                Ok(Some(v.to_ascii_lowercase()))
-            }
-            Some(v) => Err(invalid_value(v, field, "Use a valid, hex-encoded, digest.")),
-        }
-    };
-    let fields = UploadFields {
-        package_type,
-        pyversion,
-        md5: digest("md5_digest", 32, "MD5-Digest")?,
-        sha256: digest("sha256_digest", 64, "SHA256-Digest")?,
-        blake2_256: digest("blake2_256_digest", 64, "Blake2-256-Digest")?,
-        comment: form
-            .get("comment")
-            .filter(|c| !c.is_empty())
-            .map(str::to_owned),
-    };
-    if fields.md5.is_none() && fields.sha256.is_none() && fields.blake2_256.is_none() {
-        return Err(AppError::bad_request(
-            "Include at least one message digest.",
-        ));
-    }
-    Ok(fields)
 }
 
 /// Tries per upload: a first upload can lose the race to create its project or release, or to
@@ -588,110 +523,6 @@ async fn check_new_project(
         total_size: 0,
         owners_require_2fa: false,
     }))
-}
-
-/// Filename rules and archive inspection. Returns the wheel's METADATA for PEP 658.
-async fn inspect(
-    project: &Project,
-    metadata: &Metadata,
-    parsed_version: &version::Version,
-    package_type: PackageType,
-    content: &Content,
-) -> AppResult<Option<Vec<u8>>> {
-    let prefix = project.normalized_name.replace('-', "_");
-    let license_files = if metadata.metadata_version.as_str() >= "2.4" {
-        metadata.license_files.clone()
-    } else {
-        Vec::new()
-    };
-    let path = content.file.path().to_owned();
-    match package_type {
-        PackageType::Sdist => {
-            let expected =
-                filename::expected_sdist_filename(&project.normalized_name, parsed_version);
-            if !content
-                .filename
-                .to_ascii_lowercase()
-                .starts_with(&format!("{prefix}-"))
-            {
-                return Err(AppError::bad_request(format!(
-                    "Start filename for '{}' with '{prefix}'.",
-                    project.name
-                )));
-            }
-            if content.filename != expected {
-                return Err(AppError::bad_request(format!(
-                    "Filename '{}' is invalid, should be '{expected}'.",
-                    content.filename
-                )));
-            }
-            let filename = content.filename.clone();
-            let contents =
-                blocking(move || archive::inspect_sdist(&path, &filename, &license_files)).await?;
-            // Before metadata 2.2 an sdist's PKG-INFO need not describe what it builds.
-            let pkg_info = contents.pkg_info.as_deref().map(FileMetadata::parse);
-            if let Some(pkg_info) = pkg_info.filter(|p| p.is_at_least(2, 2)) {
-                pkg_info
-                    .check_matches(metadata, "PKG-INFO")
-                    .map_err(invalid_file)?;
-            }
-            Ok(None)
-        }
-        PackageType::BdistWheel => {
-            let wheel = WheelFilename::parse(&content.filename).map_err(AppError::bad_request)?;
-            if let Some(tag) = wheel
-                .platform_tags
-                .iter()
-                .find(|t| !filename::is_allowed_platform_tag(t))
-            {
-                return Err(AppError::bad_request(format!(
-                    "Binary wheel '{}' has an unsupported platform tag '{tag}'.",
-                    content.filename
-                )));
-            }
-            if wheel.name != prefix {
-                return Err(AppError::bad_request(format!(
-                    "Filename '{}' should contain the normalized project name '{prefix}', not '{}'.",
-                    content.filename, wheel.name
-                )));
-            }
-            if &wheel.version != parsed_version {
-                return Err(AppError::bad_request(format!(
-                    "Version in filename should be '{parsed_version}' not '{}'.",
-                    wheel.version
-                )));
-            }
-            let raw_version = content
-                .filename
-                .split('-')
-                .nth(1)
-                .unwrap_or_default()
-                .to_owned();
-            let (filename, wheel_name) = (content.filename.clone(), wheel.name.clone());
-            let contents = blocking(move || {
-                archive::inspect_wheel(&path, &filename, &wheel_name, &raw_version, &license_files)
-            })
-            .await?;
-            // Installers read this METADATA (PEP 658), the index shows the form: they agree.
-            FileMetadata::parse(&contents.metadata)
-                .check_matches(metadata, "METADATA")
-                .map_err(invalid_file)?;
-            Ok(Some(contents.metadata))
-        }
-    }
-}
-
-fn invalid_file(message: String) -> AppError {
-    AppError::bad_request(format!("Invalid distribution file. {message}"))
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, String> + Send + 'static,
-) -> AppResult<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(AppError::internal)?
-        .map_err(invalid_file)
 }
 
 /// `blake2[:2]/blake2[2:4]/blake2[4:]/filename`, as on files.pythonhosted.org.

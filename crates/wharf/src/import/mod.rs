@@ -295,7 +295,7 @@ impl Importer<'_> {
     async fn one(&self, candidate: &Candidate) -> anyhow::Result<Outcome> {
         let filename = &candidate.filename;
         // Already here with the same content: the source said so, no need to fetch it.
-        let present = present_sha256(self.state, filename).await?;
+        let present = packaging::import::sha256_of_filename(&self.state.db, filename).await?;
         if let (Some(present), Some(source)) = (&present, &candidate.sha256)
             && present == source
         {
@@ -418,29 +418,21 @@ impl Importer<'_> {
 
     /// The source's upload time and the import event, for the file just uploaded.
     async fn record(&self, candidate: &Candidate, sha256: &str) -> anyhow::Result<()> {
-        let row: Option<(String, String, String)> = sqlx::query_as(
-            "SELECT f.id, p.normalized_name, f.sha256_digest FROM files f \
-             JOIN projects p ON p.id = f.project_id WHERE f.filename = $1",
-        )
-        .bind(&candidate.filename)
-        .fetch_optional(self.state.db.pool())
-        .await?;
-        let Some((file_id, normalized, stored)) = row else {
+        let Some(stored) =
+            packaging::import::find_file_by_name(&self.state.db, &candidate.filename).await?
+        else {
             anyhow::bail!("the upload was accepted but the file is not in the index");
         };
-        if stored != sha256 {
+        if stored.sha256_digest != sha256 {
             anyhow::bail!("a different file with this name was uploaded meanwhile");
         }
-        let project = packaging::find_project(&self.state.db, &normalized).await?;
+        let project =
+            packaging::find_project(&self.state.db, &stored.project_normalized_name).await?;
         let project_id = project.as_ref().map(|p| p.id.clone());
         let now = self.state.clock.now_micros();
         let mut tx = self.state.db.begin().await?;
         if let Some(time) = candidate.upload_time {
-            sqlx::query("UPDATE files SET upload_time = $1 WHERE id = $2")
-                .bind(time)
-                .bind(&file_id)
-                .execute(&mut *tx)
-                .await?;
+            packaging::import::set_upload_time(&mut tx, &stored.id, time).await?;
             // A journal entry moves the project's serial: every process rebuilds its pages.
             if let Some(project) = &project {
                 packaging::journal(
@@ -464,7 +456,7 @@ impl Importer<'_> {
         });
         events::record(
             &mut tx,
-            events::Source::File(&file_id),
+            events::Source::File(&stored.id),
             EventTag::FileImport,
             self.meta,
             now,
@@ -479,15 +471,6 @@ impl Importer<'_> {
         }
         Ok(())
     }
-}
-
-async fn present_sha256(state: &AppState, filename: &str) -> anyhow::Result<Option<String>> {
-    let row: Option<(String,)> =
-        sqlx::query_as("SELECT sha256_digest FROM files WHERE filename = $1")
-            .bind(filename)
-            .fetch_optional(state.db.pool())
-            .await?;
-    Ok(row.map(|(s,)| s))
 }
 
 fn package_type(filename: &str) -> anyhow::Result<wharf_packaging::filename::PackageType> {

@@ -5,6 +5,7 @@ use sqlx::AnyConnection;
 use crate::db::Db;
 
 pub mod blobs;
+pub mod import;
 pub mod permissions;
 mod removal;
 pub mod roles;

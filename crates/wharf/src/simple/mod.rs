@@ -79,28 +79,18 @@ pub fn respond(page: &Page, request: &HeaderMap, cache_control: &'static str) ->
 }
 
 fn cors(headers: &mut HeaderMap) {
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET"),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static(
+    for (name, value) in [
+        (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+        (header::ACCESS_CONTROL_ALLOW_METHODS, "GET"),
+        (
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
             "Content-Type, If-Match, If-Modified-Since, If-None-Match, If-Unmodified-Since",
         ),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_MAX_AGE,
-        HeaderValue::from_static("86400"),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("X-PyPI-Last-Serial"),
-    );
+        (header::ACCESS_CONTROL_MAX_AGE, "86400"),
+        (header::ACCESS_CONTROL_EXPOSE_HEADERS, "X-PyPI-Last-Serial"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
 }
 
 const SIMPLE_CACHE_CONTROL: &str = "max-age=600, public";

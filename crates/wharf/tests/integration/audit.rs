@@ -148,6 +148,20 @@ async fn an_edited_event_is_found() {
 }
 
 #[tokio::test]
+async fn a_sealed_event_whose_hash_was_removed_is_found() {
+    let app = TestApp::new().await;
+    activity(&app).await;
+    verify(&app).await;
+    exec(&app, "UPDATE events SET hash = NULL WHERE seq = 3").await;
+    let report = verify(&app).await;
+    let problem = report.problem.expect("tampering found");
+    assert!(problem.starts_with("event 3 "), "{problem}");
+    assert!(problem.contains("hash was removed"), "{problem}");
+    assert_eq!(report.checked, 2);
+    assert_eq!(report.first_bad, Some(3));
+}
+
+#[tokio::test]
 async fn an_edit_with_the_chain_recomputed_without_the_key_is_found() {
     let app = TestApp::new().await;
     activity(&app).await;

@@ -187,31 +187,24 @@ pub async fn change_role(
             Flash::error("Choose Owner or Maintainer."),
         ));
     };
-    Ok(
-        match roles::change_role(
-            &web.state.db,
-            &project,
-            &session.user,
-            &target,
-            role,
-            &web.meta,
-            web.now(),
-        )
-        .await
-        {
-            Ok(()) => web.redirect_with(
-                &back,
-                Flash::success(format!(
-                    "{} is now {} of {}.",
-                    target.username,
-                    role.as_str(),
-                    project.name
-                )),
-            ),
-            Err(RoleError::Database(e)) => return Err(e).or_page(&web),
-            Err(e) => web.redirect_with(&back, Flash::error(e.to_string())),
-        },
+    let result = roles::change_role(
+        &web.state.db,
+        &project,
+        &session.user,
+        &target,
+        role,
+        &web.meta,
+        web.now(),
     )
+    .await;
+    role_changed(&web, &back, result, |()| {
+        format!(
+            "{} is now {} of {}.",
+            target.username,
+            role.as_str(),
+            project.name
+        )
+    })
 }
 
 pub async fn remove_role(
@@ -223,28 +216,18 @@ pub async fn remove_role(
     let (session, project) =
         project_for(&web, &project, Permission::ManageCollaborators, &back).await?;
     let target = collaborator(&web, &project, &form.user_id).await?;
-    Ok(
-        match roles::remove_role(
-            &web.state.db,
-            &project,
-            &session.user,
-            &target,
-            &web.meta,
-            web.now(),
-        )
-        .await
-        {
-            Ok(()) => web.redirect_with(
-                &back,
-                Flash::success(format!(
-                    "Removed {} from {}.",
-                    target.username, project.name
-                )),
-            ),
-            Err(RoleError::Database(e)) => return Err(e).or_page(&web),
-            Err(e) => web.redirect_with(&back, Flash::error(e.to_string())),
-        },
+    let result = roles::remove_role(
+        &web.state.db,
+        &project,
+        &session.user,
+        &target,
+        &web.meta,
+        web.now(),
     )
+    .await;
+    role_changed(&web, &back, result, |()| {
+        format!("Removed {} from {}.", target.username, project.name)
+    })
 }
 
 pub async fn revoke_invitation(
@@ -255,23 +238,31 @@ pub async fn revoke_invitation(
     let back = page_of(&project, "collaboration/");
     let (session, project) =
         project_for(&web, &project, Permission::ManageCollaborators, &back).await?;
-    Ok(
-        match roles::revoke_invitation(
-            &web.state.db,
-            &project,
-            &session.user,
-            &form.invitation_id,
-            &web.meta,
-            web.now(),
-        )
-        .await
-        {
-            Ok(username) => web.redirect_with(
-                &back,
-                Flash::success(format!("Withdrew the invitation to {username}.")),
-            ),
-            Err(RoleError::Database(e)) => return Err(e).or_page(&web),
-            Err(e) => web.redirect_with(&back, Flash::error(e.to_string())),
-        },
+    let result = roles::revoke_invitation(
+        &web.state.db,
+        &project,
+        &session.user,
+        &form.invitation_id,
+        &web.meta,
+        web.now(),
     )
+    .await;
+    role_changed(&web, &back, result, |username| {
+        format!("Withdrew the invitation to {username}.")
+    })
+}
+
+/// Back to the collaboration page with what was done, or with why it was refused; a database
+/// failure is an error page.
+fn role_changed<T>(
+    web: &Web,
+    back: &str,
+    result: Result<T, RoleError>,
+    done: impl FnOnce(T) -> String,
+) -> Page {
+    match result {
+        Ok(value) => Ok(web.redirect_with(back, Flash::success(done(value)))),
+        Err(RoleError::Database(e)) => Err::<Response, _>(e).or_page(web),
+        Err(e) => Ok(web.redirect_with(back, Flash::error(e.to_string()))),
+    }
 }

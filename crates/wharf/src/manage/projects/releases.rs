@@ -149,13 +149,6 @@ async fn set_yanked(
     )
     .await
     .or_page(&web)?;
-    if !found {
-        return Err(web.error(AppError::new(
-            StatusCode::NOT_FOUND,
-            format!("{} has no release {version}.", project.name),
-        )));
-    }
-    web.state.cache.invalidate_project(&project.normalized_name);
     let message = if yanked {
         format!(
             "Yanked {} {version}: installers skip it unless it is pinned exactly.",
@@ -164,10 +157,14 @@ async fn set_yanked(
     } else {
         format!("{} {version} is no longer yanked.", project.name)
     };
-    Ok(web.redirect_with(
-        &project_path(&project, &format!("release/{}/", encode_segment(&version))),
-        Flash::success(message),
-    ))
+    changed(
+        &web,
+        &project,
+        found,
+        format!("{} has no release {version}.", project.name),
+        &format!("release/{}/", encode_segment(&version)),
+        message,
+    )
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -206,17 +203,14 @@ pub async fn delete_release(
     )
     .await
     .or_page(&web)?;
-    if !found {
-        return Err(web.error(AppError::new(
-            StatusCode::NOT_FOUND,
-            format!("{} has no release {version}.", project.name),
-        )));
-    }
-    web.state.cache.invalidate_project(&project.normalized_name);
-    Ok(web.redirect_with(
-        &project_path(&project, "releases/"),
-        Flash::success(format!("Deleted {} {version} and its files.", project.name)),
-    ))
+    changed(
+        &web,
+        &project,
+        found,
+        format!("{} has no release {version}.", project.name),
+        "releases/",
+        format!("Deleted {} {version} and its files.", project.name),
+    )
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -260,20 +254,35 @@ pub async fn delete_file(
     )
     .await
     .or_page(&web)?;
-    if !found {
-        return Err(web.error(AppError::new(
-            StatusCode::NOT_FOUND,
-            format!("{} {version} has no file {}.", project.name, form.filename),
-        )));
-    }
-    web.state.cache.invalidate_project(&project.normalized_name);
-    Ok(web.redirect_with(
-        &project_path(&project, &format!("release/{}/", encode_segment(&version))),
-        Flash::success(format!(
+    changed(
+        &web,
+        &project,
+        found,
+        format!("{} {version} has no file {}.", project.name, form.filename),
+        &format!("release/{}/", encode_segment(&version)),
+        format!(
             "Deleted {}. Its name can never be used again.",
             form.filename
-        )),
-    ))
+        ),
+    )
+}
+
+/// After a yank, unyank or deletion: not found when there was nothing to change (`missing`
+/// says what), otherwise the project's pages are rebuilt and the user goes back to `to` (under
+/// the project) with `done`.
+fn changed(
+    web: &Web,
+    project: &Project,
+    found: bool,
+    missing: String,
+    to: &str,
+    done: String,
+) -> Page {
+    if !found {
+        return Err(web.error(AppError::new(StatusCode::NOT_FOUND, missing)));
+    }
+    web.state.cache.invalidate_project(&project.normalized_name);
+    Ok(web.redirect_with(&project_path(project, to), Flash::success(done)))
 }
 
 crate::site::template_value!(ReleaseRow);

@@ -3,6 +3,7 @@
 
 use axum::Form;
 use axum::http::StatusCode;
+use axum::response::Response;
 use minijinja::context;
 use serde::Deserialize;
 use serde_json::json;
@@ -58,37 +59,49 @@ pub async fn recovery_burn_page(web: Web) -> Page {
 
 pub async fn recovery_burn(web: Web, Form(form): Form<CodeForm>) -> Page {
     let user = recent(&web)?;
-    let attempt = attempt(&web, &user.id).await?;
-    match recovery::burn(&web.state.db, &user.id, &form.code, web.now()).await {
+    match use_code(&web, &user.id, &form.code, json!({"purpose": "confirm_saved"})).await? {
+        Ok(()) => Ok(web.redirect_with(MANAGE, Flash::success("Recovery code accepted: you have saved your codes. You can now add an authentication application or a security key."))),
+        Err(e) => Ok(web.render_status(
+            StatusCode::BAD_REQUEST,
+            "recovery_burn.html",
+            context! { errors => FormErrors::one("code", e.to_string()) },
+        )),
+    }
+}
+
+/// Burns a recovery code under the second-factor limits and records its use (with
+/// `additional`); a wrong or used code counts as a failure and comes back for the caller's
+/// page. A database failure is an error page.
+pub(super) async fn use_code(
+    web: &Web,
+    user_id: &str,
+    code: &str,
+    additional: serde_json::Value,
+) -> Result<Result<(), recovery::RecoveryError>, Response> {
+    let attempt = attempt(web, user_id).await?;
+    match recovery::burn(&web.state.db, user_id, code, web.now()).await {
         Ok(()) => {
-            attempt.succeeded(&web).await;
+            attempt.succeeded(web).await;
             record(
-                &web,
-                Some(&user.id),
+                web,
+                Some(user_id),
                 EventTag::AccountRecoveryCodesUsed,
-                json!({"purpose": "confirm_saved"}),
+                additional,
             )
             .await;
-            Ok(web.redirect_with(MANAGE, Flash::success("Recovery code accepted: you have saved your codes. You can now add an authentication application or a security key.")))
+            Ok(Ok(()))
         }
-        Err(recovery::RecoveryError::Database(e)) => Err(e).or_page(&web),
+        Err(recovery::RecoveryError::Database(e)) => {
+            Err::<Result<(), recovery::RecoveryError>, _>(e).or_page(web)
+        }
         Err(e) => {
-            failed(
-                &web,
-                attempt,
-                &user.id,
-                if e == recovery::RecoveryError::Burned {
-                    "burned_recovery_code"
-                } else {
-                    "invalid_recovery_code"
-                },
-            )
-            .await;
-            Ok(web.render_status(
-                StatusCode::BAD_REQUEST,
-                "recovery_burn.html",
-                context! { errors => FormErrors::one("code", e.to_string()) },
-            ))
+            let reason = if e == recovery::RecoveryError::Burned {
+                "burned_recovery_code"
+            } else {
+                "invalid_recovery_code"
+            };
+            failed(web, attempt, user_id, reason).await;
+            Ok(Err(e))
         }
     }
 }

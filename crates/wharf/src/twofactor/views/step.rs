@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use webauthn_rs::prelude::{PublicKeyCredential, SecurityKey, SecurityKeyAuthentication};
 
+use super::recovery::use_code;
 use super::{
     CeremonyForm, CodeForm, attempt, failed, json_error, json_location, keep_counter, notify,
     options_json, record, relying_party,
@@ -18,7 +19,7 @@ use crate::accounts::views::start_session;
 use crate::accounts::{self, User};
 use crate::events::EventTag;
 use crate::signing::SignatureError;
-use crate::twofactor::{self, recovery, totp, webauthn as wa};
+use crate::twofactor::{self, totp, webauthn as wa};
 use crate::web::{Flash, FormErrors, OrPage, Page, Web};
 
 const PENDING_COOKIE: &str = "wharf_2fa";
@@ -306,34 +307,16 @@ pub async fn recovery_page(web: Web) -> Page {
 
 pub async fn recovery_submit(mut web: Web, Form(form): Form<CodeForm>) -> Page {
     let Step { user, next, nonce } = pending(&web).await?;
-    let attempt = attempt(&web, &user.id).await?;
-    match recovery::burn(&web.state.db, &user.id, &form.code, web.now()).await {
+    match use_code(&web, &user.id, &form.code, json!({})).await? {
         Ok(()) => {
-            attempt.succeeded(&web).await;
-            record(
-                &web,
-                Some(&user.id),
-                EventTag::AccountRecoveryCodesUsed,
-                json!({}),
-            )
-            .await;
             notify(&web, &user, "recovery-code-used", context! {}).await;
             let to = finish(&mut web, &user, "recovery-code", None, &next, Some(&nonce)).await?;
             Ok(web.redirect(&to))
         }
-        Err(recovery::RecoveryError::Database(e)) => Err(e).or_page(&web),
-        Err(e) => {
-            let reason = if e == recovery::RecoveryError::Burned {
-                "burned_recovery_code"
-            } else {
-                "invalid_recovery_code"
-            };
-            failed(&web, attempt, &user.id, reason).await;
-            Ok(web.render_status(
-                StatusCode::UNAUTHORIZED,
-                "recovery_code_login.html",
-                context! { errors => FormErrors::one("code", e.to_string()) },
-            ))
-        }
+        Err(e) => Ok(web.render_status(
+            StatusCode::UNAUTHORIZED,
+            "recovery_code_login.html",
+            context! { errors => FormErrors::one("code", e.to_string()) },
+        )),
     }
 }
