@@ -13,6 +13,7 @@ mod ops;
 mod permissions;
 mod read;
 mod schema;
+mod snapshots;
 mod tokens;
 mod two_factor;
 mod upload;
