@@ -25,6 +25,7 @@ pub use forms::FormErrors;
 
 use crate::accounts::User;
 use crate::accounts::session::{self, Session};
+use crate::actor::Actor;
 use crate::error::AppError;
 use crate::events::RequestMeta;
 use crate::request::request_meta;
@@ -172,6 +173,16 @@ impl Web {
 
     pub fn now(&self) -> i64 {
         self.state.clock.now_micros()
+    }
+
+    /// Who makes a change through this request, with the request's address and time, for
+    /// the store functions that record events on someone's behalf.
+    pub fn actor<'a>(&'a self, user: &'a User) -> Actor<'a> {
+        Actor {
+            user,
+            meta: &self.meta,
+            now_micros: self.now(),
+        }
     }
 
     pub fn now_secs(&self) -> i64 {

@@ -53,15 +53,7 @@ pub async fn answer_invitation(web: Web, Path((id, answer)): Path<(String, Strin
         _ => return Err(web.error(AppError::not_found())),
     };
     Ok(
-        match roles::answer_invitation(
-            &web.state.db,
-            &session.user,
-            &id,
-            answer,
-            &web.meta,
-            web.now(),
-        )
-        .await
+        match roles::answer_invitation(&web.state.db, &web.actor(&session.user), &id, answer).await
         {
             Ok(project) => {
                 web.state
