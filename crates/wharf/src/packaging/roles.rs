@@ -268,14 +268,14 @@ fn invitation_from_row(row: InvitationRow) -> Invitation {
 pub async fn invitations_for_user(
     db: &Db,
     user_id: &str,
-    now: i64,
+    now_micros: i64,
 ) -> Result<Vec<Invitation>, sqlx::Error> {
     let sql = format!(
         "{INVITATION_SELECT} WHERE i.user_id = $1 AND i.expires > $2 ORDER BY p.normalized_name"
     );
     let rows: Vec<InvitationRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(user_id)
-        .bind(now)
+        .bind(now_micros)
         .fetch_all(db.pool())
         .await?;
     Ok(rows.into_iter().map(invitation_from_row).collect())
