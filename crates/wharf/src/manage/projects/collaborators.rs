@@ -36,7 +36,7 @@ async fn collaboration_page(
             project => context! { name => project.name.clone(), normalized_name => project.normalized_name.clone() },
             collaborators => collaborators,
             invitations => invitations,
-            now => web.now(),
+            now => web.now_micros(),
             errors => errors,
             invite_username => form.0,
             invite_role => form.1,
@@ -131,7 +131,7 @@ pub async fn invite(web: Web, Path(project): Path<String>, Form(form): Form<Invi
                 project => project.name.clone(), role => role.as_str(),
                 expires => crate::clock::iso8601_seconds(invitation.expires).replace('T', " ") + " UTC",
             },
-            &web.meta, web.now())
+            &web.meta, web.now_micros())
         .await;
     Ok(web.redirect_with(
         &project_path(&project, "collaboration/"),
