@@ -1,6 +1,7 @@
 //! wharf: a Python package index server. See `docs/DESIGN.md` for the map.
 
 pub mod accounts;
+pub mod actor;
 pub mod admin;
 pub mod api;
 pub mod app;

@@ -91,7 +91,7 @@ impl Reservation {
 }
 
 impl Limit {
-    /// Counts one attempt for `key` at `now` (unix seconds) unless its window is full, in
+    /// Counts one attempt for `key` at `now_secs` unless its window is full, in
     /// one transaction that no other reservation of the same key can interleave with: the
     /// hit row is inserted, the window counted, and the row removed again when it is over the
     /// limit. So of any number of parallel attempts at most `max` get a reservation, and only
@@ -100,9 +100,9 @@ impl Limit {
         &self,
         db: &Db,
         key: &str,
-        now: i64,
+        now_secs: i64,
     ) -> Result<Result<Reservation, Limited>, sqlx::Error> {
-        let since = (now - self.window_secs) * 1_000_000;
+        let since = (now_secs - self.window_secs) * 1_000_000;
         // SQLite: `begin` is BEGIN IMMEDIATE, the database's write lock, so reservations queue.
         let mut tx = db.begin().await?;
         if db.backend() == Backend::Postgres {
@@ -128,7 +128,7 @@ impl Limit {
         )
         .bind(self.bucket)
         .bind(key)
-        .bind(now * 1_000_000)
+        .bind(now_secs * 1_000_000)
         .fetch_one(&mut *tx)
         .await?;
         let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
@@ -149,37 +149,37 @@ impl Limit {
             .await?;
         tx.commit().await?;
         // The window frees a slot when its oldest hit leaves it.
-        let oldest_secs = oldest.unwrap_or(now * 1_000_000).div_euclid(1_000_000);
+        let oldest_secs = oldest.unwrap_or(now_secs * 1_000_000).div_euclid(1_000_000);
         Ok(Err(Limited {
-            retry_after_secs: (oldest_secs + self.window_secs - now).max(1),
+            retry_after_secs: (oldest_secs + self.window_secs - now_secs).max(1),
         }))
     }
 
     /// Counts one attempt whose work is already done (nothing to protect, only to count).
-    pub async fn hit(&self, db: &Db, key: &str, now: i64) -> Result<(), sqlx::Error> {
+    pub async fn hit(&self, db: &Db, key: &str, now_secs: i64) -> Result<(), sqlx::Error> {
         sqlx::query("DELETE FROM rate_limit_hits WHERE bucket = $1 AND key = $2 AND at <= $3")
             .bind(self.bucket)
             .bind(key)
-            .bind((now - self.window_secs) * 1_000_000)
+            .bind((now_secs - self.window_secs) * 1_000_000)
             .execute(db.pool())
             .await?;
         sqlx::query("INSERT INTO rate_limit_hits (bucket, key, at) VALUES ($1, $2, $3)")
             .bind(self.bucket)
             .bind(key)
-            .bind(now * 1_000_000)
+            .bind(now_secs * 1_000_000)
             .execute(db.pool())
             .await?;
         Ok(())
     }
 
     /// How many hits the key has in the window, forgetting them.
-    pub async fn take_count(&self, db: &Db, key: &str, now: i64) -> Result<i64, sqlx::Error> {
+    pub async fn take_count(&self, db: &Db, key: &str, now_secs: i64) -> Result<i64, sqlx::Error> {
         let (count,): (i64,) = sqlx::query_as(
             "SELECT COUNT(*) FROM rate_limit_hits WHERE bucket = $1 AND key = $2 AND at > $3",
         )
         .bind(self.bucket)
         .bind(key)
-        .bind((now - self.window_secs) * 1_000_000)
+        .bind((now_secs - self.window_secs) * 1_000_000)
         .fetch_one(db.pool())
         .await?;
         self.clear(db, key).await?;
@@ -211,11 +211,16 @@ pub struct Coalesce {
 impl Coalesce {
     /// `Some(n)` when this event is to be logged, `n` like ones having been left out since
     /// the last; `None` when it was only counted.
-    pub async fn admit(&self, db: &Db, key: &str, now: i64) -> Result<Option<i64>, sqlx::Error> {
-        match self.logged.reserve(db, key, now).await? {
-            Ok(_logged) => Ok(Some(self.suppressed.take_count(db, key, now).await?)),
+    pub async fn admit(
+        &self,
+        db: &Db,
+        key: &str,
+        now_secs: i64,
+    ) -> Result<Option<i64>, sqlx::Error> {
+        match self.logged.reserve(db, key, now_secs).await? {
+            Ok(_logged) => Ok(Some(self.suppressed.take_count(db, key, now_secs).await?)),
             Err(_) => {
-                self.suppressed.hit(db, key, now).await?;
+                self.suppressed.hit(db, key, now_secs).await?;
                 Ok(None)
             }
         }

@@ -75,7 +75,7 @@ pub async fn create_user(
     db: &Db,
     new: &NewUser<'_>,
     meta: &RequestMeta,
-    now: i64,
+    now_micros: i64,
 ) -> Result<User, AccountError> {
     if !is_valid_username(new.username) {
         return Err(AccountError::InvalidUsername(new.username.to_owned()));
@@ -100,15 +100,15 @@ pub async fn create_user(
     .bind(new.username)
     .bind(new.username.to_lowercase())
     .bind(&password_hash)
-    .bind(now)
+    .bind(now_micros)
     .bind(i64::from(new.is_admin))
-    .bind(now)
+    .bind(now_micros)
     .execute(&mut *tx)
     .await?;
     if inserted.rows_affected() == 0 {
         return Err(AccountError::UsernameTaken(new.username.to_owned()));
     }
-    release_stale_claim(&mut tx, new.email, now).await?;
+    release_stale_claim(&mut tx, new.email, now_micros).await?;
     let inserted = sqlx::query(
         "INSERT INTO user_emails (id, user_id, email, email_key, is_primary, verified, created) \
          VALUES ($1, $2, $3, $4, 1, $5, $6) ON CONFLICT (email_key) DO NOTHING",
@@ -118,7 +118,7 @@ pub async fn create_user(
     .bind(new.email)
     .bind(new.email.to_lowercase())
     .bind(i64::from(new.email_verified))
-    .bind(now)
+    .bind(now_micros)
     .execute(&mut *tx)
     .await?;
     if inserted.rows_affected() == 0 {
@@ -129,7 +129,7 @@ pub async fn create_user(
         Source::User(&id),
         EventTag::AccountCreate,
         meta,
-        now,
+        now_micros,
         serde_json::json!({"email": new.email}),
     )
     .await?;
@@ -251,23 +251,23 @@ pub async fn set_password(
     keep_session: Option<&str>,
     tag: EventTag,
     meta: &RequestMeta,
-    now: i64,
+    now_micros: i64,
 ) -> Result<(), sqlx::Error> {
     let hash = hash_password(password).await;
     let mut tx = db.begin().await?;
     sqlx::query("UPDATE users SET password_hash = $1, password_date = $2 WHERE id = $3")
         .bind(&hash)
-        .bind(now)
+        .bind(now_micros)
         .bind(user_id)
         .execute(&mut *tx)
         .await?;
-    session::keep_only(&mut tx, user_id, keep_session, now).await?;
+    session::keep_only(&mut tx, user_id, keep_session, now_micros).await?;
     events::record(
         &mut tx,
         Source::User(user_id),
         tag,
         meta,
-        now,
+        now_micros,
         serde_json::json!({}),
     )
     .await?;
@@ -319,14 +319,14 @@ pub async fn add_email(
     user_id: &str,
     email: &str,
     meta: &RequestMeta,
-    now: i64,
+    now_micros: i64,
 ) -> Result<EmailAddress, AccountError> {
     if !is_valid_email(email) {
         return Err(AccountError::InvalidEmail(email.to_owned()));
     }
     let id = uuid::Uuid::new_v4().to_string();
     let mut tx = db.begin().await?;
-    release_stale_claim(&mut tx, email, now).await?;
+    release_stale_claim(&mut tx, email, now_micros).await?;
     let inserted = sqlx::query(
         "INSERT INTO user_emails (id, user_id, email, email_key, is_primary, verified, created) \
          VALUES ($1, $2, $3, $4, 0, 0, $5) ON CONFLICT (email_key) DO NOTHING",
@@ -335,7 +335,7 @@ pub async fn add_email(
     .bind(user_id)
     .bind(email)
     .bind(email.to_lowercase())
-    .bind(now)
+    .bind(now_micros)
     .execute(&mut *tx)
     .await?;
     if inserted.rows_affected() == 0 {
@@ -346,7 +346,7 @@ pub async fn add_email(
         Source::User(user_id),
         EventTag::AccountEmailAdd,
         meta,
-        now,
+        now_micros,
         serde_json::json!({"email": email}),
     )
     .await?;
@@ -363,20 +363,20 @@ pub async fn add_email(
 /// account from adding it, and can no longer be verified (a re-sent link renews it).
 pub const EMAIL_CLAIM_SECS: i64 = 86_400;
 
-fn claim_cutoff(now: i64) -> i64 {
-    now - EMAIL_CLAIM_SECS * 1_000_000
+fn claim_cutoff(now_micros: i64) -> i64 {
+    now_micros - EMAIL_CLAIM_SECS * 1_000_000
 }
 
 /// Frees `email` for a new claim when it is only held by an unverified claim that expired:
 /// a secondary address is deleted; a primary one (an account must keep its primary) keeps
 /// its row but gives up its key, so it matches no lookup and verifies no more.
-async fn release_stale_claim(tx: &mut Tx, email: &str, now: i64) -> Result<(), sqlx::Error> {
+async fn release_stale_claim(tx: &mut Tx, email: &str, now_micros: i64) -> Result<(), sqlx::Error> {
     let key = email.to_lowercase();
     sqlx::query(
         "DELETE FROM user_emails WHERE email_key = $1 AND verified = 0 AND is_primary = 0 AND created < $2",
     )
     .bind(&key)
-    .bind(claim_cutoff(now))
+    .bind(claim_cutoff(now_micros))
     .execute(&mut **tx)
     .await?;
     sqlx::query(
@@ -384,7 +384,7 @@ async fn release_stale_claim(tx: &mut Tx, email: &str, now: i64) -> Result<(), s
          WHERE email_key = $1 AND verified = 0 AND is_primary = 1 AND created < $2",
     )
     .bind(&key)
-    .bind(claim_cutoff(now))
+    .bind(claim_cutoff(now_micros))
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -397,7 +397,7 @@ pub async fn renew_email_claim(
     db: &Db,
     user_id: &str,
     email_id: &str,
-    now: i64,
+    now_micros: i64,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = db.begin().await?;
     let row: Option<(String,)> = sqlx::query_as(
@@ -410,12 +410,12 @@ pub async fn renew_email_claim(
     let Some((email,)) = row else {
         return Ok(false);
     };
-    release_stale_claim(&mut tx, &email, now).await?;
+    release_stale_claim(&mut tx, &email, now_micros).await?;
     let renewed = sqlx::query(
         "UPDATE user_emails SET created = $1, email_key = $2 WHERE id = $3 \
          AND NOT EXISTS (SELECT 1 FROM user_emails o WHERE o.email_key = $2 AND o.id <> $3)",
     )
-    .bind(now)
+    .bind(now_micros)
     .bind(email.to_lowercase())
     .bind(email_id)
     .execute(&mut *tx)
@@ -430,7 +430,7 @@ pub async fn remove_email(
     user_id: &str,
     email_id: &str,
     meta: &RequestMeta,
-    now: i64,
+    now_micros: i64,
 ) -> Result<Option<String>, sqlx::Error> {
     let mut tx = db.begin().await?;
     let row: Option<(String,)> = sqlx::query_as(
@@ -446,7 +446,7 @@ pub async fn remove_email(
             Source::User(user_id),
             EventTag::AccountEmailRemove,
             meta,
-            now,
+            now_micros,
             serde_json::json!({"email": email}),
         )
         .await?;
@@ -461,7 +461,7 @@ pub async fn set_primary_email(
     user_id: &str,
     email_id: &str,
     meta: &RequestMeta,
-    now: i64,
+    now_micros: i64,
 ) -> Result<Option<(String, String)>, sqlx::Error> {
     let mut tx = db.begin().await?;
     let new: Option<(String,)> = sqlx::query_as(
@@ -490,7 +490,7 @@ pub async fn set_primary_email(
         Source::User(user_id),
         EventTag::AccountEmailPrimaryChange,
         meta,
-        now,
+        now_micros,
         serde_json::json!({"old_primary": old, "new_primary": new}),
     )
     .await?;
@@ -504,7 +504,7 @@ pub async fn verify_email(
     user_id: &str,
     email: &str,
     meta: &RequestMeta,
-    now: i64,
+    now_micros: i64,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = db.begin().await?;
     let updated = sqlx::query(
@@ -513,7 +513,7 @@ pub async fn verify_email(
     )
     .bind(user_id)
     .bind(email.to_lowercase())
-    .bind(claim_cutoff(now))
+    .bind(claim_cutoff(now_micros))
     .execute(&mut *tx)
     .await?;
     if updated.rows_affected() == 0 {
@@ -524,7 +524,7 @@ pub async fn verify_email(
         Source::User(user_id),
         EventTag::AccountEmailVerified,
         meta,
-        now,
+        now_micros,
         serde_json::json!({"email": email}),
     )
     .await?;
@@ -553,7 +553,7 @@ pub async fn delete_user(
     db: &Db,
     user: &User,
     meta: &RequestMeta,
-    now: i64,
+    now_micros: i64,
 ) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
     events::record(
@@ -561,7 +561,7 @@ pub async fn delete_user(
         Source::User(&user.id),
         EventTag::AccountDelete,
         meta,
-        now,
+        now_micros,
         serde_json::json!({"username": user.username}),
     )
     .await?;
@@ -571,7 +571,7 @@ pub async fn delete_user(
         .fetch_all(&mut *tx)
         .await?;
     for (token_id,) in token_ids {
-        crate::tokens::cache::log_revocation(&mut tx, &token_id, now).await?;
+        crate::tokens::cache::log_revocation(&mut tx, &token_id, now_micros).await?;
     }
     for table in [
         "sessions",

@@ -14,20 +14,19 @@ pub struct Attempt<'a> {
     /// The address's rate-limit key (an IPv4 address, or an IPv6 /64).
     pub ip: String,
     pub meta: &'a RequestMeta,
-    /// Microseconds.
-    pub now: i64,
+    pub now_micros: i64,
 }
 
 impl Attempt<'_> {
     fn now_secs(&self) -> i64 {
-        self.now.div_euclid(1_000_000)
+        self.now_micros.div_euclid(1_000_000)
     }
 
     /// Records a failure. A failure to record it does not change the answer (it is logged).
     async fn record(&self, db: &Db, source: Source<'_>, tag: EventTag, reason: serde_json::Value) {
         let recorded = async {
             let mut conn = db.pool().acquire().await?;
-            events::record(&mut conn, source, tag, self.meta, self.now, reason).await
+            events::record(&mut conn, source, tag, self.meta, self.now_micros, reason).await
         };
         if let Err(e) = recorded.await {
             tracing::error!(error = %e, "cannot record an event");

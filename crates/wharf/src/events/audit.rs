@@ -79,23 +79,24 @@ pub struct HeadWriter {
 
 impl HeadWriter {
     /// Writes a head (a row, and a file in `data_dir`) when the last one is `HEAD_EVERY_SECS`
-    /// old at `now` and the chain has grown since.
+    /// old at `now_micros` and the chain has grown since.
     pub async fn tick(
         &mut self,
         db: &Db,
         keys: &ServerKey,
         data_dir: &Path,
-        now: i64,
+        now_micros: i64,
     ) -> Result<(), chain::ChainError> {
         if self
             .last_time
-            .is_some_and(|last| now - last < HEAD_EVERY_SECS * 1_000_000)
+            .is_some_and(|last| now_micros - last < HEAD_EVERY_SECS * 1_000_000)
         {
             return Ok(());
         }
-        if let Some(head) = chain::write_head(db, keys, data_dir, now, self.last_seq).await? {
+        if let Some(head) = chain::write_head(db, keys, data_dir, now_micros, self.last_seq).await?
+        {
             self.last_seq = Some(head.seq);
-            self.last_time = Some(now);
+            self.last_time = Some(now_micros);
         }
         Ok(())
     }

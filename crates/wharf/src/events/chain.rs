@@ -508,7 +508,12 @@ pub async fn verify(
 
 /// Deletes sealed events older than `before` (micros), leaving a signed checkpoint of the last
 /// one deleted so the chain stays verifiable. Returns how many were deleted.
-pub async fn prune(db: &Db, keys: &ServerKey, before: i64, now: i64) -> Result<u64, ChainError> {
+pub async fn prune(
+    db: &Db,
+    keys: &ServerKey,
+    before: i64,
+    now_micros: i64,
+) -> Result<u64, ChainError> {
     seal(db, keys).await?;
     let mut tx = sealing_transaction(db).await?;
     // The chain is cut after the last event old enough whose predecessors all are too.
@@ -531,7 +536,7 @@ pub async fn prune(db: &Db, keys: &ServerKey, before: i64, now: i64) -> Result<u
     .bind(seq)
     .bind(&hash)
     .bind(before)
-    .bind(now)
+    .bind(now_micros)
     .bind(signature)
     .execute(&mut *tx)
     .await?;

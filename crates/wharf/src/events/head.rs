@@ -118,7 +118,7 @@ pub async fn write_head(
     db: &Db,
     keys: &ServerKey,
     data_dir: &Path,
-    now: i64,
+    now_micros: i64,
     previous: Option<i64>,
 ) -> Result<Option<SignedHead>, ChainError> {
     let last: Option<(i64, String)> = sqlx::query_as(
@@ -132,7 +132,7 @@ pub async fn write_head(
     if previous == Some(seq) {
         return Ok(None);
     }
-    let head = SignedHead::new(keys, seq, hash, now);
+    let head = SignedHead::new(keys, seq, hash, now_micros);
     tracing::info!("audit head {}", head.line());
     let path = head_file(data_dir);
     // Another process on the same data directory may have written a newer one.

@@ -84,7 +84,8 @@ pub async fn add_email(web: Web, Form(form): Form<AddEmailForm>) -> Page {
             ).await);
         }
     };
-    let added = accounts::add_email(&web.state.db, &user.id, email, &web.meta, web.now()).await;
+    let added =
+        accounts::add_email(&web.state.db, &user.id, email, &web.meta, web.now_micros()).await;
     if added.is_err() {
         // Only addresses added count.
         if let Err(e) = slot.release(&web.state.db).await {
@@ -112,7 +113,7 @@ pub async fn add_email(web: Web, Form(form): Form<AddEmailForm>) -> Page {
                 "new-email-added",
                 context! { username => user.username.clone(), new_email => added.email.clone() },
                 &web.meta,
-                web.now(),
+                web.now_micros(),
             )
             .await;
     }
@@ -162,7 +163,7 @@ pub async fn remove_email(web: Web, Form(form): Form<EmailIdForm>) -> Page {
         &user.id,
         &form.email_id,
         &web.meta,
-        web.now(),
+        web.now_micros(),
     )
     .await
     .or_page(&web)?
@@ -178,7 +179,7 @@ pub async fn remove_email(web: Web, Form(form): Form<EmailIdForm>) -> Page {
                 "email-removed",
                 context! { username => user.username.clone(), removed_email => removed.clone() },
                 &web.meta,
-                web.now(),
+                web.now_micros(),
             )
             .await;
     }
@@ -196,7 +197,7 @@ pub async fn make_primary(web: Web, Form(form): Form<EmailIdForm>) -> Page {
         &user.id,
         &form.email_id,
         &web.meta,
-        web.now(),
+        web.now_micros(),
     )
     .await
     .or_page(&web)?
@@ -211,7 +212,7 @@ pub async fn make_primary(web: Web, Form(form): Form<EmailIdForm>) -> Page {
             .mailer
             .notify(&web.state.db, (&user.id, address), "primary-email-change",
                 context! { username => user.username.clone(), old_email => old.clone(), new_email => new.clone() },
-                &web.meta, web.now())
+                &web.meta, web.now_micros())
             .await;
     }
     Ok(web.redirect_with(
@@ -250,7 +251,7 @@ pub async fn resend_verification(web: Web, Form(form): Form<EmailIdForm>) -> Pag
             ).await);
         }
     }
-    if !accounts::renew_email_claim(&web.state.db, &user.id, &email.id, web.now())
+    if !accounts::renew_email_claim(&web.state.db, &user.id, &email.id, web.now_micros())
         .await
         .or_page(&web)?
     {
@@ -311,7 +312,7 @@ pub async fn change_password(web: Web, Form(form): Form<PasswordForm>) -> Page {
         Some(&session.id_hash),
         EventTag::AccountPasswordChange,
         &web.meta,
-        web.now(),
+        web.now_micros(),
     )
     .await
     .or_page(&web)?;
@@ -356,7 +357,7 @@ pub async fn delete(mut web: Web, Form(form): Form<DeleteForm>) -> Page {
         .await
         .ok()
         .flatten();
-    accounts::delete_user(&web.state.db, user, &web.meta, web.now())
+    accounts::delete_user(&web.state.db, user, &web.meta, web.now_micros())
         .await
         .or_page(&web)?;
     if let Err(e) = web.state.token_cache.refresh(&web.state.db).await {
@@ -372,7 +373,7 @@ pub async fn delete(mut web: Web, Form(form): Form<DeleteForm>) -> Page {
                 "account-deleted",
                 context! { username => user.username.clone() },
                 &web.meta,
-                web.now(),
+                web.now_micros(),
             )
             .await;
     }

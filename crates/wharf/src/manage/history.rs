@@ -54,7 +54,7 @@ pub async fn account(web: Web, Query(paging): Query<Paging>) -> Page {
     let session = web.require_recent_auth("/manage/account/history/")?.clone();
     let filter = Filter {
         user_id: Some(session.user.id.clone()),
-        since: Some(web.now() - ACCOUNT_DAYS * 86_400 * 1_000_000),
+        since: Some(web.now_micros() - ACCOUNT_DAYS * 86_400 * 1_000_000),
         ..Filter::default()
     };
     render(

@@ -25,7 +25,7 @@ pub(crate) async fn project_for(
     back: &str,
 ) -> Result<(Session, Project), Response> {
     let session = web.require_session()?.clone();
-    let fresh = session.recently_authenticated(web.now(), web.state.settings.reauth_secs);
+    let fresh = session.recently_authenticated(web.now_micros(), web.state.settings.reauth_secs);
     let decided = permissions::authorize(
         &web.state.db,
         web.state.settings.require_2fa,

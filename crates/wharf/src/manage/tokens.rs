@@ -65,7 +65,7 @@ async fn page_with(
             expiries => expiries,
             errors => errors,
             form => context! { name => form.name.clone(), scope => form.scope.clone(), selected => form.projects.clone(), expires => form.expires.clone() },
-            now => web.now(),
+            now => web.now_micros(),
         },
     ))
 }
@@ -195,7 +195,7 @@ pub async fn create(web: Web, body: Bytes) -> Page {
         name,
         &scope,
         &web.meta,
-        web.now(),
+        web.now_micros(),
     )
     .await
     {
@@ -213,7 +213,7 @@ pub async fn create(web: Web, body: Bytes) -> Page {
     };
     let names: Vec<String> = projects.iter().map(|p| p.normalized_name.clone()).collect();
     let expires = expires_in.map(|s| {
-        crate::clock::iso8601_seconds(web.now() + s * 1_000_000).replace('T', " ") + " UTC"
+        crate::clock::iso8601_seconds(web.now_micros() + s * 1_000_000).replace('T', " ") + " UTC"
     });
     tokens::notify_created(&web.state, &user.id, name, &web.meta).await;
     // Shown in the answer to the POST, never again: pages are `no-store`.
@@ -259,9 +259,15 @@ pub async fn delete(web: Web, axum::Form(form): axum::Form<DeleteForm>) -> Page 
         )
         .await;
     }
-    tokens::delete(&web.state, &token, Removal::ByOwner, &web.meta, web.now())
-        .await
-        .or_page(&web)?;
+    tokens::delete(
+        &web.state,
+        &token,
+        Removal::ByOwner,
+        &web.meta,
+        web.now_micros(),
+    )
+    .await
+    .or_page(&web)?;
     leaks::notify(&web.state, &token, "token-deleted", context! {}, &web.meta).await;
     Ok(web.redirect_with(
         PAGE,
@@ -302,6 +308,6 @@ pub async fn for_project(web: Web, Path(project): Path<String>) -> Page {
         .or_page(&web)?;
     Ok(web.render(
         "manage_project_tokens.html",
-        context! { project => context! { name => project.name.clone(), normalized_name => project.normalized_name.clone() }, tokens => list, now => web.now() },
+        context! { project => context! { name => project.name.clone(), normalized_name => project.normalized_name.clone() }, tokens => list, now => web.now_micros() },
     ))
 }

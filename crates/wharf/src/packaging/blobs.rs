@@ -41,7 +41,7 @@ pub async fn live_file_project(
 pub async fn queue_deletion(
     conn: &mut AnyConnection,
     path: &str,
-    now: i64,
+    now_micros: i64,
 ) -> Result<(), sqlx::Error> {
     for key in [path.to_owned(), format!("{path}.metadata")] {
         sqlx::query(
@@ -49,7 +49,7 @@ pub async fn queue_deletion(
              ON CONFLICT (path) DO NOTHING",
         )
         .bind(key)
-        .bind(now)
+        .bind(now_micros)
         .execute(&mut *conn)
         .await?;
     }

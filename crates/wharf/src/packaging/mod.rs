@@ -121,7 +121,7 @@ pub async fn rename_display(
 pub async fn insert_project(
     conn: &mut AnyConnection,
     project: &Project,
-    now: i64,
+    now_micros: i64,
 ) -> Result<bool, sqlx::Error> {
     let result = sqlx::query(
         "INSERT INTO projects (id, name, normalized_name, ultranormalized_name, created) \
@@ -131,7 +131,7 @@ pub async fn insert_project(
     .bind(&project.name)
     .bind(&project.normalized_name)
     .bind(wharf_packaging::name::ultranormalize(&project.name))
-    .bind(now)
+    .bind(now_micros)
     .execute(conn)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -142,7 +142,7 @@ pub async fn insert_role(
     project_id: &str,
     user_id: &str,
     role: Role,
-    now: i64,
+    now_micros: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO roles (project_id, user_id, role_name, created) VALUES ($1, $2, $3, $4)",
@@ -150,7 +150,7 @@ pub async fn insert_role(
     .bind(project_id)
     .bind(user_id)
     .bind(role.as_str())
-    .bind(now)
+    .bind(now_micros)
     .execute(conn)
     .await?;
     Ok(())
@@ -163,7 +163,7 @@ pub async fn journal(
     version: Option<&str>,
     action: &str,
     submitted_by: &str,
-    now: i64,
+    now_micros: i64,
 ) -> Result<i64, sqlx::Error> {
     let (serial,): (i64,) = sqlx::query_as(
         "INSERT INTO journals (name, version, action, submitted_date, submitted_by) \
@@ -172,7 +172,7 @@ pub async fn journal(
     .bind(&project.name)
     .bind(version)
     .bind(action)
-    .bind(now)
+    .bind(now_micros)
     .bind(submitted_by)
     .fetch_one(&mut *conn)
     .await?;
@@ -243,7 +243,7 @@ pub struct NewRelease<'a> {
 pub async fn insert_release(
     conn: &mut AnyConnection,
     release: &NewRelease<'_>,
-    now: i64,
+    now_micros: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO releases (id, project_id, version, canonical_version, is_prerelease, created, \
@@ -255,7 +255,7 @@ pub async fn insert_release(
     .bind(release.version)
     .bind(release.canonical_version)
     .bind(i64::from(release.is_prerelease))
-    .bind(now)
+    .bind(now_micros)
     .bind(release.summary)
     .bind(release.requires_python)
     .bind(release.metadata)
@@ -322,7 +322,7 @@ pub struct NewFile<'a> {
 pub async fn insert_file(
     conn: &mut AnyConnection,
     file: &NewFile<'_>,
-    now: i64,
+    now_micros: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO files (id, release_id, project_id, filename, packagetype, python_version, \
@@ -342,7 +342,7 @@ pub async fn insert_file(
     .bind(file.sha256_digest)
     .bind(file.blake2_256_digest)
     .bind(file.path)
-    .bind(now)
+    .bind(now_micros)
     .bind(file.metadata_sha256)
     .bind(file.metadata_blake2_256)
     .bind(file.uploaded_via)

@@ -6,9 +6,9 @@
 use serde_json::json;
 
 use super::{Project, blobs, journal};
-use crate::accounts::User;
+use crate::actor::Actor;
 use crate::db::Db;
-use crate::events::{self, EventTag, RequestMeta, Source};
+use crate::events::{self, EventTag, Source};
 
 /// Yanks (`Some(reason)`) or un-yanks (`None`) a release. `false` when there is no such
 /// release.
@@ -17,9 +17,7 @@ pub async fn set_yanked(
     project: &Project,
     version: &str,
     yank: Option<&str>,
-    actor: &User,
-    meta: &RequestMeta,
-    now: i64,
+    actor: &Actor<'_>,
 ) -> Result<bool, sqlx::Error> {
     let yanked = yank.is_some();
     let reason = yank.unwrap_or_default();
@@ -30,7 +28,7 @@ pub async fn set_yanked(
     )
     .bind(i64::from(yanked))
     .bind(if yanked { reason } else { "" })
-    .bind(yanked.then_some(now))
+    .bind(yanked.then_some(actor.now_micros))
     .bind(&project.id)
     .bind(version)
     .execute(&mut *tx)
@@ -48,11 +46,11 @@ pub async fn set_yanked(
         project,
         Some(version),
         action,
-        &actor.username,
-        now,
+        &actor.user.username,
+        actor.now_micros,
     )
     .await?;
-    let mut additional = json!({"submitted_by": actor.username, "canonical_version": version});
+    let mut additional = json!({"submitted_by": actor.user.username, "canonical_version": version});
     if yanked {
         additional["yanked_reason"] = json!(reason);
     }
@@ -60,8 +58,8 @@ pub async fn set_yanked(
         &mut tx,
         Source::Project(&project.id),
         tag,
-        meta,
-        now,
+        actor.meta,
+        actor.now_micros,
         additional,
     )
     .await?;
@@ -77,12 +75,10 @@ async fn remove_files(
     project: &Project,
     files: Vec<FileRow>,
     version: &str,
-    actor: &User,
-    meta: &RequestMeta,
-    now: i64,
+    actor: &Actor<'_>,
 ) -> Result<(), sqlx::Error> {
     for (id, filename, size, path) in files {
-        blobs::queue_deletion(tx, &path, now).await?;
+        blobs::queue_deletion(tx, &path, actor.now_micros).await?;
         sqlx::query("DELETE FROM files WHERE id = $1")
             .bind(&id)
             .execute(&mut *tx)
@@ -97,17 +93,17 @@ async fn remove_files(
             project,
             Some(version),
             &format!("remove file {filename}"),
-            &actor.username,
-            now,
+            &actor.user.username,
+            actor.now_micros,
         )
         .await?;
         events::record(
             tx,
             Source::File(&id),
             EventTag::FileRemove,
-            meta,
-            now,
-            json!({"filename": filename, "submitted_by": actor.username, "canonical_version": version, "project_id": project.id}),
+            actor.meta,
+            actor.now_micros,
+            json!({"filename": filename, "submitted_by": actor.user.username, "canonical_version": version, "project_id": project.id}),
         )
         .await?;
     }
@@ -119,9 +115,7 @@ pub async fn delete_release(
     db: &Db,
     project: &Project,
     version: &str,
-    actor: &User,
-    meta: &RequestMeta,
-    now: i64,
+    actor: &Actor<'_>,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = db.begin().await?;
     let release: Option<(String,)> =
@@ -139,7 +133,7 @@ pub async fn delete_release(
     .bind(&release_id)
     .fetch_all(&mut *tx)
     .await?;
-    remove_files(&mut tx, project, files, version, actor, meta, now).await?;
+    remove_files(&mut tx, project, files, version, actor).await?;
     sqlx::query("DELETE FROM releases WHERE id = $1")
         .bind(&release_id)
         .execute(&mut *tx)
@@ -149,17 +143,17 @@ pub async fn delete_release(
         project,
         Some(version),
         "remove release",
-        &actor.username,
-        now,
+        &actor.user.username,
+        actor.now_micros,
     )
     .await?;
     events::record(
         &mut tx,
         Source::Project(&project.id),
         EventTag::ProjectReleaseRemove,
-        meta,
-        now,
-        json!({"submitted_by": actor.username, "canonical_version": version}),
+        actor.meta,
+        actor.now_micros,
+        json!({"submitted_by": actor.user.username, "canonical_version": version}),
     )
     .await?;
     tx.commit().await?;
@@ -172,9 +166,7 @@ pub async fn delete_file(
     project: &Project,
     version: &str,
     filename: &str,
-    actor: &User,
-    meta: &RequestMeta,
-    now: i64,
+    actor: &Actor<'_>,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = db.begin().await?;
     let files: Vec<FileRow> = sqlx::query_as(
@@ -189,7 +181,7 @@ pub async fn delete_file(
     if files.is_empty() {
         return Ok(false);
     }
-    remove_files(&mut tx, project, files, version, actor, meta, now).await?;
+    remove_files(&mut tx, project, files, version, actor).await?;
     tx.commit().await?;
     Ok(true)
 }
@@ -198,9 +190,7 @@ pub async fn delete_file(
 pub async fn delete_project(
     db: &Db,
     project: &Project,
-    actor: &User,
-    meta: &RequestMeta,
-    now: i64,
+    actor: &Actor<'_>,
 ) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
     journal(
@@ -208,17 +198,17 @@ pub async fn delete_project(
         project,
         None,
         "remove project",
-        &actor.username,
-        now,
+        &actor.user.username,
+        actor.now_micros,
     )
     .await?;
     events::record(
         &mut tx,
         Source::Project(&project.id),
         EventTag::ProjectRemove,
-        meta,
-        now,
-        json!({"submitted_by": actor.username, "project_name": project.name}),
+        actor.meta,
+        actor.now_micros,
+        json!({"submitted_by": actor.user.username, "project_name": project.name}),
     )
     .await?;
     let paths: Vec<(String,)> = sqlx::query_as("SELECT path FROM files WHERE project_id = $1")
@@ -226,7 +216,7 @@ pub async fn delete_project(
         .fetch_all(&mut *tx)
         .await?;
     for (path,) in paths {
-        blobs::queue_deletion(&mut tx, &path, now).await?;
+        blobs::queue_deletion(&mut tx, &path, actor.now_micros).await?;
     }
     for table in ["role_invitations", "roles", "files", "releases"] {
         sqlx::query(sqlx::AssertSqlSafe(format!(

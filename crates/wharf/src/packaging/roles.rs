@@ -6,8 +6,9 @@ use serde_json::json;
 
 use super::{Project, Role};
 use crate::accounts::User;
+use crate::actor::Actor;
 use crate::db::Db;
-use crate::events::{self, EventTag, RequestMeta, Source};
+use crate::events::{self, EventTag, Source};
 
 /// Invitations last a week, unless accepted, declined or revoked first.
 pub const INVITATION_SECS: i64 = 7 * 86_400;
@@ -80,33 +81,38 @@ async fn record_both(
     project: &Project,
     user_id: &str,
     tags: (EventTag, EventTag),
-    meta: &RequestMeta,
-    now: i64,
+    actor: &Actor<'_>,
     additional: serde_json::Value,
 ) -> Result<(), sqlx::Error> {
     events::record(
         conn,
         Source::Project(&project.id),
         tags.0,
-        meta,
-        now,
+        actor.meta,
+        actor.now_micros,
         additional.clone(),
     )
     .await?;
     let mut for_account = additional;
     for_account["project_name"] = json!(project.name);
-    events::record(conn, Source::User(user_id), tags.1, meta, now, for_account).await
+    events::record(
+        conn,
+        Source::User(user_id),
+        tags.1,
+        actor.meta,
+        actor.now_micros,
+        for_account,
+    )
+    .await
 }
 
 /// Gives a collaborator another role. Demoting the last Owner is refused.
 pub async fn change_role(
     db: &Db,
     project: &Project,
-    actor: &User,
+    actor: &Actor<'_>,
     target: &Collaborator,
     role: Role,
-    meta: &RequestMeta,
-    now: i64,
 ) -> Result<(), RoleError> {
     let mut tx = db.begin().await?;
     if role != Role::Owner && other_owners(&mut tx, &project.id, &target.user_id).await? == 0 {
@@ -123,9 +129,8 @@ pub async fn change_role(
         project,
         &target.user_id,
         (EventTag::ProjectRoleChange, EventTag::AccountRoleChange),
-        meta,
-        now,
-        json!({"submitted_by": actor.username, "role_name": role.as_str(), "target_user": target.username}),
+        actor,
+        json!({"submitted_by": actor.user.username, "role_name": role.as_str(), "target_user": target.username}),
     )
     .await?;
     tx.commit().await?;
@@ -136,10 +141,8 @@ pub async fn change_role(
 pub async fn remove_role(
     db: &Db,
     project: &Project,
-    actor: &User,
+    actor: &Actor<'_>,
     target: &Collaborator,
-    meta: &RequestMeta,
-    now: i64,
 ) -> Result<(), RoleError> {
     let mut tx = db.begin().await?;
     if target.role == Role::Owner.as_str()
@@ -157,9 +160,8 @@ pub async fn remove_role(
         project,
         &target.user_id,
         (EventTag::ProjectRoleRemove, EventTag::AccountRoleRemove),
-        meta,
-        now,
-        json!({"submitted_by": actor.username, "role_name": target.role, "target_user": target.username}),
+        actor,
+        json!({"submitted_by": actor.user.username, "role_name": target.role, "target_user": target.username}),
     )
     .await?;
     tx.commit().await?;
@@ -181,11 +183,9 @@ pub struct Invitation {
 pub async fn invite(
     db: &Db,
     project: &Project,
-    actor: &User,
+    actor: &Actor<'_>,
     invitee: &User,
     role: Role,
-    meta: &RequestMeta,
-    now: i64,
 ) -> Result<Invitation, RoleError> {
     let mut tx = db.begin().await?;
     let existing: Option<(String,)> =
@@ -203,11 +203,11 @@ pub async fn invite(
     )
     .bind(&project.id)
     .bind(&invitee.id)
-    .bind(now)
+    .bind(actor.now_micros)
     .execute(&mut *tx)
     .await?;
     let id = uuid::Uuid::new_v4().to_string();
-    let expires = now + INVITATION_SECS * 1_000_000;
+    let expires = actor.now_micros + INVITATION_SECS * 1_000_000;
     let inserted = sqlx::query(
         "INSERT INTO role_invitations (id, project_id, user_id, role_name, invited_by, created, expires) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (project_id, user_id) DO NOTHING",
@@ -216,8 +216,8 @@ pub async fn invite(
     .bind(&project.id)
     .bind(&invitee.id)
     .bind(role.as_str())
-    .bind(&actor.username)
-    .bind(now)
+    .bind(&actor.user.username)
+    .bind(actor.now_micros)
     .bind(expires)
     .execute(&mut *tx)
     .await?;
@@ -229,9 +229,8 @@ pub async fn invite(
         project,
         &invitee.id,
         (EventTag::ProjectRoleInvite, EventTag::AccountRoleInvite),
-        meta,
-        now,
-        json!({"submitted_by": actor.username, "role_name": role.as_str(), "target_user": invitee.username}),
+        actor,
+        json!({"submitted_by": actor.user.username, "role_name": role.as_str(), "target_user": invitee.username}),
     )
     .await?;
     tx.commit().await?;
@@ -241,7 +240,7 @@ pub async fn invite(
         normalized_name: project.normalized_name.clone(),
         username: invitee.username.clone(),
         role: role.as_str().to_owned(),
-        invited_by: actor.username.clone(),
+        invited_by: actor.user.username.clone(),
         expires,
     })
 }
@@ -269,14 +268,14 @@ fn invitation_from_row(row: InvitationRow) -> Invitation {
 pub async fn invitations_for_user(
     db: &Db,
     user_id: &str,
-    now: i64,
+    now_micros: i64,
 ) -> Result<Vec<Invitation>, sqlx::Error> {
     let sql = format!(
         "{INVITATION_SELECT} WHERE i.user_id = $1 AND i.expires > $2 ORDER BY p.normalized_name"
     );
     let rows: Vec<InvitationRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(user_id)
-        .bind(now)
+        .bind(now_micros)
         .fetch_all(db.pool())
         .await?;
     Ok(rows.into_iter().map(invitation_from_row).collect())
@@ -305,18 +304,16 @@ pub enum Answer {
 /// Accepts or declines. Returns the project's name.
 pub async fn answer_invitation(
     db: &Db,
-    user: &User,
+    actor: &Actor<'_>,
     invitation_id: &str,
     answer: Answer,
-    meta: &RequestMeta,
-    now: i64,
 ) -> Result<String, RoleError> {
     let mut tx = db.begin().await?;
     let row: Option<(String, String, i64)> = sqlx::query_as(
         "SELECT project_id, role_name, expires FROM role_invitations WHERE id = $1 AND user_id = $2",
     )
     .bind(invitation_id)
-    .bind(&user.id)
+    .bind(&actor.user.id)
     .fetch_optional(&mut *tx)
     .await?;
     let Some((project_id, role_name, expires)) = row else {
@@ -336,25 +333,25 @@ pub async fn answer_invitation(
         total_size: 0,
         owners_require_2fa: false,
     };
-    if expires <= now && answer == Answer::Accept {
+    if expires <= actor.now_micros && answer == Answer::Accept {
         return Err(RoleError::Expired);
     }
     sqlx::query("DELETE FROM role_invitations WHERE id = $1")
         .bind(invitation_id)
         .execute(&mut *tx)
         .await?;
-    let details = json!({"submitted_by": user.username, "role_name": role_name, "target_user": user.username});
+    let details = json!({"submitted_by": actor.user.username, "role_name": role_name, "target_user": actor.user.username});
     match answer {
         Answer::Accept => {
             let role = Role::parse(&role_name).unwrap_or(Role::Maintainer);
-            super::insert_role(&mut tx, &project.id, &user.id, role, now).await?;
+            super::insert_role(&mut tx, &project.id, &actor.user.id, role, actor.now_micros)
+                .await?;
             record_both(
                 &mut tx,
                 &project,
-                &user.id,
+                &actor.user.id,
                 (EventTag::ProjectRoleAdd, EventTag::AccountRoleAdd),
-                meta,
-                now,
+                actor,
                 details,
             )
             .await?;
@@ -363,13 +360,12 @@ pub async fn answer_invitation(
             record_both(
                 &mut tx,
                 &project,
-                &user.id,
+                &actor.user.id,
                 (
                     EventTag::ProjectRoleDeclineInvite,
                     EventTag::AccountRoleDeclineInvite,
                 ),
-                meta,
-                now,
+                actor,
                 details,
             )
             .await?;
@@ -383,10 +379,8 @@ pub async fn answer_invitation(
 pub async fn revoke_invitation(
     db: &Db,
     project: &Project,
-    actor: &User,
+    actor: &Actor<'_>,
     invitation_id: &str,
-    meta: &RequestMeta,
-    now: i64,
 ) -> Result<String, RoleError> {
     let mut tx = db.begin().await?;
     let row: Option<(String, String, String)> = sqlx::query_as(
@@ -412,9 +406,8 @@ pub async fn revoke_invitation(
             EventTag::ProjectRoleRevokeInvite,
             EventTag::AccountRoleRevokeInvite,
         ),
-        meta,
-        now,
-        json!({"submitted_by": actor.username, "role_name": role_name, "target_user": username}),
+        actor,
+        json!({"submitted_by": actor.user.username, "role_name": role_name, "target_user": username}),
     )
     .await?;
     tx.commit().await?;

@@ -4,9 +4,9 @@
 use serde_json::json;
 
 use super::Project;
-use crate::accounts::User;
+use crate::actor::Actor;
 use crate::db::Db;
-use crate::events::{self, EventTag, RequestMeta, Source};
+use crate::events::{self, EventTag, Source};
 
 /// Turns "Owners and Maintainers must use 2FA" on or off. Setting it to what it already is
 /// changes nothing and records nothing; `true` when it changed.
@@ -14,9 +14,7 @@ pub async fn set_owners_require_2fa(
     db: &Db,
     project: &Project,
     enable: bool,
-    actor: &User,
-    meta: &RequestMeta,
-    now: i64,
+    actor: &Actor<'_>,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = db.begin().await?;
     let changed = sqlx::query(
@@ -38,9 +36,9 @@ pub async fn set_owners_require_2fa(
             &mut tx,
             Source::Project(&project.id),
             tag,
-            meta,
-            now,
-            json!({"modified_by": actor.username}),
+            actor.meta,
+            actor.now_micros,
+            json!({"modified_by": actor.user.username}),
         )
         .await?;
     }

@@ -39,18 +39,25 @@ pub async fn publish(
     conn: &mut AnyConnection,
     batch: &mut Batch<'_>,
     upload: &Publish<'_>,
-    now: i64,
+    now_micros: i64,
 ) -> Result<Published, sqlx::Error> {
     let project = upload.project;
     let user = upload.uploader_name;
     if upload.new_project {
-        if !super::insert_project(conn, project, now).await? {
+        if !super::insert_project(conn, project, now_micros).await? {
             return Ok(Published::Raced);
         }
-        super::insert_role(conn, &project.id, upload.uploader_id, Role::Owner, now).await?;
-        super::journal(conn, project, None, "create", user, now).await?;
+        super::insert_role(
+            conn,
+            &project.id,
+            upload.uploader_id,
+            Role::Owner,
+            now_micros,
+        )
+        .await?;
+        super::journal(conn, project, None, "create", user, now_micros).await?;
         let action = format!("add Owner {user}");
-        super::journal(conn, project, None, &action, user, now).await?;
+        super::journal(conn, project, None, &action, user, now_micros).await?;
         batch.add(
             Source::Project(&project.id),
             EventTag::ProjectCreate,
@@ -70,12 +77,12 @@ pub async fn publish(
         super::rename_display(conn, &project.id, upload.display_name).await?;
     }
     if let Some(release) = &upload.new_release {
-        match super::insert_release(conn, release, now).await {
+        match super::insert_release(conn, release, now_micros).await {
             Err(error) if crate::db::is_unique_violation(&error) => return Ok(Published::Raced),
             other => other?,
         }
         let version = Some(upload.version);
-        super::journal(conn, project, version, "new release", user, now).await?;
+        super::journal(conn, project, version, "new release", user, now_micros).await?;
         batch.add(
             Source::Project(&project.id),
             EventTag::ProjectReleaseAdd,
@@ -83,14 +90,22 @@ pub async fn publish(
         );
     }
     let file = &upload.file;
-    match super::insert_file(conn, file, now).await {
+    match super::insert_file(conn, file, now_micros).await {
         // The same filename or content was committed meanwhile: the next attempt answers
         // as for any re-upload ("File already exists", or OK for the identical file).
         Err(error) if crate::db::is_unique_violation(&error) => return Ok(Published::Raced),
         other => other?,
     }
     let action = format!("add {} file {}", file.python_version, file.filename);
-    super::journal(conn, project, Some(upload.version), &action, user, now).await?;
+    super::journal(
+        conn,
+        project,
+        Some(upload.version),
+        &action,
+        user,
+        now_micros,
+    )
+    .await?;
     batch.add(
         Source::File(file.id),
         EventTag::FileAdd,

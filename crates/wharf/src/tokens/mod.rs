@@ -401,14 +401,14 @@ impl PresentedToken {
     }
 
     /// Checks the signature chain and every caveat (presented and stored) for a request on
-    /// `project` at `now` (unix seconds).
-    pub fn verify(&self, project: Option<&Project>, now: i64) -> Result<(), Rejection> {
+    /// `project` at `now_secs`.
+    pub fn verify(&self, project: Option<&Project>, now_secs: i64) -> Result<(), Rejection> {
         let project = project.map(|p| ProjectRef {
             normalized_name: &p.normalized_name,
             id: &p.id,
         });
         let context = Context {
-            now,
+            now: now_secs,
             user_id: &self.row.user.id,
             project,
         };

@@ -109,9 +109,14 @@ pub async fn step_used(db: &Db, nonce: &str) -> Result<bool, sqlx::Error> {
 
 /// Uses up a two-factor step until `expires` (unix seconds, when its cookie ends anyway).
 /// False when it was used already (a replayed or raced cookie). Forgets expired steps.
-pub async fn use_step(db: &Db, nonce: &str, expires: i64, now: i64) -> Result<bool, sqlx::Error> {
+pub async fn use_step(
+    db: &Db,
+    nonce: &str,
+    expires: i64,
+    now_secs: i64,
+) -> Result<bool, sqlx::Error> {
     sqlx::query("DELETE FROM two_factor_steps_used WHERE expires < $1")
-        .bind(now)
+        .bind(now_secs)
         .execute(db.pool())
         .await?;
     let inserted = sqlx::query(

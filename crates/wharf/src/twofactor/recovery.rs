@@ -46,7 +46,7 @@ pub async fn generate(
     user_id: &str,
     regenerate: bool,
     meta: &RequestMeta,
-    now: i64,
+    now_micros: i64,
 ) -> Result<Vec<String>, sqlx::Error> {
     let codes: Vec<String> = (0..COUNT)
         .map(|_| hex::encode(rand::random::<[u8; 8]>()))
@@ -67,7 +67,7 @@ pub async fn generate(
         .bind(uuid::Uuid::new_v4().to_string())
         .bind(user_id)
         .bind(hash)
-        .bind(now)
+        .bind(now_micros)
         .execute(&mut *tx)
         .await?;
     }
@@ -76,13 +76,26 @@ pub async fn generate(
     } else {
         EventTag::AccountRecoveryCodesGenerated
     };
-    events::record(&mut tx, Source::User(user_id), tag, meta, now, json!({})).await?;
+    events::record(
+        &mut tx,
+        Source::User(user_id),
+        tag,
+        meta,
+        now_micros,
+        json!({}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(codes)
 }
 
 /// Burns the code if it is one of the user's unused ones.
-pub async fn burn(db: &Db, user_id: &str, code: &str, now: i64) -> Result<(), RecoveryError> {
+pub async fn burn(
+    db: &Db,
+    user_id: &str,
+    code: &str,
+    now_micros: i64,
+) -> Result<(), RecoveryError> {
     let code = normalize(code).ok_or(RecoveryError::Malformed)?;
     let rows: Vec<(String, String, Option<i64>)> =
         sqlx::query_as("SELECT id, code_hash, burned FROM recovery_codes WHERE user_id = $1")
@@ -105,7 +118,7 @@ pub async fn burn(db: &Db, user_id: &str, code: &str, now: i64) -> Result<(), Re
     // Conditional on `burned IS NULL`: two requests racing with one code cannot both win.
     let updated =
         sqlx::query("UPDATE recovery_codes SET burned = $1 WHERE id = $2 AND burned IS NULL")
-            .bind(now)
+            .bind(now_micros)
             .bind(&id)
             .execute(db.pool())
             .await?;

@@ -60,7 +60,7 @@ pub fn normalize(code: &str) -> Option<String> {
     (code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit())).then_some(code)
 }
 
-/// Checks a code at `now` against the last step accepted for this user.
+/// Checks a code at `now_secs` against the last step accepted for this user.
 pub fn check(secret: &[u8], code: &str, now_secs: i64, last_step: Option<i64>) -> Check {
     let Some(code) = normalize(code) else {
         return Check::Malformed;
@@ -173,7 +173,7 @@ pub async fn enable(
     sealed: &[u8],
     step: i64,
     meta: &RequestMeta,
-    now: i64,
+    now_micros: i64,
 ) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
     sqlx::query(
@@ -189,7 +189,7 @@ pub async fn enable(
         Source::User(user_id),
         EventTag::AccountTwoFactorMethodAdded,
         meta,
-        now,
+        now_micros,
         json!({"method": "totp"}),
     )
     .await?;
@@ -202,7 +202,7 @@ pub async fn remove(
     db: &Db,
     user_id: &str,
     meta: &RequestMeta,
-    now: i64,
+    now_micros: i64,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = db.begin().await?;
     let done = sqlx::query(
@@ -218,7 +218,7 @@ pub async fn remove(
             Source::User(user_id),
             EventTag::AccountTwoFactorMethodRemoved,
             meta,
-            now,
+            now_micros,
             json!({"method": "totp"}),
         )
         .await?;

@@ -148,7 +148,7 @@ pub async fn add(
     label: &str,
     credential: &Credential,
     meta: &RequestMeta,
-    now: i64,
+    now_micros: i64,
 ) -> Result<(), StoreError> {
     let run = async {
         let mut tx = db.begin().await?;
@@ -171,7 +171,7 @@ pub async fn add(
         .bind(label)
         .bind(encode_id(credential.cred_id.as_ref()))
         .bind(serde_json::to_string(credential).unwrap_or_default())
-        .bind(now)
+        .bind(now_micros)
         .execute(&mut *tx)
         .await;
         match inserted {
@@ -184,7 +184,7 @@ pub async fn add(
             Source::User(user_id),
             EventTag::AccountTwoFactorMethodAdded,
             meta,
-            now,
+            now_micros,
             json!({"method": "webauthn", "label": label, "kind": kind.as_str()}),
         )
         .await?;
@@ -203,7 +203,7 @@ pub async fn remove(
     user_id: &str,
     id: &str,
     meta: &RequestMeta,
-    now: i64,
+    now_micros: i64,
 ) -> Result<Option<String>, sqlx::Error> {
     let mut tx = db.begin().await?;
     let row: Option<(String, String)> = sqlx::query_as(
@@ -219,7 +219,7 @@ pub async fn remove(
             Source::User(user_id),
             EventTag::AccountTwoFactorMethodRemoved,
             meta,
-            now,
+            now_micros,
             json!({"method": "webauthn", "label": label, "kind": kind}),
         )
         .await?;
@@ -229,10 +229,10 @@ pub async fn remove(
 }
 
 /// Keeps the credential's new sign counter after a successful assertion.
-pub async fn touch(db: &Db, stored: &Stored, now: i64) -> Result<(), sqlx::Error> {
+pub async fn touch(db: &Db, stored: &Stored, now_micros: i64) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE webauthn_credentials SET credential = $1, last_used = $2 WHERE id = $3")
         .bind(serde_json::to_string(&stored.credential).unwrap_or_default())
-        .bind(now)
+        .bind(now_micros)
         .bind(&stored.id)
         .execute(db.pool())
         .await?;
@@ -245,12 +245,12 @@ pub async fn save_ceremony<T: Serialize>(
     user_id: Option<&str>,
     purpose: &str,
     state: &T,
-    now: i64,
+    now_micros: i64,
 ) -> Result<String, sqlx::Error> {
     let id = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 24]>());
     // Ceremonies nobody finished are forgotten here rather than by a job.
     sqlx::query("DELETE FROM webauthn_ceremonies WHERE expires <= $1")
-        .bind(now)
+        .bind(now_micros)
         .execute(db.pool())
         .await?;
     sqlx::query(
@@ -260,7 +260,7 @@ pub async fn save_ceremony<T: Serialize>(
     .bind(user_id)
     .bind(purpose)
     .bind(serde_json::to_string(state).unwrap_or_default())
-    .bind(now + CEREMONY_SECS * 1_000_000)
+    .bind(now_micros + CEREMONY_SECS * 1_000_000)
     .execute(db.pool())
     .await?;
     Ok(id)
@@ -272,7 +272,7 @@ pub async fn take_ceremony<T: DeserializeOwned>(
     id: &str,
     user_id: Option<&str>,
     purpose: &str,
-    now: i64,
+    now_micros: i64,
 ) -> Result<Option<T>, sqlx::Error> {
     let row: Option<(Option<String>, String, String, i64)> = sqlx::query_as(
         "DELETE FROM webauthn_ceremonies WHERE id_hash = $1 RETURNING user_id, purpose, state, expires",
@@ -281,7 +281,7 @@ pub async fn take_ceremony<T: DeserializeOwned>(
     .fetch_optional(db.pool())
     .await?;
     Ok(row.and_then(|(owner, kind, state, expires)| {
-        (owner.as_deref() == user_id && kind == purpose && expires > now)
+        (owner.as_deref() == user_id && kind == purpose && expires > now_micros)
             .then(|| serde_json::from_str(&state).ok())
             .flatten()
     }))

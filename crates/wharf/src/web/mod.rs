@@ -25,6 +25,7 @@ pub use forms::FormErrors;
 
 use crate::accounts::User;
 use crate::accounts::session::{self, Session};
+use crate::actor::Actor;
 use crate::error::AppError;
 use crate::events::RequestMeta;
 use crate::request::request_meta;
@@ -155,7 +156,15 @@ impl Web {
     ) {
         let recorded = async {
             let mut conn = self.state.db.pool().acquire().await?;
-            crate::events::record(&mut conn, source, tag, &self.meta, self.now(), additional).await
+            crate::events::record(
+                &mut conn,
+                source,
+                tag,
+                &self.meta,
+                self.now_micros(),
+                additional,
+            )
+            .await
         };
         if let Err(e) = recorded.await {
             tracing::error!(error = %e, "cannot record an event");
@@ -170,8 +179,18 @@ impl Web {
         self.session.as_ref().map(|s| &s.user)
     }
 
-    pub fn now(&self) -> i64 {
+    pub fn now_micros(&self) -> i64 {
         self.state.clock.now_micros()
+    }
+
+    /// Who makes a change through this request, with the request's address and time, for
+    /// the store functions that record events on someone's behalf.
+    pub fn actor<'a>(&'a self, user: &'a User) -> Actor<'a> {
+        Actor {
+            user,
+            meta: &self.meta,
+            now_micros: self.now_micros(),
+        }
     }
 
     pub fn now_secs(&self) -> i64 {
@@ -193,7 +212,7 @@ impl Web {
     /// 30 minutes; otherwise the page that asks for it again and then goes to `back_to`.
     pub fn require_recent_auth(&self, back_to: &str) -> Result<&Session, Response> {
         let session = self.require_session()?;
-        if session.recently_authenticated(self.now(), self.state.settings.reauth_secs) {
+        if session.recently_authenticated(self.now_micros(), self.state.settings.reauth_secs) {
             return Ok(session);
         }
         Err(self.render(

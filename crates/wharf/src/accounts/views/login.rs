@@ -116,7 +116,7 @@ pub async fn start_session(web: &mut Web, user: &User) -> Result<(), Response> {
             .await
             .or_page(web)?;
     }
-    let value = session::create(&web.state.db, &user.id, &web.meta, web.now())
+    let value = session::create(&web.state.db, &user.id, &web.meta, web.now_micros())
         .await
         .or_page(web)?;
     let cookie = web.cookie(session::COOKIE, value);
@@ -158,7 +158,7 @@ pub async fn reauthenticate(web: Web, Form(form): Form<ReauthForm>) -> Page {
             context! { next => web.next_or(&form.next, "/"), errors => FormErrors::one("password", "The password is incorrect.") },
         ));
     }
-    session::mark_reauthenticated(&web.state.db, &session.id_hash, web.now())
+    session::mark_reauthenticated(&web.state.db, &session.id_hash, web.now_micros())
         .await
         .or_page(&web)?;
     Ok(web.redirect(&form.next))

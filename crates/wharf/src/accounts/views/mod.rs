@@ -118,7 +118,7 @@ pub(crate) fn attempt(web: &Web) -> Attempt<'_> {
     Attempt {
         ip: ip_key(web),
         meta: &web.meta,
-        now: web.now(),
+        now_micros: web.now_micros(),
     }
 }
 

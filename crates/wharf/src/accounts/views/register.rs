@@ -88,7 +88,7 @@ pub async fn register(mut web: Web, Form(form): Form<RegisterForm>) -> Page {
         is_admin: false,
         email_verified: false,
     };
-    let created = accounts::create_user(&web.state.db, &new, &web.meta, web.now()).await;
+    let created = accounts::create_user(&web.state.db, &new, &web.meta, web.now_micros()).await;
     if created.is_err() {
         // Only accounts made count.
         release(&web, slot).await;
@@ -159,7 +159,7 @@ pub async fn mail_verification(web: &Web, user: &User, email: &str) {
             "verify-email",
             context! { username => user.username.clone(), email => email, link => link },
             &web.meta,
-            web.now(),
+            web.now_micros(),
         )
         .await;
 }
@@ -188,10 +188,15 @@ pub async fn verify_email(web: Web, Query(query): Query<TokenQuery>) -> Page {
             )));
         }
     };
-    let verified =
-        accounts::verify_email(&web.state.db, &claims.u, &claims.e, &web.meta, web.now())
-            .await
-            .or_page(&web)?;
+    let verified = accounts::verify_email(
+        &web.state.db,
+        &claims.u,
+        &claims.e,
+        &web.meta,
+        web.now_micros(),
+    )
+    .await
+    .or_page(&web)?;
     if !verified {
         return Err(web.error(AppError::bad_request(
             "This address is already verified, or it no longer belongs to the account.",

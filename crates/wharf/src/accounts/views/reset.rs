@@ -86,7 +86,7 @@ pub async fn reset_request(web: Web, Form(form): Form<ResetRequestForm>) -> Page
             "{}/account/reset-password/confirm/?token={token}",
             web.state.settings.base_url()
         );
-        let (state, meta, now) = (web.state.clone(), web.meta.clone(), web.now());
+        let (state, meta, now) = (web.state.clone(), web.meta.clone(), web.now_micros());
         web.state.mailer.later(async move {
             let recorded = async {
                 let mut conn = state.db.pool().acquire().await?;
@@ -212,7 +212,7 @@ pub async fn reset(web: Web, Form(form): Form<ResetForm>) -> Page {
         None,
         EventTag::AccountPasswordReset,
         &web.meta,
-        web.now(),
+        web.now_micros(),
     )
     .await
     .or_page(&web)?;
@@ -237,10 +237,10 @@ pub async fn notify_password_change(web: &Web, user: &User, reset: bool) {
             context! {
                 username => user.username.clone(),
                 reset => reset,
-                when => crate::clock::iso8601_seconds(web.now()).replace('T', " ") + " UTC",
+                when => crate::clock::iso8601_seconds(web.now_micros()).replace('T', " ") + " UTC",
             },
             &web.meta,
-            web.now(),
+            web.now_micros(),
         )
         .await;
 }

@@ -36,7 +36,7 @@ async fn collaboration_page(
             project => context! { name => project.name.clone(), normalized_name => project.normalized_name.clone() },
             collaborators => collaborators,
             invitations => invitations,
-            now => web.now(),
+            now => web.now_micros(),
             errors => errors,
             invite_username => form.0,
             invite_role => form.1,
@@ -113,11 +113,9 @@ pub async fn invite(web: Web, Path(project): Path<String>, Form(form): Form<Invi
     let invitation = match roles::invite(
         &web.state.db,
         &project,
-        &session.user,
+        &web.actor(&session.user),
         &invitee,
         role,
-        &web.meta,
-        web.now(),
     )
     .await
     {
@@ -133,7 +131,7 @@ pub async fn invite(web: Web, Path(project): Path<String>, Form(form): Form<Invi
                 project => project.name.clone(), role => role.as_str(),
                 expires => crate::clock::iso8601_seconds(invitation.expires).replace('T', " ") + " UTC",
             },
-            &web.meta, web.now())
+            &web.meta, web.now_micros())
         .await;
     Ok(web.redirect_with(
         &project_path(&project, "collaboration/"),
@@ -190,11 +188,9 @@ pub async fn change_role(
     let result = roles::change_role(
         &web.state.db,
         &project,
-        &session.user,
+        &web.actor(&session.user),
         &target,
         role,
-        &web.meta,
-        web.now(),
     )
     .await;
     role_changed(&web, &back, result, |()| {
@@ -216,15 +212,8 @@ pub async fn remove_role(
     let (session, project) =
         project_for(&web, &project, Permission::ManageCollaborators, &back).await?;
     let target = collaborator(&web, &project, &form.user_id).await?;
-    let result = roles::remove_role(
-        &web.state.db,
-        &project,
-        &session.user,
-        &target,
-        &web.meta,
-        web.now(),
-    )
-    .await;
+    let result =
+        roles::remove_role(&web.state.db, &project, &web.actor(&session.user), &target).await;
     role_changed(&web, &back, result, |()| {
         format!("Removed {} from {}.", target.username, project.name)
     })
@@ -241,10 +230,8 @@ pub async fn revoke_invitation(
     let result = roles::revoke_invitation(
         &web.state.db,
         &project,
-        &session.user,
+        &web.actor(&session.user),
         &form.invitation_id,
-        &web.meta,
-        web.now(),
     )
     .await;
     role_changed(&web, &back, result, |username| {

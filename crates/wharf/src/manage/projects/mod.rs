@@ -33,9 +33,10 @@ pub async fn list(web: Web) -> Page {
     let projects = roles::projects_of_user(&web.state.db, &session.user.id)
         .await
         .or_page(&web)?;
-    let invitations = roles::invitations_for_user(&web.state.db, &session.user.id, web.now())
-        .await
-        .or_page(&web)?;
+    let invitations =
+        roles::invitations_for_user(&web.state.db, &session.user.id, web.now_micros())
+            .await
+            .or_page(&web)?;
     let verified = accounts::has_verified_primary_email(&web.state.db, &session.user.id)
         .await
         .unwrap_or(false);
@@ -53,15 +54,7 @@ pub async fn answer_invitation(web: Web, Path((id, answer)): Path<(String, Strin
         _ => return Err(web.error(AppError::not_found())),
     };
     Ok(
-        match roles::answer_invitation(
-            &web.state.db,
-            &session.user,
-            &id,
-            answer,
-            &web.meta,
-            web.now(),
-        )
-        .await
+        match roles::answer_invitation(&web.state.db, &web.actor(&session.user), &id, answer).await
         {
             Ok(project) => {
                 web.state

@@ -143,9 +143,7 @@ async fn set_yanked(
         &project,
         &version,
         yanked.then_some(reason),
-        &session.user,
-        &web.meta,
-        web.now(),
+        &web.actor(&session.user),
     )
     .await
     .or_page(&web)?;
@@ -193,16 +191,10 @@ pub async fn delete_release(
         )
         .await;
     }
-    let found = packaging::delete_release(
-        &web.state.db,
-        &project,
-        &version,
-        &session.user,
-        &web.meta,
-        web.now(),
-    )
-    .await
-    .or_page(&web)?;
+    let found =
+        packaging::delete_release(&web.state.db, &project, &version, &web.actor(&session.user))
+            .await
+            .or_page(&web)?;
     changed(
         &web,
         &project,
@@ -248,9 +240,7 @@ pub async fn delete_file(
         &project,
         &version,
         &form.filename,
-        &session.user,
-        &web.meta,
-        web.now(),
+        &web.actor(&session.user),
     )
     .await
     .or_page(&web)?;

@@ -68,16 +68,9 @@ pub async fn set_requires_2fa(
             ),
         ));
     }
-    packaging::set_owners_require_2fa(
-        &web.state.db,
-        &project,
-        enable,
-        &session.user,
-        &web.meta,
-        web.now(),
-    )
-    .await
-    .or_page(&web)?;
+    packaging::set_owners_require_2fa(&web.state.db, &project, enable, &web.actor(&session.user))
+        .await
+        .or_page(&web)?;
     let message = if enable {
         format!(
             "Owners and Maintainers of {} must now use two-factor authentication to manage it and upload to it.",
@@ -118,7 +111,7 @@ pub async fn delete_project(
         )
         .await;
     }
-    packaging::delete_project(&web.state.db, &project, &session.user, &web.meta, web.now())
+    packaging::delete_project(&web.state.db, &project, &web.actor(&session.user))
         .await
         .or_page(&web)?;
     web.state.cache.invalidate_project(&project.normalized_name);

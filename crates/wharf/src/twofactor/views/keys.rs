@@ -24,7 +24,7 @@ use crate::web::{Flash, FormErrors, OrPage, Page, Web};
 /// The same for the WebAuthn script, which gets JSON.
 fn recent_json(web: &Web) -> Result<User, Response> {
     match web.session.as_ref() {
-        Some(s) if s.recently_authenticated(web.now(), web.state.settings.reauth_secs) => {
+        Some(s) if s.recently_authenticated(web.now_micros(), web.state.settings.reauth_secs) => {
             Ok(s.user.clone())
         }
         _ => Err(json_error(
@@ -217,7 +217,7 @@ async fn begin<R: Registers>(
         Some(&user.id),
         &purpose(R::KIND),
         &Registration { label, state },
-        web.now(),
+        web.now_micros(),
     )
     .await
     .or_page(web)?;
@@ -253,7 +253,7 @@ async fn register<R: Registers>(
         ceremony,
         Some(&user.id),
         &purpose(R::KIND),
-        web.now(),
+        web.now_micros(),
     )
     .await
     .or_page(web)?;
@@ -269,7 +269,7 @@ async fn register<R: Registers>(
         &label,
         &credential,
         &web.meta,
-        web.now(),
+        web.now_micros(),
     )
     .await
     {
@@ -322,9 +322,15 @@ pub async fn webauthn_remove(web: Web, Form(form): Form<RemoveKeyForm>) -> Page 
         ));
     }
     may_remove_one(&web, &user).await?;
-    let removed = wa::remove(&web.state.db, &user.id, &stored.id, &web.meta, web.now())
-        .await
-        .or_page(&web)?;
+    let removed = wa::remove(
+        &web.state.db,
+        &user.id,
+        &stored.id,
+        &web.meta,
+        web.now_micros(),
+    )
+    .await
+    .or_page(&web)?;
     let Some(label) = removed else {
         return Ok(web.redirect(MANAGE));
     };

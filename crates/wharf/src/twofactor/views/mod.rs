@@ -144,7 +144,7 @@ async fn notify(web: &Web, user: &User, template: &str, page: minijinja::Value) 
             template,
             page,
             &web.meta,
-            web.now(),
+            web.now_micros(),
         )
         .await;
 }
@@ -216,7 +216,7 @@ async fn keep_counter(
     let mut key = SecurityKey::from(stored.credential.clone());
     key.update_credential(result);
     stored.credential = Credential::from(key);
-    wa::touch(&web.state.db, &stored, web.now())
+    wa::touch(&web.state.db, &stored, web.now_micros())
         .await
         .or_page(web)
 }

@@ -50,7 +50,7 @@ pub async fn passkey_options(web: Web) -> Page {
         return Ok(passkey_limited(&web, limited).await);
     }
     let (options, state) = rp.start_discoverable_authentication().or_page(&web)?;
-    let id = wa::save_ceremony(&web.state.db, None, "passkey", &state, web.now())
+    let id = wa::save_ceremony(&web.state.db, None, "passkey", &state, web.now_micros())
         .await
         .or_page(&web)?;
     Ok(options_json(&id, options))
@@ -68,10 +68,15 @@ pub async fn passkey_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Pag
         Ok(slot) => slot,
         Err(limited) => return Ok(passkey_limited(&web, limited).await),
     };
-    let state: Option<DiscoverableAuthentication> =
-        wa::take_ceremony(&web.state.db, &form.ceremony, None, "passkey", web.now())
-            .await
-            .or_page(&web)?;
+    let state: Option<DiscoverableAuthentication> = wa::take_ceremony(
+        &web.state.db,
+        &form.ceremony,
+        None,
+        "passkey",
+        web.now_micros(),
+    )
+    .await
+    .or_page(&web)?;
     let answer: Option<PublicKeyCredential> = serde_json::from_str(&form.credential).ok();
     let (Some(state), Some(answer)) = (state, answer) else {
         return Ok(refuse_passkey());

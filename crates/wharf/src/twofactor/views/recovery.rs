@@ -42,9 +42,15 @@ pub async fn recovery_codes_generate(web: Web, Form(form): Form<GenerateForm>) -
             Flash::error("You have recovery codes already. Generating new ones invalidates your existing codes: use the regenerate button if that is what you want."),
         ));
     }
-    let codes = recovery::generate(&web.state.db, &user.id, regenerate, &web.meta, web.now())
-        .await
-        .or_page(&web)?;
+    let codes = recovery::generate(
+        &web.state.db,
+        &user.id,
+        regenerate,
+        &web.meta,
+        web.now_micros(),
+    )
+    .await
+    .or_page(&web)?;
     notify(&web, &user, "recovery-codes-generated", context! {}).await;
     Ok(web.render("recovery_codes_show.html", context! { codes => codes }))
 }
@@ -79,7 +85,7 @@ pub(super) async fn use_code(
     additional: serde_json::Value,
 ) -> Result<Result<(), recovery::RecoveryError>, Response> {
     let attempt = attempt(web, user_id).await?;
-    match recovery::burn(&web.state.db, user_id, code, web.now()).await {
+    match recovery::burn(&web.state.db, user_id, code, web.now_micros()).await {
         Ok(()) => {
             attempt.succeeded(web).await;
             record(

@@ -240,9 +240,15 @@ pub async fn webauthn_options(web: Web) -> Page {
         .map(|s| SecurityKey::from(s.credential))
         .collect();
     let (options, state) = rp.start_securitykey_authentication(&keys).or_page(&web)?;
-    let id = wa::save_ceremony(&web.state.db, Some(&user.id), "2fa", &state, web.now())
-        .await
-        .or_page(&web)?;
+    let id = wa::save_ceremony(
+        &web.state.db,
+        Some(&user.id),
+        "2fa",
+        &state,
+        web.now_micros(),
+    )
+    .await
+    .or_page(&web)?;
     Ok(options_json(&id, options))
 }
 
@@ -256,7 +262,7 @@ pub async fn webauthn_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Pa
         &form.ceremony,
         Some(&user.id),
         "2fa",
-        web.now(),
+        web.now_micros(),
     )
     .await
     .or_page(&web)?;

@@ -113,7 +113,7 @@ pub async fn totp_provision(mut web: Web, Form(form): Form<CodeForm>) -> Page {
                 &totp::seal(&web.state.keys, &secret),
                 step,
                 &web.meta,
-                web.now(),
+                web.now_micros(),
             )
             .await
             .or_page(&web)?;
@@ -163,7 +163,7 @@ pub async fn totp_remove(web: Web, Form(form): Form<RemoveTotpForm>) -> Page {
         ));
     }
     may_remove_one(&web, &user).await?;
-    let removed = totp::remove(&web.state.db, &user.id, &web.meta, web.now())
+    let removed = totp::remove(&web.state.db, &user.id, &web.meta, web.now_micros())
         .await
         .or_page(&web)?;
     if !removed {
