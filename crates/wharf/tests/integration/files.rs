@@ -38,6 +38,15 @@ async fn a_deleted_file_stops_answering_and_its_blob_goes() {
         assert_eq!(app.get(path).await.status, 200, "{path}");
         assert_eq!(app.get(&format!("{path}.metadata")).await.status, 200);
     }
+    // Malformed addresses (wrong part lengths, odd hex) are 404s, never a panic.
+    let hex60 = "a".repeat(60);
+    for bad in [
+        format!("/files/abc/cd/{hex60}/demo-1.0-py3-none-any.whl"),
+        format!("/files/ab/cd/{hex60}a/demo-1.0-py3-none-any.whl"),
+        format!("/files/ab/c/{hex60}/demo-1.0-py3-none-any.whl"),
+    ] {
+        assert_eq!(app.get(&bad).await.status, 404, "{bad}");
+    }
     // A file name that is not the row's, under a live digest, is not served.
     let renamed = format!(
         "{}/other-2.0-py3-none-any.whl",
