@@ -11,6 +11,7 @@ mod limits;
 mod manage;
 mod ops;
 mod permissions;
+mod platform_tags;
 mod read;
 mod schema;
 mod snapshots;
