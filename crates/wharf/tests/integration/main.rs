@@ -7,6 +7,7 @@ mod browser;
 mod census;
 mod files;
 mod history;
+mod joining;
 mod limits;
 mod manage;
 mod ops;
