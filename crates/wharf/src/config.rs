@@ -401,9 +401,18 @@ mod tests {
         assert!(settings.allowed_platform_tags.allows("linux_x86_64"));
         assert_eq!(Settings::default().registration, Registration::Open);
         for (toml, key) in [
-            ("registration = \"sometimes\"\n", "registration must be one of \"open\", \"invite\", \"closed\""),
-            ("registration_email_domains = [\"*.example.org\"]\n", "registration_email_domains"),
-            ("allowed_platform_tags = [\"linux-x86_64\"]\n", "allowed_platform_tags"),
+            (
+                "registration = \"sometimes\"\n",
+                "registration must be one of \"open\", \"invite\", \"closed\"",
+            ),
+            (
+                "registration_email_domains = [\"*.example.org\"]\n",
+                "registration_email_domains",
+            ),
+            (
+                "allowed_platform_tags = [\"linux-x86_64\"]\n",
+                "allowed_platform_tags",
+            ),
         ] {
             let error = load(toml).unwrap_err().to_string();
             assert!(error.contains(key), "{error}");

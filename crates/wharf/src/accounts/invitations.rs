@@ -84,7 +84,15 @@ struct Claims {
     e: String,
 }
 
-type Row = (String, String, Option<String>, i64, i64, String, Option<String>);
+type Row = (
+    String,
+    String,
+    Option<String>,
+    i64,
+    i64,
+    String,
+    Option<String>,
+);
 
 const SELECT: &str = "SELECT i.id, i.email, b.username, i.created, i.expires, i.status, a.username \
      FROM registration_invitations i \

@@ -114,23 +114,21 @@ pub struct RevokeForm {
 pub async fn revoke(web: Web, Form(form): Form<RevokeForm>) -> Page {
     require_admin(&web)?;
     let admin = web.require_recent_auth(PAGE)?.user.clone();
-    let revoked = invitations::revoke(
-        &web.state.db,
-        &form.id,
-        &admin,
-        &web.meta,
-        web.now_micros(),
-    )
-    .await
-    .or_page(&web)?;
+    let revoked = invitations::revoke(&web.state.db, &form.id, &admin, &web.meta, web.now_micros())
+        .await
+        .or_page(&web)?;
     Ok(match revoked {
         Some(email) => web.redirect_with(
             PAGE,
-            Flash::success(format!("Revoked the invitation to {email}: its link no longer works.")),
+            Flash::success(format!(
+                "Revoked the invitation to {email}: its link no longer works."
+            )),
         ),
         None => web.redirect_with(
             PAGE,
-            Flash::error("That invitation is no longer pending: it was used, revoked or has expired."),
+            Flash::error(
+                "That invitation is no longer pending: it was used, revoked or has expired.",
+            ),
         ),
     })
 }

@@ -29,7 +29,9 @@ impl AllowedPlatformTags {
     /// Whether `tag` is one of the listed tags or matches one of the patterns (`*`: any
     /// run of characters).
     pub fn allows(&self, tag: &str) -> bool {
-        self.0.iter().any(|pattern| glob_match(pattern.as_bytes(), tag.as_bytes()))
+        self.0
+            .iter()
+            .any(|pattern| glob_match(pattern.as_bytes(), tag.as_bytes()))
     }
 }
 
@@ -78,15 +80,19 @@ mod tests {
 
     #[test]
     fn tags_and_patterns_match_and_bad_entries_are_refused() {
-        let tags = AllowedPlatformTags::parse(["linux_x86_64", "linux_*64", "*_riscv*"])
-            .expect("valid");
+        let tags =
+            AllowedPlatformTags::parse(["linux_x86_64", "linux_*64", "*_riscv*"]).expect("valid");
         assert!(tags.allows("linux_x86_64"));
         assert!(tags.allows("linux_aarch64"));
         assert!(tags.allows("freebsd_riscv64"));
         assert!(!tags.allows("linux_armv7l"));
         assert!(!tags.allows("linux_x86_64x"));
         assert!(!AllowedPlatformTags::default().allows("linux_x86_64"));
-        assert!(AllowedPlatformTags::parse(["*"]).expect("valid").allows("anything"));
+        assert!(
+            AllowedPlatformTags::parse(["*"])
+                .expect("valid")
+                .allows("anything")
+        );
         for bad in ["linux-x86_64", "linux x86", "linux_[x]86", "ä"] {
             assert!(AllowedPlatformTags::parse([bad]).is_err(), "{bad}");
         }

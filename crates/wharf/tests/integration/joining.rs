@@ -40,14 +40,19 @@ async fn admin_browser(app: &TestApp) -> Browser<'_> {
 /// Sends an invitation from the admin page and returns its link (a local path).
 async fn invite(app: &TestApp, email: &str) -> String {
     let mut admin = admin_browser(app).await;
-    let response = admin.post("/admin/invitations/send", &[("email", email)]).await;
+    let response = admin
+        .post("/admin/invitations/send", &[("email", email)])
+        .await;
     assert_eq!(response.status, 303, "{}", response.text());
     let message = outbox(app)
         .into_iter()
         .rev()
         .find(|m| m.contains(email))
         .expect("invitation mail");
-    assert!(message.contains("You are invited to create an account"), "{message}");
+    assert!(
+        message.contains("You are invited to create an account"),
+        "{message}"
+    );
     link(&message, "http://wharf.test/account/register/?invitation=")
 }
 
@@ -59,13 +64,25 @@ async fn open_registration_says_so_and_domains_limit_who_registers() {
     .await;
     let mut browser = Browser::new(&app);
     let page = browser.get("/account/register/").await.text();
-    assert!(page.contains("Anyone may register on this index."), "{page}");
-    assert!(page.contains("Only addresses in example.org are accepted."), "{page}");
+    assert!(
+        page.contains("Anyone may register on this index."),
+        "{page}"
+    );
+    assert!(
+        page.contains("Only addresses in example.org are accepted."),
+        "{page}"
+    );
     let before = users_and_mail(&app).await;
     for email in ["bob@mail.example.org", "bob@example.com"] {
-        let response = browser.post("/account/register/", &form("bob", email, "")).await;
+        let response = browser
+            .post("/account/register/", &form("bob", email, ""))
+            .await;
         assert_eq!(response.status, 400, "{email}");
-        assert!(response.text().contains("This index accepts only addresses in example.org."));
+        assert!(
+            response
+                .text()
+                .contains("This index accepts only addresses in example.org.")
+        );
     }
     assert_eq!(users_and_mail(&app).await, before);
     let response = browser
@@ -82,13 +99,23 @@ async fn open_registration_says_so_and_domains_limit_who_registers() {
     let mut alice = Browser::signed_in(&app, "alice").await;
     let emails = app.count("user_emails").await;
     let response = alice
-        .post("/manage/account/email/add", &[("new_email", "alice@elsewhere.test")])
+        .post(
+            "/manage/account/email/add",
+            &[("new_email", "alice@elsewhere.test")],
+        )
         .await;
     assert_eq!(response.status, 400);
-    assert!(response.text().contains("This index accepts only addresses in example.org."));
+    assert!(
+        response
+            .text()
+            .contains("This index accepts only addresses in example.org.")
+    );
     assert_eq!(app.count("user_emails").await, emails);
     let response = alice
-        .post("/manage/account/email/add", &[("new_email", "alice2@example.org")])
+        .post(
+            "/manage/account/email/add",
+            &[("new_email", "alice2@example.org")],
+        )
         .await;
     assert_eq!(response.status, 303);
     assert_eq!(app.count("user_emails").await, emails + 1);
@@ -97,8 +124,14 @@ async fn open_registration_says_so_and_domains_limit_who_registers() {
 #[tokio::test]
 async fn closed_and_invite_only_registration_refuse_and_change_nothing() {
     for (mode, says) in [
-        (Registration::Closed, "Registration on this index is <strong>closed</strong>"),
-        (Registration::Invite, "Registration on this index is <strong>by invitation only</strong>"),
+        (
+            Registration::Closed,
+            "Registration on this index is <strong>closed</strong>",
+        ),
+        (
+            Registration::Invite,
+            "Registration on this index is <strong>by invitation only</strong>",
+        ),
     ] {
         let app = TestApp::with_settings(|s| s.registration = mode).await;
         let mut browser = Browser::new(&app);
@@ -107,7 +140,9 @@ async fn closed_and_invite_only_registration_refuse_and_change_nothing() {
         assert!(page.text().contains(says), "{}", page.text());
         assert!(!page.text().contains("Create account</button>"));
         let before = users_and_mail(&app).await;
-        let response = browser.post("/account/register/", &form("bob", "bob@example.org", "")).await;
+        let response = browser
+            .post("/account/register/", &form("bob", "bob@example.org", ""))
+            .await;
         assert_eq!(response.status, 403, "{mode:?}");
         assert_eq!(users_and_mail(&app).await, before);
         assert_eq!(tag_count(&app, "account:create").await, 1, "only alice");
@@ -122,15 +157,25 @@ async fn an_invitation_admits_its_address_once_and_records_its_events() {
     let mut browser = Browser::new(&app);
     let page = browser.get(&path).await;
     assert_eq!(page.status, 200);
-    assert!(page.text().contains("You were invited to register with the address bob@example.org."));
+    assert!(
+        page.text()
+            .contains("You were invited to register with the address bob@example.org.")
+    );
     let token = path.split("invitation=").nth(1).expect("token");
     // Another address with bob's link: refused, nothing made.
     let before = users_and_mail(&app).await;
     let response = browser
-        .post("/account/register/", &form("carol", "carol@example.org", token))
+        .post(
+            "/account/register/",
+            &form("carol", "carol@example.org", token),
+        )
         .await;
     assert_eq!(response.status, 400);
-    assert!(response.text().contains("This invitation is for bob@example.org"));
+    assert!(
+        response
+            .text()
+            .contains("This invitation is for bob@example.org")
+    );
     assert_eq!(users_and_mail(&app).await, before);
     // Bob's address: the account, its address verified, no verification mail.
     let response = browser
@@ -142,22 +187,37 @@ async fn an_invitation_admits_its_address_once_and_records_its_events() {
         .await
         .expect("db")
         .expect("bob");
-    assert!(wharf::accounts::has_verified_primary_email(&app.state.db, &bob.id).await.expect("db"));
+    assert!(
+        wharf::accounts::has_verified_primary_email(&app.state.db, &bob.id)
+            .await
+            .expect("db")
+    );
     assert_eq!(tag_count(&app, "registration:invitation:accepted").await, 1);
     // Reused: a clear page, 410, nothing made.
     let mut other = Browser::new(&app);
     let page = other.get(&path).await;
     assert_eq!(page.status, 410);
-    assert!(page.text().contains("This invitation has been used already"));
+    assert!(
+        page.text()
+            .contains("This invitation has been used already")
+    );
     let response = other
-        .post("/account/register/", &form("bob2", "bob@example.org", token))
+        .post(
+            "/account/register/",
+            &form("bob2", "bob@example.org", token),
+        )
         .await;
     assert_eq!(response.status, 410);
     assert_eq!(app.count("users").await, before.0 + 1);
     // The admin page lists it as accepted, by bob.
     let mut admin = Browser::signed_in(&app, "alice").await;
     let list = admin.get("/admin/invitations/").await.text();
-    assert!(list.contains("bob@example.org") && list.contains("accepted") && list.contains("/user/bob/"), "{list}");
+    assert!(
+        list.contains("bob@example.org")
+            && list.contains("accepted")
+            && list.contains("/user/bob/"),
+        "{list}"
+    );
 }
 
 #[tokio::test]
@@ -169,11 +229,16 @@ async fn forged_expired_and_revoked_links_admit_no_one() {
     let before = users_and_mail(&app).await;
     // Forged: altered, or signed by another key.
     for forged in [format!("{token}x"), "e30.AAAA".to_owned()] {
-        let page = browser.get(&format!("/account/register/?invitation={forged}")).await;
+        let page = browser
+            .get(&format!("/account/register/?invitation={forged}"))
+            .await;
         assert_eq!(page.status, 400);
         assert!(page.text().contains("This invitation link is not valid."));
         let response = browser
-            .post("/account/register/", &form("bob", "bob@example.org", &forged))
+            .post(
+                "/account/register/",
+                &form("bob", "bob@example.org", &forged),
+            )
             .await;
         assert_eq!(response.status, 400);
     }
@@ -205,14 +270,15 @@ async fn forged_expired_and_revoked_links_admit_no_one() {
     assert_eq!(tag_count(&app, "registration:invitation:expired").await, 3);
     // Revoked from the admin page.
     let path = invite(&app, "erin@example.org").await;
-    let (id,): (String,) = sqlx::query_as(
-        "SELECT id FROM registration_invitations WHERE email = 'erin@example.org'",
-    )
-    .fetch_one(app.state.db.pool())
-    .await
-    .expect("row");
+    let (id,): (String,) =
+        sqlx::query_as("SELECT id FROM registration_invitations WHERE email = 'erin@example.org'")
+            .fetch_one(app.state.db.pool())
+            .await
+            .expect("row");
     let mut admin = Browser::signed_in(&app, "alice").await;
-    let response = admin.post("/admin/invitations/revoke", &[("id", &id)]).await;
+    let response = admin
+        .post("/admin/invitations/revoke", &[("id", &id)])
+        .await;
     assert_eq!(response.status, 303);
     assert_eq!(tag_count(&app, "registration:invitation:revoked").await, 1);
     let page = Browser::new(&app).get(&path).await;
@@ -230,28 +296,49 @@ async fn the_invitations_page_is_for_admins_and_checks_what_it_sends() {
     app.create_user("mallory").await;
     let mut mallory = Browser::signed_in(&app, "mallory").await;
     assert_eq!(mallory.get("/admin/invitations/").await.status, 403);
-    let response = mallory.post("/admin/invitations/send", &[("email", "x@example.org")]).await;
+    let response = mallory
+        .post("/admin/invitations/send", &[("email", "x@example.org")])
+        .await;
     assert_eq!(response.status, 403);
     assert_eq!(app.count("registration_invitations").await, 0);
-    assert_eq!(Browser::new(&app).get("/admin/invitations/").await.status, 303);
+    assert_eq!(
+        Browser::new(&app).get("/admin/invitations/").await.status,
+        303
+    );
     let mut admin = admin_browser(&app).await;
     for (email, says) in [
-        ("bob@elsewhere.test", "This index accepts only addresses in example.org"),
-        ("mallory@example.org", "An account with this address exists already."),
+        (
+            "bob@elsewhere.test",
+            "This index accepts only addresses in example.org",
+        ),
+        (
+            "mallory@example.org",
+            "An account with this address exists already.",
+        ),
         ("not an address", "Enter a valid e-mail address"),
     ] {
-        let response = admin.post("/admin/invitations/send", &[("email", email)]).await;
+        let response = admin
+            .post("/admin/invitations/send", &[("email", email)])
+            .await;
         assert_eq!(response.status, 400, "{email}");
         assert!(response.text().contains(says), "{email}");
     }
     assert_eq!(app.count("registration_invitations").await, 0);
     // A form without the CSRF token is refused.
-    let response = admin.post_raw("/admin/invitations/send", &[("email", "bob@example.org")]).await;
+    let response = admin
+        .post_raw("/admin/invitations/send", &[("email", "bob@example.org")])
+        .await;
     assert_eq!(response.status, 403);
     assert_eq!(app.count("registration_invitations").await, 0);
     // After reauth_secs the password is asked again before sending.
     app.state.clock.advance(app.state.settings.reauth_secs + 1);
-    let response = admin.post("/admin/invitations/send", &[("email", "bob@example.org")]).await;
-    assert!(response.text().contains("reauthenticate"), "{}", response.text());
+    let response = admin
+        .post("/admin/invitations/send", &[("email", "bob@example.org")])
+        .await;
+    assert!(
+        response.text().contains("reauthenticate"),
+        "{}",
+        response.text()
+    );
     assert_eq!(app.count("registration_invitations").await, 0);
 }

@@ -27,7 +27,10 @@ async fn plain_platform_tags_are_refused_by_default_with_pypis_message() {
     assert_eq!(app.snapshot().await, before);
     // PyPI's own tags are still accepted.
     let response = app
-        .upload(Some(&app.token), &platform_wheel("1.0", "manylinux_2_28_x86_64"))
+        .upload(
+            Some(&app.token),
+            &platform_wheel("1.0", "manylinux_2_28_x86_64"),
+        )
         .await;
     assert_eq!(response.status, 200, "{}", response.text());
 }
@@ -46,7 +49,10 @@ async fn listed_tags_and_patterns_are_accepted_and_others_still_refused() {
         assert_eq!(response.status, 200, "{platform}: {}", response.text());
     }
     let simple = app.get("/simple/inhouse/").await.text();
-    assert!(simple.contains("inhouse-1.0-cp312-cp312-linux_x86_64.whl"), "{simple}");
+    assert!(
+        simple.contains("inhouse-1.0-cp312-cp312-linux_x86_64.whl"),
+        "{simple}"
+    );
     let before = app.snapshot().await;
     let response = app
         .upload(Some(&app.token), &platform_wheel("1.2", "linux_aarch64"))

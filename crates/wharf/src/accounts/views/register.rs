@@ -135,7 +135,11 @@ pub async fn register(mut web: Web, Form(form): Form<RegisterForm>) -> Page {
                 "email",
                 format!(
                     "This index accepts only addresses in {}.",
-                    web.state.settings.registration_email_domains.list().join(", ")
+                    web.state
+                        .settings
+                        .registration_email_domains
+                        .list()
+                        .join(", ")
                 ),
             );
         }
