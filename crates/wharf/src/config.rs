@@ -6,6 +6,28 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod joining;
+mod platform_tags;
+pub use joining::{EmailDomains, Registration, normalize_domain};
+pub use platform_tags::AllowedPlatformTags;
+
+/// A list setting given as a TOML list or as one comma-separated string (for `WHARF_*`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ListOrText {
+    List(Vec<String>),
+    Text(String),
+}
+
+impl ListOrText {
+    fn entries(&self) -> Vec<&str> {
+        match self {
+            ListOrText::List(list) => list.iter().map(String::as_str).collect(),
+            ListOrText::Text(text) => text.split(',').collect(),
+        }
+    }
+}
+
 /// Flags shared by every command that touches the index's data.
 #[derive(Clone, Debug, Default, clap::Args, Serialize)]
 pub struct SettingsArgs {
@@ -135,6 +157,14 @@ pub struct Settings {
     /// ranges). Only a request from one of them has its client address taken from
     /// `X-Forwarded-For` (or `Forwarded`); from anyone else those headers are ignored.
     pub trusted_proxies: TrustedProxies,
+    /// Who may create an account: `open` (anyone), `invite` (only with an invitation an
+    /// admin sent), `closed` (admins create accounts).
+    pub registration: Registration,
+    /// When set, only addresses in these domains may register or be added to an account
+    /// (subdomains only when listed).
+    pub registration_email_domains: EmailDomains,
+    /// Platform tags or `*` patterns uploads may carry beyond PyPI's rule (`linux_x86_64`).
+    pub allowed_platform_tags: AllowedPlatformTags,
 }
 
 impl Default for Settings {
@@ -156,6 +186,9 @@ impl Default for Settings {
             reauth_secs: 30 * 60,
             metrics_token: None,
             trusted_proxies: TrustedProxies::default(),
+            registration: Registration::Open,
+            registration_email_domains: EmailDomains::default(),
+            allowed_platform_tags: AllowedPlatformTags::default(),
         }
     }
 }
@@ -355,5 +388,35 @@ mod tests {
         assert!(error.contains("require_2fa"), "{error}");
         assert!(load("reauth_secs = 0\n").is_err());
         assert!(load("this is not toml").is_err());
+    }
+
+    #[test]
+    fn who_may_join_and_platform_tags_are_validated() {
+        let settings = load(
+            "registration = \"invite\"\nregistration_email_domains = [\"Example.org\"]\nallowed_platform_tags = [\"linux_*\"]\n",
+        )
+        .expect("valid");
+        assert_eq!(settings.registration, Registration::Invite);
+        assert!(settings.registration_email_domains.allows("a@example.org"));
+        assert!(settings.allowed_platform_tags.allows("linux_x86_64"));
+        assert_eq!(Settings::default().registration, Registration::Open);
+        for (toml, key) in [
+            (
+                "registration = \"sometimes\"\n",
+                "registration must be one of \"open\", \"invite\", \"closed\"",
+            ),
+            (
+                "registration_email_domains = [\"*.example.org\"]\n",
+                "registration_email_domains",
+            ),
+            (
+                "allowed_platform_tags = [\"linux-x86_64\"]\n",
+                "allowed_platform_tags",
+            ),
+        ] {
+            let error = load(toml).unwrap_err().to_string();
+            assert!(error.contains(key), "{error}");
+            assert_eq!(error.lines().count(), 1, "{error}");
+        }
     }
 }

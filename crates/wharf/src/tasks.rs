@@ -67,6 +67,12 @@ pub fn spawn_expiry_notices(state: AppState) {
             if let Err(e) = crate::tokens::notify_expiring(&state).await {
                 tracing::warn!(error = %e, "cannot send token expiry notices");
             }
+            // Invitations past their 7 days: one `registration:invitation:expired` each.
+            if let Err(e) =
+                crate::accounts::invitations::expire_due(&state.db, state.clock.now_micros()).await
+            {
+                tracing::warn!(error = %e, "cannot expire invitations");
+            }
         }
     });
 }

@@ -1,6 +1,7 @@
 //! Users, their e-mail addresses and passwords; sessions (`session`), the sign-in rules
 //! (`signin`) and the account pages (`views`).
 
+pub mod invitations;
 mod password;
 pub mod session;
 mod signin;
@@ -36,6 +37,8 @@ pub enum AccountError {
     UsernameTaken(String),
     #[error("the e-mail address '{0}' is already in use")]
     EmailTaken(String),
+    #[error("the invitation has been used, revoked or has expired")]
+    InvitationUnusable,
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -74,6 +77,28 @@ pub struct NewUser<'a> {
 pub async fn create_user(
     db: &Db,
     new: &NewUser<'_>,
+    meta: &RequestMeta,
+    now_micros: i64,
+) -> Result<User, AccountError> {
+    create_user_with(db, new, None, meta, now_micros).await
+}
+
+/// [`create_user`] that uses up a registration invitation in the same transaction: no
+/// account without the invitation, no invitation used without the account.
+pub async fn create_invited_user(
+    db: &Db,
+    new: &NewUser<'_>,
+    invitation_id: &str,
+    meta: &RequestMeta,
+    now_micros: i64,
+) -> Result<User, AccountError> {
+    create_user_with(db, new, Some(invitation_id), meta, now_micros).await
+}
+
+async fn create_user_with(
+    db: &Db,
+    new: &NewUser<'_>,
+    invitation_id: Option<&str>,
     meta: &RequestMeta,
     now_micros: i64,
 ) -> Result<User, AccountError> {
@@ -133,6 +158,11 @@ pub async fn create_user(
         serde_json::json!({"email": new.email}),
     )
     .await?;
+    if let Some(invitation_id) = invitation_id
+        && !invitations::accept(&mut tx, invitation_id, &id, meta, now_micros).await?
+    {
+        return Err(AccountError::InvitationUnusable);
+    }
     tx.commit().await?;
     Ok(User {
         id,

@@ -1,6 +1,7 @@
 //! Admin pages: every event with filters, and the adoption figures (`/admin/stats/` and the
 //! same numbers on `/metrics` for Prometheus).
 
+pub mod invitations;
 pub mod metrics;
 pub mod stats;
 pub mod store;
@@ -9,7 +10,7 @@ use crate::state::AppState;
 use axum::Router;
 use axum::extract::Query;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use minijinja::context;
 use serde::Deserialize;
 
@@ -24,6 +25,9 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/admin/events/", get(events))
         .route("/admin/stats/", get(stats::page))
+        .route("/admin/invitations/", get(invitations::page))
+        .route("/admin/invitations/send", post(invitations::send))
+        .route("/admin/invitations/revoke", post(invitations::revoke))
 }
 
 /// `/metrics`, for Prometheus: not a page.

@@ -139,6 +139,8 @@ pub enum UserCommand {
         #[arg(long)]
         admin: bool,
     },
+    /// E-mail an invitation to register (single use, for that address, valid 7 days).
+    Invite { email: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -192,6 +194,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 accounts::create_user(&state.db, &new, &cli_meta(), state.clock.now_micros()).await;
             state.db.close().await;
             result?;
+            Ok(())
+        }
+        Command::User {
+            command: UserCommand::Invite { email },
+        } => {
+            let state = AppState::open(settings).await?;
+            let result = invite(&state, &email).await;
+            state.db.close().await;
+            let invitation = result?;
+            println!(
+                "sent an invitation to {} (valid until {})",
+                invitation.email,
+                crate::clock::iso8601_seconds(invitation.expires)
+            );
             Ok(())
         }
         Command::Token {
@@ -266,6 +282,33 @@ fn cli_meta() -> RequestMeta {
         ip_address: None,
         user_agent: Some(format!("wharf-cli/{}", env!("CARGO_PKG_VERSION"))),
     }
+}
+
+async fn invite(
+    state: &AppState,
+    email: &str,
+) -> anyhow::Result<accounts::invitations::Invitation> {
+    if state.settings.registration == crate::config::Registration::Closed {
+        anyhow::bail!(
+            "registration is closed: invitations cannot be used (set registration = \"invite\")"
+        );
+    }
+    let base_url = state.settings.base_url();
+    let sender = accounts::invitations::Sender {
+        keys: &state.keys,
+        mailer: &state.mailer,
+        base_url: &base_url,
+        domains: &state.settings.registration_email_domains,
+    };
+    Ok(accounts::invitations::send(
+        &state.db,
+        &sender,
+        email,
+        None,
+        &cli_meta(),
+        state.clock.now_micros(),
+    )
+    .await?)
 }
 
 fn read_password() -> anyhow::Result<String> {

@@ -64,6 +64,14 @@ pub enum EventTag {
     UploadAuthFailure,
     /// wharf: a request was refused by a rate limit (429).
     RateLimitRefused,
+    /// wharf: an admin sent an invitation to register (`registration = "invite"`).
+    RegistrationInvitationSent,
+    /// wharf: an invitation was used to create an account.
+    RegistrationInvitationAccepted,
+    /// wharf: an invitation passed its 7 days unused.
+    RegistrationInvitationExpired,
+    /// wharf: an admin revoked an invitation (or sent a new one to the same address).
+    RegistrationInvitationRevoked,
 }
 
 impl EventTag {
@@ -121,6 +129,10 @@ impl EventTag {
         EventTag::FileImport,
         EventTag::UploadAuthFailure,
         EventTag::RateLimitRefused,
+        EventTag::RegistrationInvitationSent,
+        EventTag::RegistrationInvitationAccepted,
+        EventTag::RegistrationInvitationExpired,
+        EventTag::RegistrationInvitationRevoked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -178,6 +190,10 @@ impl EventTag {
             EventTag::FileImport => "file:import",
             EventTag::UploadAuthFailure => "upload:auth:failure",
             EventTag::RateLimitRefused => "ratelimit:refused",
+            EventTag::RegistrationInvitationSent => "registration:invitation:sent",
+            EventTag::RegistrationInvitationAccepted => "registration:invitation:accepted",
+            EventTag::RegistrationInvitationExpired => "registration:invitation:expired",
+            EventTag::RegistrationInvitationRevoked => "registration:invitation:revoked",
         }
     }
 }

@@ -8,6 +8,7 @@ use wharf_packaging::metadata::{FileMetadata, Metadata};
 use wharf_packaging::version;
 
 use super::form::{Content, UploadForm};
+use crate::config::AllowedPlatformTags;
 use crate::error::{AppError, AppResult};
 use crate::packaging::Project;
 
@@ -85,6 +86,7 @@ pub(super) async fn inspect(
     parsed_version: &version::Version,
     package_type: PackageType,
     content: &Content,
+    allowed_platform_tags: &AllowedPlatformTags,
 ) -> AppResult<Option<Vec<u8>>> {
     let prefix = project.normalized_name.replace('-', "_");
     let license_files = if metadata.metadata_version.as_str() >= "2.4" {
@@ -130,7 +132,7 @@ pub(super) async fn inspect(
             if let Some(tag) = wheel
                 .platform_tags
                 .iter()
-                .find(|t| !filename::is_allowed_platform_tag(t))
+                .find(|t| !filename::is_allowed_platform_tag(t) && !allowed_platform_tags.allows(t))
             {
                 return Err(AppError::bad_request(format!(
                     "Binary wheel '{}' has an unsupported platform tag '{tag}'.",

@@ -391,6 +391,7 @@ impl Upload<'_> {
                 &parsed_version,
                 fields.package_type,
                 content,
+                &state.settings.allowed_platform_tags,
             )
             .await?;
             prepared.inspected = Some(wheel_metadata);

@@ -67,6 +67,14 @@ pub async fn add_email(web: Web, Form(form): Form<AddEmailForm>) -> Page {
     if email.chars().count() > 254 || !accounts::is_valid_email(email) {
         return refuse("Enter a valid e-mail address, such as name@example.org.".to_owned()).await;
     }
+    let domains = &web.state.settings.registration_email_domains;
+    if !domains.allows(email) {
+        return refuse(format!(
+            "This index accepts only addresses in {}.",
+            domains.list().join(", ")
+        ))
+        .await;
+    }
     let ip = crate::request::rate_key(&web.meta);
     let slot = match ratelimit::EMAIL_ADD
         .reserve(&web.state.db, &ip, web.now_secs())

@@ -9,7 +9,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{LINK_SECS, TokenQuery, ip_key, release, reserve, start_session, too_many};
+use axum::response::Response;
+
+use crate::accounts::invitations::{self, Invitation, Refusal};
 use crate::accounts::{self, AccountError, NewUser, User};
+use crate::config::Registration;
 use crate::error::AppError;
 use crate::ratelimit;
 use crate::signing::SignatureError;
@@ -24,19 +28,83 @@ pub struct RegisterForm {
     email: String,
     password: String,
     password_confirm: String,
+    invitation: String,
 }
 
-pub async fn register_page(web: Web) -> Page {
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct InvitationQuery {
+    invitation: String,
+}
+
+/// What the register page says about who may join.
+fn rules(web: &Web) -> minijinja::Value {
+    let settings = &web.state.settings;
+    context! {
+        mode => settings.registration.as_str(),
+        domains => settings.registration_email_domains.list().to_vec(),
+    }
+}
+
+/// The invitation a link or form carries, or the page that refuses it (nothing changes).
+async fn invitation_or_refusal(web: &Web, token: &str) -> Result<Invitation, Response> {
+    if web.state.settings.registration == Registration::Closed {
+        return Err(web.error(AppError::forbidden(
+            "Registration is closed on this index: invitations can no longer be used. Ask an administrator to create your account.",
+        )));
+    }
+    match invitations::check(&web.state.db, &web.state.keys, token, web.now_micros())
+        .await
+        .or_page(web)?
+    {
+        Ok(invitation) => Ok(invitation),
+        Err(refusal) => {
+            let status = match refusal {
+                Refusal::Invalid => StatusCode::BAD_REQUEST,
+                Refusal::Used | Refusal::Revoked | Refusal::Expired => StatusCode::GONE,
+            };
+            Err(web.error(AppError::new(status, refusal.message())))
+        }
+    }
+}
+
+pub async fn register_page(web: Web, Query(query): Query<InvitationQuery>) -> Page {
     if web.session.is_some() {
         return Ok(web.redirect("/manage/projects/"));
     }
+    let invitation = if query.invitation.is_empty() {
+        None
+    } else {
+        Some(invitation_or_refusal(&web, &query.invitation).await?)
+    };
+    let form = match &invitation {
+        Some(i) => context! { email => i.email.clone(), invitation => query.invitation },
+        None => context! {},
+    };
     Ok(web.render(
         "register.html",
-        context! { form => context!{}, errors => FormErrors::default() },
+        context! { form => form, errors => FormErrors::default(), rules => rules(&web), invited => invitation.is_some() },
     ))
 }
 
 pub async fn register(mut web: Web, Form(form): Form<RegisterForm>) -> Page {
+    let invitation = if form.invitation.is_empty() {
+        match web.state.settings.registration {
+            Registration::Open => None,
+            Registration::Invite => {
+                return Err(web.error(AppError::forbidden(
+                    "Registration on this index is by invitation only: open the link in the invitation an administrator sent you.",
+                )));
+            }
+            Registration::Closed => {
+                return Err(web.error(AppError::forbidden(
+                    "Registration is closed on this index: ask an administrator to create your account.",
+                )));
+            }
+        }
+    } else {
+        Some(invitation_or_refusal(&web, &form.invitation).await?)
+    };
     let mut errors = FormErrors::default();
     let username = forms::text(&mut errors, "username", "The username", &form.username, 50);
     let email = forms::text(&mut errors, "email", "The e-mail address", &form.email, 254);
@@ -52,6 +120,28 @@ pub async fn register(mut web: Web, Form(form): Form<RegisterForm>) -> Page {
                 "email",
                 "Enter a valid e-mail address, such as name@example.org.",
             );
+        } else if let Some(invited) = &invitation
+            && !invited.email.eq_ignore_ascii_case(&email)
+        {
+            errors.add(
+                "email",
+                format!(
+                    "This invitation is for {}: register with that address, or ask an administrator for an invitation for yours.",
+                    invited.email
+                ),
+            );
+        } else if !web.state.settings.registration_email_domains.allows(&email) {
+            errors.add(
+                "email",
+                format!(
+                    "This index accepts only addresses in {}.",
+                    web.state
+                        .settings
+                        .registration_email_domains
+                        .list()
+                        .join(", ")
+                ),
+            );
         }
     }
     if let Some(problem) = accounts::password_problem(&form.password, &[&username, &email]) {
@@ -63,7 +153,7 @@ pub async fn register(mut web: Web, Form(form): Form<RegisterForm>) -> Page {
         web.render_status(
             StatusCode::BAD_REQUEST,
             "register.html",
-            context! { form => context!{ username => username.clone(), email => email.clone() }, errors => errors },
+            context! { form => context!{ username => username.clone(), email => email.clone(), invitation => form.invitation.clone() }, errors => errors, rules => rules(web), invited => invitation.is_some() },
         )
     };
     if !errors.is_empty() {
@@ -86,9 +176,22 @@ pub async fn register(mut web: Web, Form(form): Form<RegisterForm>) -> Page {
         email: &email,
         password: &form.password,
         is_admin: false,
-        email_verified: false,
+        // The invitation reached this address, and its link came back: it is verified.
+        email_verified: invitation.is_some(),
     };
-    let created = accounts::create_user(&web.state.db, &new, &web.meta, web.now_micros()).await;
+    let created = match &invitation {
+        Some(invited) => {
+            accounts::create_invited_user(
+                &web.state.db,
+                &new,
+                &invited.id,
+                &web.meta,
+                web.now_micros(),
+            )
+            .await
+        }
+        None => accounts::create_user(&web.state.db, &new, &web.meta, web.now_micros()).await,
+    };
     if created.is_err() {
         // Only accounts made count.
         release(&web, slot).await;
@@ -113,9 +216,19 @@ pub async fn register(mut web: Web, Form(form): Form<RegisterForm>) -> Page {
                 ),
             ));
         }
+        Err(AccountError::InvitationUnusable) => {
+            return Err(web.error(AppError::new(StatusCode::GONE, Refusal::Used.message())));
+        }
         Err(AccountError::Database(e)) => return Err(e).or_page(&web),
         Err(other) => return Ok(page(&web, FormErrors::one("username", other.to_string()))),
     };
+    if invitation.is_some() {
+        start_session(&mut web, &user).await?;
+        return Ok(web.redirect_with(
+            "/manage/account/",
+            Flash::success(format!("Welcome, {username}. Your account is ready.")),
+        ));
+    }
     send_verification(&web, &user, &email).await;
     start_session(&mut web, &user).await?;
     Ok(web.redirect_with(
