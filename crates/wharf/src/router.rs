@@ -24,27 +24,27 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::metrics_routes())
         .merge(tokens::views::routes())
         .route("/_health", get(health));
+    // One `layer` call: axum wraps every route once per call (a boxed service and future per
+    // request each), so the layers every response gets are stacked into a single one.
     let https = state.settings.is_https();
-    let router = index
-        .merge(web_router(state.clone()))
+    let every_response = tower::ServiceBuilder::new()
         .layer(CatchPanicLayer::custom(|_| {
             AppError::internal("a request handler panicked").into_response()
         }))
-        // Every response, pages or not (index, files, errors): no content sniffing. The
-        // value is static, so this costs no allocation on the read path.
+        // No content sniffing, pages or not (index, files, errors). The value is static, so
+        // this costs no allocation on the read path.
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
-        ));
-    // On an https site, browsers must never come back over plain http.
-    let router = if https {
-        router.layer(SetResponseHeaderLayer::overriding(
-            header::STRICT_TRANSPORT_SECURITY,
-            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
         ))
-    } else {
-        router
-    };
+        // On an https site, browsers must never come back over plain http.
+        .option_layer(https.then(|| {
+            SetResponseHeaderLayer::overriding(
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+            )
+        }));
+    let router = index.merge(web_router(state.clone())).layer(every_response);
     router.with_state(state)
 }
 
