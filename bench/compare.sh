@@ -48,13 +48,17 @@ for i in 0 1; do
   "$venv/bin/python" bench/load.py "http://127.0.0.1:$((18610 + i))" "$token" "$projects"
   stop
 done
-start 0
-file_path=$(curl -sf "http://127.0.0.1:18610/pypi/$page/json" \
-  | "$venv/bin/python" -c 'import json,sys,urllib.parse; print(urllib.parse.urlparse(json.load(sys.stdin)["urls"][0]["url"]).path)')
-stop
+# The wheels' bytes (and so their addresses) differ between the two data directories.
+declare -A file_path
+for i in 0 1; do
+  start "$i"
+  file_path[$i]=$(curl -sf "http://127.0.0.1:$((18610 + i))/pypi/$page/json" \
+    | "$venv/bin/python" -c 'import json,sys,urllib.parse; print(urllib.parse.urlparse(json.load(sys.stdin)["urls"][0]["url"]).path)')
+  stop
+done
 
 labels=("/simple/" "/simple/$page/ (HTML)" "/simple/$page/ (JSON)" "/pypi/$page/json" "/files/… (a wheel)")
-paths=("/simple/" "/simple/$page/" "/simple/$page/" "/pypi/$page/json" "$file_path")
+paths=("/simple/" "/simple/$page/" "/simple/$page/" "/pypi/$page/json" "FILE")
 headers=("" "" "Accept: $json_accept" "" "")
 
 wrk_rps() { # URL HEADER -> requests/s; every answer must be a 2xx
@@ -72,7 +76,8 @@ for round in $(seq 1 "$rounds"); do
   for i in "${order[@]}"; do
     start "$i"
     for p in "${!paths[@]}"; do
-      url="http://127.0.0.1:$((18610 + i))${paths[$p]}"
+      path=${paths[$p]}; [ "$path" = FILE ] && path=${file_path[$i]}
+      url="http://127.0.0.1:$((18610 + i))$path"
       curl -sf ${headers[$p]:+-H "${headers[$p]}"} "$url" >/dev/null # warm the page cache
       rps[$i,$p]+="$(wrk_rps "$url" "${headers[$p]}") "
     done
@@ -86,7 +91,8 @@ declare -A instr
 for i in 0 1; do
   start "$i" valgrind --tool=callgrind --callgrind-out-file="$work/cg-$i.%p" --dump-instr=no
   for p in "${!paths[@]}"; do
-    url="http://127.0.0.1:$((18610 + i))${paths[$p]}"
+    path=${paths[$p]}; [ "$path" = FILE ] && path=${file_path[$i]}
+    url="http://127.0.0.1:$((18610 + i))$path"
     "$venv/bin/python" bench/requests_loop.py "$url" "${headers[$p]}" 50 # warm up
     callgrind_control --zero "$pid" >/dev/null
     "$venv/bin/python" bench/requests_loop.py "$url" "${headers[$p]}" "$calls"
