@@ -57,6 +57,7 @@ async fn run() -> anyhow::Result<()> {
         &TokenScope {
             projects: &[],
             expires_in: Some(86_400),
+            read_only: false,
         },
         &meta,
         state.clock.now_micros(),

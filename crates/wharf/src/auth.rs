@@ -62,6 +62,9 @@ pub fn invalid_auth_message(state: &AppState) -> String {
     )
 }
 
+/// Why a genuine token of a disabled account is refused.
+pub const ACCOUNT_DISABLED: &str = "account disabled";
+
 /// An identity proven by an API token whose signature is good; its caveats are checked
 /// against the project with [`UploadIdentity::authorize`].
 pub struct UploadIdentity {
@@ -112,16 +115,20 @@ pub async fn authenticate_upload(
             return Err(AppError::forbidden(invalid_auth_message(state)));
         }
     };
-    let user = Some(presented.user().clone()).filter(|u| u.is_active);
-    let Some(user) = user else {
-        return Err(AppError::forbidden(invalid_auth_message(state)));
-    };
     let identity = UploadIdentity {
-        user,
+        user: presented.user().clone(),
         token: presented,
     };
     if let Err(reason) = identity.token.check_signature() {
         return Err(identity.refuse(state, meta, None, reason).await);
+    }
+    if !identity.user.is_active {
+        // A genuine token of a disabled account: recorded (coalesced) and refused plainly.
+        let reason = Rejection::Invalid(ACCOUNT_DISABLED.to_owned());
+        return Err(identity.refuse(state, meta, None, reason).await);
+    }
+    if identity.token.is_read_only() {
+        return Err(identity.refuse_read_only(state, meta).await);
     }
     Ok(identity)
 }
@@ -139,6 +146,22 @@ impl UploadIdentity {
             return Err(self.refuse(state, meta, Some(project), rejection).await);
         }
         Ok(())
+    }
+
+    /// A read-only token presented for an upload: 403, saying so (recorded like any refusal).
+    async fn refuse_read_only(&self, state: &AppState, meta: &RequestMeta) -> AppError {
+        let failure = TokenFailure {
+            user_id: &self.user.id,
+            token_id: &self.token.id,
+            description: self.token.description(),
+            reason: "read-only token",
+            project: None,
+        };
+        record_token_failure(state, meta, &failure).await;
+        AppError::forbidden(format!(
+            "Invalid API Token: this token is read-only: it can download from this index but never upload. Create an upload token at {}/manage/account/tokens/",
+            state.settings.base_url()
+        ))
     }
 
     async fn refuse(
@@ -165,12 +188,12 @@ impl UploadIdentity {
 }
 
 /// A refused use of a genuine token.
-struct TokenFailure<'a> {
-    user_id: &'a str,
-    token_id: &'a str,
-    description: &'a str,
-    reason: &'a str,
-    project: Option<&'a str>,
+pub(crate) struct TokenFailure<'a> {
+    pub user_id: &'a str,
+    pub token_id: &'a str,
+    pub description: &'a str,
+    pub reason: &'a str,
+    pub project: Option<&'a str>,
 }
 
 /// One logged failure per token and reason per 10 minutes: the first is recorded, the others
@@ -204,7 +227,11 @@ const ANONYMOUS_FAILURES: Coalesce = Coalesce {
     },
 };
 
-async fn record_token_failure(state: &AppState, meta: &RequestMeta, failure: &TokenFailure<'_>) {
+pub(crate) async fn record_token_failure(
+    state: &AppState,
+    meta: &RequestMeta,
+    failure: &TokenFailure<'_>,
+) {
     let now = state.clock.now_micros();
     let now_secs = state.clock.now_secs();
     let key = format!("{}:{}", failure.token_id, failure.reason);

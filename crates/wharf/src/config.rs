@@ -117,6 +117,29 @@ impl<'de> Deserialize<'de> for TrustedProxies {
     }
 }
 
+/// Who may read the index (the Simple and JSON APIs, files, the project pages): anyone, or
+/// only people with an account (a session on the site, an API token for installers).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadAccess {
+    #[default]
+    Public,
+    Users,
+}
+
+impl<'de> Deserialize<'de> for ReadAccess {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let given = String::deserialize(deserializer).unwrap_or_default();
+        match given.trim() {
+            "public" => Ok(ReadAccess::Public),
+            "users" => Ok(ReadAccess::Users),
+            other => Err(serde::de::Error::custom(format!(
+                "read_access must be \"public\" or \"users\", not {other:?}"
+            ))),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct Settings {
     pub bind: String,
@@ -165,6 +188,8 @@ pub struct Settings {
     pub registration_email_domains: EmailDomains,
     /// Platform tags or `*` patterns uploads may carry beyond PyPI's rule (`linux_x86_64`).
     pub allowed_platform_tags: AllowedPlatformTags,
+    /// `public`: anyone may read the index. `users`: reads need an account (see ReadAccess).
+    pub read_access: ReadAccess,
 }
 
 impl Default for Settings {
@@ -189,6 +214,7 @@ impl Default for Settings {
             registration: Registration::Open,
             registration_email_domains: EmailDomains::default(),
             allowed_platform_tags: AllowedPlatformTags::default(),
+            read_access: ReadAccess::default(),
         }
     }
 }
@@ -418,5 +444,18 @@ mod tests {
             assert!(error.contains(key), "{error}");
             assert_eq!(error.lines().count(), 1, "{error}");
         }
+    }
+
+    #[test]
+    fn read_access_takes_public_or_users_only() {
+        assert_eq!(load("").expect("valid").read_access, ReadAccess::Public);
+        let users = load("read_access = \"users\"\n").expect("valid");
+        assert_eq!(users.read_access, ReadAccess::Users);
+        let error = load("read_access = \"members\"\n").unwrap_err().to_string();
+        assert!(
+            error.contains("read_access must be \"public\" or \"users\", not \"members\""),
+            "{error}"
+        );
+        assert_eq!(error.lines().count(), 1, "{error}");
     }
 }

@@ -21,6 +21,7 @@ pub mod import;
 pub mod manage;
 pub mod packaging;
 pub mod ratelimit;
+pub mod reader;
 pub mod request;
 pub mod router;
 pub mod signing;

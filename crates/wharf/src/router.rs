@@ -10,17 +10,28 @@ use axum::{Router, middleware};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+use crate::config::ReadAccess;
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::{admin, api, files, forklift, simple, tokens, web};
 
 pub fn router(state: AppState) -> Router {
     // What tools and scripts call: no CSRF check, no page headers.
-    let index = Router::new()
-        .merge(forklift::routes())
+    let reads = Router::new()
         .merge(simple::routes())
         .merge(api::routes())
-        .merge(files::routes())
+        .merge(files::routes());
+    // A private index: every read needs a credential, checked ahead of the page cache.
+    let reads = match state.settings.read_access {
+        ReadAccess::Public => reads,
+        ReadAccess::Users => reads.route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::reader::require_reader,
+        )),
+    };
+    let index = Router::new()
+        .merge(forklift::routes())
+        .merge(reads)
         .merge(admin::metrics_routes())
         .merge(tokens::views::routes())
         .route("/_health", get(health));

@@ -49,6 +49,10 @@ const PAGES: &[(&str, &str)] = templates! {
     "history.html" => "web/templates/history.html",
     "admin_stats.html" => "web/templates/admin_stats.html",
     "admin_invitations.html" => "web/templates/admin_invitations.html",
+    "admin_users.html" => "web/templates/admin_users.html",
+    "admin_user.html" => "web/templates/admin_user.html",
+    "admin_projects.html" => "web/templates/admin_projects.html",
+    "_admin_nav.html" => "web/templates/_admin_nav.html",
     "email/registration-invitation/subject.txt" => "email/templates/registration-invitation/subject.txt",
     "email/registration-invitation/body.txt" => "email/templates/registration-invitation/body.txt",
     "email/verify-email/subject.txt" => "email/templates/verify-email/subject.txt",
@@ -85,6 +89,8 @@ const PAGES: &[(&str, &str)] = templates! {
     "email/token-expiring/body.txt" => "email/templates/token-expiring/body.txt",
     "email/token-compromised-leak/subject.txt" => "email/templates/token-compromised-leak/subject.txt",
     "email/token-compromised-leak/body.txt" => "email/templates/token-compromised-leak/body.txt",
+    "email/admin-change/subject.txt" => "email/templates/admin-change/subject.txt",
+    "email/admin-change/body.txt" => "email/templates/admin-change/body.txt",
     "email/layout.html" => "email/templates/layout.html",
 };
 

@@ -1,6 +1,7 @@
 //! Users, their e-mail addresses and passwords; sessions (`session`), the sign-in rules
 //! (`signin`) and the account pages (`views`).
 
+pub mod directory;
 pub mod invitations;
 mod password;
 pub mod session;

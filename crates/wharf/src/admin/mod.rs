@@ -1,10 +1,14 @@
-//! Admin pages: every event with filters, and the adoption figures (`/admin/stats/` and the
+//! Admin pages: every event with filters, the accounts and projects with the admin actions
+//! (`users`, `projects`, `actions`), invitations, and the adoption figures (`/admin/stats/` and the
 //! same numbers on `/metrics` for Prometheus).
 
+pub mod actions;
 pub mod invitations;
 pub mod metrics;
+mod projects;
 pub mod stats;
 pub mod store;
+mod users;
 
 use crate::state::AppState;
 use axum::Router;
@@ -28,6 +32,12 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/invitations/", get(invitations::page))
         .route("/admin/invitations/send", post(invitations::send))
         .route("/admin/invitations/revoke", post(invitations::revoke))
+        .route("/admin/users/", get(users::list))
+        .route(
+            "/admin/users/{username}/",
+            get(users::show).post(users::act),
+        )
+        .route("/admin/projects/", get(projects::list).post(projects::act))
 }
 
 /// `/metrics`, for Prometheus: not a page.

@@ -158,3 +158,86 @@ fn share(part: u64, whole: u64) -> f64 {
         (part as f64 * 1000.0 / whole as f64).round() / 10.0
     }
 }
+
+/// One project in the admins' list.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProjectRow {
+    pub name: String,
+    pub normalized_name: String,
+    pub created: i64,
+    pub releases: i64,
+    pub files: i64,
+    pub total_size: i64,
+    pub upload_limit: Option<i64>,
+    /// The Owners' usernames, comma-separated.
+    pub owners: String,
+}
+
+crate::site::template_value!(ProjectRow);
+
+const PROJECT_WHERE: &str = "WHERE ($1 = '' OR p.normalized_name LIKE $2 ESCAPE '\\')";
+
+/// One page of the projects whose normalized name contains `search`, by name, and how many
+/// match.
+pub async fn projects(
+    db: &Db,
+    search: &str,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<ProjectRow>, i64), sqlx::Error> {
+    let normalized = wharf_packaging::name::normalize(search.trim());
+    let pattern = format!(
+        "%{}%",
+        normalized
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    let (total,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM projects p {PROJECT_WHERE}"
+    )))
+    .bind(&normalized)
+    .bind(&pattern)
+    .fetch_one(db.pool())
+    .await?;
+    type Row = (String, String, i64, i64, i64, i64, Option<i64>);
+    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT p.name, p.normalized_name, p.created, \
+           (SELECT COUNT(*) FROM releases r WHERE r.project_id = p.id), \
+           (SELECT COUNT(*) FROM files f JOIN releases r ON r.id = f.release_id WHERE r.project_id = p.id), \
+           p.total_size, p.upload_limit \
+         FROM projects p {PROJECT_WHERE} ORDER BY p.normalized_name LIMIT $3 OFFSET $4"
+    )))
+    .bind(&normalized)
+    .bind(&pattern)
+    .bind(limit)
+    .bind(offset.max(0))
+    .fetch_all(db.pool())
+    .await?;
+    let mut listed = Vec::with_capacity(rows.len());
+    for (name, normalized_name, created, releases, files, total_size, upload_limit) in rows {
+        let owners: Vec<(String,)> = sqlx::query_as(
+            "SELECT u.username FROM roles ro JOIN users u ON u.id = ro.user_id \
+             JOIN projects p ON p.id = ro.project_id \
+             WHERE p.normalized_name = $1 AND ro.role_name = 'Owner' ORDER BY u.username_key",
+        )
+        .bind(&normalized_name)
+        .fetch_all(db.pool())
+        .await?;
+        listed.push(ProjectRow {
+            name,
+            normalized_name,
+            created,
+            releases,
+            files,
+            total_size,
+            upload_limit,
+            owners: owners
+                .into_iter()
+                .map(|(n,)| n)
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
+    Ok((listed, total))
+}

@@ -5,6 +5,7 @@ use std::io::BufRead;
 
 use clap::{Parser, Subcommand};
 
+pub mod admin;
 pub mod audit;
 
 use crate::accounts::{self, NewUser};
@@ -37,6 +38,11 @@ pub enum Command {
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// Delete or transfer projects (as an admin).
+    Project {
+        #[command(subcommand)]
+        command: admin::ProjectCommand,
     },
     /// Manage API tokens.
     Token {
@@ -141,6 +147,8 @@ pub enum UserCommand {
     },
     /// E-mail an invitation to register (single use, for that address, valid 7 days).
     Invite { email: String },
+    #[command(flatten)]
+    Admin(admin::UserAdminCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -157,6 +165,10 @@ pub enum TokenCommand {
         /// The token's name (unique per user).
         #[arg(long)]
         description: Option<String>,
+        /// A read-only token: it downloads from the index (with `read_access = "users"`) and
+        /// can never upload.
+        #[arg(long)]
+        read_only: bool,
     },
 }
 
@@ -210,6 +222,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::User {
+            command: UserCommand::Admin(command),
+        } => {
+            let state = AppState::open(settings).await?;
+            let result = admin::run_user(&state, command).await;
+            state.db.close().await;
+            for line in result? {
+                println!("{line}");
+            }
+            Ok(())
+        }
+        Command::Project { command } => {
+            let state = AppState::open(settings).await?;
+            let result = admin::run_project(&state, command).await;
+            state.db.close().await;
+            for line in result? {
+                println!("{line}");
+            }
+            Ok(())
+        }
         Command::Token {
             command:
                 TokenCommand::Create {
@@ -217,6 +249,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     projects,
                     expires_in,
                     description,
+                    read_only,
                 },
         } => {
             let expires_in = expires_in
@@ -227,7 +260,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 })
                 .transpose()?;
             let state = AppState::open(settings).await?;
-            let result = create_token(&state, &username, &projects, expires_in, description).await;
+            let scope = (projects.as_slice(), expires_in, read_only);
+            let result = create_token(&state, &username, scope, description).await;
             state.db.close().await;
             println!("{}", result?);
             Ok(())
@@ -277,7 +311,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn cli_meta() -> RequestMeta {
+pub(crate) fn cli_meta() -> RequestMeta {
     RequestMeta {
         ip_address: None,
         user_agent: Some(format!("wharf-cli/{}", env!("CARGO_PKG_VERSION"))),
@@ -324,8 +358,7 @@ fn read_password() -> anyhow::Result<String> {
 async fn create_token(
     state: &AppState,
     username: &str,
-    project_names: &[String],
-    expires_in: Option<i64>,
+    (project_names, expires_in, read_only): (&[String], Option<i64>, bool),
     description: Option<String>,
 ) -> anyhow::Result<String> {
     let user = accounts::find_by_username(&state.db, username)
@@ -359,6 +392,7 @@ async fn create_token(
     let scope = TokenScope {
         projects: &projects,
         expires_in,
+        read_only,
     };
     let token = tokens::create(
         &tokens::Issuer::of(state, &state.settings.token_location()),

@@ -53,6 +53,8 @@ pub struct Listed {
     pub id: i64,
     pub source_type: String,
     pub source_id: Option<String>,
+    /// The source's name (username, project name, filename) while it exists.
+    pub source_name: Option<String>,
     pub tag: String,
     pub time: i64,
     pub ip_address: Option<String>,
@@ -177,6 +179,7 @@ pub async fn list(
                 id: row.id,
                 source_type: row.source_type,
                 source_id: row.source_id,
+                source_name: None,
                 tag: row.tag,
                 time: row.time,
                 ip_address: row.ip_address,
@@ -185,7 +188,35 @@ pub async fn list(
             }
         })
         .collect();
-    Ok((listed, total))
+    Ok((with_source_names(db, listed).await?, total))
+}
+
+/// Fills in the names of the page's sources: one query per distinct source (a page is at
+/// most a few dozen events), none for a deleted one.
+async fn with_source_names(db: &Db, mut listed: Vec<Listed>) -> Result<Vec<Listed>, sqlx::Error> {
+    let mut names: std::collections::HashMap<(String, String), Option<String>> =
+        std::collections::HashMap::new();
+    for event in &mut listed {
+        let Some(id) = event.source_id.clone() else {
+            continue;
+        };
+        let key = (event.source_type.clone(), id);
+        if !names.contains_key(&key) {
+            let sql = match key.0.as_str() {
+                "user" => "SELECT username FROM users WHERE id = $1",
+                "project" => "SELECT name FROM projects WHERE id = $1",
+                "file" => "SELECT filename FROM files WHERE id = $1",
+                _ => continue,
+            };
+            let name: Option<(String,)> = sqlx::query_as(sql)
+                .bind(&key.1)
+                .fetch_optional(db.pool())
+                .await?;
+            names.insert(key.clone(), name.map(|(n,)| n));
+        }
+        event.source_name = names[&key].clone();
+    }
+    Ok(listed)
 }
 
 enum Bind {

@@ -62,6 +62,9 @@ pub enum EventTag {
     FileImport,
     /// wharf: an upload refused for lack of valid credentials, with no account to file it under.
     UploadAuthFailure,
+    /// wharf: a read of a private index (`read_access = "users"`) was refused for a bad
+    /// credential (a password, an unknown token), once per address and window.
+    ReadAuthFailure,
     /// wharf: a request was refused by a rate limit (429).
     RateLimitRefused,
     /// wharf: an admin sent an invitation to register (`registration = "invite"`).
@@ -72,6 +75,23 @@ pub enum EventTag {
     RegistrationInvitationExpired,
     /// wharf: an admin revoked an invitation (or sent a new one to the same address).
     RegistrationInvitationRevoked,
+    /// wharf: an admin (or the command line) made the user an admin.
+    AdminUserAdminGranted,
+    /// wharf: an admin took the user's admin rights away.
+    AdminUserAdminRevoked,
+    /// wharf: an admin disabled the account (no sign-in, no tokens).
+    AdminUserDisabled,
+    /// wharf: an admin enabled the account again.
+    AdminUserEnabled,
+    /// wharf: an admin removed every second factor and recovery code of the user: the most
+    /// sensitive admin action (`"sensitive": true` in its details).
+    AdminUserTwoFactorReset,
+    /// wharf: an admin deleted the project with its files.
+    AdminProjectDelete,
+    /// wharf: an admin made another user the project's only Owner.
+    AdminProjectTransfer,
+    /// wharf: an admin set or cleared the project's own upload size limit.
+    AdminProjectUploadLimit,
 }
 
 impl EventTag {
@@ -128,11 +148,20 @@ impl EventTag {
         EventTag::FileRemove,
         EventTag::FileImport,
         EventTag::UploadAuthFailure,
+        EventTag::ReadAuthFailure,
         EventTag::RateLimitRefused,
         EventTag::RegistrationInvitationSent,
         EventTag::RegistrationInvitationAccepted,
         EventTag::RegistrationInvitationExpired,
         EventTag::RegistrationInvitationRevoked,
+        EventTag::AdminUserAdminGranted,
+        EventTag::AdminUserAdminRevoked,
+        EventTag::AdminUserDisabled,
+        EventTag::AdminUserEnabled,
+        EventTag::AdminUserTwoFactorReset,
+        EventTag::AdminProjectDelete,
+        EventTag::AdminProjectTransfer,
+        EventTag::AdminProjectUploadLimit,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -189,11 +218,20 @@ impl EventTag {
             EventTag::FileRemove => "file:remove",
             EventTag::FileImport => "file:import",
             EventTag::UploadAuthFailure => "upload:auth:failure",
+            EventTag::ReadAuthFailure => "read:auth:failure",
             EventTag::RateLimitRefused => "ratelimit:refused",
             EventTag::RegistrationInvitationSent => "registration:invitation:sent",
             EventTag::RegistrationInvitationAccepted => "registration:invitation:accepted",
             EventTag::RegistrationInvitationExpired => "registration:invitation:expired",
             EventTag::RegistrationInvitationRevoked => "registration:invitation:revoked",
+            EventTag::AdminUserAdminGranted => "admin:user:admin_granted",
+            EventTag::AdminUserAdminRevoked => "admin:user:admin_revoked",
+            EventTag::AdminUserDisabled => "admin:user:disabled",
+            EventTag::AdminUserEnabled => "admin:user:enabled",
+            EventTag::AdminUserTwoFactorReset => "admin:user:two_factor_reset",
+            EventTag::AdminProjectDelete => "admin:project:delete",
+            EventTag::AdminProjectTransfer => "admin:project:transfer",
+            EventTag::AdminProjectUploadLimit => "admin:project:upload_limit",
         }
     }
 }

@@ -163,6 +163,7 @@ pub async fn import(
         &TokenScope {
             projects: &[],
             expires_in: Some(7 * 24 * 3600),
+            read_only: false,
         },
         &meta,
         state.clock.now_micros(),

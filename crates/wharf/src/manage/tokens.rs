@@ -64,7 +64,7 @@ async fn page_with(
             verified => verified,
             expiries => expiries,
             errors => errors,
-            form => context! { name => form.name.clone(), scope => form.scope.clone(), selected => form.projects.clone(), expires => form.expires.clone() },
+            form => context! { name => form.name.clone(), scope => form.scope.clone(), selected => form.projects.clone(), expires => form.expires.clone(), kind => form.kind.clone() },
             now => web.now_micros(),
         },
     ))
@@ -91,6 +91,8 @@ pub struct CreateForm {
     projects: Vec<String>,
     /// Days, or empty for never.
     expires: String,
+    /// `upload` (the default) or `read`: a read-only token.
+    kind: String,
 }
 
 impl CreateForm {
@@ -104,6 +106,7 @@ impl CreateForm {
                 "scope" => form.scope = value,
                 "projects" => form.projects.push(value),
                 "expires" => form.expires = value,
+                "kind" => form.kind = value,
                 _ => {}
             }
         }
@@ -177,6 +180,11 @@ pub async fn create(web: Web, body: Bytes) -> Page {
     } else if form.scope != "account" {
         return refuse("scope-account", "Choose the token's scope.").await;
     }
+    let read_only = match form.kind.as_str() {
+        "" | "upload" => false,
+        "read" => true,
+        _ => return refuse("kind", "Choose what the token may do.").await,
+    };
     let expires_in = match form.expires.as_str() {
         "" => None,
         days => match days.parse::<i64>() {
@@ -187,6 +195,7 @@ pub async fn create(web: Web, body: Bytes) -> Page {
     let scope = TokenScope {
         projects: &projects,
         expires_in,
+        read_only,
     };
     let location = web.state.settings.token_location();
     let secret = match tokens::create(
@@ -220,13 +229,28 @@ pub async fn create(web: Web, body: Bytes) -> Page {
     Ok(web.render(
         "token_created.html",
         context! {
-            token => secret,
+            token => secret.clone(),
             name => name,
             projects => names,
             expires => expires,
+            read_only => read_only,
+            simple_url => format!("{}/simple/", web.state.settings.base_url()),
+            index_url => index_url_with(&web.state.settings.base_url(), &secret),
             repository_url => format!("{}/legacy/", web.state.settings.base_url()),
         },
     ))
+}
+
+/// The Simple API's URL with the token in it, as pip takes it (`--index-url`).
+fn index_url_with(base_url: &str, token: &str) -> String {
+    let simple = format!("{base_url}/simple/");
+    let Ok(mut url) = url::Url::parse(&simple) else {
+        return simple;
+    };
+    if url.set_username("__token__").is_err() || url.set_password(Some(token)).is_err() {
+        return simple;
+    }
+    url.to_string()
 }
 
 #[derive(Debug, Default, Deserialize)]

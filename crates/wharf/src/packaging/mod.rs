@@ -12,8 +12,8 @@ pub mod roles;
 mod settings;
 mod upload;
 
-pub use removal::{delete_file, delete_project, delete_release, set_yanked};
-pub use settings::set_owners_require_2fa;
+pub use removal::{delete_file, delete_project, delete_project_in, delete_release, set_yanked};
+pub use settings::{set_owners_require_2fa, set_upload_limit};
 pub use upload::{Publish, Published, publish};
 
 #[derive(Clone, Debug, PartialEq, Eq)]

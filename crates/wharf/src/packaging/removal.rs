@@ -193,22 +193,43 @@ pub async fn delete_project(
     actor: &Actor<'_>,
 ) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
-    journal(
+    delete_project_in(
         &mut tx,
         project,
-        None,
-        "remove project",
         &actor.user.username,
+        actor.meta,
         actor.now_micros,
     )
     .await?;
+    tx.commit().await
+}
+
+/// [`delete_project`] inside the caller's transaction, for a deletion by `submitted_by` (a
+/// username, or what stands for the command line): an admin's deletion records its own event
+/// with it.
+pub async fn delete_project_in(
+    tx: &mut sqlx::AnyConnection,
+    project: &Project,
+    submitted_by: &str,
+    meta: &crate::events::RequestMeta,
+    now_micros: i64,
+) -> Result<(), sqlx::Error> {
+    journal(
+        tx,
+        project,
+        None,
+        "remove project",
+        submitted_by,
+        now_micros,
+    )
+    .await?;
     events::record(
-        &mut tx,
+        tx,
         Source::Project(&project.id),
         EventTag::ProjectRemove,
-        actor.meta,
-        actor.now_micros,
-        json!({"submitted_by": actor.user.username, "project_name": project.name}),
+        meta,
+        now_micros,
+        json!({"submitted_by": submitted_by, "project_name": project.name}),
     )
     .await?;
     let paths: Vec<(String,)> = sqlx::query_as("SELECT path FROM files WHERE project_id = $1")
@@ -216,7 +237,7 @@ pub async fn delete_project(
         .fetch_all(&mut *tx)
         .await?;
     for (path,) in paths {
-        blobs::queue_deletion(&mut tx, &path, actor.now_micros).await?;
+        blobs::queue_deletion(tx, &path, now_micros).await?;
     }
     for table in ["role_invitations", "roles", "files", "releases"] {
         sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -230,5 +251,5 @@ pub async fn delete_project(
         .bind(&project.id)
         .execute(&mut *tx)
         .await?;
-    tx.commit().await
+    Ok(())
 }

@@ -450,3 +450,32 @@ pub async fn projects_of_user(db: &Db, user_id: &str) -> Result<Vec<OwnedProject
 }
 
 crate::site::template_value!(Collaborator, Invitation, OwnedProject);
+
+/// Makes `to_user_id` the project's only Owner: every other role and every pending invitation
+/// ends. Returns the (user id, username, role) of the roles that ended, in the caller's
+/// transaction.
+pub async fn transfer(
+    conn: &mut sqlx::AnyConnection,
+    project_id: &str,
+    to_user_id: &str,
+    now_micros: i64,
+) -> Result<Vec<(String, String, String)>, sqlx::Error> {
+    let previous: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT r.user_id, u.username, r.role_name FROM roles r JOIN users u ON u.id = r.user_id \
+         WHERE r.project_id = $1 AND r.user_id <> $2 ORDER BY u.username_key",
+    )
+    .bind(project_id)
+    .bind(to_user_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    for table in ["roles", "role_invitations"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE project_id = $1"
+        )))
+        .bind(project_id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    super::insert_role(conn, project_id, to_user_id, super::Role::Owner, now_micros).await?;
+    Ok(previous)
+}

@@ -45,3 +45,18 @@ pub async fn set_owners_require_2fa(
     tx.commit().await?;
     Ok(changed)
 }
+
+/// Sets the project's own upload size limit in bytes (`None`: the index's default again).
+/// The caller checks the bounds; forklift uses the larger of this and the default.
+pub async fn set_upload_limit(
+    conn: &mut sqlx::AnyConnection,
+    project_id: &str,
+    limit: Option<i64>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE projects SET upload_limit = $1 WHERE id = $2")
+        .bind(limit)
+        .bind(project_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

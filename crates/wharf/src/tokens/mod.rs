@@ -5,7 +5,10 @@
 //! is kept in memory), never a password hash.
 
 pub mod cache;
+mod info;
 pub mod leaks;
+mod read;
+pub use read::mark_used;
 pub mod uses;
 pub mod views;
 
@@ -22,6 +25,7 @@ use crate::events::{self, EventTag, RequestMeta, Source};
 use crate::packaging::Project;
 use crate::signing::ServerKey;
 use cache::{TokenCache, TokenRow};
+pub use info::{TokenInfo, find, for_project, list_for_user, take_expiring_soon};
 
 /// What the server key is derived for to seal root keys.
 const KEY_SEALING: &str = "macaroon-root-key";
@@ -63,6 +67,8 @@ pub struct TokenScope<'a> {
     pub projects: &'a [Project],
     /// Seconds from now, if the token expires.
     pub expires_in: Option<i64>,
+    /// A token that reads the index (with `read_access = "users"`) and never uploads.
+    pub read_only: bool,
 }
 
 /// Where tokens are minted: the database, the server key that seals their root keys, and the
@@ -160,8 +166,8 @@ pub async fn create(
 
     let mut tx = issuer.db.begin().await?;
     let inserted = sqlx::query(
-        "INSERT INTO macaroons (id, user_id, description, created, expires, caveats, permissions_caveat, additional, key) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (user_id, description) DO NOTHING",
+        "INSERT INTO macaroons (id, user_id, description, created, expires, caveats, permissions_caveat, additional, key, read_only) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (user_id, description) DO NOTHING",
     )
     .bind(&id)
     .bind(&user.id)
@@ -172,6 +178,7 @@ pub async fn create(
     .bind(permissions.to_string())
     .bind(serde_json::json!({"made_with_2fa": false}).to_string())
     .bind(seal_key(issuer.keys, &id, &key))
+    .bind(i64::from(scope.read_only))
     .execute(&mut *tx)
     .await?;
     if inserted.rows_affected() == 0 {
@@ -190,7 +197,7 @@ pub async fn create(
         EventTag::AccountApiTokenAdded,
         meta,
         now_micros,
-        serde_json::json!({"macaroon_id": id, "description": description, "caveats": caveats_for_event(&caveat_json), "expires": expires}),
+        serde_json::json!({"macaroon_id": id, "description": description, "caveats": caveats_for_event(&caveat_json), "expires": expires, "read_only": scope.read_only}),
     )
     .await?;
     for project in scope.projects {
@@ -334,15 +341,16 @@ pub async fn lookup(
     if let Some(row) = cache.get(&id) {
         return Ok(Ok(PresentedToken { id, macaroon, row }));
     }
-    type Row = (String, String, String, Vec<u8>, String, i64, i64);
+    type Row = (String, String, String, Vec<u8>, String, i64, i64, i64);
     let row: Option<Row> = sqlx::query_as(
-        "SELECT m.user_id, m.description, m.caveats, m.key, u.username, u.is_admin, u.is_active \
+        "SELECT m.user_id, m.description, m.caveats, m.key, u.username, u.is_admin, u.is_active, m.read_only \
          FROM macaroons m JOIN users u ON u.id = m.user_id WHERE m.id = $1",
     )
     .bind(&id)
     .fetch_optional(db.pool())
     .await?;
-    let Some((user_id, description, caveats, key, username, is_admin, is_active)) = row else {
+    let Some((user_id, description, caveats, key, username, is_admin, is_active, read_only)) = row
+    else {
         let deleted: Option<(String, String, Vec<u8>)> =
             sqlx::query_as("SELECT user_id, description, key FROM deleted_macaroons WHERE id = $1")
                 .bind(&id)
@@ -375,6 +383,7 @@ pub async fn lookup(
         description,
         key,
         stored_caveats: serde_json::from_str(&caveats).unwrap_or_default(),
+        read_only: read_only != 0,
     });
     cache.insert(&id, row.clone());
     Ok(Ok(PresentedToken { id, macaroon, row }))
@@ -387,6 +396,17 @@ impl PresentedToken {
 
     pub fn description(&self) -> &str {
         &self.row.description
+    }
+
+    /// A read-only token: it may read the index, never upload.
+    pub fn is_read_only(&self) -> bool {
+        self.row.read_only
+    }
+
+    /// The cached row this token was checked against (a read pass is kept only while the
+    /// cache still holds this very row).
+    pub fn row(&self) -> &Arc<TokenRow> {
+        &self.row
     }
 
     /// Checks only the signature chain: cheap, and possible before the project is known.
@@ -442,97 +462,6 @@ impl PresentedToken {
         );
         Ok(())
     }
-}
-
-/// A token as its owner (or a project's Owners) may see it: never its secret.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct TokenInfo {
-    pub id: String,
-    pub user_id: String,
-    pub username: String,
-    pub description: String,
-    /// The projects it is limited to; empty for the whole account.
-    pub projects: Vec<String>,
-    pub created: i64,
-    pub expires: Option<i64>,
-    pub last_used: Option<i64>,
-}
-
-crate::site::template_value!(TokenInfo);
-
-type InfoRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    i64,
-    Option<i64>,
-    Option<i64>,
-);
-
-const INFO_SELECT: &str = "SELECT m.id, m.user_id, u.username, m.description, m.permissions_caveat, \
-     m.created, m.expires, m.last_used FROM macaroons m JOIN users u ON u.id = m.user_id";
-
-fn info_from_row(row: InfoRow) -> TokenInfo {
-    let (id, user_id, username, description, permissions, created, expires, last_used) = row;
-    let permissions: serde_json::Value = serde_json::from_str(&permissions).unwrap_or_default();
-    let projects = permissions["permissions"]["projects"]
-        .as_array()
-        .map(|names| {
-            names
-                .iter()
-                .filter_map(|n| n.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    TokenInfo {
-        id,
-        user_id,
-        username,
-        description,
-        projects,
-        created,
-        expires,
-        last_used,
-    }
-}
-
-pub async fn list_for_user(db: &Db, user_id: &str) -> Result<Vec<TokenInfo>, sqlx::Error> {
-    let sql = format!("{INFO_SELECT} WHERE m.user_id = $1 ORDER BY m.created DESC");
-    let rows: Vec<InfoRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(user_id)
-        .fetch_all(db.pool())
-        .await?;
-    Ok(rows.into_iter().map(info_from_row).collect())
-}
-
-pub async fn find(db: &Db, id: &str) -> Result<Option<TokenInfo>, sqlx::Error> {
-    let sql = format!("{INFO_SELECT} WHERE m.id = $1");
-    let row: Option<InfoRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(db.pool())
-        .await?;
-    Ok(row.map(info_from_row))
-}
-
-/// Every token that can upload to the project: the ones limited to it (by id, so a project
-/// re-created under a deleted one's name does not list the old project's tokens, which its
-/// ProjectId caveat refuses anyway), and the account-wide tokens of its collaborators
-/// (warehouse#6263).
-pub async fn for_project(db: &Db, project: &Project) -> Result<Vec<TokenInfo>, sqlx::Error> {
-    let sql = format!(
-        "{INFO_SELECT} WHERE m.id IN (SELECT macaroon_id FROM macaroon_projects WHERE project_id = $1) \
-            OR (m.permissions_caveat NOT LIKE '%\"projects\"%' \
-                AND m.user_id IN (SELECT user_id FROM roles WHERE project_id = $2)) \
-         ORDER BY u.username, m.created DESC"
-    );
-    let rows: Vec<InfoRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(&project.id)
-        .bind(&project.id)
-        .fetch_all(db.pool())
-        .await?;
-    Ok(rows.into_iter().map(info_from_row).collect())
 }
 
 /// Why a token is deleted: by its owner, by itself (a leaked CI secret), or for a leak report.
@@ -620,34 +549,6 @@ pub async fn delete<'a>(
     tx.commit().await?;
     deps.cache.forget(&token.id);
     Ok(true)
-}
-
-/// Tokens that expire within a week and whose owner has not been told yet; marks them told.
-pub async fn take_expiring_soon(db: &Db, now_micros: i64) -> Result<Vec<TokenInfo>, sqlx::Error> {
-    let week = 7 * 86_400 * 1_000_000;
-    let sql = format!(
-        "{INFO_SELECT} WHERE m.expires IS NOT NULL AND m.expires > $1 AND m.expires <= $2 \
-         AND m.expiry_notified = 0"
-    );
-    let rows: Vec<InfoRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(now_micros)
-        .bind(now_micros + week)
-        .fetch_all(db.pool())
-        .await?;
-    let mut told = Vec::new();
-    for token in rows.into_iter().map(info_from_row) {
-        // Conditional: when several processes look at once, one of them sends the notice.
-        let claimed = sqlx::query(
-            "UPDATE macaroons SET expiry_notified = 1 WHERE id = $1 AND expiry_notified = 0",
-        )
-        .bind(&token.id)
-        .execute(db.pool())
-        .await?;
-        if claimed.rows_affected() == 1 {
-            told.push(token);
-        }
-    }
-    Ok(told)
 }
 
 /// Tells owners about their tokens that expire within a week (once per token).

@@ -128,3 +128,54 @@ pub async fn use_step(
     .await?;
     Ok(inserted.rows_affected() == 1)
 }
+
+/// What an admin's reset removed.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Reset {
+    pub totp: bool,
+    pub webauthn_credentials: u64,
+    pub recovery_codes: u64,
+}
+
+/// Removes every second factor of the user (TOTP, security keys, passkeys, recovery codes,
+/// WebAuthn ceremonies in progress), in the caller's transaction.
+pub async fn remove_all(
+    conn: &mut sqlx::AnyConnection,
+    user_id: &str,
+) -> Result<Reset, sqlx::Error> {
+    let totp = sqlx::query(
+        "UPDATE users SET totp_secret = NULL, totp_pending_secret = NULL, totp_last_step = NULL \
+         WHERE id = $1 AND totp_secret IS NOT NULL",
+    )
+    .bind(user_id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1;
+    sqlx::query("UPDATE users SET totp_pending_secret = NULL WHERE id = $1")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    let mut removed = [0u64; 2];
+    for (slot, table) in ["webauthn_credentials", "recovery_codes"]
+        .iter()
+        .enumerate()
+    {
+        removed[slot] = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE user_id = $1"
+        )))
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    }
+    sqlx::query("DELETE FROM webauthn_ceremonies WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(Reset {
+        totp,
+        webauthn_credentials: removed[0],
+        recovery_codes: removed[1],
+    })
+}

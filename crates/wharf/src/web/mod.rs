@@ -208,6 +208,15 @@ impl Web {
         }
     }
 
+    /// The index's own pages (projects, releases, search, users, home): on a private index
+    /// (`read_access = "users"`) for signed-in people only, others go to the sign-in page.
+    pub fn require_reader(&self) -> Result<(), Response> {
+        if self.state.settings.read_access == crate::config::ReadAccess::Users {
+            self.require_session()?;
+        }
+        Ok(())
+    }
+
     /// For sensitive pages and actions: the session, if the password was entered in the last
     /// 30 minutes; otherwise the page that asks for it again and then goes to `back_to`.
     pub fn require_recent_auth(&self, back_to: &str) -> Result<&Session, Response> {

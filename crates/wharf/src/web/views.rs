@@ -14,6 +14,7 @@ use crate::packaging::{self, Contents, ReleaseDetail};
 use crate::simple::{encode_segment, file_url_path};
 
 pub async fn home(web: Web) -> Page {
+    web.require_reader()?;
     let recent = packaging::recent_releases(&web.state.db, 10)
         .await
         .or_page(&web)?;
@@ -27,6 +28,7 @@ pub struct SearchQuery {
 }
 
 pub async fn search(web: Web, Query(query): Query<SearchQuery>) -> Page {
+    web.require_reader()?;
     let q: String = query.q.trim().chars().take(200).collect();
     let results = if q.is_empty() {
         Vec::new()
@@ -88,6 +90,7 @@ pub async fn release(web: Web, Path((project, version)): Path<(String, String)>)
 }
 
 async fn show_project(web: Web, project: String, version: Option<String>) -> Page {
+    web.require_reader()?;
     let normalized = name::normalize(&project);
     if normalized != project {
         let rest = version
@@ -181,6 +184,7 @@ async fn show_project(web: Web, project: String, version: Option<String>) -> Pag
 }
 
 pub async fn user(web: Web, Path(username): Path<String>) -> Page {
+    web.require_reader()?;
     let found = accounts::find_by_username(&web.state.db, &username)
         .await
         .or_page(&web)?;

@@ -2,6 +2,7 @@
 //! `WHARF_TEST_DATABASE_URL` is set.
 
 mod accounts;
+mod admin_accounts;
 mod audit;
 mod browser;
 mod census;
@@ -13,6 +14,7 @@ mod manage;
 mod ops;
 mod permissions;
 mod platform_tags;
+mod private_index;
 mod read;
 mod schema;
 mod snapshots;

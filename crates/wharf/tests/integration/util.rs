@@ -272,6 +272,7 @@ impl TestApp {
             &TokenScope {
                 projects: &found,
                 expires_in,
+                read_only: false,
             },
             &RequestMeta::default(),
             self.state.clock.now_micros(),
@@ -305,6 +306,7 @@ async fn create_user(state: &AppState, username: &str) -> (User, String) {
         &TokenScope {
             projects: &[],
             expires_in: None,
+            read_only: false,
         },
         &RequestMeta::default(),
         state.clock.now_micros(),

@@ -1,0 +1,184 @@
+//! `wharf user list|show|set-admin|disable|enable|reset-2fa` and `wharf project
+//! delete|transfer`: the admin actions of `admin::actions` from the server's shell. Each
+//! returns the lines it prints; a failure is one line (the error).
+
+use clap::Subcommand;
+
+use crate::accounts::directory::{self, UserQuery, UserSummary};
+use crate::admin::actions::{self, AdminActor};
+use crate::state::AppState;
+
+#[derive(Debug, Subcommand)]
+pub enum UserAdminCommand {
+    /// One line per user: name, e-mail, created, last sign-in, 2FA methods, flags.
+    List {
+        /// Only admins.
+        #[arg(long)]
+        admins: bool,
+        /// Only disabled accounts.
+        #[arg(long)]
+        disabled: bool,
+    },
+    /// A user's account: addresses, dates, 2FA methods, flags, projects and tokens.
+    Show { username: String },
+    /// Make the user an admin (or, with --off, no longer one).
+    SetAdmin {
+        username: String,
+        #[arg(long)]
+        off: bool,
+    },
+    /// Disable the account: no sign-in, sessions end, tokens refused; nothing is deleted.
+    Disable { username: String },
+    /// Enable a disabled account again.
+    Enable { username: String },
+    /// Remove the user's TOTP, security keys, passkeys and recovery codes (after checking who
+    /// they are outside wharf); the user is told by e-mail.
+    #[command(name = "reset-2fa")]
+    Reset2fa { username: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    /// Delete a project with its releases and files.
+    Delete { name: String },
+    /// Make USER the only Owner of the project (every other role ends).
+    Transfer {
+        name: String,
+        #[arg(long = "to", value_name = "USER")]
+        to: String,
+    },
+}
+
+fn when(micros: Option<i64>) -> String {
+    micros.map_or_else(|| "never".to_owned(), crate::clock::iso8601_seconds)
+}
+
+fn line(user: &UserSummary) -> String {
+    format!(
+        "{}\t{}\t{}\t{}\t{}\t{}",
+        user.username,
+        if user.email.is_empty() {
+            "-"
+        } else {
+            &user.email
+        },
+        when(Some(user.created)),
+        when(user.last_login),
+        user.two_factor_methods(),
+        user.flags()
+    )
+}
+
+pub async fn run_user(state: &AppState, command: UserAdminCommand) -> anyhow::Result<Vec<String>> {
+    let meta = super::cli_meta();
+    let actor = AdminActor {
+        admin: None,
+        meta: &meta,
+        now_micros: state.clock.now_micros(),
+    };
+    let deps = state.into();
+    Ok(match command {
+        UserAdminCommand::List { admins, disabled } => {
+            let query = UserQuery {
+                search: String::new(),
+                admins_only: admins,
+                disabled_only: disabled,
+            };
+            let (users, _) = directory::list(&state.db, &query, i64::MAX, 0).await?;
+            users.iter().map(line).collect()
+        }
+        UserAdminCommand::Show { username } => {
+            let user = directory::summary(&state.db, &username)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no user named '{username}'"))?;
+            let mut lines = vec![
+                format!("username: {}", user.username),
+                format!(
+                    "email: {}",
+                    if user.email.is_empty() {
+                        "-"
+                    } else {
+                        &user.email
+                    }
+                ),
+                format!("created: {}", when(Some(user.created))),
+                format!("last sign-in: {}", when(user.last_login)),
+                format!("2fa: {}", user.two_factor_methods()),
+                format!("flags: {}", user.flags()),
+            ];
+            for email in crate::accounts::emails(&state.db, &user.id).await? {
+                lines.push(format!(
+                    "address: {}{}{}",
+                    email.email,
+                    if email.primary { " (primary)" } else { "" },
+                    if email.verified { "" } else { " (unverified)" }
+                ));
+            }
+            for project in crate::packaging::roles::projects_of_user(&state.db, &user.id).await? {
+                lines.push(format!("project: {} ({})", project.name, project.role));
+            }
+            for token in crate::tokens::list_for_user(&state.db, &user.id).await? {
+                lines.push(format!(
+                    "token: {} (created {}, last used {})",
+                    token.description,
+                    when(Some(token.created)),
+                    when(token.last_used)
+                ));
+            }
+            lines
+        }
+        UserAdminCommand::SetAdmin { username, off } => {
+            let user = actions::set_admin(deps, &actor, &username, !off).await?;
+            let now = if off {
+                "no longer an admin"
+            } else {
+                "an admin"
+            };
+            vec![format!("{} is {now}", user.username)]
+        }
+        UserAdminCommand::Disable { username } => {
+            let user = actions::set_active(deps, &actor, &username, false).await?;
+            vec![format!("{} is disabled", user.username)]
+        }
+        UserAdminCommand::Enable { username } => {
+            let user = actions::set_active(deps, &actor, &username, true).await?;
+            vec![format!("{} is enabled", user.username)]
+        }
+        UserAdminCommand::Reset2fa { username } => {
+            let reset = actions::reset_two_factor(deps, &actor, &username).await?;
+            vec![format!(
+                "removed from {}: totp {}, {} security keys and passkeys, {} recovery codes",
+                username.trim(),
+                if reset.totp { "yes" } else { "no" },
+                reset.webauthn_credentials,
+                reset.recovery_codes
+            )]
+        }
+    })
+}
+
+pub async fn run_project(state: &AppState, command: ProjectCommand) -> anyhow::Result<Vec<String>> {
+    let meta = super::cli_meta();
+    let actor = AdminActor {
+        admin: None,
+        meta: &meta,
+        now_micros: state.clock.now_micros(),
+    };
+    let deps = state.into();
+    Ok(match command {
+        ProjectCommand::Delete { name } => {
+            let project = actions::delete_project(deps, &actor, &name).await?;
+            state.cache.invalidate_project(&project.normalized_name);
+            vec![format!("deleted {}", project.name)]
+        }
+        ProjectCommand::Transfer { name, to } => {
+            let (project, removed) = actions::transfer_project(deps, &actor, &name, &to).await?;
+            state.cache.invalidate_project(&project.normalized_name);
+            let mut line = format!("{} is owned by {} alone", project.name, to.trim());
+            if !removed.is_empty() {
+                line.push_str(&format!(" (roles removed: {})", removed.join(", ")));
+            }
+            vec![line]
+        }
+    })
+}
