@@ -112,6 +112,27 @@ row "/simple/$page/ (HTML)" "$url/simple/$page/" "$static_url/simple/$page/"
 row "/simple/$page/ (JSON)" "$url/simple/$page/" "$static_url/json/simple/$page/" "Accept: $json_accept"
 row "/pypi/$page/json" "$url/pypi/$page/json" "$static_url/pypi/$page/json/"
 nginx -c "$work/nginx.conf" -s stop
+
+# A private index (read_access = "users"): the same page read with a read-only token as HTTP
+# Basic, against the public figure of this run (the target is at least 0.8x).
+echo "==> the project page on a private index, read with a token" >&2
+read_token=$("$bin" --data-dir "$work/data" token create bench --read-only --description bench-read)
+basic="Authorization: Basic $(printf '__token__:%s' "$read_token" | base64 -w0)"
+read -r public_rps public_p99 < <(measure "$url/simple/$page/")
+kill "$server"; wait "$server" 2>/dev/null || true
+WHARF_READ_ACCESS=users "$bin" --data-dir "$work/data" serve --bind "127.0.0.1:$port" --base-url "$url" 2>>"$work/server.log" &
+server=$!
+for _ in $(seq 1 100); do curl -sf "$url/_health" >/dev/null && break; sleep 0.1; done
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$url/simple/$page/")" = 401 ] || { echo "the private index answered without a token" >&2; exit 1; }
+curl -sf -H "$basic" "$url/simple/$page/" >/dev/null
+read -r private_rps private_p99 < <(measure "$url/simple/$page/" "$basic")
+{
+  echo
+  echo "| /simple/$page/ (HTML) | req/s | p99 | ÷ public |"
+  echo "|---|---|---|---|"
+  echo "| public, anonymous | $public_rps | $public_p99 | 1.00x |"
+  echo "| read_access = users, read-only token (Basic) | $private_rps | $private_p99 | $(echo "scale=2; $private_rps / $public_rps" | bc)x |"
+} >> "$results"
 cat "$work/wrk.log" >&2
 
 echo "==> one twine upload of 100 small files" >&2

@@ -22,6 +22,36 @@ sys.path.insert(0, str(Path(__file__).parent))
 BIN = os.environ.get("WHARF_BIN", str(Path.home() / ".cache/wharf/target/debug/wharf"))
 VENV_BIN = Path(sys.executable).parent
 
+# Every server log of the run, and the secrets the tests handled (passwords, session cookies,
+# TOTP codes; API tokens are found by their prefix): none may appear in any log.
+SERVER_LOGS = []
+SECRETS = {"correct horse battery staple", "correct horse battery", "long enough password"}
+
+
+def remember_secret(value):
+    if value:
+        SECRETS.add(str(value))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import re
+    leaks = []
+    for path in SERVER_LOGS:
+        if not Path(path).exists():
+            continue
+        text = Path(path).read_text(errors="replace")
+        for token in re.findall(r"pypi-[A-Za-z0-9_-]{20,}", text):
+            leaks.append((path, "an API token", token[:16]))
+        for secret in SECRETS:
+            pattern = rf"(?<![0-9A-Za-z]){re.escape(secret)}(?![0-9A-Za-z])"
+            if re.search(pattern, text):
+                leaks.append((path, "a secret", secret[:6]))
+    if leaks:
+        print("\n!!! secrets reached the server logs:", *leaks[:20], sep="\n  ")
+        session.exitstatus = 1
+    elif SERVER_LOGS:
+        print(f"\nno secret in {len(SERVER_LOGS)} server logs ({len(SECRETS)} secrets and every API token looked for)")
+
 
 def free_port():
     with socket.socket() as s:
@@ -54,6 +84,7 @@ class Wharf:
         self.url = f"http://{host}:{self.port}"
         self.tmp = tmp
         self.log = open(tmp / "server.log", "w")
+        SERVER_LOGS.append(tmp / "server.log")
         self.process = subprocess.Popen(
             [BIN, *args, "serve", "--bind", f"127.0.0.1:{self.port}", "--base-url", self.url],
             env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
@@ -69,7 +100,9 @@ class Wharf:
                  input="correct horse battery staple\n")
 
     def token(self, username, *options):
-        return self.cli("token", "create", username, *options).stdout.strip()
+        token = self.cli("token", "create", username, *options).stdout.strip()
+        remember_secret(token)
+        return token
 
     def stop(self):
         self.process.terminate()

@@ -8,7 +8,7 @@ import uuid
 import requests
 from axe_playwright_python.sync_playwright import Axe
 
-from conftest import Wharf, free_port
+from conftest import Wharf, free_port, remember_secret
 from distributions import make_wheel
 from test_clients import twine_upload
 
@@ -47,6 +47,9 @@ def sign_in(page, wharf, username, password=PASSWORD):
     page.fill("#password", password)
     page.click("button[type=submit] >> text=Sign in")
     page.wait_for_url(re.compile(r".*/manage/projects/$"))
+    for cookie in page.context.cookies():
+        if "session" in cookie["name"]:
+            remember_secret(cookie["value"])
 
 
 def publish(wharf, tmp_path, username, name, version="1.0"):

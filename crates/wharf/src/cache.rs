@@ -64,6 +64,9 @@ pub struct PageCache {
     generation: AtomicU64,
     /// The newest journal serial this process has accounted for.
     seen_serial: AtomicI64,
+    /// Pages asked of `get_or_render`, found and rendered (for `/metrics`).
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 impl PageCache {
@@ -78,12 +81,22 @@ impl PageCache {
         F: Future<Output = Result<Page, E>>,
     {
         if let Some(page) = self.get(&key) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(page);
         }
+        self.misses.fetch_add(1, Ordering::Relaxed);
         let generation = self.generation();
         let page = Arc::new(render.await?);
         self.insert(key, page.clone(), generation);
         Ok(page)
+    }
+
+    /// Pages found in the cache and pages rendered, since the start.
+    pub fn hits_and_misses(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
     }
 
     /// Call before reading the data a page is rendered from.

@@ -7,8 +7,10 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 mod joining;
+mod operations;
 mod platform_tags;
 pub use joining::{EmailDomains, Registration, normalize_domain};
+pub use operations::{LogFormat, ShutdownGrace};
 pub use platform_tags::AllowedPlatformTags;
 
 /// A list setting given as a TOML list or as one comma-separated string (for `WHARF_*`).
@@ -190,6 +192,10 @@ pub struct Settings {
     pub allowed_platform_tags: AllowedPlatformTags,
     /// `public`: anyone may read the index. `users`: reads need an account (see ReadAccess).
     pub read_access: ReadAccess,
+    /// `text` (the default) or `json`: one JSON object per log line, for log shippers.
+    pub log_format: LogFormat,
+    /// On SIGTERM, how long requests in flight may take to finish before the server exits.
+    pub shutdown_grace: ShutdownGrace,
 }
 
 impl Default for Settings {
@@ -215,6 +221,8 @@ impl Default for Settings {
             registration_email_domains: EmailDomains::default(),
             allowed_platform_tags: AllowedPlatformTags::default(),
             read_access: ReadAccess::default(),
+            log_format: LogFormat::default(),
+            shutdown_grace: ShutdownGrace::default(),
         }
     }
 }
@@ -442,6 +450,36 @@ mod tests {
         ] {
             let error = load(toml).unwrap_err().to_string();
             assert!(error.contains(key), "{error}");
+            assert_eq!(error.lines().count(), 1, "{error}");
+        }
+    }
+
+    #[test]
+    fn log_format_and_shutdown_grace_are_validated() {
+        let settings = load("log_format = \"json\"\nshutdown_grace = \"2m\"\n").expect("valid");
+        assert_eq!(settings.log_format, LogFormat::Json);
+        assert_eq!(
+            settings.shutdown_grace.0,
+            std::time::Duration::from_secs(120)
+        );
+        assert_eq!(Settings::default().log_format, LogFormat::Text);
+        assert_eq!(Settings::default().shutdown_grace.0.as_secs(), 30);
+        for (toml, message) in [
+            (
+                "log_format = \"xml\"\n",
+                "log_format must be \"text\" or \"json\", not \"xml\"",
+            ),
+            (
+                "shutdown_grace = \"soon\"\n",
+                "shutdown_grace must be a duration such as \"30s\"",
+            ),
+            (
+                "shutdown_grace = \"2h\"\n",
+                "shutdown_grace must be at most 1h",
+            ),
+        ] {
+            let error = load(toml).unwrap_err().to_string();
+            assert!(error.contains(message), "{error}");
             assert_eq!(error.lines().count(), 1, "{error}");
         }
     }

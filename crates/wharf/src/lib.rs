@@ -19,6 +19,7 @@ pub mod files;
 pub mod forklift;
 pub mod import;
 pub mod manage;
+pub mod observe;
 pub mod packaging;
 pub mod ratelimit;
 pub mod reader;

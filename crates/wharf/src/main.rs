@@ -2,22 +2,39 @@ use clap::Parser;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
+use wharf::config::LogFormat;
 
 fn main() -> std::process::ExitCode {
     let cli = wharf::cli::Cli::parse();
+    let settings = match wharf::cli::settings(&cli) {
+        Ok(settings) => settings,
+        Err(e) => return fail(&e),
+    };
     // The server logs its progress; other commands print only their result.
     let default_level = if matches!(cli.command, wharf::cli::Command::Serve { .. }) {
         "info"
     } else {
         "warn"
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    // Lines are written by a thread of their own: a request never waits for stderr (one
+    // write per access-log line). Not lossy: under a flood, logging slows, nothing is dropped.
+    // The guard flushes what is queued when `main` returns.
+    let (writer, _flush_on_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    match settings.log_format {
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+        // Colour escapes only for a person at a terminal, never into a log file.
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -28,12 +45,14 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(wharf::cli::run(cli)) {
+    match runtime.block_on(wharf::cli::run(cli, settings)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            // One line, whatever the cause chain.
-            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
-            std::process::ExitCode::FAILURE
-        }
+        Err(e) => fail(&e),
     }
+}
+
+/// One line, whatever the cause chain.
+fn fail(e: &anyhow::Error) -> std::process::ExitCode {
+    eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+    std::process::ExitCode::FAILURE
 }

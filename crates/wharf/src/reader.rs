@@ -111,7 +111,7 @@ async fn check(state: &AppState, headers: &HeaderMap) -> Result<(), Refusal> {
     };
     if !presented.user().is_active {
         return Err(refused(
-            "account disabled",
+            auth::ACCOUNT_DISABLED,
             "This token's account is disabled: it cannot read this index.".to_owned(),
         ));
     }

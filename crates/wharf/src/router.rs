@@ -34,11 +34,16 @@ pub fn router(state: AppState) -> Router {
         .merge(reads)
         .merge(admin::metrics_routes())
         .merge(tokens::views::routes())
-        .route("/_health", get(health));
+        .route("/_health", get(health))
+        .route("/_ready", get(ready));
     // One `layer` call: axum wraps every route once per call (a boxed service and future per
     // request each), so the layers every response gets are stacked into a single one.
     let https = state.settings.is_https();
     let every_response = tower::ServiceBuilder::new()
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::observe::access_log,
+        ))
         .layer(CatchPanicLayer::custom(|_| {
             AppError::internal("a request handler panicked").into_response()
         }))
@@ -235,6 +240,37 @@ fn web_router(state: AppState) -> Router<AppState> {
         .fallback(views::not_found)
         .layer(middleware::from_fn_with_state(state, web::csrf::protect))
         .layer(middleware::from_fn(web::security_headers))
+}
+
+/// The readiness probe: 503 while the process drains after SIGTERM (and, from the starting
+/// router, while it migrates), so a load balancer sends it no new requests.
+async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    let no_store = [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))];
+    if state.lifecycle.is_draining() {
+        (StatusCode::SERVICE_UNAVAILABLE, no_store, "draining")
+    } else {
+        (StatusCode::OK, no_store, "ready")
+    }
+}
+
+/// What answers while the database migrates, before the state exists: alive, not ready.
+pub fn starting() -> Router {
+    let no_store = [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))];
+    Router::new()
+        .route(
+            "/_health",
+            get(move || async move { (StatusCode::OK, no_store, "starting") }),
+        )
+        .fallback(move || async move {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [
+                    (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+                    (header::RETRY_AFTER, HeaderValue::from_static("5")),
+                ],
+                "wharf is starting (migrating the database): try again in a few seconds",
+            )
+        })
 }
 
 async fn health(State(state): State<AppState>) -> impl IntoResponse {

@@ -28,6 +28,50 @@ pub struct AppState {
     pub leak_keys: Arc<LeakKeys>,
     pub token_cache: Arc<TokenCache>,
     pub metrics: Arc<MetricsCache>,
+    /// Whether the process is draining, and how many requests it is serving.
+    pub lifecycle: Arc<Lifecycle>,
+    /// This process's request figures for `/metrics`.
+    pub requests: Arc<crate::observe::counters::RequestCounters>,
+}
+
+/// The process's own state for its operator: draining after SIGTERM (`/_ready` answers 503)
+/// and the requests in flight (counted by the access log's middleware).
+#[derive(Debug, Default)]
+pub struct Lifecycle {
+    draining: std::sync::atomic::AtomicBool,
+    in_flight: std::sync::atomic::AtomicUsize,
+}
+
+impl Lifecycle {
+    pub fn start_draining(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts a request until the guard is dropped (also when the client goes away).
+    pub fn request_started(self: &Arc<Self>) -> InFlight {
+        self.in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        InFlight(self.clone())
+    }
+}
+
+pub struct InFlight(Arc<Lifecycle>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl AppState {
@@ -69,6 +113,8 @@ impl AppState {
             leak_keys: Arc::new(leak_keys),
             token_cache: Arc::default(),
             metrics: Arc::default(),
+            lifecycle: Arc::default(),
+            requests: Arc::default(),
         })
     }
 }

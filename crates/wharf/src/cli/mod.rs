@@ -1,6 +1,7 @@
 //! The command line: `serve`, `migrate`, `user create`, `token create`, `audit verify|export|
 //! prune`, `gc`. Other tooling depends on these commands and their output; keep them stable.
 
+use std::future::IntoFuture;
 use std::io::BufRead;
 
 use clap::{Parser, Subcommand};
@@ -172,12 +173,17 @@ pub enum TokenCommand {
     },
 }
 
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+/// The settings the command runs with (flags, `WHARF_*`, config file, defaults), loaded
+/// before logging starts so that `log_format` applies from the first line.
+pub fn settings(cli: &Cli) -> anyhow::Result<Settings> {
     let bind = match &cli.command {
         Command::Serve { bind } => bind.as_deref(),
         _ => None,
     };
-    let settings = Settings::load(&cli.settings, bind)?;
+    Settings::load(&cli.settings, bind)
+}
+
+pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { .. } => serve(settings).await,
         Command::Migrate => {
@@ -409,17 +415,34 @@ async fn create_token(
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let bind = settings.bind.clone();
-    let state = AppState::open(settings).await?;
-    let listener = tokio::net::TcpListener::bind(&bind)
-        .await
+    let socket = std::net::TcpListener::bind(&bind)
+        .and_then(|socket| socket.set_nonblocking(true).map(|()| socket))
         .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
+    // Two listeners on the one socket: the starting router answers (alive, not ready) while
+    // the database migrates, then the index takes over the same socket.
+    let starting_socket = tokio::net::TcpListener::from_std(socket.try_clone()?)?;
+    let listener = tokio::net::TcpListener::from_std(socket)?;
+    let address = listener.local_addr()?;
+    tracing::info!("wharf listening on http://{address}; opening the database");
+    let (opened, open_rx) = tokio::sync::oneshot::channel::<()>();
+    let starting = tokio::spawn(
+        axum::serve(starting_socket, crate::router::starting())
+            .with_graceful_shutdown(async move {
+                let _ = open_rx.await;
+            })
+            .into_future(),
+    );
+    let state = AppState::open(settings).await;
+    let _ = opened.send(());
+    let _ = starting.await;
+    let state = state?;
     crate::tasks::spawn_all(&state);
     if state.settings.metrics_token.is_none() {
         tracing::info!(
             "/metrics is open to anyone (aggregate figures only): set metrics_token to require a bearer token"
         );
     }
-    tracing::info!("wharf listening on http://{}", listener.local_addr()?);
+    tracing::info!("wharf is ready on http://{address}");
     let router = crate::router::router(state.clone());
     // No Nagle: a response larger than one segment must not wait for the client's delayed ACK.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
@@ -427,13 +450,42 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
     });
-    axum::serve(
+    let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
+    let lifecycle = state.lifecycle.clone();
+    let grace = state.settings.shutdown_grace.0;
+    let server = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        lifecycle.start_draining();
+        tracing::info!(
+            in_flight = lifecycle.in_flight(),
+            grace_secs = grace.as_secs_f64(),
+            "stopping: no new connections; finishing the requests in flight"
+        );
+        let _ = stopping_tx.send(true);
+    })
+    .into_future();
+    let grace_over = async move {
+        let _ = stopping.wait_for(|stopping| *stopping).await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        served = server => {
+            served?;
+            tracing::info!("every request finished");
+        }
+        () = grace_over => {
+            tracing::warn!(
+                in_flight = state.lifecycle.in_flight(),
+                "the shutdown grace is over: the requests still in flight are cut off"
+            );
+        }
+    }
     state.db.close().await;
+    tracing::info!("stopped");
     Ok(())
 }
 

@@ -191,6 +191,14 @@ pub enum ChainError {
     Database(#[from] sqlx::Error),
 }
 
+/// How many events wait for the sealer (`/metrics` shows it as the sealer's lag).
+pub async fn unsealed_count(db: &Db) -> Result<i64, sqlx::Error> {
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM events WHERE seq IS NULL")
+        .fetch_one(db.pool())
+        .await?;
+    Ok(n)
+}
+
 /// Seals every unsealed event, in id order. Returns how many it sealed.
 pub async fn seal(db: &Db, keys: &ServerKey) -> Result<u64, ChainError> {
     let key = ChainKey::new(keys);

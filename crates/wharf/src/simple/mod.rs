@@ -4,6 +4,7 @@
 mod negotiate;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -58,12 +59,9 @@ pub fn respond(page: &Page, request: &HeaderMap, cache_control: &'static str) ->
             tags.split(',')
                 .any(|t| t.trim() == "*" || t.trim().as_bytes() == page.etag.as_bytes())
         });
-    let mut response = if not_modified {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        page.body.clone().into_response()
-    };
-    let headers = response.headers_mut();
+    // The headers in a map sized for all of them (and for the ones the layers and hyper add):
+    // growing one from empty costs a reallocation and a rehash on every request.
+    let mut headers = HeaderMap::with_capacity(16);
     if !not_modified {
         headers.insert(header::CONTENT_TYPE, page.content_type.clone());
     }
@@ -74,7 +72,19 @@ pub fn respond(page: &Page, request: &HeaderMap, cache_control: &'static str) ->
         HeaderValue::from_static(cache_control),
     );
     headers.insert(X_PYPI_LAST_SERIAL.clone(), HeaderValue::from(page.serial));
-    cors(headers);
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    cors(&mut headers);
+    let mut response = if not_modified {
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        response
+    } else {
+        Response::new(Body::from(page.body.clone()))
+    };
+    *response.headers_mut() = headers;
     response
 }
 

@@ -145,6 +145,7 @@ async fn disabling_ends_sessions_refuses_tokens_and_enabling_restores_them() {
         StatusCode::OK,
         "the read pass is cached now"
     );
+    let paths = crate::private_index::api_paths_of(&app, &bob_token, "bobs-tool").await;
     let mut bob = Browser::signed_in(&app, "bob").await;
     assert_eq!(bob.get("/manage/account/").await.status, StatusCode::OK);
 
@@ -183,13 +184,15 @@ async fn disabling_ends_sessions_refuses_tokens_and_enabling_restores_them() {
         StatusCode::SEE_OTHER,
         "a disabled account cannot sign in"
     );
-    let read = app.get_with("/simple/", &[("authorization", &auth)]).await;
-    assert_eq!(read.status, StatusCode::UNAUTHORIZED);
-    assert!(
-        read.text().contains("account is disabled"),
-        "{}",
-        read.text()
-    );
+    for path in &paths {
+        let read = app.get_with(path, &[("authorization", &auth)]).await;
+        assert_eq!(read.status, StatusCode::UNAUTHORIZED, "{path}");
+        assert!(
+            read.message().contains("account is disabled"),
+            "{path}: {}",
+            read.message()
+        );
+    }
     let refused = app
         .upload(Some(&bob_token), &UploadForm::wheel("bobs-tool", "2.0"))
         .await;
@@ -199,6 +202,14 @@ async fn disabling_ends_sessions_refuses_tokens_and_enabling_restores_them() {
         "{}",
         refused.text()
     );
+    // Refused reads and the upload: one event per token, reason and window.
+    let (failures,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM events WHERE tag = 'account:api_token:failure' AND additional LIKE '%account disabled%'",
+    )
+    .fetch_one(app.state.db.pool())
+    .await
+    .expect("count");
+    assert_eq!(failures, 1);
     let (rows,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM macaroons m JOIN users u ON u.id = m.user_id WHERE u.username = 'bob'")
         .fetch_one(app.state.db.pool())
         .await

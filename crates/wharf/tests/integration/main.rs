@@ -11,6 +11,7 @@ mod history;
 mod joining;
 mod limits;
 mod manage;
+mod observe;
 mod ops;
 mod permissions;
 mod platform_tags;

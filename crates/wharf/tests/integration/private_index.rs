@@ -51,11 +51,16 @@ async fn read_only_token(app: &TestApp, username: &str) -> String {
 
 /// The API read surfaces of the demo project: index, project page (HTML and JSON), the JSON
 /// API, the file and its `.metadata`.
-async fn api_paths(app: &TestApp, token: &str) -> Vec<String> {
+pub(crate) async fn api_paths(app: &TestApp, token: &str) -> Vec<String> {
+    api_paths_of(app, token, "demo").await
+}
+
+/// The same for `project` (version 1.0).
+pub(crate) async fn api_paths_of(app: &TestApp, token: &str, project: &str) -> Vec<String> {
     let auth = basic("__token__", token);
     let page = app
         .get_with(
-            "/simple/demo/",
+            &format!("/simple/{project}/"),
             &[("accept", JSON_ACCEPT), ("authorization", &auth)],
         )
         .await;
@@ -67,9 +72,9 @@ async fn api_paths(app: &TestApp, token: &str) -> Vec<String> {
         .to_owned();
     vec![
         "/simple/".to_owned(),
-        "/simple/demo/".to_owned(),
-        "/pypi/demo/json".to_owned(),
-        "/pypi/demo/1.0/json".to_owned(),
+        format!("/simple/{project}/"),
+        format!("/pypi/{project}/json"),
+        format!("/pypi/{project}/1.0/json"),
         format!("{url}.metadata"),
         url,
     ]

@@ -1,0 +1,219 @@
+//! What the server tells its operator about each request: a request id (sent back as
+//! `X-Request-Id`) and one access-log line at `info` on the target `wharf::access`.
+//!
+//! The line never holds a secret: the query's values are left out (reset and invitation
+//! links carry their tokens there), and neither `Authorization` nor cookies are read.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use axum::body::HttpBody as _;
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::state::AppState;
+
+pub mod counters;
+
+pub const REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
+
+/// Request ids: a random prefix per process and a counter, so ids are unique across the
+/// processes of a deployment and cost no randomness per request.
+struct RequestIds {
+    prefix: u32,
+    next: AtomicU64,
+}
+
+static IDS: std::sync::LazyLock<RequestIds> = std::sync::LazyLock::new(|| RequestIds {
+    prefix: rand::random(),
+    next: AtomicU64::new(1),
+});
+
+fn new_request_id() -> String {
+    let n = IDS.next.fetch_add(1, Ordering::Relaxed);
+    format!("{:08x}{:012x}", IDS.prefix, n & 0xffff_ffff_ffff)
+}
+
+/// An id a trusted proxy sent along, if it is a plain token (no spaces or quotes that could
+/// forge a log field).
+fn forwarded_request_id(value: &HeaderValue) -> Option<String> {
+    let text = value.to_str().ok()?;
+    let plain = !text.is_empty()
+        && text.len() <= 128
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+    plain.then(|| text.to_owned())
+}
+
+/// The path and the query's keys, without their values: `/account/reset-password/?token=`.
+pub fn loggable_path(uri: &axum::http::Uri) -> String {
+    let mut path = uri.path().to_owned();
+    if let Some(query) = uri.query() {
+        path.push('?');
+        for (i, pair) in query.split('&').enumerate() {
+            if i > 0 {
+                path.push('&');
+            }
+            let key = pair.split('=').next().unwrap_or_default();
+            let _ = write!(path, "{key}=");
+        }
+    }
+    path
+}
+
+/// The middleware: the request id in and out, then the access-log line.
+pub async fn access_log(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let _in_flight = state.lifecycle.request_started();
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    let trusted_peer =
+        peer.is_some_and(|ip| state.settings.trusted_proxies.contains(ip.to_canonical()));
+    let request_id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .filter(|_| trusted_peer)
+        .and_then(forwarded_request_id)
+        .unwrap_or_else(new_request_id);
+    let method = request.method().clone();
+    let path = loggable_path(request.uri());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned());
+    let client_ip =
+        crate::request::client_ip(peer, request.headers(), &state.settings.trusted_proxies);
+    let bytes_in = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .or_else(|| request.body().size_hint().exact());
+    let user_agent: String = request
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .chars()
+        .take(256)
+        .collect();
+
+    let mut response = next.run(request).await;
+
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    let bytes = response
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .or_else(|| response.body().size_hint().exact());
+    let seconds = started.elapsed().as_secs_f64();
+    state.requests.record(&counters::Served {
+        route: route.as_deref(),
+        method: &method,
+        status: response.status(),
+        seconds,
+        bytes_out: bytes,
+        bytes_in,
+    });
+    if route.as_deref() == Some("/files/{*path}") && response.status().is_success() {
+        state.requests.file_served(counters::FileKind::of(&path));
+    }
+    let client_ip = client_ip.map(|ip| ip.to_string());
+    tracing::info!(
+        target: "wharf::access",
+        request_id = request_id.as_str(),
+        method = method.as_str(),
+        path = path.as_str(),
+        route = route.as_deref().unwrap_or("-"),
+        status = response.status().as_u16(),
+        bytes = bytes,
+        duration_ms = format_args!("{:.3}", seconds * 1000.0),
+        client_ip = client_ip.as_deref().unwrap_or("-"),
+        user_agent = user_agent.as_str(),
+    );
+    response
+}
+
+/// The figures of this process for `/metrics`, read at each scrape: requests, latency,
+/// bytes, files, refusals, the page cache, the database pool, the sealer's lag, the build.
+pub async fn live_metrics(state: &AppState) -> String {
+    let mut out = String::new();
+    state.requests.render(&mut out);
+    let (hits, misses) = state.cache.hits_and_misses();
+    let pool = state.db.pool();
+    let (size, idle) = (pool.size() as u64, pool.num_idle() as u64);
+    let _ = writeln!(
+        out,
+        "# HELP wharf_page_cache_requests_total Simple and JSON pages asked of the page cache, by result.\n# TYPE wharf_page_cache_requests_total counter\nwharf_page_cache_requests_total{{result=\"hit\"}} {hits}\nwharf_page_cache_requests_total{{result=\"miss\"}} {misses}"
+    );
+    let _ = writeln!(
+        out,
+        "# HELP wharf_db_connections Database pool connections, by state.\n# TYPE wharf_db_connections gauge\nwharf_db_connections{{state=\"in_use\"}} {}\nwharf_db_connections{{state=\"idle\"}} {idle}",
+        size.saturating_sub(idle)
+    );
+    match crate::events::chain::unsealed_count(&state.db).await {
+        Ok(n) => {
+            let _ = writeln!(
+                out,
+                "# HELP wharf_events_unsealed Events written but not sealed into the audit chain yet.\n# TYPE wharf_events_unsealed gauge\nwharf_events_unsealed {n}"
+            );
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot count the unsealed events"),
+    }
+    let _ = writeln!(
+        out,
+        "# HELP wharf_requests_in_flight Requests being served.\n# TYPE wharf_requests_in_flight gauge\nwharf_requests_in_flight {}",
+        state.lifecycle.in_flight()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP wharf_build_info The version and commit of this binary.\n# TYPE wharf_build_info gauge\nwharf_build_info{{version=\"{}\",commit=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION"),
+        env!("WHARF_COMMIT")
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_left_out() {
+        let uri: axum::http::Uri = "/account/reset-password/confirm/?token=secret&next=/x"
+            .parse()
+            .expect("uri");
+        assert_eq!(
+            loggable_path(&uri),
+            "/account/reset-password/confirm/?token=&next="
+        );
+        let plain: axum::http::Uri = "/simple/demo/".parse().expect("uri");
+        assert_eq!(loggable_path(&plain), "/simple/demo/");
+    }
+
+    #[test]
+    fn forwarded_ids_are_plain_tokens_only() {
+        let ok = HeaderValue::from_static("3f2a-9b.1:x_y");
+        assert_eq!(forwarded_request_id(&ok).as_deref(), Some("3f2a-9b.1:x_y"));
+        for bad in ["a b", "a\"b", "", "x=1"] {
+            let value = HeaderValue::from_str(bad).expect("header");
+            assert_eq!(forwarded_request_id(&value), None, "{bad:?}");
+        }
+        assert_eq!(
+            forwarded_request_id(&HeaderValue::from_str(&"a".repeat(129)).expect("header")),
+            None
+        );
+        let (a, b) = (new_request_id(), new_request_id());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 20);
+    }
+}
