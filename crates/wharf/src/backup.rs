@@ -320,9 +320,10 @@ async fn blobs(conn: &mut AnyConnection) -> anyhow::Result<Vec<Blob>> {
 
 /// Copies the blob to `target`; `None` when storage does not have it.
 async fn copy_blob(storage: &Storage, key: &str, target: &Path) -> anyhow::Result<Option<Part>> {
-    let Some((_, mut stream)) = storage.get(key).await? else {
+    let Some(stored) = storage.get(key).await? else {
         return Ok(None);
     };
+    let mut stream = stored.stream;
     if let Some(parent) = target.parent() {
         tokio::fs::create_dir_all(parent).await?;
     }

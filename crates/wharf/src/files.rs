@@ -4,13 +4,16 @@
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use std::time::SystemTime;
+
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::error::AppError;
 use crate::packaging;
 use crate::state::AppState;
+use crate::storage::{GetRange, Meta, Part};
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/files/{*path}", get(serve))
@@ -34,6 +37,7 @@ fn attachment(filename: &str) -> HeaderValue {
 
 pub async fn serve(
     State(state): State<AppState>,
+    method: Method,
     Path(path): Path<String>,
     headers: HeaderMap,
 ) -> Response {
@@ -53,34 +57,203 @@ pub async fn serve(
         Ok(false) => return AppError::not_found().render(&headers),
         Err(error) => return error.render(&headers),
     }
-    match state.storage.get(&path).await {
-        Ok(Some((size, stream))) => {
-            let mut response = (StatusCode::OK, Body::from_stream(stream)).into_response();
-            let h = response.headers_mut();
-            let content_type = if path.ends_with(".metadata") {
-                "text/plain; charset=utf-8"
-            } else {
-                "application/octet-stream"
-            };
-            for (name, value) in [
-                (header::CONTENT_TYPE, content_type),
-                (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
-                (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
-                // An uploaded file is never a page of this site, even if a browser is sent to
-                // it: saved, not shown, and sandboxed should it be shown anyway.
-                (
-                    header::CONTENT_SECURITY_POLICY,
-                    "default-src 'none'; sandbox",
-                ),
-            ] {
-                h.insert(name, HeaderValue::from_static(value));
+    let file = File {
+        filename: parts[3],
+        etag: entity_tag(&parts),
+    };
+    // Ranges are defined for GET only (RFC 9110 §14.2): HEAD describes the whole file, and
+    // asks storage for no bytes at all.
+    if method == Method::HEAD {
+        return match state.storage.head(&path).await {
+            Ok(Some(meta)) => file.answer(StatusCode::OK, Body::empty(), meta.size, &meta),
+            Ok(None) => AppError::not_found().render(&headers),
+            Err(error) => AppError::internal(format!("{error:#}")).render(&headers),
+        };
+    }
+    let Some(range) = headers
+        .get(header::RANGE)
+        .and_then(|v| parse_range(v.as_bytes()))
+    else {
+        return whole(&state, &path, file, &headers).await;
+    };
+    // If-Range: the range only while the client's partial copy is of this very file. An entity
+    // tag is compared (strongly: `W/"…"` never matches) before storage is asked anything.
+    let validator = headers.get(header::IF_RANGE);
+    if validator.is_some_and(|v| is_entity_tag(v) && v != file.etag) {
+        return whole(&state, &path, file, &headers).await;
+    }
+    let part = match state.storage.get_range(&path, range).await {
+        Ok(Some(part)) => part,
+        Ok(None) => return AppError::not_found().render(&headers),
+        Err(error) => return AppError::internal(format!("{error:#}")).render(&headers),
+    };
+    let meta = match &part {
+        Part::Bytes(blob) => blob.meta,
+        Part::Unsatisfiable(meta) => *meta,
+    };
+    // A date is known only once storage has answered; a mismatch (rare) costs a second read.
+    if validator.is_some_and(|v| !is_entity_tag(v) && !same_date(v, meta.last_modified)) {
+        drop(part);
+        return whole(&state, &path, file, &headers).await;
+    }
+    match part {
+        Part::Bytes(blob) => {
+            let length = blob.range.end - blob.range.start;
+            let content_range = format!(
+                "bytes {}-{}/{}",
+                blob.range.start,
+                blob.range.end - 1,
+                meta.size
+            );
+            let body = Body::from_stream(blob.stream);
+            let mut response = file.answer(StatusCode::PARTIAL_CONTENT, body, length, &meta);
+            if let Ok(value) = HeaderValue::try_from(content_range) {
+                response.headers_mut().insert(header::CONTENT_RANGE, value);
             }
-            h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
-            h.insert(header::CONTENT_DISPOSITION, attachment(parts[3]));
             response
         }
-        Ok(None) => AppError::not_found().render(&headers),
-        Err(error) => AppError::internal(format!("{error:#}")).render(&headers),
+        Part::Unsatisfiable(meta) => {
+            // No Cache-Control: the one-year `immutable` of the file is not this answer's.
+            let mut response = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+            let h = response.headers_mut();
+            if let Ok(value) = HeaderValue::try_from(format!("bytes */{}", meta.size)) {
+                h.insert(header::CONTENT_RANGE, value);
+            }
+            h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+            h.insert(header::ETAG, file.etag);
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            );
+            response
+        }
+    }
+}
+
+/// The whole file, 200.
+async fn whole(state: &AppState, path: &str, file: File<'_>, headers: &HeaderMap) -> Response {
+    match state.storage.get(path).await {
+        Ok(Some(blob)) => file.answer(
+            StatusCode::OK,
+            Body::from_stream(blob.stream),
+            blob.meta.size,
+            &blob.meta,
+        ),
+        Ok(None) => AppError::not_found().render(headers),
+        Err(error) => AppError::internal(format!("{error:#}")).render(headers),
+    }
+}
+
+/// What every answer with the file's bytes (or, for HEAD, their length) says about it.
+struct File<'a> {
+    filename: &'a str,
+    etag: HeaderValue,
+}
+
+impl File<'_> {
+    fn answer(self, status: StatusCode, body: Body, length: u64, meta: &Meta) -> Response {
+        let mut response = (status, body).into_response();
+        let h = response.headers_mut();
+        let content_type = if self.filename.ends_with(".metadata") {
+            "text/plain; charset=utf-8"
+        } else {
+            "application/octet-stream"
+        };
+        for (name, value) in [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+            // An uploaded file is never a page of this site, even if a browser is sent to
+            // it: saved, not shown, and sandboxed should it be shown anyway.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; sandbox",
+            ),
+            // So that an interrupted download (pip's resume) can ask for just the rest.
+            (header::ACCEPT_RANGES, "bytes"),
+        ] {
+            h.insert(name, HeaderValue::from_static(value));
+        }
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        h.insert(header::CONTENT_DISPOSITION, attachment(self.filename));
+        h.insert(header::ETAG, self.etag);
+        if let Ok(value) = HeaderValue::try_from(httpdate::fmt_http_date(meta.last_modified)) {
+            h.insert(header::LAST_MODIFIED, value);
+        }
+        response
+    }
+}
+
+/// The blob's content address (the BLAKE2b-256 digest its path is made of) is a strong
+/// validator for free: a file's bytes never change under its address. A `.metadata` file is
+/// other bytes under the same digest, so its tag says so.
+fn entity_tag(parts: &[&str]) -> HeaderValue {
+    let metadata = parts[3].ends_with(".metadata");
+    let mut tag = String::with_capacity(2 + 64 + ".metadata".len());
+    tag.push('"');
+    for part in &parts[..3] {
+        tag.push_str(part);
+    }
+    if metadata {
+        tag.push_str(".metadata");
+    }
+    tag.push('"');
+    // Hex digits and a dot are always a valid header value.
+    HeaderValue::try_from(tag).unwrap_or_else(|_| HeaderValue::from_static("\"\""))
+}
+
+/// An If-Range value is an entity tag (`"…"` or `W/"…"`) or else an HTTP date.
+fn is_entity_tag(value: &HeaderValue) -> bool {
+    let value = value.as_bytes();
+    value.starts_with(b"\"") || value.starts_with(b"W/")
+}
+
+/// Whether an If-Range date is the blob's Last-Modified (to the second, as it was sent); a
+/// date that does not parse matches nothing.
+fn same_date(value: &HeaderValue, last_modified: SystemTime) -> bool {
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+        .is_some_and(|date| {
+            httpdate::HttpDate::from(date) == httpdate::HttpDate::from(last_modified)
+        })
+}
+
+/// The one byte range of a `Range: bytes=…` header (RFC 9110 §14.1.2). `None` for anything
+/// else — malformed, another unit, several ranges — which is answered with the whole file, as
+/// RFC 9110 allows (and nginx does for several ranges).
+fn parse_range(value: &[u8]) -> Option<GetRange> {
+    let value = std::str::from_utf8(value).ok()?;
+    let (unit, set) = value.split_once('=')?;
+    if !unit.eq_ignore_ascii_case("bytes") {
+        return None;
+    }
+    let spec = set.trim_matches([' ', '\t']);
+    if spec.contains(',') {
+        return None;
+    }
+    let (first, last) = spec.split_once('-')?;
+    let number = |digits: &str| -> Option<u64> {
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok()
+    };
+    match (first.is_empty(), last.is_empty()) {
+        (true, true) => None,
+        (true, false) => Some(GetRange::Suffix(number(last)?)),
+        (false, true) => Some(GetRange::Offset(number(first)?)),
+        (false, false) => {
+            let (first, last) = (number(first)?, number(last)?);
+            if last < first {
+                return None;
+            }
+            Some(match last.checked_add(1) {
+                Some(end) => GetRange::Bounded(first..end),
+                None => GetRange::Offset(first),
+            })
+        }
     }
 }
 
@@ -111,5 +284,39 @@ async fn is_live(state: &AppState, parts: &[&str]) -> Result<bool, AppError> {
             Ok(true)
         }
         None => Ok(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_byte_range_or_none() {
+        let parsed = |v: &str| parse_range(v.as_bytes()).map(|r| r.to_string());
+        assert_eq!(parsed("bytes=0-99").as_deref(), Some("bytes=0-99"));
+        assert_eq!(parsed("bytes=100-").as_deref(), Some("bytes=100-"));
+        assert_eq!(parsed("bytes=-500").as_deref(), Some("bytes=-500"));
+        assert_eq!(parsed("Bytes= 7-7 ").as_deref(), Some("bytes=7-7"));
+        // A last byte past u64 is the rest of the file.
+        assert_eq!(
+            parsed(&format!("bytes=5-{}", u64::MAX)).as_deref(),
+            Some("bytes=5-")
+        );
+        for ignored in [
+            "bytes=0-1,5-6",
+            "bytes=0-1,",
+            "bytes=5-3",
+            "bytes=-",
+            "bytes=",
+            "bytes=a-b",
+            "bytes=+1-2",
+            "bytes=1-2-3",
+            "items=0-1",
+            "bytes 0-1",
+            "bytes=99999999999999999999999-",
+        ] {
+            assert_eq!(parsed(ignored), None, "{ignored}");
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! service for scale-out. Objects are written whole or not at all (the local store renames a
 //! finished temporary file; S3 commits a multipart upload only when complete).
 
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -10,12 +11,56 @@ use futures_util::stream::BoxStream;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{
+    GetOptions, GetResult, ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart,
+};
 use tokio::io::AsyncReadExt;
+
+pub use object_store::GetRange;
 
 #[derive(Clone, Debug)]
 pub struct Storage {
     store: Arc<dyn ObjectStore>,
+}
+
+/// What an object is: its whole size and when it was written.
+#[derive(Clone, Copy, Debug)]
+pub struct Meta {
+    pub size: u64,
+    pub last_modified: std::time::SystemTime,
+}
+
+impl From<&ObjectMeta> for Meta {
+    fn from(meta: &ObjectMeta) -> Meta {
+        Meta {
+            size: meta.size,
+            last_modified: meta.last_modified.into(),
+        }
+    }
+}
+
+/// An object's bytes, all of them or the `range` asked for.
+pub struct Blob {
+    pub meta: Meta,
+    pub range: Range<u64>,
+    pub stream: BoxStream<'static, object_store::Result<Bytes>>,
+}
+
+impl From<GetResult> for Blob {
+    fn from(result: GetResult) -> Blob {
+        Blob {
+            meta: Meta::from(&result.meta),
+            range: result.range.clone(),
+            stream: result.into_stream(),
+        }
+    }
+}
+
+/// The answer to a ranged read of an object that exists.
+pub enum Part {
+    Bytes(Blob),
+    /// No byte of the object is in the range.
+    Unsatisfiable(Meta),
 }
 
 /// Files up to this size are sent in one request; larger ones in parts of this size.
@@ -84,16 +129,60 @@ impl Storage {
         Ok(())
     }
 
-    /// The object's size and a stream of its bytes, or `None` when there is no such object.
-    pub async fn get(
-        &self,
-        key: &str,
-    ) -> anyhow::Result<Option<(u64, BoxStream<'static, object_store::Result<Bytes>>)>> {
+    /// The whole object, or `None` when there is no such object.
+    pub async fn get(&self, key: &str) -> anyhow::Result<Option<Blob>> {
         let Ok(location) = ObjectPath::parse(key) else {
             return Ok(None);
         };
         match self.store.get(&location).await {
-            Ok(result) => Ok(Some((result.meta.size, result.into_stream()))),
+            Ok(result) => Ok(Some(Blob::from(result))),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Only the bytes of `range`, read from storage as a range (a local read from the offset,
+    /// an S3 `GET` with `Range`), or what the object is when no byte of it is in `range`.
+    pub async fn get_range(&self, key: &str, range: GetRange) -> anyhow::Result<Option<Part>> {
+        let Ok(location) = ObjectPath::parse(key) else {
+            return Ok(None);
+        };
+        // S3 refuses `bytes=-0` outright, and it selects nothing anyway.
+        let failure = if matches!(range, GetRange::Suffix(0)) {
+            None
+        } else {
+            let options = GetOptions {
+                range: Some(range.clone()),
+                ..GetOptions::default()
+            };
+            match self.store.get_opts(&location, options).await {
+                Ok(result) if !result.range.is_empty() => {
+                    return Ok(Some(Part::Bytes(Blob::from(result))));
+                }
+                Ok(_) => None,
+                Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                Err(e) => Some(e),
+            }
+        };
+        // Each backend words an unsatisfiable range its own way (a local error, an S3 416):
+        // the object's size says whether that is what the failure was.
+        let Some(meta) = self.head(key).await? else {
+            return Ok(None);
+        };
+        let selects_nothing = !range.as_range(meta.size).is_ok_and(|r| !r.is_empty());
+        match failure {
+            Some(e) if !selects_nothing => Err(e.into()),
+            _ => Ok(Some(Part::Unsatisfiable(meta))),
+        }
+    }
+
+    /// The object's size and age without its bytes (an S3 `HEAD`), or `None` when there is none.
+    pub async fn head(&self, key: &str) -> anyhow::Result<Option<Meta>> {
+        let Ok(location) = ObjectPath::parse(key) else {
+            return Ok(None);
+        };
+        match self.store.head(&location).await {
+            Ok(meta) => Ok(Some(Meta::from(&meta))),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }

@@ -179,6 +179,15 @@ impl TestApp {
             .await
     }
 
+    pub async fn head_with(&self, uri: &str, headers: &[(&str, &str)]) -> TestResponse {
+        let mut builder = Request::head(uri);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        self.request(builder.body(Body::empty()).expect("request"))
+            .await
+    }
+
     /// POSTs an upload form with `Authorization: Basic __token__:<token>` when a token is given.
     pub async fn upload(&self, token: Option<&str>, form: &UploadForm) -> TestResponse {
         let mut builder = Request::post("/legacy/")
