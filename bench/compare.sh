@@ -35,7 +35,7 @@ start() { # INDEX [WRAPPER...] -> starts binary INDEX on its port; sets $pid
   taskset -c "$server_cpu" "$@" "${bins[$i]}" --data-dir "$work/data-$i" serve \
     --bind "127.0.0.1:$port" --base-url "http://127.0.0.1:$port" 2>>"$work/server-$i.log" &
   pid=$!
-  for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$port/_health" >/dev/null && return; sleep 0.1; done
+  for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$port/simple/" >/dev/null && return; sleep 0.1; done
   echo "binary $i did not start:" >&2; tail -5 "$work/server-$i.log" >&2; exit 1
 }
 stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; }

@@ -232,21 +232,31 @@ async fn database_parts(
         }
         Backend::Postgres => {
             let target = staging.join(POSTGRES_PART);
-            pg_dump(&settings.database_url(), &target).await?;
+            // One snapshot for the dump, the counts and the blob list: this transaction
+            // exports it and stays open while pg_dump reads from it, so the manifest says
+            // exactly what the dump holds, uploads going on or not.
+            let mut tx = db.pool().begin().await?;
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(&mut *tx)
+                .await?;
+            let (snapshot,): (String,) = sqlx::query_as("SELECT pg_export_snapshot()")
+                .fetch_one(&mut *tx)
+                .await?;
+            let counts = counts(&mut tx).await?;
+            let schema = schema_version(&mut tx).await?;
+            let blobs = blobs(&mut tx).await?;
+            pg_dump(&settings.database_url(), &target, &snapshot).await?;
+            tx.commit().await?;
             parts.insert(POSTGRES_PART.to_owned(), part_of(&target)?);
-            // Listed after the dump: every file in it is listed (blobs outlive their rows).
-            let mut conn = db.pool().acquire().await?;
-            let counts = counts(&mut conn).await?;
-            let schema = schema_version(&mut conn).await?;
-            let blobs = blobs(&mut conn).await?;
             Ok(("postgres", counts, schema, blobs))
         }
     }
 }
 
-async fn pg_dump(url: &str, target: &Path) -> anyhow::Result<()> {
+async fn pg_dump(url: &str, target: &Path, snapshot: &str) -> anyhow::Result<()> {
     let output = tokio::process::Command::new("pg_dump")
         .arg("--format=custom")
+        .arg(format!("--snapshot={snapshot}"))
         .arg("--no-owner")
         .arg("--file")
         .arg(target)

@@ -253,24 +253,19 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// What answers while the database migrates, before the state exists: alive, not ready.
+/// What answers while the database migrates, before the state exists: 503 on every path,
+/// `/_health` and `/_ready` included, so nothing that waits for a 200 starts too early.
 pub fn starting() -> Router {
-    let no_store = [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))];
-    Router::new()
-        .route(
-            "/_health",
-            get(move || async move { (StatusCode::OK, no_store, "starting") }),
+    Router::new().fallback(|| async {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+                (header::RETRY_AFTER, HeaderValue::from_static("5")),
+            ],
+            "wharf is starting (migrating the database): try again in a few seconds",
         )
-        .fallback(move || async move {
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                [
-                    (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-                    (header::RETRY_AFTER, HeaderValue::from_static("5")),
-                ],
-                "wharf is starting (migrating the database): try again in a few seconds",
-            )
-        })
+    })
 }
 
 async fn health(State(state): State<AppState>) -> impl IntoResponse {

@@ -418,7 +418,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let socket = std::net::TcpListener::bind(&bind)
         .and_then(|socket| socket.set_nonblocking(true).map(|()| socket))
         .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
-    // Two listeners on the one socket: the starting router answers (alive, not ready) while
+    // Two listeners on the one socket: the starting router answers 503 on every path while
     // the database migrates, then the index takes over the same socket.
     let starting_socket = tokio::net::TcpListener::from_std(socket.try_clone()?)?;
     let listener = tokio::net::TcpListener::from_std(socket)?;
