@@ -44,7 +44,7 @@ pub fn credential(headers: &HeaderMap) -> Credential {
         return match decoded.split_once(':') {
             Some(("__token__", token)) => Credential::Token(token.trim().to_owned()),
             Some((username, _)) if !username.is_empty() => Credential::Password {
-                username: username.to_owned(),
+                username: recordable_username(username),
             },
             _ => Credential::Missing,
         };
@@ -53,6 +53,19 @@ pub fn credential(headers: &HeaderMap) -> Credential {
         return Credential::Token(rest.to_owned());
     }
     Credential::Missing
+}
+
+/// The username of a refused Basic credential as it may be recorded: a token put in the
+/// username (`https://pypi-…@host/simple/`, a common slip) is a secret and never stored.
+fn recordable_username(username: &str) -> String {
+    if username
+        .strip_prefix(wharf_macaroon::TOKEN_PREFIX)
+        .is_some_and(|rest| rest.starts_with('-'))
+    {
+        "(an API token sent as the username: not recorded)".to_owned()
+    } else {
+        username.chars().take(100).collect()
+    }
 }
 
 pub fn invalid_auth_message(state: &AppState) -> String {

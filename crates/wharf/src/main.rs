@@ -27,6 +27,7 @@ fn main() -> std::process::ExitCode {
     let (writer, _flush_on_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .finish(std::io::stderr());
+    wharf::observe::init_access_log(writer.clone(), settings.log_format);
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);

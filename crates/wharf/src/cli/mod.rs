@@ -434,7 +434,15 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     );
     let state = AppState::open(settings).await;
     let _ = opened.send(());
-    let _ = starting.await;
+    // The starting router only answers 503: a client holding a connection to it open (a
+    // half-sent request) must not keep the index from taking over.
+    let abort = starting.abort_handle();
+    if tokio::time::timeout(std::time::Duration::from_secs(2), starting)
+        .await
+        .is_err()
+    {
+        abort.abort();
+    }
     let state = state?;
     crate::tasks::spawn_all(&state);
     if state.settings.metrics_token.is_none() {
@@ -484,7 +492,13 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             );
         }
     }
-    state.db.close().await;
+    // A request cut off may still hold a connection: closing the pool waits only so long.
+    if tokio::time::timeout(std::time::Duration::from_secs(5), state.db.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the database connections did not close within 5 s");
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -202,17 +202,15 @@ async fn with_source_names(db: &Db, mut listed: Vec<Listed>) -> Result<Vec<Liste
         };
         let key = (event.source_type.clone(), id);
         if !names.contains_key(&key) {
-            let sql = match key.0.as_str() {
-                "user" => "SELECT username FROM users WHERE id = $1",
-                "project" => "SELECT name FROM projects WHERE id = $1",
-                "file" => "SELECT filename FROM files WHERE id = $1",
+            let name = match key.0.as_str() {
+                "user" => crate::accounts::find_by_id(db, &key.1)
+                    .await?
+                    .map(|user| user.username),
+                "project" => crate::packaging::project_name_of(db, &key.1).await?,
+                "file" => crate::packaging::filename_of(db, &key.1).await?,
                 _ => continue,
             };
-            let name: Option<(String,)> = sqlx::query_as(sql)
-                .bind(&key.1)
-                .fetch_optional(db.pool())
-                .await?;
-            names.insert(key.clone(), name.map(|(n,)| n));
+            names.insert(key.clone(), name);
         }
         event.source_name = names[&key].clone();
     }

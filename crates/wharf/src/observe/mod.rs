@@ -5,6 +5,7 @@
 //! links carry their tokens there), and neither `Authorization` nor cookies are read.
 
 use std::fmt::Write as _;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -14,6 +15,7 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use crate::config::LogFormat;
 use crate::state::AppState;
 
 pub mod counters;
@@ -65,6 +67,102 @@ pub fn loggable_path(uri: &axum::http::Uri) -> String {
     path
 }
 
+/// Where access-log lines go, and in which format: set once by `main` (the same writer
+/// thread as every other log line). Unset (the tests), lines go through `tracing`.
+static ACCESS_LOG: OnceLock<(tracing_appender::non_blocking::NonBlocking, LogFormat)> =
+    OnceLock::new();
+
+pub fn init_access_log(writer: tracing_appender::non_blocking::NonBlocking, format: LogFormat) {
+    let _ = ACCESS_LOG.set((writer, format));
+}
+
+/// One access-log line. Formatted here rather than by `tracing`'s formatter, which cost a
+/// request more than its own handling (about 24,000 instructions on a cached page, measured
+/// with callgrind): the same fields and layout, in one buffer, then one channel send.
+struct AccessLine<'a> {
+    request_id: &'a str,
+    method: &'a str,
+    path: &'a str,
+    route: &'a str,
+    status: u16,
+    bytes: Option<u64>,
+    duration_ms: f64,
+    client_ip: Option<std::net::IpAddr>,
+    user_agent: &'a str,
+}
+
+impl AccessLine<'_> {
+    fn write(&self) {
+        let Some((writer, format)) = ACCESS_LOG.get() else {
+            tracing::info!(
+                target: "wharf::access",
+                request_id = self.request_id,
+                method = self.method,
+                path = self.path,
+                route = self.route,
+                status = self.status,
+                bytes = self.bytes,
+                duration_ms = format_args!("{:.3}", self.duration_ms),
+                client_ip = format_args!("{}", self.client_ip.map_or_else(|| "-".to_owned(), |ip| ip.to_string())),
+                user_agent = self.user_agent,
+            );
+            return;
+        };
+        let mut line = String::with_capacity(384);
+        let now = time::OffsetDateTime::now_utc();
+        let stamp = now
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let ip = self
+            .client_ip
+            .map_or_else(|| "-".to_owned(), |ip| ip.to_string());
+        match format {
+            LogFormat::Text => {
+                // `tracing`'s text layout: strings quoted and escaped as Rust's Debug does,
+                // so a path or user agent cannot forge a field or a line.
+                let _ = write!(
+                    line,
+                    "{stamp}  INFO wharf::access: request_id={:?} method={:?} path={:?} route={:?} status={}",
+                    self.request_id, self.method, self.path, self.route, self.status
+                );
+                if let Some(bytes) = self.bytes {
+                    let _ = write!(line, " bytes={bytes}");
+                }
+                let _ = writeln!(
+                    line,
+                    " duration_ms={:.3} client_ip={ip:?} user_agent={:?}",
+                    self.duration_ms, self.user_agent
+                );
+            }
+            LogFormat::Json => {
+                let text = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned());
+                let _ = write!(
+                    line,
+                    "{{\"timestamp\":{},\"level\":\"INFO\",\"target\":\"wharf::access\",\"request_id\":{},\"method\":{},\"path\":{},\"route\":{},\"status\":{}",
+                    text(&stamp),
+                    text(self.request_id),
+                    text(self.method),
+                    text(self.path),
+                    text(self.route),
+                    self.status
+                );
+                if let Some(bytes) = self.bytes {
+                    let _ = write!(line, ",\"bytes\":{bytes}");
+                }
+                let _ = writeln!(
+                    line,
+                    ",\"duration_ms\":{:.3},\"client_ip\":{},\"user_agent\":{}}}",
+                    self.duration_ms,
+                    text(&ip),
+                    text(self.user_agent)
+                );
+            }
+        }
+        let mut writer = writer.clone();
+        let _ = std::io::Write::write_all(&mut writer, line.as_bytes());
+    }
+}
+
 /// The middleware: the request id in and out, then the access-log line.
 pub async fn access_log(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -87,6 +185,8 @@ pub async fn access_log(State(state): State<AppState>, request: Request, next: N
         .extensions()
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_owned());
+    let file_kind = (route.as_deref() == Some("/files/{*path}"))
+        .then(|| counters::FileKind::of(request.uri().path()));
     let client_ip =
         crate::request::client_ip(peer, request.headers(), &state.settings.trusted_proxies);
     let bytes_in = request
@@ -121,25 +221,31 @@ pub async fn access_log(State(state): State<AppState>, request: Request, next: N
         method: &method,
         status: response.status(),
         seconds,
-        bytes_out: bytes,
+        // A HEAD answer's length describes a body that is not sent.
+        bytes_out: bytes.filter(|_| method != axum::http::Method::HEAD),
         bytes_in,
     });
-    if route.as_deref() == Some("/files/{*path}") && response.status().is_success() {
-        state.requests.file_served(counters::FileKind::of(&path));
+    // Whole files sent (not HEAD, not a range) by what they are.
+    if let Some(kind) = file_kind
+        && response.status() == axum::http::StatusCode::OK
+        && method != axum::http::Method::HEAD
+    {
+        state.requests.file_served(kind);
     }
-    let client_ip = client_ip.map(|ip| ip.to_string());
-    tracing::info!(
-        target: "wharf::access",
-        request_id = request_id.as_str(),
-        method = method.as_str(),
-        path = path.as_str(),
-        route = route.as_deref().unwrap_or("-"),
-        status = response.status().as_u16(),
-        bytes = bytes,
-        duration_ms = format_args!("{:.3}", seconds * 1000.0),
-        client_ip = client_ip.as_deref().unwrap_or("-"),
-        user_agent = user_agent.as_str(),
-    );
+    if tracing::enabled!(target: "wharf::access", tracing::Level::INFO) {
+        let line = AccessLine {
+            request_id: &request_id,
+            method: method.as_str(),
+            path: &path,
+            route: route.as_deref().unwrap_or("-"),
+            status: response.status().as_u16(),
+            bytes,
+            duration_ms: seconds * 1000.0,
+            client_ip,
+            user_agent: &user_agent,
+        };
+        line.write();
+    }
     response
 }
 

@@ -601,6 +601,24 @@ fn summary_from_row(
     }
 }
 
+/// The name of the project with this id, and the filename of the file with this id (the
+/// admin events page names an event's source while it exists).
+pub async fn project_name_of(db: &Db, project_id: &str) -> Result<Option<String>, sqlx::Error> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT name FROM projects WHERE id = $1")
+        .bind(project_id)
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(row.map(|(name,)| name))
+}
+
+pub async fn filename_of(db: &Db, file_id: &str) -> Result<Option<String>, sqlx::Error> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT filename FROM files WHERE id = $1")
+        .bind(file_id)
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(row.map(|(name,)| name))
+}
+
 /// `%` and `_` taken literally in a LIKE pattern.
 fn like_escape(text: &str) -> String {
     text.replace('\\', "\\\\")

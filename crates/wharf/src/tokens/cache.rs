@@ -71,6 +71,8 @@ pub struct TokenCache {
     reads: RwLock<HashMap<Box<str>, Arc<ReadPass>>>,
     /// The newest revocation this process has applied.
     seen: AtomicI64,
+    /// Bumped by every `forget`, under the `rows` lock.
+    forgotten: std::sync::atomic::AtomicU64,
 }
 
 impl TokenCache {
@@ -78,21 +80,41 @@ impl TokenCache {
         self.rows.read().ok()?.get(id).cloned()
     }
 
-    pub fn insert(&self, id: &str, row: Arc<TokenRow>) {
-        if let Ok(mut rows) = self.rows.write() {
-            if rows.len() >= CAPACITY {
-                rows.clear();
-                self.drop_reads(|_| true);
+    /// How many tokens this process has forgotten: read before a token's row is looked up,
+    /// so a row read before a revocation is never cached after it (see `insert`).
+    pub fn epoch(&self) -> u64 {
+        self.forgotten.load(Ordering::SeqCst)
+    }
+
+    /// Caches a token's row read from the database when the lookup began at `epoch`, unless a
+    /// token was forgotten since (the row may predate a deletion or a disabled account).
+    /// The `rows` lock is released before the read passes are touched: `remember_read` takes
+    /// the two locks in the other order.
+    pub fn insert(&self, id: &str, row: Arc<TokenRow>, epoch: u64) {
+        let (cleared, replaced) = match self.rows.write() {
+            Ok(mut rows) => {
+                if self.forgotten.load(Ordering::SeqCst) != epoch {
+                    return;
+                }
+                let cleared = rows.len() >= CAPACITY;
+                if cleared {
+                    rows.clear();
+                }
+                (cleared, rows.insert(id.to_owned(), row).is_some())
             }
-            if rows.insert(id.to_owned(), row).is_some() {
-                self.drop_reads(|pass| &*pass.token_id == id);
-            }
+            Err(_) => return,
+        };
+        if cleared {
+            self.drop_reads(|_| true);
+        } else if replaced {
+            self.drop_reads(|pass| &*pass.token_id == id);
         }
     }
 
     pub fn forget(&self, id: &str) {
         if let Ok(mut rows) = self.rows.write() {
             rows.remove(id);
+            self.forgotten.fetch_add(1, Ordering::SeqCst);
         }
         self.drop_reads(|pass| &*pass.token_id == id);
     }
@@ -166,4 +188,66 @@ pub async fn log_revocation(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row() -> Arc<TokenRow> {
+        Arc::new(TokenRow {
+            user: User {
+                id: "u".into(),
+                username: "alice".into(),
+                is_admin: false,
+                is_active: true,
+            },
+            description: "t".into(),
+            key: vec![0; 32],
+            stored_caveats: Vec::new(),
+            read_only: false,
+        })
+    }
+
+    #[test]
+    fn a_row_read_before_a_revocation_is_not_cached_after_it() {
+        let cache = TokenCache::default();
+        let epoch = cache.epoch();
+        cache.insert("a", row(), epoch);
+        assert!(cache.get("a").is_some());
+        // A lookup of "b" began, then some token was forgotten (a disabled account's, say):
+        // the row it read may be stale, so it is not kept.
+        let before = cache.epoch();
+        cache.forget("a");
+        cache.insert("b", row(), before);
+        assert!(cache.get("b").is_none());
+        cache.insert("b", row(), cache.epoch());
+        assert!(cache.get("b").is_some());
+    }
+
+    #[test]
+    fn replacing_a_row_drops_its_read_passes_without_deadlock() {
+        let cache = Arc::new(TokenCache::default());
+        let window = ReadWindow {
+            not_before: i64::MIN,
+            expires_at: i64::MAX,
+        };
+        let threads: Vec<_> = (0..4)
+            .map(|i| {
+                let cache = cache.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..2000 {
+                        let r = row();
+                        cache.insert("a", r.clone(), cache.epoch());
+                        if i % 2 == 0 {
+                            cache.remember_read("pypi-x", "a", r, window);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().expect("no panic, no deadlock");
+        }
+    }
 }

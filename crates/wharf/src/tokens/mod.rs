@@ -338,6 +338,7 @@ pub async fn lookup(
         return Ok(Err(Rejection::Unknown));
     }
     let id = id.to_owned();
+    let epoch = cache.epoch();
     if let Some(row) = cache.get(&id) {
         return Ok(Ok(PresentedToken { id, macaroon, row }));
     }
@@ -385,7 +386,7 @@ pub async fn lookup(
         stored_caveats: serde_json::from_str(&caveats).unwrap_or_default(),
         read_only: read_only != 0,
     });
-    cache.insert(&id, row.clone());
+    cache.insert(&id, row.clone(), epoch);
     Ok(Ok(PresentedToken { id, macaroon, row }))
 }
 

@@ -400,3 +400,41 @@ async fn reads_record_no_event_and_last_used_at_most_once_a_minute() {
         "reads record no event"
     );
 }
+
+#[tokio::test]
+async fn a_token_sent_as_the_username_is_refused_and_never_recorded() {
+    let app = private_app().await;
+    let slip = basic(&app.token, "");
+    let refused = app.get_with("/simple/", &[("authorization", &slip)]).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        refused.message().contains("username __token__"),
+        "{}",
+        refused.message()
+    );
+    let upload = app
+        .request(
+            axum::http::Request::post("/legacy/")
+                .header("authorization", &slip)
+                .body(axum::body::Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(upload.status, StatusCode::FORBIDDEN);
+    let (stored,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM events WHERE additional LIKE $1")
+        .bind(format!("%{}%", &app.token[5..40]))
+        .fetch_one(app.state.db.pool())
+        .await
+        .expect("count");
+    assert_eq!(stored, 0, "the token is in no event");
+    let (noted,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM events WHERE additional LIKE '%sent as the username: not recorded%'",
+    )
+    .fetch_one(app.state.db.pool())
+    .await
+    .expect("count");
+    assert_eq!(
+        noted, 2,
+        "the read and the upload refusals, with the username left out"
+    );
+}
