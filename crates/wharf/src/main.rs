@@ -26,7 +26,12 @@ fn main() -> std::process::ExitCode {
     // The guard flushes what is queued when `main` returns.
     let (writer, _flush_on_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
-        .finish(std::io::stderr());
+        // Buffered: under load the thread writes many lines per syscall, and it flushes
+        // whenever its queue is empty, so an idle server's log is always complete.
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     wharf::observe::init_access_log(writer.clone(), settings.log_format);
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)

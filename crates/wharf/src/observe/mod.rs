@@ -109,10 +109,8 @@ impl AccessLine<'_> {
             return;
         };
         let mut line = String::with_capacity(384);
-        let now = time::OffsetDateTime::now_utc();
-        let stamp = now
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
+        let mut stamp = String::with_capacity(32);
+        timestamp(&mut stamp);
         let ip = self
             .client_ip
             .map_or_else(|| "-".to_owned(), |ip| ip.to_string());
@@ -120,19 +118,24 @@ impl AccessLine<'_> {
             LogFormat::Text => {
                 // `tracing`'s text layout: strings quoted and escaped as Rust's Debug does,
                 // so a path or user agent cannot forge a field or a line.
-                let _ = write!(
-                    line,
-                    "{stamp}  INFO wharf::access: request_id={:?} method={:?} path={:?} route={:?} status={}",
-                    self.request_id, self.method, self.path, self.route, self.status
-                );
+                line.push_str(&stamp);
+                line.push_str("  INFO wharf::access: request_id=");
+                quoted(&mut line, self.request_id);
+                line.push_str(" method=");
+                quoted(&mut line, self.method);
+                line.push_str(" path=");
+                quoted(&mut line, self.path);
+                line.push_str(" route=");
+                quoted(&mut line, self.route);
+                let _ = write!(line, " status={}", self.status);
                 if let Some(bytes) = self.bytes {
                     let _ = write!(line, " bytes={bytes}");
                 }
-                let _ = writeln!(
-                    line,
-                    " duration_ms={:.3} client_ip={ip:?} user_agent={:?}",
-                    self.duration_ms, self.user_agent
-                );
+                let _ = write!(line, " duration_ms={:.3} client_ip=", self.duration_ms);
+                quoted(&mut line, &ip);
+                line.push_str(" user_agent=");
+                quoted(&mut line, self.user_agent);
+                line.push('\n');
             }
             LogFormat::Json => {
                 let text = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned());
@@ -161,6 +164,46 @@ impl AccessLine<'_> {
         let mut writer = writer.clone();
         let _ = std::io::Write::write_all(&mut writer, line.as_bytes());
     }
+}
+
+/// `s` in double quotes, escaped as Rust's Debug escapes it; plain text (the usual case) is
+/// copied as it is, without the per-character escaping.
+fn quoted(out: &mut String, s: &str) {
+    if s.bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        let _ = write!(out, "{s:?}");
+    }
+}
+
+/// Now as RFC 3339 in UTC with microseconds. The date and time of day are formatted once a
+/// second per thread; the rest is arithmetic.
+fn timestamp(out: &mut String) {
+    thread_local! {
+        static SECOND: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs();
+    SECOND.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        if cached.0 != secs {
+            let format =
+                time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+            let formatted = time::OffsetDateTime::from_unix_timestamp(secs as i64)
+                .ok()
+                .and_then(|t| t.format(&format).ok())
+                .unwrap_or_default();
+            *cached = (secs, formatted);
+        }
+        out.push_str(&cached.1);
+    });
+    let _ = write!(out, ".{:06}Z", now.subsec_micros());
 }
 
 /// The middleware: the request id in and out, then the access-log line.
@@ -292,6 +335,22 @@ pub async fn live_metrics(state: &AppState) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fields_are_quoted_and_escaped_and_times_are_rfc3339() {
+        let mut out = String::new();
+        quoted(&mut out, "pip/24.0 CPython");
+        quoted(&mut out, "a\"b\nc");
+        assert_eq!(out, "\"pip/24.0 CPython\"\"a\\\"b\\nc\"");
+        let mut stamp = String::new();
+        timestamp(&mut stamp);
+        assert!(
+            time::OffsetDateTime::parse(&stamp, &time::format_description::well_known::Rfc3339)
+                .is_ok(),
+            "{stamp}"
+        );
+        assert_eq!(stamp.len(), 27, "{stamp}");
+    }
 
     #[test]
     fn query_values_are_left_out() {
