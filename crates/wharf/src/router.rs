@@ -40,10 +40,7 @@ pub fn router(state: AppState) -> Router {
     // request each), so the layers every response gets are stacked into a single one.
     let https = state.settings.is_https();
     let every_response = tower::ServiceBuilder::new()
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::observe::access_log,
-        ))
+        .layer(crate::observe::AccessLogLayer::new(&state))
         .layer(CatchPanicLayer::custom(|_| {
             AppError::internal("a request handler panicked").into_response()
         }))

@@ -4,16 +4,18 @@
 //! The line never holds a secret: the query's values are left out (reset and invitation
 //! links carry their tokens there), and neither `Authorization` nor cookies are read.
 
+use std::convert::Infallible;
 use std::fmt::Write as _;
-use std::sync::OnceLock;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::body::HttpBody as _;
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
-use axum::response::Response;
 
 use crate::config::LogFormat;
 use crate::state::AppState;
@@ -36,7 +38,55 @@ static IDS: std::sync::LazyLock<RequestIds> = std::sync::LazyLock::new(|| Reques
 
 fn new_request_id() -> String {
     let n = IDS.next.fetch_add(1, Ordering::Relaxed);
-    format!("{:08x}{:012x}", IDS.prefix, n & 0xffff_ffff_ffff)
+    let mut id = String::with_capacity(20);
+    push_hex(&mut id, u64::from(IDS.prefix), 8);
+    push_hex(&mut id, n, 12);
+    id
+}
+
+/// The low `digits` hex digits of `value` (no `core::fmt` on the request path).
+fn push_hex(out: &mut String, value: u64, digits: u32) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for i in (0..digits).rev() {
+        out.push(char::from(HEX[((value >> (i * 4)) & 0xf) as usize]));
+    }
+}
+
+/// A number in decimal (itoa: no `core::fmt` on the request path).
+fn push_number(out: &mut String, value: u64) {
+    out.push_str(itoa::Buffer::new().format(value));
+}
+
+/// The client's address; IPv4 without `core::fmt`.
+fn push_ip(out: &mut String, ip: Option<std::net::IpAddr>) {
+    match ip {
+        None => out.push('-'),
+        Some(std::net::IpAddr::V4(v4)) => {
+            for (i, octet) in v4.octets().iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                push_number(out, u64::from(*octet));
+            }
+        }
+        Some(other) => {
+            let _ = write!(out, "{other}");
+        }
+    }
+}
+
+/// Milliseconds with three decimals, from microseconds.
+fn push_millis(out: &mut String, micros: u64) {
+    push_number(out, micros / 1000);
+    out.push('.');
+    let fraction = micros % 1000;
+    if fraction < 100 {
+        out.push('0');
+    }
+    if fraction < 10 {
+        out.push('0');
+    }
+    push_number(out, fraction);
 }
 
 /// An id a trusted proxy sent along, if it is a plain token (no spaces or quotes that could
@@ -86,7 +136,7 @@ struct AccessLine<'a> {
     route: &'a str,
     status: u16,
     bytes: Option<u64>,
-    duration_ms: f64,
+    duration_micros: u64,
     client_ip: Option<std::net::IpAddr>,
     user_agent: &'a str,
 }
@@ -102,7 +152,7 @@ impl AccessLine<'_> {
                 route = self.route,
                 status = self.status,
                 bytes = self.bytes,
-                duration_ms = format_args!("{:.3}", self.duration_ms),
+                duration_ms = format_args!("{:.3}", self.duration_micros as f64 / 1000.0),
                 client_ip = format_args!("{}", self.client_ip.map_or_else(|| "-".to_owned(), |ip| ip.to_string())),
                 user_agent = self.user_agent,
             );
@@ -111,9 +161,6 @@ impl AccessLine<'_> {
         let mut line = String::with_capacity(384);
         let mut stamp = String::with_capacity(32);
         timestamp(&mut stamp);
-        let ip = self
-            .client_ip
-            .map_or_else(|| "-".to_owned(), |ip| ip.to_string());
         match format {
             LogFormat::Text => {
                 // `tracing`'s text layout: strings quoted and escaped as Rust's Debug does,
@@ -127,13 +174,17 @@ impl AccessLine<'_> {
                 quoted(&mut line, self.path);
                 line.push_str(" route=");
                 quoted(&mut line, self.route);
-                let _ = write!(line, " status={}", self.status);
+                line.push_str(" status=");
+                push_number(&mut line, u64::from(self.status));
                 if let Some(bytes) = self.bytes {
-                    let _ = write!(line, " bytes={bytes}");
+                    line.push_str(" bytes=");
+                    push_number(&mut line, bytes);
                 }
-                let _ = write!(line, " duration_ms={:.3} client_ip=", self.duration_ms);
-                quoted(&mut line, &ip);
-                line.push_str(" user_agent=");
+                line.push_str(" duration_ms=");
+                push_millis(&mut line, self.duration_micros);
+                line.push_str(" client_ip=\"");
+                push_ip(&mut line, self.client_ip);
+                line.push_str("\" user_agent=");
                 quoted(&mut line, self.user_agent);
                 line.push('\n');
             }
@@ -152,10 +203,13 @@ impl AccessLine<'_> {
                 if let Some(bytes) = self.bytes {
                     let _ = write!(line, ",\"bytes\":{bytes}");
                 }
+                let mut ip = String::with_capacity(40);
+                push_ip(&mut ip, self.client_ip);
+                line.push_str(",\"duration_ms\":");
+                push_millis(&mut line, self.duration_micros);
                 let _ = writeln!(
                     line,
-                    ",\"duration_ms\":{:.3},\"client_ip\":{},\"user_agent\":{}}}",
-                    self.duration_ms,
+                    ",\"client_ip\":{},\"user_agent\":{}}}",
                     text(&ip),
                     text(self.user_agent)
                 );
@@ -206,90 +260,186 @@ fn timestamp(out: &mut String) {
     let _ = write!(out, ".{:06}Z", now.subsec_micros());
 }
 
-/// The middleware: the request id in and out, then the access-log line.
-pub async fn access_log(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let _in_flight = state.lifecycle.request_started();
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<std::net::SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip());
-    let trusted_peer =
-        peer.is_some_and(|ip| state.settings.trusted_proxies.contains(ip.to_canonical()));
-    let request_id = request
-        .headers()
-        .get(&REQUEST_ID)
-        .filter(|_| trusted_peer)
-        .and_then(forwarded_request_id)
-        .unwrap_or_else(new_request_id);
-    let method = request.method().clone();
-    let path = loggable_path(request.uri());
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned());
-    let file_kind = (route.as_deref() == Some("/files/{*path}"))
-        .then(|| counters::FileKind::of(request.uri().path()));
-    let client_ip =
-        crate::request::client_ip(peer, request.headers(), &state.settings.trusted_proxies);
-    let bytes_in = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .or_else(|| request.body().size_hint().exact());
-    let user_agent: String = request
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .chars()
-        .take(256)
-        .collect();
+/// What the access log needs of the state: a tower layer in front of every route, so that a
+/// request costs one `Arc` clone and one boxed future (axum's `from_fn` also clones the
+/// state and the inner service per request).
+#[derive(Clone)]
+pub struct AccessLogLayer {
+    observer: Arc<Observer>,
+}
 
-    let mut response = next.run(request).await;
+struct Observer {
+    trusted_proxies: crate::config::TrustedProxies,
+    lifecycle: Arc<crate::state::Lifecycle>,
+    requests: Arc<counters::RequestCounters>,
+}
 
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert(REQUEST_ID, value);
+impl AccessLogLayer {
+    pub fn new(state: &AppState) -> AccessLogLayer {
+        AccessLogLayer {
+            observer: Arc::new(Observer {
+                trusted_proxies: state.settings.trusted_proxies.clone(),
+                lifecycle: state.lifecycle.clone(),
+                requests: state.requests.clone(),
+            }),
+        }
     }
-    let bytes = response
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .or_else(|| response.body().size_hint().exact());
-    let seconds = started.elapsed().as_secs_f64();
-    state.requests.record(&counters::Served {
-        route: route.as_deref(),
-        method: &method,
-        status: response.status(),
-        seconds,
-        // A HEAD answer's length describes a body that is not sent.
-        bytes_out: bytes.filter(|_| method != axum::http::Method::HEAD),
-        bytes_in,
-    });
-    // Whole files sent (not HEAD, not a range) by what they are.
-    if let Some(kind) = file_kind
-        && response.status() == axum::http::StatusCode::OK
-        && method != axum::http::Method::HEAD
-    {
-        state.requests.file_served(kind);
+}
+
+impl<S> tower::Layer<S> for AccessLogLayer {
+    type Service = AccessLog<S>;
+
+    fn layer(&self, inner: S) -> AccessLog<S> {
+        AccessLog {
+            inner,
+            observer: self.observer.clone(),
+        }
     }
-    if tracing::enabled!(target: "wharf::access", tracing::Level::INFO) {
-        let line = AccessLine {
-            request_id: &request_id,
-            method: method.as_str(),
-            path: &path,
-            route: route.as_deref().unwrap_or("-"),
-            status: response.status().as_u16(),
-            bytes,
-            duration_ms: seconds * 1000.0,
-            client_ip,
-            user_agent: &user_agent,
-        };
-        line.write();
+}
+
+#[derive(Clone)]
+pub struct AccessLog<S> {
+    inner: S,
+    observer: Arc<Observer>,
+}
+
+impl<S, B> tower::Service<Request> for AccessLog<S>
+where
+    S: tower::Service<Request, Response = axum::http::Response<B>, Error = Infallible>,
+    S::Future: Send + 'static,
+    B: axum::body::HttpBody + Send + 'static,
+{
+    type Response = axum::http::Response<B>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
     }
-    response
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let observer = self.observer.clone();
+        let in_flight = observer.lifecycle.request_started();
+        let begun = Begun::of(&observer, &request);
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let mut response = answer.await?;
+            begun.finish(&observer, &mut response);
+            drop(in_flight);
+            Ok(response)
+        })
+    }
+}
+
+/// What is kept of a request until its answer: the request itself goes to the handler.
+struct Begun {
+    started: Instant,
+    request_id: String,
+    method: axum::http::Method,
+    path: String,
+    route: Option<String>,
+    file_kind: Option<counters::FileKind>,
+    client_ip: Option<std::net::IpAddr>,
+    bytes_in: Option<u64>,
+    user_agent: String,
+}
+
+impl Begun {
+    fn of(observer: &Observer, request: &Request) -> Begun {
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<std::net::SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        let trusted_peer =
+            peer.is_some_and(|ip| observer.trusted_proxies.contains(ip.to_canonical()));
+        let request_id = request
+            .headers()
+            .get(&REQUEST_ID)
+            .filter(|_| trusted_peer)
+            .and_then(forwarded_request_id)
+            .unwrap_or_else(new_request_id);
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map(|m| m.as_str().to_owned());
+        let file_kind = (route.as_deref() == Some("/files/{*path}"))
+            .then(|| counters::FileKind::of(request.uri().path()));
+        Begun {
+            started: Instant::now(),
+            request_id,
+            method: request.method().clone(),
+            path: loggable_path(request.uri()),
+            route,
+            file_kind,
+            client_ip: crate::request::client_ip(
+                peer,
+                request.headers(),
+                &observer.trusted_proxies,
+            ),
+            bytes_in: request
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .or_else(|| request.body().size_hint().exact()),
+            user_agent: request
+                .headers()
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-")
+                .chars()
+                .take(256)
+                .collect(),
+        }
+    }
+
+    fn finish<B: axum::body::HttpBody>(
+        self,
+        observer: &Observer,
+        response: &mut axum::http::Response<B>,
+    ) {
+        if let Ok(value) = HeaderValue::from_str(&self.request_id) {
+            response.headers_mut().insert(REQUEST_ID, value);
+        }
+        let bytes = response
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .or_else(|| response.body().size_hint().exact());
+        let elapsed = self.started.elapsed();
+        let is_head = self.method == axum::http::Method::HEAD;
+        observer.requests.record(&counters::Served {
+            route: self.route.as_deref(),
+            method: &self.method,
+            status: response.status(),
+            seconds: elapsed.as_secs_f64(),
+            // A HEAD answer's length describes a body that is not sent.
+            bytes_out: bytes.filter(|_| !is_head),
+            bytes_in: self.bytes_in,
+        });
+        // Whole files sent (not HEAD, not a range) by what they are.
+        if let Some(kind) = self.file_kind
+            && response.status() == axum::http::StatusCode::OK
+            && !is_head
+        {
+            observer.requests.file_served(kind);
+        }
+        if tracing::enabled!(target: "wharf::access", tracing::Level::INFO) {
+            AccessLine {
+                request_id: &self.request_id,
+                method: self.method.as_str(),
+                path: &self.path,
+                route: self.route.as_deref().unwrap_or("-"),
+                status: response.status().as_u16(),
+                bytes,
+                duration_micros: elapsed.as_micros() as u64,
+                client_ip: self.client_ip,
+                user_agent: &self.user_agent,
+            }
+            .write();
+        }
+    }
 }
 
 /// The figures of this process for `/metrics`, read at each scrape: requests, latency,
