@@ -94,14 +94,20 @@ pub async fn authenticate_upload(
     let token = match credential(headers) {
         Credential::Token(token) => token,
         Credential::Password { username } => {
-            record_anonymous_failure(state, meta, "password_auth", Some(&username)).await;
+            record_anonymous_failure(
+                state,
+                meta,
+                (Refused::Upload, "password_auth"),
+                Some(&username),
+            )
+            .await;
             let base = state.settings.base_url();
             return Err(AppError::forbidden(format!(
                 "Username/Password authentication is no longer supported. Migrate to API Tokens or Trusted Publishers instead. See {base}/help/#apitoken and {base}/help/#trusted-publishers"
             )));
         }
         Credential::Missing => {
-            record_anonymous_failure(state, meta, "no_credentials", None).await;
+            record_anonymous_failure(state, meta, (Refused::Upload, "no_credentials"), None).await;
             return Err(AppError::forbidden(invalid_auth_message(state)));
         }
     };
@@ -124,7 +130,7 @@ pub async fn authenticate_upload(
             return Err(AppError::forbidden(invalid_auth_message(state)));
         }
         Err(_) => {
-            record_anonymous_failure(state, meta, "unknown_token", None).await;
+            record_anonymous_failure(state, meta, (Refused::Upload, "unknown_token"), None).await;
             return Err(AppError::forbidden(invalid_auth_message(state)));
         }
     };
@@ -225,20 +231,44 @@ const TOKEN_FAILURES: Coalesce = Coalesce {
     },
 };
 
-/// Anonymous upload refusals the same way, per IP address and reason: a script without
-/// credentials cannot fill the admins' log.
-const ANONYMOUS_FAILURES: Coalesce = Coalesce {
-    logged: Limit {
-        bucket: "upload.anonymous.logged",
-        max: 1,
-        window_secs: 600,
-    },
-    suppressed: Limit {
-        bucket: "upload.anonymous.suppressed",
-        max: i64::MAX,
-        window_secs: 86_400 * 30,
-    },
-};
+/// What was refused to a request with no account to file it under.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Refused {
+    /// An upload (`upload:auth:failure`).
+    Upload,
+    /// A read of a private index (`read:auth:failure`).
+    Read,
+}
+
+impl Refused {
+    /// Once per IP address, reason and 10 minutes, the others counted: a script without
+    /// credentials cannot fill the admins' log.
+    const fn coalesce(self) -> Coalesce {
+        let (logged, suppressed) = match self {
+            Refused::Upload => ("upload.anonymous.logged", "upload.anonymous.suppressed"),
+            Refused::Read => ("read.anonymous.logged", "read.anonymous.suppressed"),
+        };
+        Coalesce {
+            logged: Limit {
+                bucket: logged,
+                max: 1,
+                window_secs: 600,
+            },
+            suppressed: Limit {
+                bucket: suppressed,
+                max: i64::MAX,
+                window_secs: 86_400 * 30,
+            },
+        }
+    }
+
+    fn tag(self) -> EventTag {
+        match self {
+            Refused::Upload => EventTag::UploadAuthFailure,
+            Refused::Read => EventTag::ReadAuthFailure,
+        }
+    }
+}
 
 pub(crate) async fn record_token_failure(
     state: &AppState,
@@ -275,16 +305,17 @@ pub(crate) async fn record_token_failure(
     }
 }
 
-async fn record_anonymous_failure(
+pub(crate) async fn record_anonymous_failure(
     state: &AppState,
     meta: &RequestMeta,
-    reason: &str,
+    (refused, reason): (Refused, &str),
     username: Option<&str>,
 ) {
     let now = state.clock.now_micros();
     let key = format!("{}:{reason}", crate::request::rate_key(meta));
     let recorded = async {
-        let Some(suppressed) = ANONYMOUS_FAILURES
+        let Some(suppressed) = refused
+            .coalesce()
             .admit(&state.db, &key, state.clock.now_secs())
             .await?
         else {
@@ -299,7 +330,7 @@ async fn record_anonymous_failure(
         events::record(
             &mut conn,
             Source::Anonymous,
-            EventTag::UploadAuthFailure,
+            refused.tag(),
             meta,
             now,
             additional,
@@ -307,7 +338,7 @@ async fn record_anonymous_failure(
         .await
     };
     if let Err(e) = recorded.await {
-        tracing::warn!(error = %e, "could not record a failed upload authentication");
+        tracing::warn!(error = %e, "could not record a refused request without an account");
     }
 }
 

@@ -19,10 +19,9 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use crate::accounts::session;
-use crate::auth::{self, Credential, TokenFailure};
+use crate::auth::{self, Credential, Refused, TokenFailure};
 use crate::error::AppError;
-use crate::events::{self, EventTag, RequestMeta, Source};
-use crate::ratelimit::{Coalesce, Limit};
+use crate::events::RequestMeta;
 use crate::state::AppState;
 use crate::tokens::{self, Rejection};
 
@@ -199,9 +198,13 @@ impl Refusal {
         match self {
             Refusal::Missing => {}
             Refusal::Password { username } => {
-                record_anonymous(state, meta, "password_auth", Some(username)).await;
+                let what = (Refused::Read, "password_auth");
+                auth::record_anonymous_failure(state, meta, what, Some(username)).await;
             }
-            Refusal::UnknownToken => record_anonymous(state, meta, "unknown_token", None).await,
+            Refusal::UnknownToken => {
+                let what = (Refused::Read, "unknown_token");
+                auth::record_anonymous_failure(state, meta, what, None).await;
+            }
             Refusal::Token {
                 user_id,
                 token_id,
@@ -219,56 +222,6 @@ impl Refusal {
                 auth::record_token_failure(state, meta, &failure).await;
             }
         }
-    }
-}
-
-/// Refused reads without an account to file them under: once per address, reason and 10
-/// minutes, the others counted (as for uploads).
-const ANONYMOUS_READ_FAILURES: Coalesce = Coalesce {
-    logged: Limit {
-        bucket: "read.anonymous.logged",
-        max: 1,
-        window_secs: 600,
-    },
-    suppressed: Limit {
-        bucket: "read.anonymous.suppressed",
-        max: i64::MAX,
-        window_secs: 86_400 * 30,
-    },
-};
-
-async fn record_anonymous(
-    state: &AppState,
-    meta: &RequestMeta,
-    reason: &str,
-    username: Option<&str>,
-) {
-    let key = format!("{}:{reason}", crate::request::rate_key(meta));
-    let recorded = async {
-        let Some(suppressed) = ANONYMOUS_READ_FAILURES
-            .admit(&state.db, &key, state.clock.now_secs())
-            .await?
-        else {
-            return Ok(());
-        };
-        let additional = serde_json::json!({
-            "reason": reason,
-            "username": username,
-            "similar_failures_not_logged": suppressed,
-        });
-        let mut conn = state.db.pool().acquire().await?;
-        events::record(
-            &mut conn,
-            Source::Anonymous,
-            EventTag::ReadAuthFailure,
-            meta,
-            state.clock.now_micros(),
-            additional,
-        )
-        .await
-    };
-    if let Err(e) = recorded.await {
-        tracing::warn!(error = %e, "could not record a refused read");
     }
 }
 

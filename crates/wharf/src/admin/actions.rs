@@ -24,7 +24,16 @@ pub struct AdminActor<'a> {
     pub now_micros: i64,
 }
 
-impl AdminActor<'_> {
+impl<'a> AdminActor<'a> {
+    /// The command line on the server (`wharf user …`, `wharf project …`).
+    pub fn command_line(meta: &'a RequestMeta, now_micros: i64) -> AdminActor<'a> {
+        AdminActor {
+            admin: None,
+            meta,
+            now_micros,
+        }
+    }
+
     pub fn name(&self) -> &str {
         self.admin.map_or(CLI_ACTOR, |u| u.username.as_str())
     }

@@ -71,11 +71,7 @@ fn line(user: &UserSummary) -> String {
 
 pub async fn run_user(state: &AppState, command: UserAdminCommand) -> anyhow::Result<Vec<String>> {
     let meta = super::cli_meta();
-    let actor = AdminActor {
-        admin: None,
-        meta: &meta,
-        now_micros: state.clock.now_micros(),
-    };
+    let actor = AdminActor::command_line(&meta, state.clock.now_micros());
     let deps = state.into();
     Ok(match command {
         UserAdminCommand::List { admins, disabled } => {
@@ -159,11 +155,7 @@ pub async fn run_user(state: &AppState, command: UserAdminCommand) -> anyhow::Re
 
 pub async fn run_project(state: &AppState, command: ProjectCommand) -> anyhow::Result<Vec<String>> {
     let meta = super::cli_meta();
-    let actor = AdminActor {
-        admin: None,
-        meta: &meta,
-        now_micros: state.clock.now_micros(),
-    };
+    let actor = AdminActor::command_line(&meta, state.clock.now_micros());
     let deps = state.into();
     Ok(match command {
         ProjectCommand::Delete { name } => {

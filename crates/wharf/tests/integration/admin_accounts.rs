@@ -689,11 +689,7 @@ async fn the_admin_events_page_names_users_and_projects() {
         .await;
     assert_eq!(upload.status, StatusCode::OK);
     let meta = RequestMeta::default();
-    let actor = AdminActor {
-        admin: None,
-        meta: &meta,
-        now_micros: app.state.clock.now_micros(),
-    };
+    let actor = AdminActor::command_line(&meta, app.state.clock.now_micros());
     let (_, _) = app.create_user("bob").await;
     actions::set_admin((&app.state).into(), &actor, "bob", true)
         .await
@@ -709,4 +705,31 @@ async fn the_admin_events_page_names_users_and_projects() {
         !page.contains(&format!("user {}", app.user.id)),
         "sources are named, not ids: {page}"
     );
+}
+
+#[tokio::test]
+async fn the_projects_list_pages_by_fifty() {
+    let app = TestApp::new().await;
+    make_admin(&app, "alice").await;
+    for i in 0..51 {
+        let upload = app
+            .upload(
+                Some(&app.token),
+                &UploadForm::wheel(&format!("paged-{i:02}"), "1.0"),
+            )
+            .await;
+        assert_eq!(upload.status, StatusCode::OK);
+    }
+    let mut alice = Browser::signed_in(&app, "alice").await;
+    let first = alice.get("/admin/projects/").await.text();
+    assert!(first.contains("Page 1 of 2"), "{first}");
+    assert!(
+        first.contains("href=\"&#x2f;admin&#x2f;projects&#x2f;?q=&amp;page=2\" rel=\"next\"")
+            || first.contains("page=2\" rel=\"next\""),
+        "{first}"
+    );
+    assert!(first.contains("Manage paged-49") && !first.contains("Manage paged-50"));
+    let second = alice.get("/admin/projects/?q=&page=2").await.text();
+    assert!(second.contains("Manage paged-50") && !second.contains("Manage paged-00"));
+    assert!(second.contains("rel=\"prev\"") && !second.contains("rel=\"next\""));
 }
