@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use url::Url;
+use wharf_packaging::index_page::{self, PageFormat};
 
 /// One file the source offers.
 #[derive(Debug, Clone)]
@@ -110,44 +111,21 @@ async fn get(
     Ok((content_type, body.to_vec()))
 }
 
-#[derive(Deserialize)]
-struct SimpleRoot {
-    projects: Vec<SimpleName>,
-}
-
-#[derive(Deserialize)]
-struct SimpleName {
-    name: String,
-}
-
-#[derive(Deserialize)]
-struct SimpleProject {
-    files: Vec<SimpleFile>,
-}
-
-#[derive(Deserialize)]
-struct SimpleFile {
-    filename: String,
-    url: String,
-    #[serde(default)]
-    hashes: std::collections::HashMap<String, String>,
-    #[serde(rename = "upload-time")]
-    upload_time: Option<String>,
+/// The format of a Simple page: what its Content-Type names, or for a server that names
+/// neither PEP 691 type nor HTML, JSON when the type says so and HTML otherwise.
+fn page_format(content_type: &str) -> PageFormat {
+    index_page::format_of(content_type).unwrap_or(if content_type.contains("json") {
+        PageFormat::Json
+    } else {
+        PageFormat::Html
+    })
 }
 
 /// The project pages of a Simple index root (`…/simple/`).
 pub async fn simple_projects(client: &reqwest::Client, root: &Url) -> anyhow::Result<Vec<Url>> {
     let (content_type, body) = get(client, root, SIMPLE_ACCEPT).await?;
-    let names: Vec<String> = if content_type.contains("json") {
-        let parsed: SimpleRoot = serde_json::from_slice(&body)
-            .map_err(|e| anyhow::anyhow!("{} is not a PEP 691 index: {e}", redact(root)))?;
-        parsed.projects.into_iter().map(|p| p.name).collect()
-    } else {
-        anchors(&String::from_utf8_lossy(&body))
-            .into_iter()
-            .map(|(_, text)| text)
-            .collect()
-    };
+    let names = index_page::parse_root(page_format(&content_type), &body)
+        .map_err(|e| anyhow::anyhow!("{} is not a Simple index: {e}", redact(root)))?;
     names
         .iter()
         .map(|name| {
@@ -160,95 +138,24 @@ pub async fn simple_projects(client: &reqwest::Client, root: &Url) -> anyhow::Re
 /// The files of one Simple project page.
 pub async fn simple_files(client: &reqwest::Client, page: &Url) -> anyhow::Result<Vec<Candidate>> {
     let (content_type, body) = get(client, page, SIMPLE_ACCEPT).await?;
-    let mut found = Vec::new();
-    if content_type.contains("json") {
-        let parsed: SimpleProject = serde_json::from_slice(&body)
-            .map_err(|e| anyhow::anyhow!("{} is not a PEP 691 page: {e}", redact(page)))?;
-        for file in parsed.files {
-            let url = page.join(&file.url)?;
-            found.push(Candidate {
+    let parsed = index_page::parse_project(page_format(&content_type), &body)
+        .map_err(|e| anyhow::anyhow!("{} is not a Simple project page: {e}", redact(page)))?;
+    parsed
+        .files
+        .into_iter()
+        .map(|file| {
+            let url = page
+                .join(&file.url)
+                .map_err(|e| anyhow::anyhow!("bad URL for '{}': {e}", file.filename))?;
+            Ok(Candidate {
                 filename: file.filename,
                 origin: Origin::Remote(url),
-                sha256: file.hashes.get("sha256").map(|h| h.to_ascii_lowercase()),
-                upload_time: file.upload_time.as_deref().and_then(parse_rfc3339),
-            });
-        }
-    } else {
-        for (href, text) in anchors(&String::from_utf8_lossy(&body)) {
-            let mut url = page.join(&href)?;
-            let sha256 = url
-                .fragment()
-                .and_then(|f| f.strip_prefix("sha256="))
-                .map(str::to_ascii_lowercase);
-            url.set_fragment(None);
-            found.push(Candidate {
-                filename: text,
-                origin: Origin::Remote(url),
-                sha256,
-                // PEP 503 pages carry no upload time.
-                upload_time: None,
-            });
-        }
-    }
-    Ok(found)
-}
-
-fn parse_rfc3339(text: &str) -> Option<i64> {
-    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .ok()
-        .map(|t| (t.unix_timestamp_nanos() / 1000) as i64)
-}
-
-/// `(href, text)` of every `<a>` of a PEP 503 page, entities decoded.
-fn anchors(html: &str) -> Vec<(String, String)> {
-    let mut found = Vec::new();
-    let lower = html.to_ascii_lowercase();
-    let mut at = 0;
-    while let Some(start) = lower[at..].find("<a").map(|i| at + i) {
-        let Some(tag_end) = lower[start..].find('>').map(|i| start + i) else {
-            break;
-        };
-        let Some(close) = lower[tag_end..].find("</a>").map(|i| tag_end + i) else {
-            break;
-        };
-        let tag = &html[start..tag_end];
-        if let Some(href) = attribute(tag, "href") {
-            let text = unescape(html[tag_end + 1..close].trim());
-            found.push((unescape(&href), text));
-        }
-        at = close + 4;
-    }
-    found
-}
-
-fn attribute(tag: &str, name: &str) -> Option<String> {
-    let lower = tag.to_ascii_lowercase();
-    let mut from = 0;
-    while let Some(i) = lower[from..].find(name).map(|i| from + i) {
-        let before_ok = i > 0 && lower.as_bytes()[i - 1].is_ascii_whitespace();
-        let rest = lower[i + name.len()..].trim_start();
-        if before_ok && rest.starts_with('=') {
-            let offset = tag.len() - rest.len() + 1;
-            let value = tag[offset..].trim_start();
-            let quote = value.chars().next()?;
-            return if quote == '"' || quote == '\'' {
-                value[1..].split(quote).next().map(str::to_owned)
-            } else {
-                value.split([' ', '>']).next().map(str::to_owned)
-            };
-        }
-        from = i + name.len();
-    }
-    None
-}
-
-fn unescape(text: &str) -> String {
-    text.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&#x27;", "'")
-        .replace("&amp;", "&")
+                sha256: file.sha256,
+                // PEP 700's; PEP 503 pages carry none.
+                upload_time: file.upload_time_micros,
+            })
+        })
+        .collect()
 }
 
 /// devpi's answers are `{"type": …, "result": …}`.
@@ -366,19 +273,95 @@ fn devpi_time(when: &[i64]) -> Option<i64> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn reads_pep_503_anchors() {
-        let html = r#"<html><body><a href="../../files/a/demo-1.0.tar.gz#sha256=ABC" data-requires-python="&gt;=3.8">demo-1.0.tar.gz</a>
-<A HREF='x.whl'>x.whl</A></body></html>"#;
+    /// A Simple index in both formats (and one that names no type), as a server answers it;
+    /// the pages' own reading is tested in wharf_packaging::index_page.
+    #[tokio::test]
+    async fn reads_simple_indexes_in_both_formats() {
+        use axum::http::header::CONTENT_TYPE;
+        use axum::routing::get;
+        let sha256 = "ab".repeat(32);
+        let json_root = r#"{"meta": {"api-version": "1.0"}, "projects": [{"name": "Demo_Pkg"}]}"#;
+        let json_page = format!(
+            r#"{{"meta": {{"api-version": "1.1"}}, "files": [{{"filename": "demo_pkg-1.0.tar.gz", "url": "../../files/demo_pkg-1.0.tar.gz#x", "hashes": {{"sha256": "{}"}}, "upload-time": "2024-01-17T16:53:12.345678Z"}}]}}"#,
+            sha256.to_ascii_uppercase()
+        );
+        let html_root = "<html><body><a href=\"demo-pkg/\">Demo_Pkg</a>\
+             <script>'<a href=\"x/\">x</a>'</script></body></html>";
+        let html_page = format!(
+            "<a href=\"https://files.example/demo_pkg-1.0.tar.gz#sha256={sha256}\">demo_pkg-1.0.tar.gz</a>"
+        );
+        let v2 = r#"{"meta": {"api-version": "2.0"}, "projects": {}}"#;
+        let typed = |content_type: &'static str, body: String| {
+            get(move || async move { ([(CONTENT_TYPE, content_type)], body) })
+        };
+        let router = axum::Router::new()
+            .route(
+                "/json/simple/",
+                typed("application/vnd.pypi.simple.v1+json", json_root.into()),
+            )
+            .route(
+                "/json/simple/demo-pkg/",
+                typed("application/vnd.pypi.simple.v1+json", json_page),
+            )
+            .route("/html/simple/", typed("text/html", html_root.into()))
+            // No type of its own (application/octet-stream): read as HTML, as before.
+            .route(
+                "/html/simple/demo-pkg/",
+                get(move || async move { html_page.into_bytes() }),
+            )
+            .route("/v2/simple/", typed("application/json", v2.into()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let client = reqwest::Client::new();
+        let url = |path: &str| Url::parse(&format!("{base}{path}")).expect("url");
+        let described = |found: Vec<Candidate>| -> Vec<_> {
+            found
+                .into_iter()
+                .map(|c| (c.filename, c.origin.describe(), c.sha256, c.upload_time))
+                .collect()
+        };
+
+        let pages = simple_projects(&client, &url("/json/simple/"))
+            .await
+            .expect("json root");
+        assert_eq!(pages, [url("/json/simple/demo-pkg/")]);
+        let files = simple_files(&client, &pages[0]).await.expect("json page");
         assert_eq!(
-            anchors(html),
-            vec![
-                (
-                    "../../files/a/demo-1.0.tar.gz#sha256=ABC".to_owned(),
-                    "demo-1.0.tar.gz".to_owned()
-                ),
-                ("x.whl".to_owned(), "x.whl".to_owned()),
-            ]
+            described(files),
+            [(
+                "demo_pkg-1.0.tar.gz".to_owned(),
+                format!("{base}/json/files/demo_pkg-1.0.tar.gz"),
+                Some(sha256.clone()),
+                Some(1_705_510_392_345_678)
+            )]
+        );
+
+        let pages = simple_projects(&client, &url("/html/simple/"))
+            .await
+            .expect("html root");
+        assert_eq!(pages, [url("/html/simple/demo-pkg/")]);
+        let files = simple_files(&client, &pages[0]).await.expect("html page");
+        assert_eq!(
+            described(files),
+            [(
+                "demo_pkg-1.0.tar.gz".to_owned(),
+                "https://files.example/demo_pkg-1.0.tar.gz".to_owned(),
+                Some(sha256),
+                None
+            )]
+        );
+
+        let refused = simple_projects(&client, &url("/v2/simple/"))
+            .await
+            .expect_err("api-version 2.0");
+        assert_eq!(
+            refused.to_string(),
+            format!(
+                "{base}/v2/simple/ is not a Simple index: the page's api-version 2.0 is not supported (1.x is)"
+            )
         );
     }
 
