@@ -26,6 +26,8 @@ pub struct Page {
     pub content_type: HeaderValue,
     pub etag: HeaderValue,
     pub serial: i64,
+    /// Pages of proxied projects are kept only until their upstream page is due again.
+    pub expires: Option<std::time::Instant>,
 }
 
 impl Page {
@@ -38,6 +40,14 @@ impl Page {
             content_type: HeaderValue::from_static(content_type),
             etag,
             serial,
+            expires: None,
+        }
+    }
+
+    pub fn expiring(self, at: std::time::Instant) -> Page {
+        Page {
+            expires: Some(at),
+            ..self
         }
     }
 }
@@ -71,7 +81,11 @@ pub struct PageCache {
 
 impl PageCache {
     pub fn get(&self, key: &PageKey) -> Option<Arc<Page>> {
-        self.pages.read().ok()?.get(key).cloned()
+        let page = self.pages.read().ok()?.get(key).cloned()?;
+        match page.expires {
+            Some(at) if at <= std::time::Instant::now() => None,
+            _ => Some(page),
+        }
     }
 
     /// The cached page, or the one `render` makes, stored unless the cache was invalidated

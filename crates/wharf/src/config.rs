@@ -9,9 +9,11 @@ use serde::{Deserialize, Serialize};
 mod joining;
 mod operations;
 mod platform_tags;
+mod upstream;
 pub use joining::{EmailDomains, Registration, normalize_domain};
 pub use operations::{LogFormat, ShutdownGrace};
 pub use platform_tags::AllowedPlatformTags;
+pub use upstream::{PrivatePrefixes, Span, UpstreamHosts};
 
 /// A list setting given as a TOML list or as one comma-separated string (for `WHARF_*`).
 #[derive(Deserialize)]
@@ -196,6 +198,26 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// On SIGTERM, how long requests in flight may take to finish before the server exits.
     pub shutdown_grace: ShutdownGrace,
+    /// The Simple index whose projects this one also serves (e.g. `https://pypi.org/simple/`):
+    /// every name not hosted here is answered from it, cached. Unset: no proxy.
+    pub upstream_url: Option<String>,
+    /// Basic credentials for an upstream that needs them (sent to its own host only).
+    pub upstream_username: Option<String>,
+    pub upstream_password: Option<String>,
+    /// An API token for the upstream (sent as the password of `__token__`).
+    pub upstream_token: Option<String>,
+    /// Hosts besides the upstream's own that its files and redirects may be on.
+    pub upstream_hosts: UpstreamHosts,
+    /// How long an upstream page is used before it is asked again (conditionally).
+    pub upstream_ttl: Span,
+    /// Upstream files younger than this are hidden (`0s`: none are).
+    pub upstream_min_age: Span,
+    /// Connecting to the upstream, each read, and a whole page may take this long.
+    pub upstream_timeout: Span,
+    /// A whole upstream file may take this long.
+    pub upstream_file_timeout: Span,
+    /// Names with these prefixes are never looked up upstream.
+    pub private_prefixes: PrivatePrefixes,
 }
 
 impl Default for Settings {
@@ -223,6 +245,16 @@ impl Default for Settings {
             read_access: ReadAccess::default(),
             log_format: LogFormat::default(),
             shutdown_grace: ShutdownGrace::default(),
+            upstream_url: None,
+            upstream_username: None,
+            upstream_password: None,
+            upstream_token: None,
+            upstream_hosts: UpstreamHosts::default(),
+            upstream_ttl: Span(std::time::Duration::from_secs(600)),
+            upstream_min_age: Span(std::time::Duration::ZERO),
+            upstream_timeout: Span(std::time::Duration::from_secs(30)),
+            upstream_file_timeout: Span(std::time::Duration::from_secs(600)),
+            private_prefixes: PrivatePrefixes::default(),
         }
     }
 }
@@ -287,6 +319,7 @@ impl Settings {
         if settings.max_upload_size > UPLOAD_LIMIT_CAP {
             anyhow::bail!("max_upload_size may not exceed {UPLOAD_LIMIT_CAP} bytes");
         }
+        upstream::check(&settings)?;
         if let Some(base) = &settings.base_url {
             let parsed = url::Url::parse(base)
                 .map_err(|e| anyhow::anyhow!("invalid base URL {base}: {e}"))?;

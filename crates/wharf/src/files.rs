@@ -41,6 +41,10 @@ pub async fn serve(
     Path(path): Path<String>,
     headers: HeaderMap,
 ) -> Response {
+    // Files of proxied projects, kept under their upstream SHA-256.
+    if let Some(rest) = path.strip_prefix("upstream/") {
+        return crate::proxy::files::serve_file(&state, &method, rest, &headers).await;
+    }
     // Content addresses are `aa/bb/<60 hex>/<filename>`; refuse anything else outright.
     let parts: Vec<&str> = path.split('/').collect();
     let well_formed = parts.len() == 4
@@ -61,31 +65,42 @@ pub async fn serve(
         filename: parts[3],
         etag: entity_tag(&parts),
     };
+    stored(&state, &method, &path, file, &headers).await
+}
+
+/// A stored file's bytes (HEAD, a range, or all of them) under storage key `path`.
+pub async fn stored(
+    state: &AppState,
+    method: &Method,
+    path: &str,
+    file: File<'_>,
+    headers: &HeaderMap,
+) -> Response {
     // Ranges are defined for GET only (RFC 9110 §14.2): HEAD describes the whole file, and
     // asks storage for no bytes at all.
-    if method == Method::HEAD {
-        return match state.storage.head(&path).await {
+    if *method == Method::HEAD {
+        return match state.storage.head(path).await {
             Ok(Some(meta)) => file.answer(StatusCode::OK, Body::empty(), meta.size, &meta),
-            Ok(None) => AppError::not_found().render(&headers),
-            Err(error) => AppError::internal(format!("{error:#}")).render(&headers),
+            Ok(None) => AppError::not_found().render(headers),
+            Err(error) => AppError::internal(format!("{error:#}")).render(headers),
         };
     }
     let Some(range) = headers
         .get(header::RANGE)
         .and_then(|v| parse_range(v.as_bytes()))
     else {
-        return whole(&state, &path, file, &headers).await;
+        return whole(state, path, file, headers).await;
     };
     // If-Range: the range only while the client's partial copy is of this very file. An entity
     // tag is compared (strongly: `W/"…"` never matches) before storage is asked anything.
     let validator = headers.get(header::IF_RANGE);
     if validator.is_some_and(|v| is_entity_tag(v) && v != file.etag) {
-        return whole(&state, &path, file, &headers).await;
+        return whole(state, path, file, headers).await;
     }
-    let part = match state.storage.get_range(&path, range).await {
+    let part = match state.storage.get_range(path, range).await {
         Ok(Some(part)) => part,
-        Ok(None) => return AppError::not_found().render(&headers),
-        Err(error) => return AppError::internal(format!("{error:#}")).render(&headers),
+        Ok(None) => return AppError::not_found().render(headers),
+        Err(error) => return AppError::internal(format!("{error:#}")).render(headers),
     };
     let meta = match &part {
         Part::Bytes(blob) => blob.meta,
@@ -94,7 +109,7 @@ pub async fn serve(
     // A date is known only once storage has answered; a mismatch (rare) costs a second read.
     if validator.is_some_and(|v| !is_entity_tag(v) && !same_date(v, meta.last_modified)) {
         drop(part);
-        return whole(&state, &path, file, &headers).await;
+        return whole(state, path, file, headers).await;
     }
     match part {
         Part::Bytes(blob) => {
@@ -145,13 +160,13 @@ async fn whole(state: &AppState, path: &str, file: File<'_>, headers: &HeaderMap
 }
 
 /// What every answer with the file's bytes (or, for HEAD, their length) says about it.
-struct File<'a> {
-    filename: &'a str,
-    etag: HeaderValue,
+pub struct File<'a> {
+    pub filename: &'a str,
+    pub etag: HeaderValue,
 }
 
 impl File<'_> {
-    fn answer(self, status: StatusCode, body: Body, length: u64, meta: &Meta) -> Response {
+    pub fn answer(self, status: StatusCode, body: Body, length: u64, meta: &Meta) -> Response {
         // One map sized for every header (those below, `Content-Range`, the layers' and
         // hyper's): growing one from empty costs reallocations and rehashes per download.
         let mut headers = HeaderMap::with_capacity(16);

@@ -21,6 +21,7 @@ pub mod import;
 pub mod manage;
 pub mod observe;
 pub mod packaging;
+pub mod proxy;
 pub mod ratelimit;
 pub mod reader;
 pub mod request;

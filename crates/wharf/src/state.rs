@@ -32,6 +32,8 @@ pub struct AppState {
     pub lifecycle: Arc<Lifecycle>,
     /// This process's request figures for `/metrics`.
     pub requests: Arc<crate::observe::counters::RequestCounters>,
+    /// The upstream index this one proxies (`upstream_url`), if any.
+    pub proxy: Option<Arc<crate::proxy::Proxy>>,
 }
 
 /// The process's own state for its operator: draining after SIGTERM (`/_ready` answers 503)
@@ -101,6 +103,7 @@ impl AppState {
             }
         };
         let leak_keys = LeakKeys::load(settings.leak_report_keys.as_deref())?;
+        let proxy = crate::proxy::Proxy::new(&settings)?.map(Arc::new);
         Ok(AppState {
             db,
             storage,
@@ -115,6 +118,7 @@ impl AppState {
             metrics: Arc::default(),
             lifecycle: Arc::default(),
             requests: Arc::default(),
+            proxy,
         })
     }
 }

@@ -56,6 +56,29 @@ impl From<GetResult> for Blob {
     }
 }
 
+/// An object being written: see [`Storage::writer`].
+pub struct Writer {
+    parts: WriteMultipart,
+}
+
+impl Writer {
+    pub async fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        self.parts.wait_for_capacity(2).await?;
+        self.parts.write(bytes);
+        Ok(())
+    }
+
+    pub async fn finish(self) -> anyhow::Result<()> {
+        self.parts.finish().await?;
+        Ok(())
+    }
+
+    pub async fn abort(self) -> anyhow::Result<()> {
+        self.parts.abort().await?;
+        Ok(())
+    }
+}
+
 /// The answer to a ranged read of an object that exists.
 pub enum Part {
     Bytes(Blob),
@@ -121,6 +144,16 @@ impl Storage {
         }
         writer.finish().await?;
         Ok(())
+    }
+
+    /// An object written as its bytes arrive (e.g. from an upstream index): it exists only
+    /// once `finish` succeeds, and `abort` leaves nothing behind.
+    pub async fn writer(&self, key: &str) -> anyhow::Result<Writer> {
+        let location = ObjectPath::parse(key)?;
+        let upload = self.store.put_multipart(&location).await?;
+        Ok(Writer {
+            parts: WriteMultipart::new_with_chunk_size(upload, PART_SIZE),
+        })
     }
 
     pub async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> anyhow::Result<()> {

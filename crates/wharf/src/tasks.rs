@@ -45,9 +45,12 @@ pub fn spawn_cache_refresher(state: AppState) {
             match packaging::changed_since(&state.db, seen).await {
                 Ok(names) => {
                     for name in names {
-                        state
-                            .cache
-                            .invalidate_project(&wharf_packaging::name::normalize(&name));
+                        let normalized = wharf_packaging::name::normalize(&name);
+                        state.cache.invalidate_project(&normalized);
+                        // A name that has become hosted is no longer the upstream's.
+                        if let Some(proxy) = &state.proxy {
+                            proxy.forget(&normalized);
+                        }
                     }
                     state.cache.set_seen_serial(newest);
                 }

@@ -39,7 +39,7 @@ impl<'a> AdminActor<'a> {
     }
 
     /// The event's details: `extra` with who acted and through what.
-    fn details(&self, mut extra: Value) -> Value {
+    pub(crate) fn details(&self, mut extra: Value) -> Value {
         extra["actor"] = json!(self.name());
         extra["actor_id"] = json!(self.admin.map(|u| u.id.clone()));
         extra["via"] = json!(if self.admin.is_some() { "web" } else { "cli" });

@@ -47,6 +47,29 @@ pub enum ProjectCommand {
         #[arg(long = "to", value_name = "USER")]
         to: String,
     },
+    /// Claim a name for a project of this index: it is no longer looked up upstream, and an
+    /// upload may create it (a name served from the upstream may not be taken otherwise).
+    Claim { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProxyCommand {
+    /// Stop serving an upstream project (NAME) or one of its versions (NAME==VERSION), even
+    /// from the cache.
+    Block {
+        #[arg(value_name = "NAME[==VERSION]")]
+        target: String,
+        /// Why: shown to whoever asks for a blocked file, and kept in the audit log.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Lift a block.
+    Unblock {
+        #[arg(value_name = "NAME[==VERSION]")]
+        target: String,
+    },
+    /// The blocks, one per line: target, reason, who, when.
+    Blocks,
 }
 
 fn when(micros: Option<i64>) -> String {
@@ -172,5 +195,43 @@ pub async fn run_project(state: &AppState, command: ProjectCommand) -> anyhow::R
             }
             vec![line]
         }
+        ProjectCommand::Claim { name } => {
+            let name = crate::proxy::actions::claim(&state.db, &actor, &name).await?;
+            vec![format!(
+                "claimed {name}: it is no longer looked up upstream (serving processes stop within upstream_ttl)"
+            )]
+        }
+    })
+}
+
+pub async fn run_proxy(state: &AppState, command: ProxyCommand) -> anyhow::Result<Vec<String>> {
+    let meta = super::cli_meta();
+    let actor = AdminActor::command_line(&meta, state.clock.now_micros());
+    Ok(match command {
+        ProxyCommand::Block { target, reason } => {
+            let what = crate::proxy::actions::block(&state.db, &actor, &target, &reason).await?;
+            vec![format!("blocked {what}")]
+        }
+        ProxyCommand::Unblock { target } => {
+            let what = crate::proxy::actions::unblock(&state.db, &actor, &target).await?;
+            vec![format!("unblocked {what}")]
+        }
+        ProxyCommand::Blocks => crate::proxy::store::all_blocks(&state.db)
+            .await?
+            .into_iter()
+            .map(|b| {
+                let target = if b.version.is_empty() {
+                    b.normalized_name
+                } else {
+                    format!("{}=={}", b.normalized_name, b.version)
+                };
+                format!(
+                    "{target}\t{}\t{}\t{}",
+                    b.reason,
+                    b.created_by,
+                    crate::clock::iso8601_seconds(b.created)
+                )
+            })
+            .collect(),
     })
 }

@@ -45,6 +45,11 @@ pub enum Command {
         #[command(subcommand)]
         command: admin::ProjectCommand,
     },
+    /// The upstream index's projects (`upstream_url`): block or unblock them.
+    Proxy {
+        #[command(subcommand)]
+        command: admin::ProxyCommand,
+    },
     /// Manage API tokens.
     Token {
         #[command(subcommand)]
@@ -242,6 +247,15 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Project { command } => {
             let state = AppState::open(settings).await?;
             let result = admin::run_project(&state, command).await;
+            state.db.close().await;
+            for line in result? {
+                println!("{line}");
+            }
+            Ok(())
+        }
+        Command::Proxy { command } => {
+            let state = AppState::open(settings).await?;
+            let result = admin::run_proxy(&state, command).await;
             state.db.close().await;
             for line in result? {
                 println!("{line}");

@@ -92,6 +92,14 @@ pub enum EventTag {
     AdminProjectTransfer,
     /// wharf: an admin set or cleared the project's own upload size limit.
     AdminProjectUploadLimit,
+    /// wharf: an admin claimed a name served from the upstream for a hosted project.
+    AdminProjectClaim,
+    /// wharf: an admin blocked an upstream project or one of its versions.
+    AdminProxyBlock,
+    /// wharf: an admin lifted a block of an upstream project or version.
+    AdminProxyUnblock,
+    /// wharf: a file the upstream sent did not match its page (hash, size) and was refused.
+    ProxyFileRefused,
 }
 
 impl EventTag {
@@ -162,6 +170,10 @@ impl EventTag {
         EventTag::AdminProjectDelete,
         EventTag::AdminProjectTransfer,
         EventTag::AdminProjectUploadLimit,
+        EventTag::AdminProjectClaim,
+        EventTag::AdminProxyBlock,
+        EventTag::AdminProxyUnblock,
+        EventTag::ProxyFileRefused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -232,6 +244,10 @@ impl EventTag {
             EventTag::AdminProjectDelete => "admin:project:delete",
             EventTag::AdminProjectTransfer => "admin:project:transfer",
             EventTag::AdminProjectUploadLimit => "admin:project:upload_limit",
+            EventTag::AdminProjectClaim => "admin:project:claim",
+            EventTag::AdminProxyBlock => "admin:proxy:block",
+            EventTag::AdminProxyUnblock => "admin:proxy:unblock",
+            EventTag::ProxyFileRefused => "proxy:file:refused",
         }
     }
 }

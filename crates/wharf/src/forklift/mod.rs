@@ -502,6 +502,16 @@ async fn check_new_project(
             help(state, "project-name")
         )));
     }
+    if state.proxy.is_some() {
+        let mut conn = state.db.pool().acquire().await?;
+        if crate::proxy::store::is_proxied(&mut conn, normalized).await? {
+            return Err(AppError::forbidden(format!(
+                "The name '{display}' is served from the upstream index, so a project of this index may not take it \
+                 (that would let one name mean two projects). An administrator can claim it for this index first: \
+                 wharf project claim {normalized}"
+            )));
+        }
+    }
     if let Some(existing) = packaging::confusable_project(&state.db, display).await? {
         // The confusable project may be this very one, committed since it was looked up.
         if packaging::find_project(&state.db, normalized)

@@ -473,6 +473,9 @@ pub async fn live_metrics(state: &AppState) -> String {
         "# HELP wharf_requests_in_flight Requests being served.\n# TYPE wharf_requests_in_flight gauge\nwharf_requests_in_flight {}",
         state.lifecycle.in_flight()
     );
+    if let Some(proxy) = &state.proxy {
+        proxy.counters.render(&mut out);
+    }
     let _ = writeln!(
         out,
         "# HELP wharf_build_info The version and commit of this binary.\n# TYPE wharf_build_info gauge\nwharf_build_info{{version=\"{}\",commit=\"{}\"}} 1",

@@ -121,6 +121,10 @@ pub async fn gc(
         .collect();
     let queued: HashSet<&str> = report.queued.iter().map(String::as_str).collect();
     for (key, modified) in objects {
+        // The proxy's copies of upstream files have no file rows; they are kept.
+        if key.starts_with("upstream/") {
+            continue;
+        }
         let file = key.strip_suffix(".metadata").unwrap_or(&key);
         if live.contains(file) || queued.contains(key.as_str()) || modified > cutoff {
             continue;

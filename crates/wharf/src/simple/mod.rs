@@ -222,9 +222,17 @@ pub async fn project(
 }
 
 async fn render_project(state: &AppState, normalized: &str, format: Format) -> AppResult<Page> {
-    let project = packaging::find_project(&state.db, normalized)
-        .await?
-        .ok_or_else(AppError::not_found)?;
+    let Some(project) = packaging::find_project(&state.db, normalized).await? else {
+        // Not hosted: the upstream's, when there is one.
+        let Some(proxy) = &state.proxy else {
+            return Err(AppError::not_found());
+        };
+        let entry = proxy
+            .entry(&state.db, &state.clock, normalized)
+            .await
+            .map_err(|e| e.into_app_error(proxy.upstream.describe()))?;
+        return Ok(proxied_page(state, proxy, normalized, &entry, format));
+    };
     let contents = Contents::load(&state.db, &project.id).await?;
     let body = if format.is_json() {
         project_json(&project.normalized_name, project.last_serial, &contents)
@@ -234,42 +242,125 @@ async fn render_project(state: &AppState, normalized: &str, format: Format) -> A
     Ok(Page::new(body, format.content_type(), project.last_serial))
 }
 
-fn yanked_value(release: Option<&packaging::ReleaseDetail>) -> serde_json::Value {
-    match release {
-        Some(r) if r.yanked && !r.yanked_reason.is_empty() => json!(r.yanked_reason),
-        Some(r) => json!(r.yanked),
-        None => json!(false),
-    }
+/// One file as a Simple project page lists it, hosted or from the upstream.
+pub struct Listed<'a> {
+    pub filename: &'a str,
+    /// Relative to the project page.
+    pub url: String,
+    pub sha256: &'a str,
+    pub requires_python: Option<&'a str>,
+    /// `None`: not yanked; `Some("")`: yanked without a reason.
+    pub yanked: Option<&'a str>,
+    pub metadata_sha256: Option<&'a str>,
+    pub size: Option<u64>,
+    pub upload_time_micros: Option<i64>,
 }
 
-fn project_json(normalized: &str, serial: i64, contents: &Contents) -> Vec<u8> {
-    let files: Vec<_> = contents
+fn hosted_listing(contents: &Contents) -> Vec<Listed<'_>> {
+    contents
         .files
         .iter()
         .map(|file| {
             let release = contents.release_of(file);
-            let core_metadata = match &file.metadata_sha256 {
-                Some(sha256) => json!({"sha256": sha256}),
-                None => json!(false),
-            };
-            json!({
-                "core-metadata": core_metadata,
-                "data-dist-info-metadata": core_metadata,
-                "filename": file.filename,
-                "hashes": {"sha256": file.sha256_digest},
-                "provenance": null,
-                "requires-python": release.and_then(|r| r.requires_python.as_deref()),
-                "size": file.size,
-                "upload-time": iso8601_micros(file.upload_time),
-                "url": format!("../../{}", file_url_path(file)),
-                "yanked": yanked_value(release),
-            })
+            Listed {
+                filename: &file.filename,
+                url: format!("../../{}", file_url_path(file)),
+                sha256: &file.sha256_digest,
+                requires_python: release.and_then(|r| r.requires_python.as_deref()),
+                yanked: release
+                    .filter(|r| r.yanked)
+                    .map(|r| r.yanked_reason.as_str()),
+                metadata_sha256: file.metadata_sha256.as_deref(),
+                size: Some(file.size as u64),
+                upload_time_micros: Some(file.upload_time),
+            }
+        })
+        .collect()
+}
+
+/// The page of a proxied name: the upstream's files that may be offered, pointing at this
+/// index's `/files/upstream/…`, kept in the page cache until the upstream is due again.
+fn proxied_page(
+    state: &AppState,
+    proxy: &crate::proxy::Proxy,
+    normalized: &str,
+    entry: &crate::proxy::Entry,
+    format: Format,
+) -> Page {
+    let listed: Vec<Listed> = proxy
+        .offered(entry, &state.clock)
+        .into_iter()
+        .map(|file| {
+            let sha256 = file.sha256.as_deref().unwrap_or_default();
+            Listed {
+                filename: &file.filename,
+                url: format!(
+                    "../../files/upstream/{}/{sha256}/{}",
+                    encode_segment(normalized),
+                    encode_segment(&file.filename)
+                ),
+                sha256,
+                requires_python: file.requires_python.as_deref(),
+                yanked: file.yanked.as_deref(),
+                metadata_sha256: file.metadata_sha256.as_deref(),
+                size: file.size,
+                upload_time_micros: file.upload_time_micros,
+            }
         })
         .collect();
+    let body = if format.is_json() {
+        listing_json(normalized, 0, &listed, &entry.versions())
+    } else {
+        listing_html(normalized, 0, &listed)
+    };
+    Page::new(body, format.content_type(), 0).expiring(entry.fresh_until)
+}
+
+fn project_json(normalized: &str, serial: i64, contents: &Contents) -> Vec<u8> {
     let versions: Vec<&str> = contents
         .releases
         .iter()
         .map(|r| r.version.as_str())
+        .collect();
+    listing_json(normalized, serial, &hosted_listing(contents), &versions)
+}
+
+fn project_html(normalized: &str, serial: i64, contents: &Contents) -> Vec<u8> {
+    listing_html(normalized, serial, &hosted_listing(contents))
+}
+
+/// A PEP 691 project page.
+pub fn listing_json(normalized: &str, serial: i64, files: &[Listed], versions: &[&str]) -> Vec<u8> {
+    let files: Vec<_> = files
+        .iter()
+        .map(|file| {
+            let core_metadata = match file.metadata_sha256 {
+                Some(sha256) => json!({"sha256": sha256}),
+                None => json!(false),
+            };
+            let yanked = match file.yanked {
+                Some("") => json!(true),
+                Some(reason) => json!(reason),
+                None => json!(false),
+            };
+            let mut entry = json!({
+                "core-metadata": core_metadata,
+                "data-dist-info-metadata": core_metadata,
+                "filename": file.filename,
+                "hashes": {"sha256": file.sha256},
+                "provenance": null,
+                "requires-python": file.requires_python,
+                "url": file.url,
+                "yanked": yanked,
+            });
+            if let Some(size) = file.size {
+                entry["size"] = json!(size);
+            }
+            if let Some(micros) = file.upload_time_micros {
+                entry["upload-time"] = json!(iso8601_micros(micros));
+            }
+            entry
+        })
         .collect();
     json_bytes(&json!({
         "files": files,
@@ -280,36 +371,33 @@ fn project_json(normalized: &str, serial: i64, contents: &Contents) -> Vec<u8> {
     }))
 }
 
-fn project_html(normalized: &str, serial: i64, contents: &Contents) -> Vec<u8> {
+/// A PEP 503 project page.
+pub fn listing_html(normalized: &str, serial: i64, files: &[Listed]) -> Vec<u8> {
     let mut html = format!(
         "<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"{API_VERSION}\">\n    \
          <meta name=\"pypi:project-status\" content=\"active\">\n    <title>Links for {0}</title>\n  </head>\n  \
          <body>\n    <h1>Links for {0}</h1>\n",
         html_escape(normalized)
     );
-    for file in &contents.files {
-        let release = contents.release_of(file);
+    for file in files {
         html.push_str(&format!(
-            "    <a href=\"../../{}#sha256={}\"",
-            file_url_path(file),
-            file.sha256_digest
+            "    <a href=\"{}#sha256={}\"",
+            html_escape(&file.url),
+            file.sha256
         ));
-        if let Some(requires_python) = release.and_then(|r| r.requires_python.as_deref()) {
+        if let Some(requires_python) = file.requires_python {
             html.push_str(&format!(
                 " data-requires-python=\"{}\"",
                 html_escape(requires_python)
             ));
         }
-        if let Some(release) = release.filter(|r| r.yanked) {
-            html.push_str(&format!(
-                " data-yanked=\"{}\"",
-                html_escape(&release.yanked_reason)
-            ));
+        if let Some(reason) = file.yanked {
+            html.push_str(&format!(" data-yanked=\"{}\"", html_escape(reason)));
         }
-        if let Some(sha256) = &file.metadata_sha256 {
+        if let Some(sha256) = file.metadata_sha256 {
             html.push_str(&format!(" data-dist-info-metadata=\"sha256={sha256}\" data-core-metadata=\"sha256={sha256}\""));
         }
-        html.push_str(&format!(">{}</a><br />\n", html_escape(&file.filename)));
+        html.push_str(&format!(">{}</a><br />\n", html_escape(file.filename)));
     }
     html.push_str(&format!("  </body>\n</html>\n<!--SERIAL {serial}-->\n"));
     html.into_bytes()

@@ -16,6 +16,7 @@ mod ops;
 mod permissions;
 mod platform_tags;
 mod private_index;
+mod proxy;
 mod read;
 mod schema;
 mod snapshots;

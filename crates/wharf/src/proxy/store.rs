@@ -1,0 +1,219 @@
+//! The proxy's rows: the upstream pages kept (`upstream_projects`, which also says that a name
+//! has been served from the upstream, or claimed for hosting) and the blocks admins set.
+
+use sqlx::AnyConnection;
+use wharf_packaging::index_page::ProjectPage;
+
+use crate::db::Db;
+
+/// An upstream page as kept: what it said, and how to ask whether it changed.
+#[derive(Debug, Clone)]
+pub struct Kept {
+    pub page: ProjectPage,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    /// When the upstream last answered for it (unix micros).
+    pub fetched_micros: i64,
+}
+
+/// What the index knows of a name with respect to the upstream.
+#[derive(Debug, Clone, Default)]
+pub struct NameState {
+    pub kept: Option<Kept>,
+    /// An admin has claimed the name for a hosted project: it is never looked up upstream.
+    pub claimed: bool,
+    /// The name has been served from the upstream (and is not claimed).
+    pub proxied: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    page: Option<String>,
+    etag: Option<String>,
+    last_modified: Option<String>,
+    fetched: i64,
+    claimed: Option<i64>,
+}
+
+pub async fn name_state(db: &Db, normalized: &str) -> Result<NameState, sqlx::Error> {
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT page, etag, last_modified, fetched, claimed FROM upstream_projects \
+         WHERE normalized_name = $1",
+    )
+    .bind(normalized)
+    .fetch_optional(db.pool())
+    .await?;
+    let Some(Row {
+        page,
+        etag,
+        last_modified,
+        fetched: fetched_micros,
+        claimed,
+    }) = row
+    else {
+        return Ok(NameState::default());
+    };
+    let claimed = claimed.is_some();
+    // A page that no longer reads (a newer wharf wrote it) is as good as none: fetched again.
+    let kept = page
+        .and_then(|p| serde_json::from_str::<ProjectPage>(&p).ok())
+        .filter(|_| !claimed)
+        .map(|page| Kept {
+            page,
+            etag,
+            last_modified,
+            fetched_micros,
+        });
+    Ok(NameState {
+        kept,
+        claimed,
+        proxied: !claimed,
+    })
+}
+
+/// Keeps a page the upstream sent (the first one marks the name as served from upstream).
+pub async fn save_page(db: &Db, normalized: &str, kept: &Kept) -> Result<(), sqlx::Error> {
+    let page = serde_json::to_string(&kept.page).unwrap_or_default();
+    // A claim made meanwhile wins: the page is not kept over it.
+    sqlx::query(
+        "INSERT INTO upstream_projects (normalized_name, page, etag, last_modified, fetched, first_served) \
+         VALUES ($1, $2, $3, $4, $5, $5) \
+         ON CONFLICT (normalized_name) DO UPDATE SET page = $2, etag = $3, last_modified = $4, fetched = $5 \
+         WHERE upstream_projects.claimed IS NULL",
+    )
+    .bind(normalized)
+    .bind(page)
+    .bind(kept.etag.as_deref())
+    .bind(kept.last_modified.as_deref())
+    .bind(kept.fetched_micros)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// The upstream said the kept page is still current.
+pub async fn touch(db: &Db, normalized: &str, now_micros: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE upstream_projects SET fetched = $1 WHERE normalized_name = $2")
+        .bind(now_micros)
+        .bind(normalized)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
+/// Whether a new hosted project may not take this name: it has been served from the
+/// upstream and no admin has claimed it.
+pub async fn is_proxied(conn: &mut AnyConnection, normalized: &str) -> Result<bool, sqlx::Error> {
+    let row: Option<(i64,)> = sqlx::query_as(
+        "SELECT 1 FROM upstream_projects WHERE normalized_name = $1 AND claimed IS NULL",
+    )
+    .bind(normalized)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.is_some())
+}
+
+/// Claims the name for a hosted project: its kept page is dropped and it is never looked up
+/// upstream again. Returns false when it was claimed already.
+pub async fn claim(
+    conn: &mut AnyConnection,
+    normalized: &str,
+    claimed_by: &str,
+    now_micros: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO upstream_projects (normalized_name, page, fetched, first_served, claimed_by, claimed) \
+         VALUES ($1, NULL, $3, $3, $2, $3) \
+         ON CONFLICT (normalized_name) DO UPDATE SET page = NULL, etag = NULL, last_modified = NULL, \
+         claimed_by = $2, claimed = $3 WHERE upstream_projects.claimed IS NULL",
+    )
+    .bind(normalized)
+    .bind(claimed_by)
+    .bind(now_micros)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// A block of an upstream project (`version` empty: all of it) or of one version.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Block {
+    pub normalized_name: String,
+    pub version: String,
+    pub reason: String,
+    pub created_by: String,
+    pub created: i64,
+}
+
+impl Block {
+    /// Whether the block covers a file of `version` (canonical form).
+    pub fn covers(&self, version: Option<&str>) -> bool {
+        self.version.is_empty() || version == Some(self.version.as_str())
+    }
+}
+
+pub async fn blocks_of(db: &Db, normalized: &str) -> Result<Vec<Block>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT normalized_name, version, reason, created_by, created FROM upstream_blocks \
+         WHERE normalized_name = $1",
+    )
+    .bind(normalized)
+    .fetch_all(db.pool())
+    .await
+}
+
+pub async fn all_blocks(db: &Db) -> Result<Vec<Block>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT normalized_name, version, reason, created_by, created FROM upstream_blocks \
+         ORDER BY normalized_name, version",
+    )
+    .fetch_all(db.pool())
+    .await
+}
+
+/// Adds a block; false when the same block exists already.
+pub async fn add_block(conn: &mut AnyConnection, block: &Block) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO upstream_blocks (id, normalized_name, version, reason, created_by, created) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (normalized_name, version) DO NOTHING",
+    )
+    .bind(uuid::Uuid::new_v4().to_string())
+    .bind(&block.normalized_name)
+    .bind(&block.version)
+    .bind(&block.reason)
+    .bind(&block.created_by)
+    .bind(block.created)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Removes a block; false when there was none.
+pub async fn remove_block(
+    conn: &mut AnyConnection,
+    normalized: &str,
+    version: &str,
+) -> Result<bool, sqlx::Error> {
+    let done =
+        sqlx::query("DELETE FROM upstream_blocks WHERE normalized_name = $1 AND version = $2")
+            .bind(normalized)
+            .bind(version)
+            .execute(conn)
+            .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Names served from the upstream, newest first (for admins).
+pub async fn proxied_names(db: &Db, limit: i64) -> Result<Vec<(String, i64, bool)>, sqlx::Error> {
+    let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(
+        "SELECT normalized_name, fetched, claimed FROM upstream_projects \
+         ORDER BY first_served DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, fetched, claimed)| (name, fetched, claimed.is_some()))
+        .collect())
+}
