@@ -662,3 +662,35 @@ async fn upstream_settings_are_checked() {
         assert!(error.contains(says), "{error}");
     }
 }
+
+#[tokio::test]
+async fn an_upstream_that_needs_a_token_gets_it_and_no_one_sees_it() {
+    // A private wharf as the upstream: reads need a token.
+    let origin = TestApp::with_settings(|s| s.read_access = wharf::config::ReadAccess::Users).await;
+    let uploaded = origin
+        .upload(Some(&origin.token), &UploadForm::wheel("demo", "1.0"))
+        .await;
+    assert_eq!(uploaded.status, StatusCode::OK);
+    let served = Served::start(wharf::app::router(origin.state.clone())).await;
+
+    let without = proxy_of(&served.url(), |_| {}).await;
+    let refused = without.get("/simple/demo/").await;
+    assert_eq!(refused.status, StatusCode::BAD_GATEWAY);
+    assert!(refused.message().contains("401"), "{}", refused.message());
+
+    let token = origin.token.clone();
+    let with = proxy_of(&served.url(), |s| s.upstream_token = Some(token.clone())).await;
+    let page = json_page(&with, "demo").await;
+    let file = with.get(&first_file(&page)).await;
+    assert_eq!(file.status, StatusCode::OK);
+    // Not in what the proxy serves, nor in its errors.
+    let gone = with.get("/simple/no-such-project/").await;
+    for text in [
+        serde_json::to_string(&page).expect("json"),
+        gone.text(),
+        gone.message(),
+    ] {
+        assert!(!text.contains(&origin.token));
+    }
+    served.stop().await;
+}
