@@ -129,8 +129,8 @@ class AccessLog:
             paths.append(match.group(1))
         return paths
 
-    def mark(self):
-        return len(self.paths())
+    def mark(self, settle=0.4):
+        return len(self.paths(settle))
 
     def since(self, mark):
         return self.paths()[mark:]
