@@ -41,10 +41,6 @@ pub async fn serve(
     Path(path): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    // Files of proxied projects, kept under their upstream SHA-256.
-    if let Some(rest) = path.strip_prefix("upstream/") {
-        return crate::proxy::files::serve_file(&state, &method, rest, &headers).await;
-    }
     // Content addresses are `aa/bb/<60 hex>/<filename>`; refuse anything else outright.
     let parts: Vec<&str> = path.split('/').collect();
     let well_formed = parts.len() == 4

@@ -20,7 +20,8 @@ pub fn router(state: AppState) -> Router {
     let reads = Router::new()
         .merge(simple::routes())
         .merge(api::routes())
-        .merge(files::routes());
+        .merge(files::routes())
+        .merge(crate::proxy::files::routes());
     // A private index: every read needs a credential, checked ahead of the page cache.
     let reads = match state.settings.read_access {
         ReadAccess::Public => reads,

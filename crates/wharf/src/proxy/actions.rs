@@ -9,7 +9,7 @@ use crate::db::Db;
 use crate::events::{self, EventTag, Source};
 
 /// `NAME` or `NAME==VERSION`, as `wharf proxy block` takes it: the normalised name and the
-/// canonical version (empty for the whole project).
+/// version in PEP 440's normal form (empty for the whole project).
 pub fn parse_target(given: &str) -> Result<(String, String), AdminError> {
     let (name, version) = match given.split_once("==") {
         Some((name, version)) => (name.trim(), version.trim()),
@@ -29,7 +29,7 @@ pub fn parse_target(given: &str) -> Result<(String, String), AdminError> {
     } else {
         let parsed = wharf_packaging::version::parse(version)
             .map_err(|_| AdminError::Refused(format!("'{version}' is not a PEP 440 version")))?;
-        wharf_packaging::version::canonicalize(&parsed)
+        parsed.to_string()
     };
     Ok((wharf_packaging::name::normalize(name), version))
 }
@@ -70,6 +70,7 @@ pub async fn claim(db: &Db, actor: &AdminActor<'_>, given: &str) -> Result<Strin
         actor.details(json!({"project_name": name, "was_proxied": was_proxied})),
     )
     .await?;
+    store::journal(&mut tx, &name, "", "claim", actor.name(), actor.now_micros).await?;
     tx.commit().await?;
     Ok(name)
 }
@@ -114,6 +115,15 @@ pub async fn block(
         })),
     )
     .await?;
+    store::journal(
+        &mut tx,
+        &block.normalized_name,
+        &block.version,
+        "upstream block",
+        actor.name(),
+        actor.now_micros,
+    )
+    .await?;
     tx.commit().await?;
     Ok(what)
 }
@@ -135,6 +145,15 @@ pub async fn unblock(db: &Db, actor: &AdminActor<'_>, given: &str) -> Result<Str
         actor.details(json!({"project_name": name, "version": version})),
     )
     .await?;
+    store::journal(
+        &mut tx,
+        &name,
+        &version,
+        "upstream unblock",
+        actor.name(),
+        actor.now_micros,
+    )
+    .await?;
     tx.commit().await?;
     Ok(what)
 }
@@ -151,7 +170,7 @@ mod tests {
         );
         assert_eq!(
             parse_target("foo==1.0.0").ok(),
-            Some(("foo".to_owned(), "1".to_owned()))
+            Some(("foo".to_owned(), "1.0.0".to_owned()))
         );
         assert!(parse_target("foo==not a version").is_err());
         assert!(parse_target("foo/bar").is_err());

@@ -80,6 +80,19 @@ impl<'a> Wanted<'a> {
     }
 }
 
+pub fn routes() -> axum::Router<AppState> {
+    axum::Router::new().route("/files/upstream/{*rest}", axum::routing::get(serve))
+}
+
+async fn serve(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    method: Method,
+    axum::extract::Path(rest): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    serve_file(&state, &method, &rest, &headers).await
+}
+
 pub async fn serve_file(
     state: &AppState,
     method: &Method,
@@ -103,7 +116,7 @@ pub async fn serve_file(
         Ok(blocks) => blocks,
         Err(error) => return AppError::from(error).render(headers),
     };
-    if let Some(block) = blocks.iter().find(|b| b.covers(version.as_deref())) {
+    if let Some(block) = blocks.iter().find(|b| b.covers(version.as_ref())) {
         return AppError::forbidden(format!(
             "This file of {} is blocked by the index's administrators: {}",
             wanted.normalized, block.reason
@@ -212,6 +225,9 @@ pub async fn serve_file(
         let _flight = flight;
         let mut hasher = Sha256::new();
         let mut received: u64 = 0;
+        // The last chunk is held back until the hash is checked: a client must never receive
+        // every byte of a file that does not match (with Content-Length it would look whole).
+        let mut held: Option<bytes::Bytes> = None;
         let failure = loop {
             match download.chunk().await {
                 Ok(Some(chunk)) => {
@@ -230,7 +246,9 @@ pub async fn serve_file(
                         .bytes_fetched
                         .fetch_add(chunk.len() as u64, Ordering::Relaxed);
                     // A client that went away no longer reads; the download goes on.
-                    let _ = sender.send(Ok(chunk)).await;
+                    if let Some(previous) = held.replace(chunk) {
+                        let _ = sender.send(Ok(previous)).await;
+                    }
                 }
                 Ok(None) => break None,
                 Err(error) => break Some(error.to_string()),
@@ -264,6 +282,9 @@ pub async fn serve_file(
         match failure {
             None => {
                 task_proxy.remember_kept(&task_key);
+                if let Some(last) = held.take() {
+                    let _ = sender.send(Ok(last)).await;
+                }
                 task_proxy
                     .counters
                     .files_fetched

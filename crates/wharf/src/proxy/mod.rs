@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use url::Url;
 use wharf_packaging::index_page::{PageFile, ProjectPage};
+use wharf_packaging::version::Version;
 
 use flights::Flights;
 use store::{Block, Kept};
@@ -78,10 +79,8 @@ impl Entry {
             .iter()
             .map(String::as_str)
             .filter(|v| {
-                !self
-                    .blocks
-                    .iter()
-                    .any(|b| canonical_version(v) == b.version)
+                let version = wharf_packaging::version::parse(v).ok();
+                !self.blocks.iter().any(|b| b.covers(version.as_ref()))
             })
             .collect()
     }
@@ -108,25 +107,17 @@ impl Entry {
             && old_enough
             && !blocks
                 .iter()
-                .any(|b| b.covers(version_of(&file.filename).as_deref()))
+                .any(|b| b.covers(version_of(&file.filename).as_ref()))
     }
 }
 
-/// The canonical version a distribution file name carries, if it is one.
-pub fn version_of(filename: &str) -> Option<String> {
+/// The version a distribution file name carries, if it is one.
+pub fn version_of(filename: &str) -> Option<Version> {
     use wharf_packaging::filename::{WheelFilename, parse_sdist_filename};
-    let version = match WheelFilename::parse(filename) {
-        Ok(wheel) => wheel.version,
-        Err(_) => parse_sdist_filename(filename).ok()?.1,
-    };
-    Some(wharf_packaging::version::canonicalize(&version))
-}
-
-/// A version as blocks name it: canonical, or as given when it is not PEP 440.
-pub fn canonical_version(given: &str) -> String {
-    wharf_packaging::version::parse(given)
-        .map(|v| wharf_packaging::version::canonicalize(&v))
-        .unwrap_or_else(|_| given.trim().to_owned())
+    match WheelFilename::parse(filename) {
+        Ok(wheel) => Some(wheel.version),
+        Err(_) => parse_sdist_filename(filename).ok().map(|(_, v)| v),
+    }
 }
 
 /// Figures for `/metrics`.

@@ -146,9 +146,12 @@ pub struct Block {
 }
 
 impl Block {
-    /// Whether the block covers a file of `version` (canonical form).
-    pub fn covers(&self, version: Option<&str>) -> bool {
-        self.version.is_empty() || version == Some(self.version.as_str())
+    /// Whether the block covers a file of `version` (PEP 440 equality: `1.0` is `1.0.0`).
+    pub fn covers(&self, version: Option<&wharf_packaging::version::Version>) -> bool {
+        self.version.is_empty()
+            || version.is_some_and(|v| {
+                wharf_packaging::version::parse(&self.version).is_ok_and(|blocked| blocked == *v)
+            })
     }
 }
 
@@ -171,8 +174,38 @@ pub async fn all_blocks(db: &Db) -> Result<Vec<Block>, sqlx::Error> {
     .await
 }
 
-/// Adds a block; false when the same block exists already.
+/// The block of `version` (PEP 440 equality; empty: the whole project), if there is one.
+async fn block_id(
+    conn: &mut AnyConnection,
+    normalized: &str,
+    version: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT id, version FROM upstream_blocks WHERE normalized_name = $1")
+            .bind(normalized)
+            .fetch_all(conn)
+            .await?;
+    let wanted = wharf_packaging::version::parse(version).ok();
+    Ok(rows
+        .into_iter()
+        .find(|(_, v)| {
+            if v.is_empty() || version.is_empty() {
+                v.is_empty() && version.is_empty()
+            } else {
+                wanted.is_some() && wharf_packaging::version::parse(v).ok() == wanted
+            }
+        })
+        .map(|(id, _)| id))
+}
+
+/// Adds a block; false when the same block (by PEP 440 equality) exists already.
 pub async fn add_block(conn: &mut AnyConnection, block: &Block) -> Result<bool, sqlx::Error> {
+    if block_id(conn, &block.normalized_name, &block.version)
+        .await?
+        .is_some()
+    {
+        return Ok(false);
+    }
     let done = sqlx::query(
         "INSERT INTO upstream_blocks (id, normalized_name, version, reason, created_by, created) \
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (normalized_name, version) DO NOTHING",
@@ -188,19 +221,43 @@ pub async fn add_block(conn: &mut AnyConnection, block: &Block) -> Result<bool, 
     Ok(done.rows_affected() > 0)
 }
 
-/// Removes a block; false when there was none.
+/// Removes a block (of `version` by PEP 440 equality); false when there was none.
 pub async fn remove_block(
     conn: &mut AnyConnection,
     normalized: &str,
     version: &str,
 ) -> Result<bool, sqlx::Error> {
-    let done =
-        sqlx::query("DELETE FROM upstream_blocks WHERE normalized_name = $1 AND version = $2")
-            .bind(normalized)
-            .bind(version)
-            .execute(conn)
-            .await?;
+    let Some(id) = block_id(conn, normalized, version).await? else {
+        return Ok(false);
+    };
+    let done = sqlx::query("DELETE FROM upstream_blocks WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
     Ok(done.rows_affected() > 0)
+}
+
+/// Notes in the journal that what the index serves for a proxied name changed (a block, a
+/// claim), so that every process drops its copy within `cache_refresh_ms`, as for uploads.
+pub async fn journal(
+    conn: &mut AnyConnection,
+    normalized: &str,
+    version: &str,
+    action: &str,
+    by: &str,
+    now_micros: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO journals (name, version, action, submitted_date, submitted_by) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(normalized)
+    .bind((!version.is_empty()).then_some(version))
+    .bind(action)
+    .bind(now_micros)
+    .bind(by)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Names served from the upstream, newest first (for admins).
