@@ -560,9 +560,19 @@ def test_blocked_projects_and_versions_are_not_served_even_from_cache(proxy, ups
     def status(filename):
         return requests.get(urls[filename], timeout=30).status_code
 
+    def settles(expected):
+        # A block made by the CLI reaches the serving process through the journal, within
+        # cache_refresh_ms (1 s by default); the files' URLs refuse at once.
+        deadline = time.time() + 5
+        while listed() != expected and time.time() < deadline:
+            time.sleep(0.1)
+        return listed() == expected
+
     blocked = proxy.cli("proxy", "block", "blockme==2.0", "--reason", "CVE-2026-0001 in 2.0", check=False)
     assert blocked.returncode == 0, blocked.stdout + blocked.stderr
-    assert listed() == [first]
+    assert blocked.stdout.strip() == "blocked blockme==2.0", blocked.stdout
+    assert status(second) == 403
+    assert settles([first])
     assert status(second) in (403, 404) and status(first) == 200
     html_page = requests.get(f"{proxy.url}/simple/blockme/", headers={"Accept": "text/html"}).text
     assert "blockme-2.0" not in html_page, html_page
@@ -571,7 +581,7 @@ def test_blocked_projects_and_versions_are_not_served_even_from_cache(proxy, ups
 
     blocked = proxy.cli("proxy", "block", "blockme", "--reason", "maintainer account taken over", check=False)
     assert blocked.returncode == 0, blocked.stdout + blocked.stderr
-    assert listed() == []
+    assert settles([])
     assert status(first) in (403, 404) and status(second) in (403, 404)
     failed = pip_install(f"{proxy.url}/simple/", tmp_path / "pip2", "blockme", check=False)
     assert failed.returncode != 0, output_of(failed)
@@ -580,10 +590,10 @@ def test_blocked_projects_and_versions_are_not_served_even_from_cache(proxy, ups
 
     unblocked = proxy.cli("proxy", "unblock", "blockme", check=False)
     assert unblocked.returncode == 0, unblocked.stdout + unblocked.stderr
-    assert first in listed() and status(first) == 200
+    assert settles([first]) and status(first) == 200
     unblocked = proxy.cli("proxy", "unblock", "blockme==2.0", check=False)
     assert unblocked.returncode == 0, unblocked.stdout + unblocked.stderr
-    assert listed() == [first, second]
+    assert settles([first, second])
     assert status(first) == 200 and status(second) == 200
 
 
