@@ -24,7 +24,8 @@ use wharf_packaging::{name, version};
 use crate::accounts;
 use crate::auth::{self, UploadIdentity};
 use crate::error::{AppError, AppResult};
-use crate::events::{self, RequestMeta};
+use crate::events::{self, EventTag, RequestMeta};
+use crate::packaging::import::ImportMark;
 use crate::packaging::permissions::{self, Denied};
 use crate::packaging::{self, NewFile, NewRelease, Project, Published};
 use crate::request::request_meta;
@@ -89,7 +90,16 @@ async fn handle(
     if upload_form.get("protocol_version").unwrap_or("1") != "1" {
         return Err(AppError::bad_request("Unknown protocol version."));
     }
-    file_upload(state, meta, &identity, upload_form, user_agent(parts)).await
+    let import = parts.extensions.get::<ImportMark>();
+    file_upload(
+        state,
+        meta,
+        &identity,
+        upload_form,
+        user_agent(parts),
+        import,
+    )
+    .await
 }
 
 fn user_agent(parts: &Parts) -> Option<String> {
@@ -190,6 +200,8 @@ struct Upload<'a> {
     fields: &'a UploadFields,
     content: &'a Content,
     uploaded_via: Option<&'a str>,
+    /// Set when `wharf import` makes the upload.
+    import: Option<&'a ImportMark>,
 }
 
 /// What an attempt does not need to do again: inspecting the archive and storing the blobs
@@ -215,6 +227,7 @@ async fn file_upload(
     identity: &UploadIdentity,
     form: UploadForm,
     uploaded_via: Option<String>,
+    import: Option<&ImportMark>,
 ) -> AppResult<Response> {
     let metadata = Metadata::from_form(&Form::new(&form.fields)).map_err(AppError::bad_request)?;
     let fields = upload_fields(&form)?;
@@ -231,6 +244,7 @@ async fn file_upload(
         fields: &fields,
         content,
         uploaded_via: uploaded_via.as_deref(),
+        import,
     };
     let mut prepared = Prepared::default();
     for _ in 0..MAX_ATTEMPTS {
@@ -256,6 +270,7 @@ impl Upload<'_> {
             fields,
             content,
             uploaded_via,
+            import,
         } = *self;
         let user = &identity.user;
         let normalized = name::normalize(&metadata.name);
@@ -475,6 +490,20 @@ impl Upload<'_> {
         let mut batch = events::Batch::new(meta, now);
         if packaging::publish(&mut tx, &mut batch, &upload, now).await? == Published::Raced {
             return Ok(Outcome::Raced);
+        }
+        // `wharf import`: the source's upload time and the import event, in this transaction.
+        if let Some(import) = import {
+            if let Some(time) = import.upload_time_micros {
+                packaging::import::set_upload_time(&mut tx, &file_id, time).await?;
+            }
+            let mut details = import.details.clone();
+            details["filename"] = serde_json::json!(content.filename);
+            details["project_id"] = serde_json::json!(project.id);
+            batch.add(
+                events::Source::File(&file_id),
+                EventTag::FileImport,
+                details,
+            );
         }
         // The token's use, in the same transaction: one commit per upload.
         identity

@@ -23,8 +23,8 @@ use url::Url;
 
 use crate::app::AppState;
 use crate::config::Settings;
-use crate::events::{self, EventTag, RequestMeta};
-use crate::packaging;
+use crate::events::RequestMeta;
+use crate::packaging::{self, import::ImportMark};
 use crate::tokens::{self, TokenScope};
 pub use source::{Candidate, Origin};
 
@@ -181,7 +181,6 @@ pub async fn import(
         token: &token,
         owner: &user.username,
         source: source.describe(),
-        meta: &meta,
     };
     let outcomes: Vec<(Candidate, anyhow::Result<Outcome>)> =
         futures_util::stream::iter(candidates)
@@ -280,7 +279,6 @@ struct Importer<'a> {
     token: &'a str,
     owner: &'a str,
     source: String,
-    meta: &'a RequestMeta,
 }
 
 /// A file fetched to local disk for checking: its path, and the temporary file that holds
@@ -309,8 +307,16 @@ impl Importer<'_> {
         }
         let fields = form::fields(&fetched.path, filename, package_type, &fetched.sha256).await?;
         let size = fetched.bytes.len() as u64;
-        self.upload(filename, &fields, fetched.bytes).await?;
-        self.record(candidate, &fetched.sha256).await?;
+        let mark = ImportMark {
+            upload_time_micros: candidate.upload_time,
+            details: serde_json::json!({
+                "imported_by": self.owner,
+                "source": self.source,
+                "origin": candidate.origin.describe(),
+                "original_upload_time": candidate.upload_time.map(crate::clock::iso8601_micros),
+            }),
+        };
+        self.upload(filename, &fields, fetched.bytes, mark).await?;
         Ok(Outcome::Imported(size))
     }
 
@@ -381,6 +387,7 @@ impl Importer<'_> {
         filename: &str,
         fields: &[(String, String)],
         content: Vec<u8>,
+        mark: ImportMark,
     ) -> anyhow::Result<()> {
         let boundary = format!("wharf-import-{}", uuid::Uuid::new_v4().simple());
         let body = form::multipart(&boundary, fields, filename, content);
@@ -396,6 +403,7 @@ impl Importer<'_> {
             .header(header::AUTHORIZATION, format!("Basic {credentials}"))
             .header(header::ACCEPT, "application/json")
             .header(header::USER_AGENT, user_agent())
+            .extension(mark)
             .body(Body::from(body))?;
         let response = self
             .router
@@ -415,62 +423,6 @@ impl Importer<'_> {
             .and_then(|v| v.get("code").and_then(|c| c.as_str()).map(str::to_owned))
             .unwrap_or_else(|| format!("{status} {}", String::from_utf8_lossy(&body).trim()));
         anyhow::bail!("{message}")
-    }
-
-    /// The source's upload time and the import event, for the file just uploaded.
-    async fn record(&self, candidate: &Candidate, sha256: &str) -> anyhow::Result<()> {
-        let Some(stored) =
-            packaging::import::find_file_by_name(&self.state.db, &candidate.filename).await?
-        else {
-            anyhow::bail!("the upload was accepted but the file is not in the index");
-        };
-        if stored.sha256_digest != sha256 {
-            anyhow::bail!("a different file with this name was uploaded meanwhile");
-        }
-        let project =
-            packaging::find_project(&self.state.db, &stored.project_normalized_name).await?;
-        let project_id = project.as_ref().map(|p| p.id.clone());
-        let now = self.state.clock.now_micros();
-        let mut tx = self.state.db.begin().await?;
-        if let Some(time) = candidate.upload_time {
-            packaging::import::set_upload_time(&mut tx, &stored.id, time).await?;
-            // A journal entry moves the project's serial: every process rebuilds its pages.
-            if let Some(project) = &project {
-                packaging::journal(
-                    &mut tx,
-                    project,
-                    None,
-                    &format!("import file {}", candidate.filename),
-                    self.owner,
-                    now,
-                )
-                .await?;
-            }
-        }
-        let additional = serde_json::json!({
-            "filename": candidate.filename,
-            "project_id": project_id,
-            "imported_by": self.owner,
-            "source": self.source,
-            "origin": candidate.origin.describe(),
-            "original_upload_time": candidate.upload_time.map(crate::clock::iso8601_micros),
-        });
-        events::record(
-            &mut tx,
-            events::Source::File(&stored.id),
-            EventTag::FileImport,
-            self.meta,
-            now,
-            additional,
-        )
-        .await?;
-        tx.commit().await?;
-        if let Some(project) = &project {
-            self.state
-                .cache
-                .invalidate_project(&project.normalized_name);
-        }
-        Ok(())
     }
 }
 

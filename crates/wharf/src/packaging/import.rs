@@ -1,38 +1,17 @@
 //! What `wharf import` reads and writes beside the upload path: whether a file is already
-//! here, and the source's upload time for a file the upload just stored.
+//! here, and what its in-process upload carries (the source's upload time, the import event).
 
 use sqlx::AnyConnection;
 
 use crate::db::Db;
 
-/// A file row as `wharf import` checks it after its upload: which row, whose project, and the
-/// content that was stored under the name.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ImportedFile {
-    pub id: String,
-    pub project_normalized_name: String,
-    pub sha256_digest: String,
-}
-
-/// The file stored under `filename`, with its project's normalised name.
-pub async fn find_file_by_name(
-    db: &Db,
-    filename: &str,
-) -> Result<Option<ImportedFile>, sqlx::Error> {
-    let row: Option<(String, String, String)> = sqlx::query_as(
-        "SELECT f.id, p.normalized_name, f.sha256_digest FROM files f \
-         JOIN projects p ON p.id = f.project_id WHERE f.filename = $1",
-    )
-    .bind(filename)
-    .fetch_optional(db.pool())
-    .await?;
-    Ok(row.map(
-        |(id, project_normalized_name, sha256_digest)| ImportedFile {
-            id,
-            project_normalized_name,
-            sha256_digest,
-        },
-    ))
+/// What `wharf import` attaches to the in-process upload it makes (as a request extension,
+/// which no HTTP client can set): the source's upload time and the import event's details,
+/// written in the upload's own transaction.
+#[derive(Clone, Debug)]
+pub struct ImportMark {
+    pub upload_time_micros: Option<i64>,
+    pub details: serde_json::Value,
 }
 
 /// The SHA-256 (hex) of the file stored under `filename`, if there is one.
