@@ -146,3 +146,19 @@ def test_the_shutdown_grace_cuts_a_request_that_does_not_finish(tmp_path):
     text = (tmp_path / "server.log").read_text()
     assert "the shutdown grace is over: the requests still in flight are cut off" in text, text[-2000:]
     assert "every request finished" not in text
+
+
+def test_the_shutdown_delay_keeps_serving_while_ready_says_503(tmp_path):
+    wharf = Wharf(tmp_path, {"WHARF_SHUTDOWN_DELAY": "2s"}, ["--data-dir", str(tmp_path / "data")])
+    assert requests.get(f"{wharf.url}/_ready").status_code == 200
+    started = time.monotonic()
+    wharf.process.terminate()
+    time.sleep(0.5)
+    # Still accepting, so a load balancer sees the 503 and takes it out of rotation.
+    assert requests.get(f"{wharf.url}/_ready", timeout=2).status_code == 503
+    assert requests.get(f"{wharf.url}/simple/", timeout=2).status_code == 200
+    assert wharf.process.wait(timeout=10) == 0
+    assert 1.9 < time.monotonic() - started < 8
+    wharf.log.close()
+    text = (tmp_path / "server.log").read_text()
+    assert "draining: /_ready answers 503; still accepting for the shutdown delay" in text, text[-2000:]

@@ -198,6 +198,9 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// On SIGTERM, how long requests in flight may take to finish before the server exits.
     pub shutdown_grace: ShutdownGrace,
+    /// On SIGTERM, how long the server goes on accepting (with `/_ready` answering 503) before
+    /// it stops, so that a load balancer takes it out of rotation first.
+    pub shutdown_delay: Span,
     /// The Simple index whose projects this one also serves (e.g. `https://pypi.org/simple/`):
     /// every name not hosted here is answered from it, cached. Unset: no proxy.
     pub upstream_url: Option<String>,
@@ -245,6 +248,7 @@ impl Default for Settings {
             read_access: ReadAccess::default(),
             log_format: LogFormat::default(),
             shutdown_grace: ShutdownGrace::default(),
+            shutdown_delay: Span(std::time::Duration::ZERO),
             upstream_url: None,
             upstream_username: None,
             upstream_password: None,
@@ -320,6 +324,9 @@ impl Settings {
             anyhow::bail!("max_upload_size may not exceed {UPLOAD_LIMIT_CAP} bytes");
         }
         upstream::check(&settings)?;
+        if settings.shutdown_delay.0 > std::time::Duration::from_secs(3600) {
+            anyhow::bail!("shutdown_delay must be at most 1h");
+        }
         if let Some(base) = &settings.base_url {
             let parsed = url::Url::parse(base)
                 .map_err(|e| anyhow::anyhow!("invalid base URL {base}: {e}"))?;

@@ -475,6 +475,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
     let lifecycle = state.lifecycle.clone();
     let grace = state.settings.shutdown_grace.0;
+    let delay = state.settings.shutdown_delay.0;
     let server = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
@@ -482,6 +483,13 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     .with_graceful_shutdown(async move {
         shutdown_signal().await;
         lifecycle.start_draining();
+        if !delay.is_zero() {
+            tracing::info!(
+                delay_secs = delay.as_secs_f64(),
+                "draining: /_ready answers 503; still accepting for the shutdown delay"
+            );
+            tokio::time::sleep(delay).await;
+        }
         tracing::info!(
             in_flight = lifecycle.in_flight(),
             grace_secs = grace.as_secs_f64(),

@@ -307,9 +307,10 @@ impl<S, B> tower::Service<Request> for AccessLog<S>
 where
     S: tower::Service<Request, Response = axum::http::Response<B>, Error = Infallible>,
     S::Future: Send + 'static,
-    B: axum::body::HttpBody + Send + 'static,
+    B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
 {
-    type Response = axum::http::Response<B>;
+    type Response = axum::response::Response;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
@@ -324,10 +325,47 @@ where
         let answer = self.inner.call(request);
         Box::pin(async move {
             let mut response = answer.await?;
+            let streamed = begun.file_kind.is_some();
             begun.finish(&observer, &mut response);
+            // A download is in flight until its last byte is sent, not when its head is.
+            if streamed {
+                return Ok(response.map(|body| {
+                    axum::body::Body::new(Counted {
+                        body: axum::body::Body::new(body),
+                        _in_flight: in_flight,
+                    })
+                }));
+            }
             drop(in_flight);
-            Ok(response)
+            // As axum would make it for the router (the layers' own body type, boxed once).
+            Ok(response.map(axum::body::Body::new))
         })
+    }
+}
+
+/// A response body that counts its request as in flight until it is dropped.
+struct Counted {
+    body: axum::body::Body,
+    _in_flight: crate::state::InFlight,
+}
+
+impl axum::body::HttpBody for Counted {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -362,8 +400,11 @@ impl Begun {
             .extensions()
             .get::<MatchedPath>()
             .map(|m| m.as_str().to_owned());
-        let file_kind = (route.as_deref() == Some("/files/{*path}"))
-            .then(|| counters::FileKind::of(request.uri().path()));
+        let file_kind = matches!(
+            route.as_deref(),
+            Some("/files/{*path}" | "/files/upstream/{*rest}")
+        )
+        .then(|| counters::FileKind::of(request.uri().path()));
         Begun {
             started: Instant::now(),
             request_id,

@@ -142,3 +142,42 @@ async fn metrics_count_requests_latency_files_bytes_refusals_and_the_pool() {
         "the project page was cached after the first read: {hits}"
     );
 }
+
+#[tokio::test]
+async fn a_download_is_in_flight_until_its_body_is_gone() {
+    let app = TestApp::new().await;
+    let form = UploadForm::wheel("demo", "1.0");
+    assert_eq!(
+        app.upload(Some(&app.token), &form).await.status,
+        StatusCode::OK
+    );
+    let page = app
+        .get_with(
+            "/simple/demo/",
+            &[("accept", "application/vnd.pypi.simple.v1+json")],
+        )
+        .await
+        .json();
+    let path = format!(
+        "/{}",
+        page["files"][0]["url"]
+            .as_str()
+            .expect("url")
+            .trim_start_matches("../../")
+    );
+    let router = wharf::app::router(app.state.clone());
+    let request = axum::http::Request::get(&path)
+        .body(axum::body::Body::empty())
+        .expect("request");
+    let response = tower::ServiceExt::oneshot(router, request)
+        .await
+        .expect("response");
+    assert_eq!(response.status(), StatusCode::OK);
+    // The head is out, the bytes are not: still in flight.
+    assert_eq!(app.state.lifecycle.in_flight(), 1);
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .expect("body");
+    assert!(!body.to_bytes().is_empty());
+    assert_eq!(app.state.lifecycle.in_flight(), 0);
+}
