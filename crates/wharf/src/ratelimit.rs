@@ -208,6 +208,52 @@ pub struct Coalesce {
     pub suppressed: Limit,
 }
 
+/// This process's first level of coalescing: for each (bucket, key) whose logged event is
+/// known to be recent, until when, and how many like events it has counted since without
+/// writing them. They are added to the count reported with the next event this process
+/// logs for the key (a flood from one client costs one write per window, not one per
+/// request; like events another process logs next are reported without this one's count).
+#[derive(Debug, Default)]
+pub struct Coalesced {
+    keys: std::sync::Mutex<std::collections::HashMap<(&'static str, String), (i64, i64)>>,
+}
+
+/// Keys remembered by a process before it starts afresh (each forgotten count is at most
+/// one window's worth of events that were not logged anyway).
+const COALESCED_MAX: usize = 10_000;
+
+impl Coalesced {
+    /// Counts the event in memory when its key's logged event is recent; false otherwise.
+    fn count(&self, bucket: &'static str, key: &str, now_secs: i64) -> bool {
+        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        match keys.get_mut(&(bucket, key.to_owned())) {
+            Some((until, pending)) if now_secs < *until => {
+                *pending += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn add(&self, bucket: &'static str, key: &str, events: i64) {
+        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, pending)) = keys.get_mut(&(bucket, key.to_owned())) {
+            *pending += events;
+        }
+    }
+
+    /// Remembers that the key's logged event is recent until `until`; returns the events
+    /// counted in memory before.
+    fn settle(&self, bucket: &'static str, key: &str, until: i64) -> i64 {
+        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if keys.len() >= COALESCED_MAX {
+            keys.clear();
+        }
+        keys.insert((bucket, key.to_owned()), (until, 0))
+            .map_or(0, |(_, pending)| pending)
+    }
+}
+
 impl Coalesce {
     /// `Some(n)` when this event is to be logged, `n` like ones having been left out since
     /// the last; `None` when it was only counted.
@@ -217,10 +263,23 @@ impl Coalesce {
         key: &str,
         now_secs: i64,
     ) -> Result<Option<i64>, sqlx::Error> {
+        let bucket = self.logged.bucket;
+        if db.coalesced.count(bucket, key, now_secs) {
+            return Ok(None);
+        }
         match self.logged.reserve(db, key, now_secs).await? {
-            Ok(_logged) => Ok(Some(self.suppressed.take_count(db, key, now_secs).await?)),
-            Err(_) => {
+            Ok(_logged) => {
+                let written = self.suppressed.take_count(db, key, now_secs).await?;
+                let until = now_secs + self.logged.window_secs;
+                Ok(Some(written + db.coalesced.settle(bucket, key, until)))
+            }
+            Err(limited) => {
+                // Another process logged it: this one counts in memory until that window
+                // ends, keeping what it counted before for the next event it logs.
                 self.suppressed.hit(db, key, now_secs).await?;
+                let until = now_secs + limited.retry_after_secs;
+                let pending = db.coalesced.settle(bucket, key, until);
+                db.coalesced.add(bucket, key, pending);
                 Ok(None)
             }
         }

@@ -16,6 +16,9 @@ pub enum Backend {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// What this process knows of coalesced events (`ratelimit::Coalesce`), so that a flood
+    /// of like failures is counted in memory rather than written row by row.
+    pub(crate) coalesced: std::sync::Arc<crate::ratelimit::Coalesced>,
 }
 
 pub type Tx = Transaction<'static, Any>;
@@ -52,7 +55,11 @@ impl Db {
             .connect(url)
             .await
             .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
-        Ok(Db { pool, backend })
+        Ok(Db {
+            pool,
+            backend,
+            coalesced: Default::default(),
+        })
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {

@@ -438,3 +438,46 @@ async fn a_token_sent_as_the_username_is_refused_and_never_recorded() {
         "the read and the upload refusals, with the username left out"
     );
 }
+
+/// A flood of reads with a token that is not ours costs one write per window, not one per
+/// request, and the next logged refusal still reports every one left out.
+#[tokio::test]
+async fn a_flood_of_refused_reads_is_counted_in_memory() {
+    let app = private_app().await;
+    // A well-formed token of no row here.
+    let auth = basic(
+        "__token__",
+        "pypi-AgEIcHlwaS5vcmcCJDAwMDAwMDAwLTAwMDAtNDAwMC04MDAwLTAwMDAwMDAwMDAwMAAABiD0cF6x2Ta6sLg4ZzE8hXx0dG9rZW4tdGhhdC1pcy1ub3Qtb3Vycw",
+    );
+    for _ in 0..30 {
+        let response = app
+            .get_with("/simple/demo/", &[("authorization", &auth)])
+            .await;
+        assert_eq!(response.status, StatusCode::UNAUTHORIZED);
+    }
+    let rows = app.count("rate_limit_hits").await;
+    assert!(rows <= 2, "{rows} rows for 30 refusals");
+    let logged = |app: &TestApp| {
+        let pool = app.state.db.pool().clone();
+        async move {
+            let rows: Vec<(String,)> = sqlx::query_as(
+                "SELECT additional FROM events WHERE tag = 'read:auth:failure' ORDER BY id",
+            )
+            .fetch_all(&pool)
+            .await
+            .expect("events");
+            rows.into_iter().map(|(a,)| a).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(logged(&app).await.len(), 1);
+    app.state.clock.advance(601);
+    app.get_with("/simple/demo/", &[("authorization", &auth)])
+        .await;
+    let events = logged(&app).await;
+    assert_eq!(events.len(), 2);
+    assert!(
+        events[1].contains("\"similar_failures_not_logged\":29"),
+        "{}",
+        events[1]
+    );
+}
