@@ -123,6 +123,35 @@ def test_every_page_passes_axe_signed_out_and_in(wharf, page, tmp_path):
     assert_accessible(page, "settings with errors")
 
 
+
+def test_the_proxy_pages_pass_axe(tmp_path, page):
+    """/admin/proxy/ with a block, and the read-only page of a project served from the upstream
+    (a second wharf on loopback)."""
+    (tmp_path / "upstream").mkdir()
+    (tmp_path / "proxy").mkdir()
+    upstream = Wharf(tmp_path / "upstream", {}, ["--data-dir", str(tmp_path / "upstream" / "data")])
+    proxy = None
+    try:
+        upstream.create_user("alice")
+        name = f"proxied-{uuid.uuid4().hex[:8]}"
+        publish(upstream, tmp_path, "alice", name)
+        proxy = Wharf(tmp_path / "proxy", {"WHARF_UPSTREAM_URL": f"{upstream.url}/simple/"},
+                      ["--data-dir", str(tmp_path / "proxy" / "data")])
+        proxy.cli("user", "create", "root", "--email", "root@example.org", "--admin", input=PASSWORD + "\n")
+        assert requests.get(f"{proxy.url}/simple/{name}/", timeout=30).status_code == 200
+        proxy.cli("proxy", "block", f"{name}-old", "--reason", "replaced by the new name")
+        sign_in(page, proxy, "root")
+        for path in ["/admin/proxy/", f"/project/{name}/", f"/project/{name}/1.0/"]:
+            page.goto(proxy.url + path)
+            assert page.locator("h1").count() == 1, path
+            assert_accessible(page, f"{path} (proxy)")
+        page.goto(f"{proxy.url}/project/{name}/")
+        assert "served read-only from the upstream" in page.locator("main").inner_text()
+    finally:
+        if proxy:
+            proxy.stop()
+        upstream.stop()
+
 def focused(page):
     return page.evaluate("() => { const e = document.activeElement; return e.id || e.textContent.trim(); }")
 

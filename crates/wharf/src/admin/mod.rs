@@ -1,11 +1,13 @@
 //! Admin pages: every event with filters, the accounts and projects with the admin actions
-//! (`users`, `projects`, `actions`), invitations, and the adoption figures (`/admin/stats/` and the
-//! same numbers on `/metrics` for Prometheus).
+//! (`users`, `projects`, `actions`), the upstream proxy's blocks and claims (`proxy`),
+//! invitations, and the adoption figures (`/admin/stats/` and the same numbers on `/metrics`
+//! for Prometheus).
 
 pub mod actions;
 pub mod invitations;
 pub mod metrics;
 mod projects;
+mod proxy;
 pub mod stats;
 pub mod store;
 mod users;
@@ -38,6 +40,7 @@ pub fn routes() -> Router<AppState> {
             get(users::show).post(users::act),
         )
         .route("/admin/projects/", get(projects::list).post(projects::act))
+        .route("/admin/proxy/", get(proxy::page).post(proxy::act))
 }
 
 /// `/metrics`, for Prometheus: not a page.

@@ -106,10 +106,13 @@ async fn show_project(web: Web, project: String, version: Option<String>) -> Pag
         .await
         .or_page(&web)?;
     let Some(project) = found else {
-        return Err(web.error(AppError::new(
-            axum::http::StatusCode::NOT_FOUND,
-            format!("There is no project named \"{project}\" on this index. Check the spelling, or search for it."),
-        )));
+        // Not hosted: the upstream's, read-only, when this index proxies one.
+        if let Some(proxy) = web.state.proxy.clone()
+            && proxy.may_ask(&normalized)
+        {
+            return show_upstream(&web, &proxy, &project, &normalized, version.as_deref()).await;
+        }
+        return Err(no_such_project(&web, &project));
     };
     let contents = Contents::load(&web.state.db, &project.id)
         .await
@@ -183,6 +186,155 @@ async fn show_project(web: Web, project: String, version: Option<String>) -> Pag
     ))
 }
 
+fn no_such_project(web: &Web, project: &str) -> Response {
+    web.error(AppError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        format!("There is no project named \"{project}\" on this index. Check the spelling, or search for it."),
+    ))
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct UpstreamFileView {
+    filename: String,
+    /// This index's own `/files/upstream/…` URL.
+    url: String,
+    size: Option<u64>,
+    upload_time: Option<i64>,
+    sha256: String,
+    requires_python: Option<String>,
+    /// None: not yanked; Some(""): yanked without a reason.
+    yanked: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct UpstreamVersionView {
+    version: String,
+    is_prerelease: bool,
+    /// How many of its files are offered now.
+    files: usize,
+}
+
+/// A name that is not hosted here but served from the upstream: a read-only page of the
+/// versions and files the proxy offers of it (not blocked, old enough, hashed). A version of
+/// the upstream page is named by `version`; without one, the newest stable version that has
+/// files offered.
+async fn show_upstream(
+    web: &Web,
+    proxy: &crate::proxy::Proxy,
+    project: &str,
+    normalized: &str,
+    version: Option<&str>,
+) -> Page {
+    use crate::proxy::{ProxyError, version_of};
+    use wharf_packaging::version::Version;
+    let entry = match proxy
+        .entry(&web.state.db, &web.state.clock, normalized)
+        .await
+    {
+        Ok(entry) => entry,
+        Err(ProxyError::NotFound) => return Err(no_such_project(web, project)),
+        Err(error) => return Err(web.error(error.into_app_error(proxy.upstream.describe()))),
+    };
+    let offered: Vec<(Version, &wharf_packaging::index_page::PageFile)> = proxy
+        .offered(&entry, &web.state.clock)
+        .into_iter()
+        .filter_map(|f| Some((version_of(&f.filename)?, f)))
+        .collect();
+    // A version as parsed (PEP 440 equality: `1.0` is `1.0.0`) and as given.
+    type Listed = (Option<Version>, String);
+    let same = |a: &Listed, b: &Listed| match (&a.0, &b.0) {
+        (Some(a), Some(b)) => a == b,
+        _ => a.1 == b.1,
+    };
+    let listed = |given: &str| -> Listed {
+        (
+            wharf_packaging::version::parse(given).ok(),
+            given.trim().to_owned(),
+        )
+    };
+    // PEP 700's versions as given (blocked ones too: their page says that nothing of them is
+    // offered), then those of offered files.
+    let mut versions: Vec<Listed> = Vec::new();
+    let given = entry.page.versions.iter().map(|v| listed(v));
+    for version in given.chain(
+        offered
+            .iter()
+            .map(|(v, _)| (Some(v.clone()), v.to_string())),
+    ) {
+        if !versions.iter().any(|known| same(known, &version)) {
+            versions.push(version);
+        }
+    }
+    // Newest first; what is not PEP 440 last.
+    versions.sort_by(|a, b| b.0.cmp(&a.0));
+    let count = |version: &Listed| {
+        offered
+            .iter()
+            .filter(|(v, _)| version.0.as_ref() == Some(v))
+            .count()
+    };
+    let is_prerelease = |version: &Listed| version.0.as_ref().is_none_or(Version::any_prerelease);
+    let shown: Option<&Listed> = match version {
+        Some(v) => {
+            let wanted = listed(v);
+            let Some(found) = versions.iter().find(|known| same(known, &wanted)) else {
+                return Err(web.error(AppError::new(
+                    axum::http::StatusCode::NOT_FOUND,
+                    format!("The upstream project {normalized} has no version {v}."),
+                )));
+            };
+            Some(found)
+        }
+        None => versions
+            .iter()
+            .find(|v| count(v) > 0 && !is_prerelease(v))
+            .or_else(|| versions.iter().find(|v| count(v) > 0)),
+    };
+    let files: Vec<UpstreamFileView> = offered
+        .iter()
+        .filter(|(v, _)| shown.is_some_and(|(parsed, _)| parsed.as_ref() == Some(v)))
+        .map(|(_, f)| {
+            let sha256 = f.sha256.clone().unwrap_or_default();
+            UpstreamFileView {
+                url: format!(
+                    "/files/upstream/{}/{sha256}/{}",
+                    encode_segment(normalized),
+                    encode_segment(&f.filename)
+                ),
+                filename: f.filename.clone(),
+                size: f.size,
+                upload_time: f.upload_time_micros,
+                sha256,
+                requires_python: f.requires_python.clone(),
+                yanked: f.yanked.clone(),
+            }
+        })
+        .collect();
+    let history: Vec<UpstreamVersionView> = versions
+        .iter()
+        .map(|v| UpstreamVersionView {
+            version: v.1.clone(),
+            is_prerelease: is_prerelease(v),
+            files: count(v),
+        })
+        .collect();
+    let install = match shown {
+        Some((_, given)) if version.is_some() => format!("pip install {normalized}=={given}"),
+        _ => format!("pip install {normalized}"),
+    };
+    Ok(web.render(
+        "project_upstream.html",
+        context! {
+            project => context! { name => normalized, normalized_name => normalized },
+            upstream => proxy.upstream.describe(),
+            version => shown.map(|(_, given)| given.clone()),
+            files => files,
+            versions => history,
+            install => install,
+        },
+    ))
+}
+
 pub async fn user(web: Web, Path(username): Path<String>) -> Page {
     web.require_reader()?;
     let found = accounts::find_by_username(&web.state.db, &username)
@@ -211,4 +363,4 @@ pub async fn not_found(web: Web) -> Response {
     ))
 }
 
-crate::site::template_value!(FileView, ReleaseView);
+crate::site::template_value!(FileView, ReleaseView, UpstreamFileView, UpstreamVersionView);
