@@ -430,11 +430,20 @@ mod tests {
         let mut keys = Settings::keys();
         keys.sort();
         assert_eq!(named, keys);
-        // Uncommented (with a real key in place of the placeholder), it loads.
-        let uncommented = settings.join("\n").replace(
-            "\"…64 hex characters…\"",
-            &format!("\"{}\"", "ab".repeat(32)),
-        );
+        // Uncommented (with a real key in place of the placeholder, and one of the two ways
+        // of giving upstream credentials), it loads.
+        let uncommented = settings
+            .iter()
+            .filter(|line| {
+                !line.starts_with("upstream_username") && !line.starts_with("upstream_password")
+            })
+            .copied()
+            .collect::<Vec<_>>()
+            .join("\n")
+            .replace(
+                "\"…64 hex characters…\"",
+                &format!("\"{}\"", "ab".repeat(32)),
+            );
         load(&uncommented).expect("the sample loads");
     }
 
