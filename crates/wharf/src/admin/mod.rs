@@ -1,6 +1,6 @@
 //! Admin pages: every event with filters, the accounts and projects with the admin actions
-//! (`users`, `projects`, `actions`), invitations, and the adoption figures (`/admin/stats/` and the
-//! same numbers on `/metrics` for Prometheus).
+//! (`users`, `projects`, `actions`), bulk token invalidation (`tokens`), invitations, and the
+//! adoption figures (`/admin/stats/` and the same numbers on `/metrics` for Prometheus).
 
 pub mod actions;
 pub mod invitations;
@@ -8,6 +8,7 @@ pub mod metrics;
 mod projects;
 pub mod stats;
 pub mod store;
+mod tokens;
 mod users;
 
 use crate::state::AppState;
@@ -38,6 +39,7 @@ pub fn routes() -> Router<AppState> {
             get(users::show).post(users::act),
         )
         .route("/admin/projects/", get(projects::list).post(projects::act))
+        .route("/admin/tokens/", get(tokens::page).post(tokens::act))
 }
 
 /// `/metrics`, for Prometheus: not a page.
