@@ -20,6 +20,7 @@ mod proxy;
 mod read;
 mod schema;
 mod snapshots;
+mod token_lifecycle;
 mod tokens;
 mod two_factor;
 mod upload;
