@@ -69,7 +69,7 @@ def test_the_admin_pages_pass_axe_and_disabling_works_by_keyboard(tmp_path, page
         twine_upload(wharf, token, make_wheel(dist, "bobs-tool", "1.0"))
         sign_in(page, wharf, "root")
         for path in ["/admin/users/", "/admin/users/?q=bob", "/admin/users/bob/", "/admin/projects/",
-                     "/admin/events/"]:
+                     "/admin/tokens/", "/admin/events/"]:
             page.goto(wharf.url + path)
             assert page.locator("h1").count() == 1, path
             assert_accessible(page, path)

@@ -39,6 +39,21 @@ pub fn iso8601_seconds(micros: i64) -> String {
     format!("{date}T{time}")
 }
 
+/// A time typed by a person (unix micros): RFC 3339 (`2026-12-01T12:00:00Z`, any offset) or
+/// a date, `2026-12-01`, meaning its midnight UTC. `None` for anything else.
+pub fn parse_instant(text: &str) -> Option<i64> {
+    let text = text.trim();
+    if let Ok(at) =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+    {
+        return Some((at.unix_timestamp_nanos() / 1_000) as i64);
+    }
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(text, &format)
+        .ok()
+        .map(|d| d.midnight().assume_utc().unix_timestamp() * 1_000_000)
+}
+
 fn split(micros: i64) -> (String, String) {
     let at = time::OffsetDateTime::from_unix_timestamp(micros.div_euclid(1_000_000))
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
@@ -61,6 +76,28 @@ mod tests {
         let micros = 1_705_510_392_779_164;
         assert_eq!(iso8601_micros(micros), "2024-01-17T16:53:12.779164Z");
         assert_eq!(iso8601_seconds(micros), "2024-01-17T16:53:12");
+    }
+
+    #[test]
+    fn instants_are_dates_or_rfc3339() {
+        assert_eq!(parse_instant("2024-01-17"), Some(1_705_449_600_000_000));
+        assert_eq!(
+            parse_instant(" 2024-01-17T16:53:12Z "),
+            Some(1_705_510_392_000_000)
+        );
+        assert_eq!(
+            parse_instant("2024-01-17T17:53:12.5+01:00"),
+            Some(1_705_510_392_500_000)
+        );
+        for bad in [
+            "",
+            "2024-13-01",
+            "17/01/2024",
+            "2024-01-17 16:53",
+            "yesterday",
+        ] {
+            assert_eq!(parse_instant(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -215,8 +215,13 @@ pub struct Coalesce {
 /// request; like events another process logs next are reported without this one's count).
 #[derive(Debug, Default)]
 pub struct Coalesced {
-    keys: std::sync::Mutex<std::collections::HashMap<(&'static str, String), (i64, i64)>>,
+    keys: std::sync::Mutex<std::collections::HashMap<CoalescedKey, CoalescedState>>,
 }
+
+/// (bucket, key).
+type CoalescedKey = (&'static str, String);
+/// (recent until, in unix seconds; like events counted in memory since).
+type CoalescedState = (i64, i64);
 
 /// Keys remembered by a process before it starts afresh (each forgotten count is at most
 /// one window's worth of events that were not logged anyway).

@@ -168,6 +168,10 @@ fn web_router(state: AppState) -> Router<AppState> {
         .route("/manage/account/tokens/delete", post(manage_tokens::delete))
         .route("/manage/account/tokens/{id}/", get(manage_tokens::detail))
         .route(
+            "/manage/account/tokens/{id}/replace",
+            post(manage_tokens::replace),
+        )
+        .route(
             "/manage/project/{project}/tokens/",
             get(manage_tokens::for_project),
         )

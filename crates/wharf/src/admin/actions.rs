@@ -1,7 +1,7 @@
-//! What admins do to accounts and projects, from the web pages (`admin::users`,
-//! `admin::projects`) or the command line (`cli::admin`): each action is one transaction with
-//! its event (the target as source, the admin as `actor`), then a message to the people it
-//! affects.
+//! What admins do to accounts, projects and tokens, from the web pages (`admin::users`,
+//! `admin::projects`, `admin::tokens`) or the command line (`cli::admin`): each action is one
+//! transaction with its events (the target as source, the admin as `actor`), then a message
+//! to the people it affects.
 
 use minijinja::context;
 use serde_json::{Value, json};
@@ -10,7 +10,8 @@ use crate::accounts::{self, User, directory};
 use crate::config::UPLOAD_LIMIT_CAP;
 use crate::events::{self, EventTag, RequestMeta, Source};
 use crate::packaging::{self, Project};
-use crate::tokens::Deps;
+use crate::tokens::lifecycle::{self, Selection};
+use crate::tokens::{Deps, TokenInfo};
 use crate::twofactor;
 
 /// What the command line is called in events and journal entries (not a valid username).
@@ -56,6 +57,13 @@ pub enum AdminError {
     /// The change is refused (or would change nothing): the message says why.
     #[error("{0}")]
     Refused(String),
+    /// What was asked for is not valid: `field` names the input (a form field; the command
+    /// line's flag of the same name).
+    #[error("{message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -443,4 +451,220 @@ pub async fn set_upload_limit(
         upload_limit: limit,
         ..project
     })
+}
+
+/// The tokens a bulk invalidation is asked for, as typed (empty: not given).
+#[derive(Clone, Debug, Default)]
+pub struct TokenFilters {
+    pub user: String,
+    pub project: String,
+    /// RFC 3339, or a date (its midnight UTC).
+    pub created_before: String,
+    /// Every token of the index; not with the other filters.
+    pub all: bool,
+}
+
+/// Whether `invalidate_tokens` changes anything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Run {
+    /// Only counts what would be revoked.
+    DryRun,
+    /// Revokes, refusing when the number of matching tokens is not `expected` (the page's
+    /// preview, so a confirmation revokes what the admin saw).
+    Apply { expected: Option<usize> },
+}
+
+/// What a bulk invalidation took (or would take, on a dry run).
+#[derive(Debug)]
+pub struct Invalidation {
+    pub tokens: Vec<TokenInfo>,
+    pub owners: usize,
+}
+
+/// The longest reason kept and e-mailed.
+const REASON_CHARS: usize = 500;
+
+fn invalid(field: &'static str, message: impl Into<String>) -> AdminError {
+    AdminError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+/// Revokes every token `filters` select, in one transaction with an
+/// `account:api_token:invalidated` event per token (and `project:api_token:removed` on the
+/// projects it was limited to), logged for every process to drop its cached copy; then
+/// e-mails each owner once, listing their tokens (name, scope, creation date) and `reason`.
+/// With `Run::DryRun` only counts.
+pub async fn invalidate_tokens(
+    deps: Deps<'_>,
+    actor: &AdminActor<'_>,
+    filters: &TokenFilters,
+    reason: &str,
+    run: Run,
+) -> Result<Invalidation, AdminError> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(invalid(
+            "reason",
+            "give a reason: it is recorded with each token and e-mailed to the owners",
+        ));
+    }
+    if reason.chars().count() > REASON_CHARS {
+        return Err(invalid(
+            "reason",
+            format!("the reason must be at most {REASON_CHARS} characters"),
+        ));
+    }
+    let (user, project, before) = (
+        filters.user.trim(),
+        filters.project.trim(),
+        filters.created_before.trim(),
+    );
+    let filtered = !(user.is_empty() && project.is_empty() && before.is_empty());
+    if !filtered && !filters.all {
+        return Err(invalid(
+            "filters",
+            "choose the tokens: by user, project or creation date, or all of them",
+        ));
+    }
+    if filtered && filters.all {
+        return Err(invalid(
+            "filters",
+            "all tokens, or the ones the filters choose: not both",
+        ));
+    }
+    let mut selection = Selection::default();
+    if !user.is_empty() {
+        selection.user_id = Some(user_named(deps.db, user).await?.id);
+    }
+    if !project.is_empty() {
+        selection.project_id = Some(project_named(deps.db, project).await?.id);
+    }
+    if !before.is_empty() {
+        selection.created_before = Some(crate::clock::parse_instant(before).ok_or_else(|| {
+            invalid(
+                "created_before",
+                format!("\"{before}\" is not a date: use YYYY-MM-DD or RFC 3339, such as 2026-12-01T00:00:00Z"),
+            )
+        })?);
+    }
+    let mut tx = deps.db.begin().await?;
+    let matched = lifecycle::matching(&mut tx, &selection).await?;
+    let expected = match run {
+        Run::DryRun => return Ok(invalidation(matched)),
+        Run::Apply { expected } => expected,
+    };
+    if let Some(expected) = expected.filter(|&n| n != matched.len()) {
+        return Err(AdminError::Refused(format!(
+            "{} match now, not the {expected} of the preview: nothing was invalidated; look at the preview again",
+            counted(matched.len(), "token", "tokens")
+        )));
+    }
+    let mut revoked = Vec::with_capacity(matched.len());
+    let mut batch = events::Batch::new(actor.meta, actor.now_micros);
+    let mut batched = 0;
+    for token in matched {
+        // Gone meanwhile (deleted by its owner): not counted, no event.
+        let Some(projects) = crate::tokens::revoke_in(&mut tx, &token.id, actor.now_micros).await?
+        else {
+            continue;
+        };
+        batch.add(
+            Source::User(&token.user_id),
+            EventTag::AccountApiTokenInvalidated,
+            actor.details(json!({
+                "macaroon_id": token.id,
+                "description": token.description,
+                "permissions": {"projects": token.projects},
+                "reason": reason,
+            })),
+        );
+        for project_id in &projects {
+            batch.add(
+                Source::Project(project_id),
+                EventTag::ProjectApiTokenRemoved,
+                json!({"description": token.description, "user": token.username, "reason": "invalidated by an administrator"}),
+            );
+        }
+        // Statements of bounded size (bound parameters), whatever the number of tokens.
+        batched += 1 + projects.len();
+        if batched >= 500 {
+            std::mem::replace(&mut batch, events::Batch::new(actor.meta, actor.now_micros))
+                .flush(&mut tx)
+                .await?;
+            batched = 0;
+        }
+        revoked.push(token);
+    }
+    batch.flush(&mut tx).await?;
+    tx.commit().await?;
+    // This process at once; the others through the revocation log.
+    for token in &revoked {
+        deps.cache.forget(&token.id);
+    }
+    let done = invalidation(revoked);
+    tracing::warn!(
+        actor = actor.name(),
+        tokens = done.tokens.len(),
+        owners = done.owners,
+        "API tokens invalidated in bulk"
+    );
+    tell_owners(deps, actor, &done.tokens, reason).await;
+    Ok(done)
+}
+
+fn invalidation(tokens: Vec<TokenInfo>) -> Invalidation {
+    let owners = tokens
+        .iter()
+        .map(|t| t.user_id.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    Invalidation { tokens, owners }
+}
+
+/// "1 token", "3 tokens".
+pub fn counted(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// One message per owner, listing their invalidated tokens (never a secret: none is kept).
+async fn tell_owners(deps: Deps<'_>, actor: &AdminActor<'_>, tokens: &[TokenInfo], reason: &str) {
+    let mut by_owner: std::collections::BTreeMap<&str, Vec<&TokenInfo>> = Default::default();
+    for token in tokens {
+        by_owner.entry(&token.user_id).or_default().push(token);
+    }
+    for (user_id, tokens) in by_owner {
+        let Ok(Some(primary)) = accounts::primary_email(deps.db, user_id).await else {
+            continue;
+        };
+        let listed: Vec<minijinja::Value> = tokens
+            .iter()
+            .map(|t| {
+                let mut scope = if t.projects.is_empty() {
+                    "the whole account".to_owned()
+                } else {
+                    format!("the projects {}", t.projects.join(", "))
+                };
+                if t.read_only {
+                    scope.push_str(", read-only");
+                }
+                context! {
+                    name => t.description.clone(),
+                    scope => scope,
+                    created => crate::clock::iso8601_seconds(t.created).replace('T', " ") + " UTC",
+                }
+            })
+            .collect();
+        deps.mailer
+            .notify(
+                deps.db,
+                (user_id, &primary.email),
+                "tokens-invalidated",
+                context! { username => tokens[0].username.clone(), tokens => listed, reason => reason },
+                actor.meta,
+                actor.now_micros,
+            )
+            .await;
+    }
 }

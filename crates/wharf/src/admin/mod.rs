@@ -1,7 +1,7 @@
 //! Admin pages: every event with filters, the accounts and projects with the admin actions
-//! (`users`, `projects`, `actions`), the upstream proxy's blocks and claims (`proxy`),
-//! invitations, and the adoption figures (`/admin/stats/` and the same numbers on `/metrics`
-//! for Prometheus).
+//! (`users`, `projects`, `actions`), bulk token invalidation (`tokens`), the upstream
+//! proxy's blocks and claims (`proxy`), invitations, and the adoption figures
+//! (`/admin/stats/` and the same numbers on `/metrics` for Prometheus).
 
 pub mod actions;
 pub mod invitations;
@@ -10,6 +10,7 @@ mod projects;
 mod proxy;
 pub mod stats;
 pub mod store;
+mod tokens;
 mod users;
 
 use crate::state::AppState;
@@ -41,6 +42,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/admin/projects/", get(projects::list).post(projects::act))
         .route("/admin/proxy/", get(proxy::page).post(proxy::act))
+        .route("/admin/tokens/", get(tokens::page).post(tokens::act))
 }
 
 /// `/metrics`, for Prometheus: not a page.

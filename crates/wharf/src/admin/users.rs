@@ -137,7 +137,7 @@ pub(super) fn refused(web: &Web, back_to: &str, error: AdminError) -> Page {
 }
 
 /// The actions' one-line errors, as a sentence for a page.
-fn sentence(line: &str) -> String {
+pub(super) fn sentence(line: &str) -> String {
     let mut chars = line.chars();
     let first: String = chars
         .next()

@@ -1,11 +1,11 @@
-//! `wharf user list|show|set-admin|disable|enable|reset-2fa` and `wharf project
-//! delete|transfer`: the admin actions of `admin::actions` from the server's shell. Each
-//! returns the lines it prints; a failure is one line (the error).
+//! `wharf user list|show|set-admin|disable|enable|reset-2fa`, `wharf project
+//! delete|transfer` and `wharf token invalidate`: the admin actions of `admin::actions` from
+//! the server's shell. Each returns the lines it prints; a failure is one line (the error).
 
 use clap::Subcommand;
 
 use crate::accounts::directory::{self, UserQuery, UserSummary};
-use crate::admin::actions::{self, AdminActor};
+use crate::admin::actions::{self, AdminActor, Run, TokenFilters, counted};
 use crate::state::AppState;
 
 #[derive(Debug, Subcommand)]
@@ -233,5 +233,48 @@ pub async fn run_proxy(state: &AppState, command: ProxyCommand) -> anyhow::Resul
                 )
             })
             .collect(),
+    })
+}
+
+/// `wharf token invalidate`: the line with the counts.
+pub async fn invalidate_tokens(
+    state: &AppState,
+    filters: &TokenFilters,
+    reason: &str,
+    dry_run: bool,
+) -> anyhow::Result<String> {
+    let meta = super::cli_meta();
+    let actor = AdminActor::command_line(&meta, state.clock.now_micros());
+    let run = if dry_run {
+        Run::DryRun
+    } else {
+        Run::Apply { expected: None }
+    };
+    let done = actions::invalidate_tokens(state.into(), &actor, filters, reason, run)
+        .await
+        .map_err(|e| match e {
+            // In the command's own words: its flags.
+            actions::AdminError::Invalid { field: "filters", .. } if filters.all => anyhow::anyhow!(
+                "--all takes every token: not with --user, --project or --created-before"
+            ),
+            actions::AdminError::Invalid { field: "filters", .. } => anyhow::anyhow!(
+                "choose the tokens: --user, --project or --created-before (together, all must match), or --all"
+            ),
+            actions::AdminError::Invalid { field: "reason", message }
+                if reason.trim().is_empty() =>
+            {
+                anyhow::anyhow!("{}", message.replacen("give a reason", "give --reason TEXT", 1))
+            }
+            other => other.into(),
+        })?;
+    let counts = format!(
+        "{} of {}",
+        counted(done.tokens.len(), "token", "tokens"),
+        counted(done.owners, "owner", "owners")
+    );
+    Ok(if dry_run {
+        format!("would invalidate {counts} (dry run: nothing changed)")
+    } else {
+        format!("invalidated {counts}; each owner was told by e-mail")
     })
 }

@@ -1,5 +1,5 @@
-//! The command line: `serve`, `migrate`, `user create`, `token create`, `audit verify|export|
-//! prune`, `gc`. Other tooling depends on these commands and their output; keep them stable.
+//! The command line: `serve`, `migrate`, `user create`, `token create|invalidate`, `audit
+//! verify|export|prune`, `gc`. Other tooling depends on these commands and their output; keep them stable.
 
 use std::future::IntoFuture;
 use std::io::BufRead;
@@ -176,6 +176,30 @@ pub enum TokenCommand {
         #[arg(long)]
         read_only: bool,
     },
+    /// Revoke every token that matches the filters (all of them), in one transaction with an
+    /// event per token; each owner is e-mailed once with their tokens and the reason.
+    /// Prints one line with the counts.
+    Invalidate {
+        /// Only this user's tokens.
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+        /// Only the tokens that can upload to this project: those limited to it, and the
+        /// account-wide tokens of its collaborators (and read-only tokens limited to it).
+        #[arg(long, value_name = "NAME")]
+        project: Option<String>,
+        /// Only tokens created before this time: RFC 3339, or YYYY-MM-DD (midnight UTC).
+        #[arg(long, value_name = "DATE")]
+        created_before: Option<String>,
+        /// Every token of the index (instead of the filters).
+        #[arg(long)]
+        all: bool,
+        /// Why: recorded with each token's event and e-mailed to the owners.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+        /// Count what would be revoked; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// The settings the command runs with (flags, `WHARF_*`, config file, defaults), loaded
@@ -282,6 +306,30 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             let state = AppState::open(settings).await?;
             let scope = (projects.as_slice(), expires_in, read_only);
             let result = create_token(&state, &username, scope, description).await;
+            state.db.close().await;
+            println!("{}", result?);
+            Ok(())
+        }
+        Command::Token {
+            command:
+                TokenCommand::Invalidate {
+                    user,
+                    project,
+                    created_before,
+                    all,
+                    reason,
+                    dry_run,
+                },
+        } => {
+            let filters = crate::admin::actions::TokenFilters {
+                user: user.unwrap_or_default(),
+                project: project.unwrap_or_default(),
+                created_before: created_before.unwrap_or_default(),
+                all,
+            };
+            let state = AppState::open(settings).await?;
+            let reason = reason.unwrap_or_default();
+            let result = admin::invalidate_tokens(&state, &filters, &reason, dry_run).await;
             state.db.close().await;
             println!("{}", result?);
             Ok(())

@@ -35,6 +35,12 @@ pub enum EventTag {
     /// wharf: a token authenticated a request (the token's usage trail).
     AccountApiTokenUsed,
     AccountApiTokenFailure,
+    /// wharf: an admin (or the command line) revoked the token in a bulk invalidation, with
+    /// the reason the owner was e-mailed.
+    AccountApiTokenInvalidated,
+    /// wharf: the owner replaced the token with a new one of the same name and scope; the
+    /// old one works for the grace period chosen, or was revoked at once.
+    AccountApiTokenRotated,
     AccountRoleAdd,
     AccountRoleChange,
     AccountRoleRemove,
@@ -132,6 +138,8 @@ impl EventTag {
         EventTag::AccountApiTokenRemovedLeak,
         EventTag::AccountApiTokenUsed,
         EventTag::AccountApiTokenFailure,
+        EventTag::AccountApiTokenInvalidated,
+        EventTag::AccountApiTokenRotated,
         EventTag::AccountRoleAdd,
         EventTag::AccountRoleChange,
         EventTag::AccountRoleRemove,
@@ -206,6 +214,8 @@ impl EventTag {
             EventTag::AccountApiTokenRemovedLeak => "account:api_token:removed_leak",
             EventTag::AccountApiTokenUsed => "account:api_token:used",
             EventTag::AccountApiTokenFailure => "account:api_token:failure",
+            EventTag::AccountApiTokenInvalidated => "account:api_token:invalidated",
+            EventTag::AccountApiTokenRotated => "account:api_token:rotated",
             EventTag::AccountRoleAdd => "account:role:add",
             EventTag::AccountRoleChange => "account:role:change",
             EventTag::AccountRoleRemove => "account:role:remove",

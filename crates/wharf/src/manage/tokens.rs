@@ -1,10 +1,12 @@
 //! `/manage/account/tokens/`: create API tokens (the whole account, or one or several
-//! projects; an optional expiry), see them with their last use and usage trail, delete them.
+//! projects; an optional expiry), see them with their last use and usage trail, replace one
+//! (a new secret, the old one kept for a grace period), delete them.
 //! `/manage/project/<name>/tokens/`: every token that can upload to a project.
 
 use axum::body::Bytes;
 use axum::extract::Path;
 use axum::http::StatusCode;
+use axum::response::Response;
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +15,7 @@ use crate::accounts::{self, User};
 use crate::error::AppError;
 use crate::packaging::permissions::{self, Denied, Permission, Via};
 use crate::packaging::{self, Project};
+use crate::tokens::lifecycle::Grace;
 use crate::tokens::{self, Removal, TokenError, TokenScope, leaks};
 use crate::web::{Flash, FormErrors, OrPage, Page, Web};
 
@@ -146,36 +149,9 @@ pub async fn create(web: Web, body: Bytes) -> Page {
             )
             .await;
         }
-        for name in &form.projects {
-            let normalized = wharf_packaging::name::normalize(name);
-            // A token may be limited to the projects its owner may upload to (the page itself
-            // asked for a recent password).
-            let decided = permissions::authorize(
-                &web.state.db,
-                web.state.settings.require_2fa,
-                user,
-                Via::Session { fresh: true },
-                &normalized,
-                Permission::Upload,
-            )
-            .await
-            .or_page(&web)?;
-            let message = match decided {
-                Ok(project) => {
-                    if !projects.iter().any(|p| p.id == project.id) {
-                        projects.push(project);
-                    }
-                    continue;
-                }
-                Err(refusal) => match refusal.reason {
-                    Denied::NotFound => format!("There is no project named {name}."),
-                    Denied::Needs2fa => format!(
-                        "{name} requires two-factor authentication: set it up for your account first."
-                    ),
-                    _ => format!("You are not a collaborator on {name}."),
-                },
-            };
-            return refuse("scope-projects", &message).await;
+        match uploadable(&web, user, &form.projects).await? {
+            Ok(found) => projects = found,
+            Err(message) => return refuse("scope-projects", &message).await,
         }
     } else if form.scope != "account" {
         return refuse("scope-account", "Choose the token's scope.").await;
@@ -218,27 +194,207 @@ pub async fn create(web: Web, body: Bytes) -> Page {
         Err(TokenError::InvalidLifetime) => {
             return refuse("expires", "Choose one of the expiries offered.").await;
         }
+        Err(TokenError::Gone) => return Err(web.error(AppError::not_found())),
         Err(TokenError::Database(e)) => return Err(e).or_page(&web),
     };
     let names: Vec<String> = projects.iter().map(|p| p.normalized_name.clone()).collect();
-    let expires = expires_in.map(|s| {
-        crate::clock::iso8601_seconds(web.now_micros() + s * 1_000_000).replace('T', " ") + " UTC"
-    });
+    let expires = expires_in.map(|s| shown_time(web.now_micros() + s * 1_000_000));
     tokens::notify_created(&web.state, &user.id, name, &web.meta).await;
-    // Shown in the answer to the POST, never again: pages are `no-store`.
-    Ok(web.render(
+    let shown = Shown {
+        secret: &secret,
+        name,
+        projects: names,
+        expires,
+        read_only,
+    };
+    Ok(shown_once(&web, shown, None))
+}
+
+/// A new token, for the page that shows it once.
+struct Shown<'a> {
+    secret: &'a str,
+    name: &'a str,
+    projects: Vec<String>,
+    /// As shown: `2026-12-02 10:00:00 UTC`.
+    expires: Option<String>,
+    read_only: bool,
+}
+
+/// The page with the new token's secret, in the answer to the POST and never again (pages are
+/// `no-store`); `replaced` says what became of the token it replaces.
+fn shown_once(web: &Web, shown: Shown<'_>, replaced: Option<minijinja::Value>) -> Response {
+    let base_url = web.state.settings.base_url();
+    web.render(
         "token_created.html",
         context! {
-            token => secret.clone(),
-            name => name,
-            projects => names,
-            expires => expires,
-            read_only => read_only,
-            simple_url => format!("{}/simple/", web.state.settings.base_url()),
-            index_url => index_url_with(&web.state.settings.base_url(), &secret),
-            repository_url => format!("{}/legacy/", web.state.settings.base_url()),
+            token => shown.secret,
+            name => shown.name,
+            projects => shown.projects,
+            expires => shown.expires,
+            read_only => shown.read_only,
+            replaced => replaced,
+            simple_url => format!("{base_url}/simple/"),
+            index_url => index_url_with(&base_url, shown.secret),
+            repository_url => format!("{base_url}/legacy/"),
         },
-    ))
+    )
+}
+
+/// As the pages show a time: `2026-12-02 10:00:00 UTC`.
+fn shown_time(micros: i64) -> String {
+    crate::clock::iso8601_seconds(micros).replace('T', " ") + " UTC"
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ReplaceForm {
+    /// How long the old token keeps working: `none`, `1h` or `24h`.
+    grace: String,
+}
+
+/// "Replace this token": a new token with the same name, scope and lifetime, shown once; the
+/// old one works for the grace period chosen, or is revoked at once. Asks for a recent
+/// password, as creating a token does.
+pub async fn replace(
+    web: Web,
+    Path(id): Path<String>,
+    axum::Form(form): axum::Form<ReplaceForm>,
+) -> Page {
+    let back = format!("{PAGE}{}/", crate::simple::encode_segment(&id));
+    let session = web.require_recent_auth(&back)?.clone();
+    let user = &session.user;
+    let Some(token) = tokens::find(&web.state.db, &id)
+        .await
+        .or_page(&web)?
+        .filter(|token| token.user_id == user.id)
+    else {
+        return Ok(web.redirect_with(PAGE, Flash::error("API Token does not exist.")));
+    };
+    let Some(grace) = Grace::parse(&form.grace) else {
+        return Ok(web.redirect_with(
+            &back,
+            Flash::error("Choose how long the old token keeps working."),
+        ));
+    };
+    if !accounts::has_verified_primary_email(&web.state.db, &user.id)
+        .await
+        .or_page(&web)?
+    {
+        return Ok(web.redirect_with(
+            &back,
+            Flash::error("Verify your e-mail address to create an API token."),
+        ));
+    }
+    // The same projects, by id, that the owner may still upload to.
+    let Some(scoped) = tokens::lifecycle::projects_of(&web.state.db, &token)
+        .await
+        .or_page(&web)?
+    else {
+        return Ok(web.redirect_with(
+            &back,
+            Flash::error("A project this token is limited to no longer exists: create a new token instead. Nothing was changed."),
+        ));
+    };
+    let names: Vec<String> = scoped.iter().map(|(_, name)| name.clone()).collect();
+    let projects = match uploadable(&web, user, &names).await? {
+        Ok(projects)
+            if projects
+                .iter()
+                .map(|p| &p.id)
+                .eq(scoped.iter().map(|(id, _)| id)) =>
+        {
+            projects
+        }
+        Ok(_) => {
+            return Ok(web.redirect_with(
+                &back,
+                Flash::error("A project this token is limited to no longer exists: create a new token instead. Nothing was changed."),
+            ));
+        }
+        Err(message) => {
+            return Ok(web.redirect_with(
+                &back,
+                Flash::error(format!("{message} Nothing was changed.")),
+            ));
+        }
+    };
+    let location = web.state.settings.token_location();
+    let rotated = tokens::lifecycle::rotate(
+        (&web.state).into(),
+        &location,
+        user,
+        &token,
+        &projects,
+        grace,
+        &web.meta,
+        web.now_micros(),
+    )
+    .await;
+    let rotation = match rotated {
+        Ok(rotation) => rotation,
+        Err(TokenError::Database(e)) => return Err(e).or_page(&web),
+        Err(TokenError::Gone) => {
+            return Ok(web.redirect_with(PAGE, Flash::error("API Token does not exist.")));
+        }
+        Err(other) => {
+            return Ok(web.redirect_with(
+                &back,
+                Flash::error(format!("The token cannot be replaced: {other}.")),
+            ));
+        }
+    };
+    let shown = Shown {
+        secret: &rotation.secret,
+        name: &token.description,
+        projects: projects.iter().map(|p| p.normalized_name.clone()).collect(),
+        expires: rotation.expires.map(shown_time),
+        read_only: token.read_only,
+    };
+    let replaced = context! {
+        until => rotation.old_until.map(shown_time),
+        old_name => rotation.old_description,
+    };
+    Ok(shown_once(&web, shown, Some(replaced)))
+}
+
+/// The projects named (each once), when `user` may upload to every one of them now (the
+/// token pages asked for a recent password); else the sentence that says which not.
+async fn uploadable(
+    web: &Web,
+    user: &User,
+    names: &[String],
+) -> Result<Result<Vec<Project>, String>, Response> {
+    let mut projects: Vec<Project> = Vec::new();
+    for name in names {
+        let normalized = wharf_packaging::name::normalize(name);
+        let decided = permissions::authorize(
+            &web.state.db,
+            web.state.settings.require_2fa,
+            user,
+            Via::Session { fresh: true },
+            &normalized,
+            Permission::Upload,
+        )
+        .await
+        .or_page(web)?;
+        let message = match decided {
+            Ok(project) => {
+                if !projects.iter().any(|p| p.id == project.id) {
+                    projects.push(project);
+                }
+                continue;
+            }
+            Err(refusal) => match refusal.reason {
+                Denied::NotFound => format!("There is no project named {name}."),
+                Denied::Needs2fa => format!(
+                    "{name} requires two-factor authentication: set it up for your account first."
+                ),
+                _ => format!("You are not a collaborator on {name}."),
+            },
+        };
+        return Ok(Err(message));
+    }
+    Ok(Ok(projects))
 }
 
 /// The Simple API's URL with the token in it, as pip takes it (`--index-url`).

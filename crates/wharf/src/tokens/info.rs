@@ -22,7 +22,7 @@ pub struct TokenInfo {
 
 crate::site::template_value!(TokenInfo);
 
-type InfoRow = (
+pub(super) type InfoRow = (
     String,
     String,
     String,
@@ -34,10 +34,10 @@ type InfoRow = (
     i64,
 );
 
-const INFO_SELECT: &str = "SELECT m.id, m.user_id, u.username, m.description, m.permissions_caveat, \
+pub(super) const INFO_SELECT: &str = "SELECT m.id, m.user_id, u.username, m.description, m.permissions_caveat, \
      m.created, m.expires, m.last_used, m.read_only FROM macaroons m JOIN users u ON u.id = m.user_id";
 
-fn info_from_row(row: InfoRow) -> TokenInfo {
+pub(super) fn info_from_row(row: InfoRow) -> TokenInfo {
     let (id, user_id, username, description, permissions, created, expires, last_used, read_only) =
         row;
     let permissions: serde_json::Value = serde_json::from_str(&permissions).unwrap_or_default();

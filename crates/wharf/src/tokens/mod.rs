@@ -2,11 +2,13 @@
 //! stored sealed (AES-256-GCM under a key derived from the server key, bound to the token's
 //! id), so a copy of the database alone cannot mint tokens. Verifying one costs a row lookup,
 //! one decryption and an HMAC chain the first time, then only the HMAC chain (the opened key
-//! is kept in memory), never a password hash.
+//! is kept in memory), never a password hash. Bulk invalidation and rotation are in
+//! `lifecycle.rs`.
 
 pub mod cache;
 mod info;
 pub mod leaks;
+pub mod lifecycle;
 mod read;
 pub use read::mark_used;
 pub mod uses;
@@ -57,6 +59,9 @@ pub enum TokenError {
     InvalidDescription,
     #[error("the token lifetime must be positive")]
     InvalidLifetime,
+    /// The token was deleted (or replaced without a grace period) meanwhile.
+    #[error("no such token")]
+    Gone,
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -113,6 +118,41 @@ pub async fn create(
     meta: &RequestMeta,
     now_micros: i64,
 ) -> Result<String, TokenError> {
+    let mut tx = issuer.db.begin().await?;
+    let minted = insert(
+        &mut tx,
+        issuer,
+        user,
+        description,
+        scope,
+        meta,
+        now_micros,
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(minted.secret)
+}
+
+/// A token just written: its id and its secret (shown once, never stored).
+pub(crate) struct Minted {
+    pub id: String,
+    pub secret: String,
+}
+
+/// Mints and stores a token inside the caller's transaction, with its `api_token:added`
+/// events; `replaces` names the token it replaces (a rotation).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn insert(
+    conn: &mut sqlx::AnyConnection,
+    issuer: &Issuer<'_>,
+    user: &User,
+    description: &str,
+    scope: &TokenScope<'_>,
+    meta: &RequestMeta,
+    now_micros: i64,
+    replaces: Option<&str>,
+) -> Result<Minted, TokenError> {
     let description = description.trim();
     if description.is_empty() || description.chars().count() > 100 {
         return Err(TokenError::InvalidDescription);
@@ -164,7 +204,6 @@ pub async fn create(
         macaroon.add_first_party_caveat(caveat.as_bytes());
     }
 
-    let mut tx = issuer.db.begin().await?;
     let inserted = sqlx::query(
         "INSERT INTO macaroons (id, user_id, description, created, expires, caveats, permissions_caveat, additional, key, read_only) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (user_id, description) DO NOTHING",
@@ -179,7 +218,7 @@ pub async fn create(
     .bind(serde_json::json!({"made_with_2fa": false}).to_string())
     .bind(seal_key(issuer.keys, &id, &key))
     .bind(i64::from(scope.read_only))
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
     if inserted.rows_affected() == 0 {
         return Err(TokenError::DuplicateDescription(description.to_owned()));
@@ -188,31 +227,31 @@ pub async fn create(
         sqlx::query("INSERT INTO macaroon_projects (macaroon_id, project_id) VALUES ($1, $2)")
             .bind(&id)
             .bind(&project.id)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
     }
-    events::record(
-        &mut tx,
+    let mut added = serde_json::json!({"macaroon_id": id, "description": description, "caveats": caveats_for_event(&caveat_json), "expires": expires, "read_only": scope.read_only});
+    if let Some(old) = replaces {
+        added["replaces"] = serde_json::json!(old);
+    }
+    let mut batch = events::Batch::new(meta, now_micros);
+    batch.add(
         Source::User(&user.id),
         EventTag::AccountApiTokenAdded,
-        meta,
-        now_micros,
-        serde_json::json!({"macaroon_id": id, "description": description, "caveats": caveats_for_event(&caveat_json), "expires": expires, "read_only": scope.read_only}),
-    )
-    .await?;
+        added,
+    );
     for project in scope.projects {
-        events::record(
-            &mut tx,
+        batch.add(
             Source::Project(&project.id),
             EventTag::ProjectApiTokenAdded,
-            meta,
-            now_micros,
             serde_json::json!({"description": description, "user": user.username}),
-        )
-        .await?;
+        );
     }
-    tx.commit().await?;
-    Ok(macaroon.to_token())
+    batch.flush(&mut *conn).await?;
+    Ok(Minted {
+        id,
+        secret: macaroon.to_token(),
+    })
 }
 
 /// Brings rows written by earlier versions up to date, at start-up: seals the root keys still
@@ -475,6 +514,42 @@ pub enum Removal<'a> {
     },
 }
 
+/// Moves a token's row to `deleted_macaroons` (its key kept, so a later use is recognised)
+/// and logs the revocation for the other processes, inside the caller's transaction. Returns
+/// the projects it was limited to that still exist (by id: not a later project that took a
+/// deleted one's name), or `None` when the token was gone already. The caller records the
+/// events and, after the commit, drops this process's cached copy (`cache.forget`).
+pub(crate) async fn revoke_in(
+    conn: &mut sqlx::AnyConnection,
+    token_id: &str,
+    now_micros: i64,
+) -> Result<Option<Vec<String>>, sqlx::Error> {
+    let projects: Vec<(String,)> = sqlx::query_as(
+        "SELECT p.id FROM macaroon_projects mp JOIN projects p ON p.id = mp.project_id \
+         WHERE mp.macaroon_id = $1",
+    )
+    .bind(token_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO deleted_macaroons (id, user_id, description, key, deleted) \
+         SELECT id, user_id, description, key, $2 FROM macaroons WHERE id = $1",
+    )
+    .bind(token_id)
+    .bind(now_micros)
+    .execute(&mut *conn)
+    .await?;
+    let deleted = sqlx::query("DELETE FROM macaroons WHERE id = $1")
+        .bind(token_id)
+        .execute(&mut *conn)
+        .await?;
+    if deleted.rows_affected() == 0 {
+        return Ok(None);
+    }
+    cache::log_revocation(conn, token_id, now_micros).await?;
+    Ok(Some(projects.into_iter().map(|(id,)| id).collect()))
+}
+
 /// Deletes the token and records `account:api_token:removed` (or `…:removed_leak`) on its
 /// owner's log and `project:api_token:removed` on each project it was limited to.
 pub async fn delete<'a>(
@@ -486,30 +561,9 @@ pub async fn delete<'a>(
 ) -> Result<bool, sqlx::Error> {
     let deps = deps.into();
     let mut tx = deps.db.begin().await?;
-    // The projects it was made for, by id: not a later project that took a deleted one's name.
-    let projects: Vec<(String,)> = sqlx::query_as(
-        "SELECT p.id FROM macaroon_projects mp JOIN projects p ON p.id = mp.project_id \
-         WHERE mp.macaroon_id = $1",
-    )
-    .bind(&token.id)
-    .fetch_all(&mut *tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO deleted_macaroons (id, user_id, description, key, deleted) \
-         SELECT id, user_id, description, key, $2 FROM macaroons WHERE id = $1",
-    )
-    .bind(&token.id)
-    .bind(now_micros)
-    .execute(&mut *tx)
-    .await?;
-    let deleted = sqlx::query("DELETE FROM macaroons WHERE id = $1")
-        .bind(&token.id)
-        .execute(&mut *tx)
-        .await?;
-    if deleted.rows_affected() == 0 {
+    let Some(projects) = revoke_in(&mut tx, &token.id, now_micros).await? else {
         return Ok(false);
-    }
-    cache::log_revocation(&mut tx, &token.id, now_micros).await?;
+    };
     let (tag, additional) = match removal {
         Removal::ByOwner => (
             EventTag::AccountApiTokenRemoved,
@@ -536,7 +590,7 @@ pub async fn delete<'a>(
         additional,
     )
     .await?;
-    for (project_id,) in projects {
+    for project_id in projects {
         events::record(
             &mut tx,
             Source::Project(&project_id),

@@ -21,6 +21,7 @@ mod proxy_pages;
 mod read;
 mod schema;
 mod snapshots;
+mod token_lifecycle;
 mod tokens;
 mod two_factor;
 mod upload;
