@@ -131,7 +131,7 @@ async fn render(state: &AppState, normalized: &str, version: Option<&str>) -> Ap
                 .iter()
                 .find(|r| r.canonical_version == canonical)
         }
-        None => latest(&contents.releases),
+        None => crate::packaging::latest_release(&contents.releases),
     }
     .ok_or_else(AppError::not_found)?;
     let roles = packaging::project_roles(&state.db, &project.id).await?;
@@ -164,16 +164,6 @@ async fn render(state: &AppState, normalized: &str, version: Option<&str>) -> Ap
     }
     let page = Page::new(json_bytes(&body), "application/json", project.last_serial);
     Ok(page)
-}
-
-/// Warehouse's "latest": not yanked first, then final releases, then the highest version.
-fn latest(releases: &[ReleaseDetail]) -> Option<&ReleaseDetail> {
-    // `releases` is in ascending version order, so the last of the best group wins.
-    releases
-        .iter()
-        .enumerate()
-        .max_by_key(|(i, r)| (!r.yanked, !r.is_prerelease, *i))
-        .map(|(_, r)| r)
 }
 
 fn info_json(base: &str, project: &Project, release: &ReleaseDetail) -> Value {

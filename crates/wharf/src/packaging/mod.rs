@@ -442,6 +442,55 @@ type FileRow = (
     Option<String>,
 );
 
+/// The latest version of a project: the highest final release not yanked, else the highest
+/// pre-release not yanked, else the highest (`wharf_packaging::version::latest`).
+pub fn latest_release(releases: &[ReleaseDetail]) -> Option<&ReleaseDetail> {
+    wharf_packaging::version::latest(releases, |r| (r.version.as_str(), r.yanked))
+}
+
+/// A release of a project as summaries list it.
+#[derive(Clone, Debug, sqlx::FromRow)]
+struct ProjectRelease {
+    id: String,
+    name: String,
+    normalized_name: String,
+    version: String,
+    summary: Option<String>,
+    created: i64,
+    yanked: i64,
+}
+
+/// Summaries with each project's latest version, from all the releases of the projects, in
+/// the order the projects first appear.
+fn latest_summaries(rows: Vec<ProjectRelease>) -> Vec<ProjectSummary> {
+    let mut order: Vec<String> = Vec::new();
+    let mut by_project: std::collections::HashMap<String, Vec<ProjectRelease>> =
+        std::collections::HashMap::new();
+    for row in rows {
+        if !by_project.contains_key(&row.id) {
+            order.push(row.id.clone());
+        }
+        by_project.entry(row.id.clone()).or_default().push(row);
+    }
+    order
+        .into_iter()
+        .filter_map(|id| {
+            let releases = by_project.remove(&id)?;
+            let latest = wharf_packaging::version::latest(&releases, |r| {
+                (r.version.as_str(), r.yanked != 0)
+            })?
+            .clone();
+            Some(ProjectSummary {
+                name: latest.name,
+                normalized_name: latest.normalized_name,
+                version: latest.version,
+                summary: latest.summary,
+                created: latest.created,
+            })
+        })
+        .collect()
+}
+
 /// All releases and files of a project, in no particular order.
 pub async fn project_contents(
     db: &Db,
@@ -626,27 +675,48 @@ fn like_escape(text: &str) -> String {
         .replace('_', "\\_")
 }
 
-/// Projects whose name or newest summary contains the query (case-insensitive), best first:
-/// exact name, then name matches, then summary matches.
+/// Projects whose name or latest version's summary contains the query (case-insensitive),
+/// best first: exact name, then name matches, then summary matches.
 pub async fn search(db: &Db, query: &str, limit: i64) -> Result<Vec<ProjectSummary>, sqlx::Error> {
     let normalized = wharf_packaging::name::normalize(query.trim());
-    let pattern = format!("%{}%", like_escape(&query.trim().to_lowercase()));
+    let lowered = query.trim().to_lowercase();
+    let pattern = format!("%{}%", like_escape(&lowered));
     let name_pattern = format!("%{}%", like_escape(&normalized));
-    let rows: Vec<SummaryRow> = sqlx::query_as(
-        "SELECT p.name, p.normalized_name, r.version, r.summary, r.created FROM projects p \
-         JOIN releases r ON r.id = (SELECT id FROM releases WHERE project_id = p.id ORDER BY created DESC LIMIT 1) \
-         WHERE p.normalized_name LIKE $1 ESCAPE '\\' OR LOWER(COALESCE(r.summary, '')) LIKE $2 ESCAPE '\\' \
-         ORDER BY CASE WHEN p.normalized_name = $3 THEN 0 WHEN p.normalized_name LIKE $1 ESCAPE '\\' THEN 1 ELSE 2 END, \
-                  p.normalized_name \
-         LIMIT $4",
+    // Every release of the candidates: the latest version is PEP 440's highest, which SQL
+    // cannot order by, so it is chosen here and the summary checked on it.
+    let rows: Vec<ProjectRelease> = sqlx::query_as(
+        "SELECT p.id, p.name, p.normalized_name, r.version, r.summary, r.created, r.yanked \
+         FROM projects p JOIN releases r ON r.project_id = p.id \
+         WHERE p.normalized_name LIKE $1 ESCAPE '\\' OR p.id IN \
+           (SELECT project_id FROM releases WHERE LOWER(COALESCE(summary, '')) LIKE $2 ESCAPE '\\') \
+         ORDER BY p.normalized_name",
     )
-    .bind(name_pattern)
+    .bind(&name_pattern)
     .bind(pattern)
-    .bind(normalized)
-    .bind(limit)
     .fetch_all(db.pool())
     .await?;
-    Ok(rows.into_iter().map(summary_from_row).collect())
+    let rank = |p: &ProjectSummary| {
+        if p.normalized_name == normalized {
+            0
+        } else if p.normalized_name.contains(&normalized) {
+            1
+        } else {
+            2
+        }
+    };
+    let mut found: Vec<ProjectSummary> = latest_summaries(rows)
+        .into_iter()
+        .filter(|p| {
+            p.normalized_name.contains(&normalized)
+                || p.summary
+                    .as_deref()
+                    .is_some_and(|s| s.to_lowercase().contains(&lowered))
+        })
+        .collect();
+    // Stable: within a rank, the names stay in order.
+    found.sort_by_key(rank);
+    found.truncate(usize::try_from(limit).unwrap_or(0));
+    Ok(found)
 }
 
 /// The newest releases across the index.
@@ -661,18 +731,17 @@ pub async fn recent_releases(db: &Db, limit: i64) -> Result<Vec<ProjectSummary>,
     Ok(rows.into_iter().map(summary_from_row).collect())
 }
 
-/// The projects a user has a role on, with their newest release.
+/// The projects a user has a role on, with their latest version.
 pub async fn projects_of(db: &Db, user_id: &str) -> Result<Vec<ProjectSummary>, sqlx::Error> {
-    let rows: Vec<SummaryRow> = sqlx::query_as(
-        "SELECT p.name, p.normalized_name, r.version, r.summary, r.created FROM projects p \
-         JOIN roles ro ON ro.project_id = p.id AND ro.user_id = $1 \
-         JOIN releases r ON r.id = (SELECT id FROM releases WHERE project_id = p.id ORDER BY created DESC LIMIT 1) \
-         ORDER BY p.normalized_name",
+    let rows: Vec<ProjectRelease> = sqlx::query_as(
+        "SELECT p.id, p.name, p.normalized_name, r.version, r.summary, r.created, r.yanked \
+         FROM projects p JOIN roles ro ON ro.project_id = p.id AND ro.user_id = $1 \
+         JOIN releases r ON r.project_id = p.id ORDER BY p.normalized_name",
     )
     .bind(user_id)
     .fetch_all(db.pool())
     .await?;
-    Ok(rows.into_iter().map(summary_from_row).collect())
+    Ok(latest_summaries(rows))
 }
 
 crate::site::template_value!(ProjectSummary);

@@ -423,29 +423,47 @@ pub struct OwnedProject {
     pub created: i64,
 }
 
-/// The projects a user has a role on.
+/// The projects a user has a role on, with their latest version (PEP 440's highest final
+/// release not yanked, as `packaging::latest_release` chooses).
 pub async fn projects_of_user(db: &Db, user_id: &str) -> Result<Vec<OwnedProject>, sqlx::Error> {
-    let rows: Vec<(String, String, String, Option<String>, i64)> = sqlx::query_as(
-        "SELECT p.name, p.normalized_name, r.role_name, \
-                (SELECT version FROM releases WHERE project_id = p.id ORDER BY created DESC LIMIT 1), \
-                p.created \
+    let rows: Vec<(String, String, String, String, i64)> = sqlx::query_as(
+        "SELECT p.id, p.name, p.normalized_name, r.role_name, p.created \
          FROM projects p JOIN roles r ON r.project_id = p.id WHERE r.user_id = $1 \
          ORDER BY p.normalized_name",
     )
     .bind(user_id)
     .fetch_all(db.pool())
     .await?;
+    let releases: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT r.project_id, r.version, r.yanked FROM releases r \
+         JOIN roles ro ON ro.project_id = r.project_id AND ro.user_id = $1",
+    )
+    .bind(user_id)
+    .fetch_all(db.pool())
+    .await?;
+    let mut by_project: std::collections::HashMap<&str, Vec<(&str, bool)>> =
+        std::collections::HashMap::new();
+    for (project_id, version, yanked) in &releases {
+        by_project
+            .entry(project_id.as_str())
+            .or_default()
+            .push((version.as_str(), *yanked != 0));
+    }
     Ok(rows
         .into_iter()
-        .map(
-            |(name, normalized_name, role, latest_version, created)| OwnedProject {
+        .map(|(id, name, normalized_name, role, created)| {
+            let latest_version = by_project.get(id.as_str()).and_then(|versions| {
+                wharf_packaging::version::latest(versions, |(v, yanked)| (*v, *yanked))
+                    .map(|(v, _)| (*v).to_owned())
+            });
+            OwnedProject {
                 name,
                 normalized_name,
                 role,
                 latest_version,
                 created,
-            },
-        )
+            }
+        })
         .collect())
 }
 

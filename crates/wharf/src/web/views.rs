@@ -70,15 +70,10 @@ fn release_view(release: &ReleaseDetail) -> ReleaseView {
     }
 }
 
-/// The release a project page shows by default: the newest stable one that is not yanked,
-/// else the newest one that is not yanked, else the newest.
+/// The release a project page shows by default: the latest version (PyPI's rule,
+/// `wharf_packaging::version::latest`).
 pub fn latest(releases: &[ReleaseDetail]) -> Option<&ReleaseDetail> {
-    releases
-        .iter()
-        .rev()
-        .find(|r| !r.yanked && !r.is_prerelease)
-        .or_else(|| releases.iter().rev().find(|r| !r.yanked))
-        .or_else(|| releases.last())
+    crate::packaging::latest_release(releases)
 }
 
 pub async fn project(web: Web, Path(project): Path<String>) -> Page {

@@ -492,3 +492,36 @@ async fn owners_delete_a_project_by_typing_its_name() {
             .unwrap();
     assert_eq!(removed, 1);
 }
+
+/// "Latest version" is PyPI's everywhere: the highest final release by PEP 440 that is not
+/// yanked — not the last upload (0.0.9 after 0.2.0), not a yanked 0.3.0, not 0.4rc1.
+#[tokio::test]
+async fn the_latest_version_is_the_highest_final_release_not_yanked() {
+    let app = TestApp::new().await;
+    with_project(&app, "demo", &["0.2.0", "0.3.0", "0.4rc1", "0.0.9"]).await;
+    let mut browser = Browser::signed_in(&app, "alice").await;
+    let yank = browser
+        .post(
+            "/manage/project/demo/release/0.3.0/yank",
+            &[("yank_reason", "broken")],
+        )
+        .await;
+    assert_eq!(yank.status, 303, "{}", yank.text());
+    let shows_latest = |text: &str, page: &str| {
+        assert!(text.contains("0.2.0"), "{page}: {text}");
+        assert!(
+            !text.contains("0.0.9") || page == "project",
+            "{page} shows 0.0.9"
+        );
+    };
+    let json = app.get("/pypi/demo/json").await.json();
+    assert_eq!(json["info"]["version"], "0.2.0");
+    let project = browser.get("/project/demo/").await.text();
+    assert!(project.contains("demo 0.2.0"), "{project}");
+    let search = browser.get("/search/?q=demo").await.text();
+    shows_latest(&search, "search");
+    let user = browser.get("/user/alice/").await.text();
+    shows_latest(&user, "user");
+    let manage = browser.get("/manage/projects/").await.text();
+    shows_latest(&manage, "manage");
+}
