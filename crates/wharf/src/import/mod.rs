@@ -174,21 +174,29 @@ pub async fn import(
     let progress = Arc::new(Progress::default());
     let total = candidates.len() as u64;
     let display = Display::start(total, progress.clone(), show_progress);
-    let importer = Importer {
-        state,
+    let importer = Arc::new(Importer {
+        state: state.clone(),
         router: crate::app::router(state.clone()),
-        client: &client,
-        token: &token,
-        owner: &user.username,
+        client: client.clone(),
+        token: token.clone(),
+        owner: user.username.clone(),
         source: source.describe(),
-    };
+    });
+    // Each file is a task of its own, so that `jobs` files are checked on as many cores (in
+    // one task, their hashing and archive reading would share a single thread).
     let outcomes: Vec<(Candidate, anyhow::Result<Outcome>)> =
         futures_util::stream::iter(candidates)
             .map(|candidate| {
-                let importer = &importer;
+                let importer = importer.clone();
                 let progress = progress.clone();
                 async move {
-                    let outcome = importer.one(&candidate).await;
+                    let listed = candidate.clone();
+                    let outcome = tokio::spawn(async move { importer.one(&candidate).await })
+                        .await
+                        .unwrap_or_else(|e| {
+                            Err(anyhow::anyhow!("the import of this file failed: {e}"))
+                        });
+                    let candidate = listed;
                     if let Ok(Outcome::Imported(bytes)) = &outcome {
                         progress.bytes.fetch_add(*bytes, Ordering::Relaxed);
                     }
@@ -271,13 +279,13 @@ async fn list(
     }
 }
 
-struct Importer<'a> {
-    state: &'a AppState,
+struct Importer {
+    state: AppState,
     /// The app's own router: uploads take the very path of `POST /legacy/`.
     router: axum::Router,
-    client: &'a reqwest::Client,
-    token: &'a str,
-    owner: &'a str,
+    client: reqwest::Client,
+    token: String,
+    owner: String,
     source: String,
 }
 
@@ -290,7 +298,7 @@ struct Fetched {
     sha256: String,
 }
 
-impl Importer<'_> {
+impl Importer {
     async fn one(&self, candidate: &Candidate) -> anyhow::Result<Outcome> {
         let filename = &candidate.filename;
         // Already here with the same content: the source said so, no need to fetch it.
