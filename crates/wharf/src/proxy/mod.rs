@@ -217,7 +217,13 @@ impl Proxy {
 
     /// Whether the upstream may ever be asked about this (normalised) name.
     pub fn may_ask(&self, normalized: &str) -> bool {
-        !self.private.covers(normalized)
+        // Only a real normalised name: letters, digits and '-' (no '%', '/', '?', '#' that
+        // would reach another upstream path, with the upstream's credentials).
+        let is_name = !normalized.is_empty()
+            && normalized
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        is_name && !self.private.covers(normalized)
     }
 
     /// Drops what this process holds of a name (claimed, blocked, or changed elsewhere).

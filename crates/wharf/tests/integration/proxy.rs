@@ -280,7 +280,12 @@ async fn private_prefixes_never_leave_the_index() {
             serde_json::from_value(serde_json::json!(["acme-", "Internal_"])).expect("prefixes");
     })
     .await;
-    for name in ["acme-tools", "internal-demo"] {
+    for name in [
+        "acme-tools",
+        "internal-demo",
+        "%252e%252e%2Fsecret",
+        "%2561cme-secret",
+    ] {
         let response = proxy.get(&format!("/simple/{name}/")).await;
         assert_eq!(response.status, StatusCode::NOT_FOUND, "{name}");
     }
