@@ -20,15 +20,15 @@ use crate::util::{TestApp, UploadForm};
 const JSON: &str = "application/vnd.pypi.simple.v1+json";
 
 /// A server on loopback: the paths it was asked for, and a switch to stop it.
-struct Served {
-    addr: SocketAddr,
+pub(crate) struct Served {
+    pub(crate) addr: SocketAddr,
     paths: Arc<Mutex<Vec<String>>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Served {
-    async fn start(router: Router) -> Served {
+    pub(crate) async fn start(router: Router) -> Served {
         let paths: Arc<Mutex<Vec<String>>> = Arc::default();
         let seen = paths.clone();
         let router = router.layer(axum::middleware::from_fn(
@@ -65,11 +65,11 @@ impl Served {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}/simple/", self.addr)
     }
 
-    fn asked(&self, prefix: &str) -> usize {
+    pub(crate) fn asked(&self, prefix: &str) -> usize {
         self.paths
             .lock()
             .expect("paths")
@@ -78,7 +78,7 @@ impl Served {
             .count()
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

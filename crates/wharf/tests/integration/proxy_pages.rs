@@ -3,88 +3,18 @@
 //! re-authentication and recorded as events, and the read-only project page of a name that
 //! is served from the upstream. The upstream is a real wharf on loopback.
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
 use axum::http::StatusCode;
 use wharf::config::Span;
 
 use crate::browser::Browser;
+use crate::proxy::Served;
 use crate::util::{TestApp, TestResponse, UploadForm};
 
 const JSON: &str = "application/vnd.pypi.simple.v1+json";
 const PAGE: &str = "/admin/proxy/";
 const NOTE: &str = "this project is not hosted here; it is served read-only from the upstream.";
-
-/// A server on loopback: the paths it was asked for, and a switch to stop it (as in
-/// `proxy.rs`).
-struct Served {
-    addr: SocketAddr,
-    paths: Arc<Mutex<Vec<String>>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Served {
-    async fn start(router: Router) -> Served {
-        let paths: Arc<Mutex<Vec<String>>> = Arc::default();
-        let seen = paths.clone();
-        let router = router.layer(axum::middleware::from_fn(
-            move |request: axum::extract::Request, next: axum::middleware::Next| {
-                let seen = seen.clone();
-                async move {
-                    seen.lock()
-                        .expect("paths")
-                        .push(request.uri().path().to_owned());
-                    next.run(request).await
-                }
-            },
-        ));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await;
-        });
-        Served {
-            addr,
-            paths,
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}/simple/", self.addr)
-    }
-
-    fn asked(&self, prefix: &str) -> usize {
-        self.paths
-            .lock()
-            .expect("paths")
-            .iter()
-            .filter(|p| p.starts_with(prefix))
-            .count()
-    }
-
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
-    }
-}
 
 /// A real wharf as the upstream, with `demo` 1.0 and 2.0b1 and `other` 2.0.
 async fn upstream() -> (TestApp, Served) {
