@@ -4,7 +4,7 @@
 //! serial.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use axum::http::HeaderValue;
@@ -52,6 +52,11 @@ impl Page {
     }
 }
 
+/// Bytes of expiring pages (proxied projects', whose names anyone may ask for) kept at most;
+/// past it the expired go, then all of them (they are rendered again from the proxy's own
+/// bounded memory).
+const EXPIRING_PAGES_BYTES: usize = 32 * 1024 * 1024;
+
 /// How many live files `/files` remembers; past it the map starts afresh (a miss costs one
 /// indexed query, and the bound keeps memory flat however large the index grows).
 const LIVE_FILES_MAX: usize = 16_384;
@@ -74,6 +79,8 @@ pub struct PageCache {
     generation: AtomicU64,
     /// The newest journal serial this process has accounted for.
     seen_serial: AtomicI64,
+    /// Bytes of the expiring pages (proxied projects') in `pages`, changed under its lock.
+    expiring_bytes: AtomicUsize,
     /// Pages asked of `get_or_render`, found and rendered (for `/metrics`).
     hits: AtomicU64,
     misses: AtomicU64,
@@ -120,10 +127,30 @@ impl PageCache {
 
     /// Stores the page unless the cache was invalidated since `generation` was taken.
     pub fn insert(&self, key: PageKey, page: Arc<Page>, generation: u64) {
-        if let Ok(mut pages) = self.pages.write()
-            && self.generation.load(Ordering::Acquire) == generation
+        let Ok(mut pages) = self.pages.write() else {
+            return;
+        };
+        if self.generation.load(Ordering::Acquire) != generation {
+            return;
+        }
+        if page.expires.is_some() {
+            let mut expiring = self.expiring_bytes.load(Ordering::Relaxed) + page.body.len();
+            if expiring > EXPIRING_PAGES_BYTES {
+                let now = std::time::Instant::now();
+                pages.retain(|_, p| p.expires.is_none_or(|at| at > now));
+                expiring = expiring_bytes(&pages) + page.body.len();
+                if expiring > EXPIRING_PAGES_BYTES {
+                    pages.retain(|_, p| p.expires.is_none());
+                    expiring = page.body.len();
+                }
+            }
+            self.expiring_bytes.store(expiring, Ordering::Relaxed);
+        }
+        if let Some(old) = pages.insert(key, page)
+            && old.expires.is_some()
         {
-            pages.insert(key, page);
+            self.expiring_bytes
+                .fetch_sub(old.body.len(), Ordering::Relaxed);
         }
     }
 
@@ -132,6 +159,8 @@ impl PageCache {
         if let Ok(mut pages) = self.pages.write() {
             self.generation.fetch_add(1, Ordering::AcqRel);
             pages.retain(|key, _| key.project.as_deref().is_some_and(|p| p != normalized_name));
+            self.expiring_bytes
+                .store(expiring_bytes(&pages), Ordering::Relaxed);
         }
         if let Ok(mut files) = self.live_files.write() {
             files.retain(|_, file| &*file.project != normalized_name);
@@ -142,6 +171,7 @@ impl PageCache {
         if let Ok(mut pages) = self.pages.write() {
             self.generation.fetch_add(1, Ordering::AcqRel);
             pages.clear();
+            self.expiring_bytes.store(0, Ordering::Relaxed);
         }
         if let Ok(mut files) = self.live_files.write() {
             files.clear();
@@ -189,6 +219,14 @@ impl PageCache {
     pub fn set_seen_serial(&self, serial: i64) {
         self.seen_serial.fetch_max(serial, Ordering::AcqRel);
     }
+}
+
+fn expiring_bytes(pages: &HashMap<PageKey, Arc<Page>>) -> usize {
+    pages
+        .values()
+        .filter(|p| p.expires.is_some())
+        .map(|p| p.body.len())
+        .sum()
 }
 
 #[cfg(test)]
@@ -243,5 +281,31 @@ mod tests {
             generation,
         );
         assert!(cache.get(&key(Some("a"))).is_none());
+    }
+
+    #[test]
+    fn expiring_pages_stay_within_their_budget_and_hosted_pages_stay() {
+        let cache = PageCache::default();
+        cache.insert(
+            key(Some("hosted")),
+            Arc::new(Page::new(vec![b'h'; 10], "text/html", 1)),
+            cache.generation(),
+        );
+        let later = std::time::Instant::now() + std::time::Duration::from_secs(600);
+        let size = 1024 * 1024;
+        for i in 0..100 {
+            let page = Page::new(vec![b'p'; size], "text/html", 1).expiring(later);
+            cache.insert(
+                key(Some(&format!("proxied-{i}"))),
+                Arc::new(page),
+                cache.generation(),
+            );
+            let held = expiring_bytes(&cache.pages.read().expect("lock"));
+            assert!(held <= EXPIRING_PAGES_BYTES, "{held} bytes held");
+            assert_eq!(held, cache.expiring_bytes.load(Ordering::Relaxed));
+        }
+        assert!(cache.get(&key(Some("hosted"))).is_some());
+        assert!(cache.get(&key(Some("proxied-99"))).is_some());
+        assert!(cache.get(&key(Some("proxied-0"))).is_none());
     }
 }

@@ -491,6 +491,17 @@ impl Upload<'_> {
         if packaging::publish(&mut tx, &mut batch, &upload, now).await? == Published::Raced {
             return Ok(Outcome::Raced);
         }
+        // The name is hosted from now on, even once deleted; checked again here, in the
+        // transaction, as another process may have served it from the upstream meanwhile.
+        if existing.is_none()
+            && !crate::proxy::store::mark_hosted(&mut tx, &project.normalized_name, now).await?
+            && state.proxy.is_some()
+        {
+            return Err(served_from_upstream(
+                &metadata.name,
+                &project.normalized_name,
+            ));
+        }
         // `wharf import`: the source's upload time and the import event, in this transaction.
         if let Some(import) = import {
             if let Some(time) = import.upload_time_micros {
@@ -518,6 +529,14 @@ impl Upload<'_> {
     }
 }
 
+fn served_from_upstream(display: &str, normalized: &str) -> AppError {
+    AppError::forbidden(format!(
+        "The name '{display}' is served from the upstream index, so a project of this index may not take it \
+         (that would let one name mean two projects). An administrator can claim it for this index first: \
+         wharf project claim {normalized}"
+    ))
+}
+
 /// Checks that a new project may take this name; `None` when a parallel upload has just
 /// created it (look again).
 async fn check_new_project(
@@ -534,11 +553,7 @@ async fn check_new_project(
     if state.proxy.is_some() {
         let mut conn = state.db.pool().acquire().await?;
         if crate::proxy::store::is_proxied(&mut conn, normalized).await? {
-            return Err(AppError::forbidden(format!(
-                "The name '{display}' is served from the upstream index, so a project of this index may not take it \
-                 (that would let one name mean two projects). An administrator can claim it for this index first: \
-                 wharf project claim {normalized}"
-            )));
+            return Err(served_from_upstream(display, normalized));
         }
     }
     if let Some(existing) = packaging::confusable_project(&state.db, display).await? {

@@ -6,7 +6,7 @@
 //! is logged and recorded, and later requests answer 502 until the upstream's page changes.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
 
 use axum::body::Body;
@@ -15,7 +15,7 @@ use axum::response::Response;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::{Proxy, ProxyError};
+use super::Proxy;
 use crate::config::UPLOAD_LIMIT_CAP;
 use crate::error::AppError;
 use crate::events::{self, EventTag, RequestMeta, Source};
@@ -61,17 +61,27 @@ impl<'a> Wanted<'a> {
         })
     }
 
-    fn storage_key(&self) -> String {
-        let suffix = if self.metadata { ".metadata" } else { "" };
-        format!(
-            "upstream/{}/{}/{}{suffix}",
-            self.normalized, self.sha256, self.filename
-        )
+    /// Where the file is kept. A `.metadata` file is kept under its own hash too: an upstream
+    /// that serves a new metadata file for the same distribution is not answered with the old.
+    fn storage_key(&self, metadata_sha256: Option<&str>) -> String {
+        match (self.metadata, metadata_sha256) {
+            (true, Some(metadata)) => format!(
+                "upstream/{}/{}/{metadata}/{}.metadata",
+                self.normalized, self.sha256, self.filename
+            ),
+            _ => format!(
+                "upstream/{}/{}/{}",
+                self.normalized, self.sha256, self.filename
+            ),
+        }
     }
 
-    fn etag(&self) -> HeaderValue {
-        let suffix = if self.metadata { ".metadata" } else { "" };
-        HeaderValue::try_from(format!("\"{}{suffix}\"", self.sha256))
+    fn etag(&self, metadata_sha256: Option<&str>) -> HeaderValue {
+        let hash = match (self.metadata, metadata_sha256) {
+            (true, Some(metadata)) => metadata,
+            _ => self.sha256,
+        };
+        HeaderValue::try_from(format!("\"{hash}\""))
             .unwrap_or_else(|_| HeaderValue::from_static("\"\""))
     }
 
@@ -104,7 +114,7 @@ pub async fn serve_file(
     };
     let upstream = proxy.upstream.describe().to_owned();
     let entry = match proxy
-        .entry(&state.db, &state.clock, wanted.normalized)
+        .entry_for_file(&state.db, &state.clock, wanted.normalized)
         .await
     {
         Ok(entry) => entry,
@@ -135,13 +145,14 @@ pub async fn serve_file(
     else {
         return AppError::not_found().render(headers);
     };
-    if wanted.metadata && file.metadata_sha256.is_none() {
+    let metadata_sha256 = file.metadata_sha256.as_deref();
+    if wanted.metadata && metadata_sha256.is_none() {
         return AppError::not_found().render(headers);
     }
-    let key = wanted.storage_key();
+    let key = wanted.storage_key(metadata_sha256);
     let stored = || crate::files::File {
         filename: wanted.served_name(&key),
-        etag: wanted.etag(),
+        etag: wanted.etag(metadata_sha256),
     };
     if is_kept(state, &proxy, &key).await {
         proxy
@@ -150,140 +161,157 @@ pub async fn serve_file(
             .fetch_add(1, Ordering::Relaxed);
         return crate::files::stored(state, method, &key, stored(), headers).await;
     }
-    if let Some(why) = proxy.refusal(&key) {
+    if let Some(why) = proxy.file_failure(&key) {
         return bad_gateway(&upstream, &why).render(headers);
     }
     let flight = proxy.file_flights.join(&key).await;
-    // Whoever held the flight before has kept the file (or failed to).
+    // Whoever held the flight before has kept the file, or remembered why not.
     if is_kept(state, &proxy, &key).await {
         drop(flight);
         return crate::files::stored(state, method, &key, stored(), headers).await;
     }
-    if let Some(why) = proxy.refusal(&key) {
+    if let Some(why) = proxy.file_failure(&key) {
         return bad_gateway(&upstream, &why).render(headers);
     }
     let Ok(url) = entry.base.join(&file.url) else {
-        return bad_gateway(&upstream, "the upstream's file URL is not a URL").render(headers);
+        let why = "the upstream's file URL is not a URL";
+        fail(
+            state,
+            &proxy,
+            &wanted,
+            &key,
+            &Fault::Refused(why.to_owned()),
+        )
+        .await;
+        return bad_gateway(&upstream, why).render(headers);
     };
     if wanted.metadata {
         let mut url = url;
         url.set_path(&format!("{}.metadata", url.path()));
-        let expected = file.metadata_sha256.clone().unwrap_or_default();
-        let result = fetch_metadata(state, &proxy, &url, &expected, &key).await;
+        let expected = metadata_sha256.unwrap_or_default();
+        let result = fetch_metadata(state, &proxy, &url, expected, &key).await;
+        // What happened is remembered before the flight ends, so those waiting share it.
+        if let Err(fault) = &result {
+            fail(state, &proxy, &wanted, &key, fault).await;
+        }
         drop(flight);
         return match result {
             Ok(()) => crate::files::stored(state, method, &key, stored(), headers).await,
-            Err(why) => {
-                refuse(state, &proxy, &wanted, &key, &why).await;
-                bad_gateway(&upstream, &why).render(headers)
-            }
+            Err(fault) => bad_gateway(&upstream, fault.why()).render(headers),
         };
     }
     let mut download = match proxy.upstream.file(&url).await {
         Ok(download) => download,
         Err(error) => {
-            proxy.counters.files_failed.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(file = wanted.filename, "{error}");
-            return ProxyError::Upstream(error)
-                .into_app_error(&upstream)
-                .render(headers);
+            let fault = Fault::Transient(error.0);
+            fail(state, &proxy, &wanted, &key, &fault).await;
+            return bad_gateway(&upstream, fault.why()).render(headers);
         }
     };
     let announced = download.announced_size();
     if let (Some(size), Some(announced)) = (file.size, announced)
         && size != announced
     {
-        let why = format!(
+        let fault = Fault::Refused(format!(
             "the upstream sent {announced} bytes for {}, whose page says {size}",
             wanted.filename
-        );
-        refuse(state, &proxy, &wanted, &key, &why).await;
-        return bad_gateway(&upstream, &why).render(headers);
+        ));
+        fail(state, &proxy, &wanted, &key, &fault).await;
+        return bad_gateway(&upstream, fault.why()).render(headers);
     }
     let limit = file.size.or(announced).unwrap_or(UPLOAD_LIMIT_CAP);
     if limit > UPLOAD_LIMIT_CAP {
-        let why = format!(
+        let fault = Fault::Refused(format!(
             "{} is larger than any file this index keeps",
             wanted.filename
-        );
-        refuse(state, &proxy, &wanted, &key, &why).await;
-        return bad_gateway(&upstream, &why).render(headers);
+        ));
+        fail(state, &proxy, &wanted, &key, &fault).await;
+        return bad_gateway(&upstream, fault.why()).render(headers);
     }
     let mut writer = match state.storage.writer(&key).await {
         Ok(writer) => writer,
-        Err(error) => return AppError::internal(format!("{error:#}")).render(headers),
+        Err(error) => {
+            let fault = Fault::Transient(format!("storage failed: {error:#}"));
+            fail(state, &proxy, &wanted, &key, &fault).await;
+            return AppError::internal(fault.why().to_owned()).render(headers);
+        }
     };
-    // The download goes on in a task of its own (holding the flight), so a client that leaves
-    // does not waste it for the ones waiting.
-    let (sender, receiver) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(8);
+    // The download goes on in a task of its own (holding the flight) and never waits for the
+    // client: a client that leaves or lags is cut off, and the file is still kept for the
+    // ones waiting.
+    let (mut feed, stream) = ClientFeed::new();
     let task_state = state.clone();
     let task_proxy = proxy.clone();
     let expected = file.sha256.clone().unwrap_or_default();
     let (normalized, filename) = (wanted.normalized.to_owned(), wanted.filename.to_owned());
     let task_key = key.clone();
     tokio::spawn(async move {
-        let _flight = flight;
         let mut hasher = Sha256::new();
         let mut received: u64 = 0;
         // The last chunk is held back until the hash is checked: a client must never receive
         // every byte of a file that does not match (with Content-Length it would look whole).
         let mut held: Option<bytes::Bytes> = None;
-        let failure = loop {
+        let fault = loop {
             match download.chunk().await {
                 Ok(Some(chunk)) => {
                     received += chunk.len() as u64;
                     if received > limit {
-                        break Some(format!(
+                        break Some(Fault::Refused(format!(
                             "the upstream sent more than the {limit} bytes of {filename}"
-                        ));
+                        )));
                     }
                     hasher.update(&chunk);
                     if let Err(error) = writer.write(&chunk).await {
-                        break Some(format!("storage failed: {error:#}"));
+                        break Some(Fault::Transient(format!("storage failed: {error:#}")));
                     }
                     task_proxy
                         .counters
                         .bytes_fetched
                         .fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                    // A client that went away no longer reads; the download goes on.
                     if let Some(previous) = held.replace(chunk) {
-                        let _ = sender.send(Ok(previous)).await;
+                        feed.send(previous);
                     }
                 }
                 Ok(None) => break None,
-                Err(error) => break Some(error.to_string()),
+                Err(error) => break Some(Fault::Transient(error.0)),
             }
         };
         let digest = hex::encode(hasher.finalize());
-        let failure = failure.or_else(|| {
+        let fault = fault.or_else(|| {
             if digest != expected {
-                Some(format!(
+                Some(Fault::Refused(format!(
                     "the upstream's {filename} does not match the SHA-256 its page gives (expected {expected}, got {digest})"
-                ))
+                )))
             } else if received < limit && file.size.or(announced).is_some() {
-                Some(format!(
+                Some(Fault::Refused(format!(
                     "the upstream sent {received} of the {limit} bytes of {filename}"
-                ))
+                )))
             } else {
                 None
             }
         });
-        let failure = match failure {
+        let fault = match fault {
             None => writer
                 .finish()
                 .await
                 .err()
-                .map(|e| format!("storage failed: {e:#}")),
-            Some(why) => {
+                .map(|e| Fault::Transient(format!("storage failed: {e:#}"))),
+            Some(fault) => {
                 let _ = writer.abort().await;
-                Some(why)
+                Some(fault)
             }
         };
-        match failure {
+        let wanted = Wanted {
+            normalized: &normalized,
+            sha256: &expected,
+            filename: &filename,
+            metadata: false,
+        };
+        match fault {
             None => {
                 task_proxy.remember_kept(&task_key);
                 if let Some(last) = held.take() {
-                    let _ = sender.send(Ok(last)).await;
+                    feed.send(last);
                 }
                 task_proxy
                     .counters
@@ -296,26 +324,22 @@ pub async fn serve_file(
                     "proxied file fetched from the upstream and kept"
                 );
             }
-            Some(why) => {
-                let wanted = Wanted {
-                    normalized: &normalized,
-                    sha256: &expected,
-                    filename: &filename,
-                    metadata: false,
-                };
-                refuse(&task_state, &task_proxy, &wanted, &task_key, &why).await;
-                let _ = sender.send(Err(std::io::Error::other(why))).await;
+            Some(fault) => {
+                fail(&task_state, &task_proxy, &wanted, &task_key, &fault).await;
+                feed.fail(fault.why());
             }
         }
+        // The flight ends only now, with the file kept or its failure remembered.
+        drop(flight);
     });
-    let body = Body::from_stream(receiver_stream(receiver));
+    let body = Body::from_stream(stream);
     let meta = Meta {
         size: limit,
         last_modified: SystemTime::now(),
     };
     let answer = File {
         filename: wanted.filename,
-        etag: wanted.etag(),
+        etag: wanted.etag(None),
     };
     let mut response = answer.answer(StatusCode::OK, body, limit, &meta);
     if file.size.or(announced).is_none() {
@@ -330,10 +354,81 @@ pub async fn serve_file(
     response
 }
 
-fn receiver_stream(
-    mut receiver: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
-) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> {
-    futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+/// How far the first client may fall behind the upstream before it is cut off.
+const CLIENT_LAG_MAX: usize = 8 * 1024 * 1024;
+
+/// The first client's copy of a file being fetched. The fetch never waits for it: what the
+/// client has not read yet is queued, up to `CLIENT_LAG_MAX`; a client that falls further
+/// behind gets an error (its connection is cut) and the fetch goes on without it.
+struct ClientFeed {
+    sender: Option<tokio::sync::mpsc::UnboundedSender<std::io::Result<bytes::Bytes>>>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl ClientFeed {
+    fn new() -> (
+        ClientFeed,
+        impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + use<>,
+    ) {
+        let (sender, mut receiver) =
+            tokio::sync::mpsc::unbounded_channel::<std::io::Result<bytes::Bytes>>();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let read = queued.clone();
+        let stream = futures_util::stream::poll_fn(move |cx| {
+            let item = std::task::ready!(receiver.poll_recv(cx));
+            if let Some(Ok(chunk)) = &item {
+                read.fetch_sub(chunk.len(), Ordering::Relaxed);
+            }
+            std::task::Poll::Ready(item)
+        });
+        (
+            ClientFeed {
+                sender: Some(sender),
+                queued,
+            },
+            stream,
+        )
+    }
+
+    fn send(&mut self, chunk: bytes::Bytes) {
+        let Some(sender) = &self.sender else {
+            return;
+        };
+        let queued = self.queued.fetch_add(chunk.len(), Ordering::Relaxed) + chunk.len();
+        if queued > CLIENT_LAG_MAX {
+            tracing::info!(
+                "a client read a proxied file more slowly than the upstream sent it and was cut off; the file is still fetched"
+            );
+            self.fail("the client read more slowly than the upstream sent");
+            return;
+        }
+        if sender.send(Ok(chunk)).is_err() {
+            // The client has gone.
+            self.sender = None;
+        }
+    }
+
+    fn fail(&mut self, why: &str) {
+        if let Some(sender) = self.sender.take() {
+            let _ = sender.send(Err(std::io::Error::other(why.to_owned())));
+        }
+    }
+}
+
+/// Why a file was not served: the upstream sent it wrong (refused: recorded, and answered 502
+/// for a TTL), or the upstream or storage failed (answered 502 for a few seconds, so that
+/// those who waited share the answer, and then tried again).
+enum Fault {
+    Refused(String),
+    Transient(String),
+}
+
+impl Fault {
+    fn why(&self) -> &str {
+        match self {
+            Fault::Refused(why) | Fault::Transient(why) => why,
+        }
+    }
 }
 
 async fn is_kept(state: &AppState, proxy: &Proxy, key: &str) -> bool {
@@ -355,12 +450,18 @@ async fn fetch_metadata(
     url: &url::Url,
     expected: &str,
     key: &str,
-) -> Result<(), String> {
-    let mut download = proxy.upstream.file(url).await.map_err(|e| e.to_string())?;
+) -> Result<(), Fault> {
+    let mut download = proxy
+        .upstream
+        .file(url)
+        .await
+        .map_err(|e| Fault::Transient(e.0))?;
     let mut body = Vec::new();
-    while let Some(chunk) = download.chunk().await.map_err(|e| e.to_string())? {
+    while let Some(chunk) = download.chunk().await.map_err(|e| Fault::Transient(e.0))? {
         if body.len() + chunk.len() > METADATA_MAX {
-            return Err("the upstream's metadata file is larger than 16 MiB".to_owned());
+            return Err(Fault::Refused(
+                "the upstream's metadata file is larger than 16 MiB".to_owned(),
+            ));
         }
         body.extend_from_slice(&chunk);
     }
@@ -370,17 +471,37 @@ async fn fetch_metadata(
         .fetch_add(body.len() as u64, Ordering::Relaxed);
     let digest = hex::encode(Sha256::digest(&body));
     if digest != expected {
-        return Err(format!(
+        return Err(Fault::Refused(format!(
             "the upstream's metadata file does not match the SHA-256 its page gives (expected {expected}, got {digest})"
-        ));
+        )));
     }
     state
         .storage
         .put_bytes(key, body)
         .await
-        .map_err(|e| format!("storage failed: {e:#}"))?;
+        .map_err(|e| Fault::Transient(format!("storage failed: {e:#}")))?;
     proxy.remember_kept(key);
     Ok(())
+}
+
+/// A file not served: remembered (so those waiting share the answer), logged; when the
+/// upstream sent it wrong, also recorded and counted as refused.
+async fn fail(state: &AppState, proxy: &Arc<Proxy>, wanted: &Wanted<'_>, key: &str, fault: &Fault) {
+    match fault {
+        Fault::Refused(why) => {
+            proxy.remember_file_failure(key, why, true);
+            refuse(state, proxy, wanted, why).await;
+        }
+        Fault::Transient(why) => {
+            proxy.remember_file_failure(key, why, false);
+            proxy.counters.files_failed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                project = wanted.normalized,
+                file = wanted.filename,
+                "could not fetch an upstream file: {why}"
+            );
+        }
+    }
 }
 
 fn bad_gateway(upstream: &str, why: &str) -> AppError {
@@ -392,9 +513,8 @@ fn bad_gateway(upstream: &str, why: &str) -> AppError {
 
 /// A file the upstream sent wrong: logged, recorded, counted, and refused until its page is
 /// asked for again.
-async fn refuse(state: &AppState, proxy: &Arc<Proxy>, wanted: &Wanted<'_>, key: &str, why: &str) {
+async fn refuse(state: &AppState, proxy: &Arc<Proxy>, wanted: &Wanted<'_>, why: &str) {
     proxy.counters.files_refused.fetch_add(1, Ordering::Relaxed);
-    proxy.remember_refusal(key, why);
     tracing::warn!(
         project = wanted.normalized,
         file = wanted.filename,

@@ -27,6 +27,12 @@ impl Flights {
         }
     }
 
+    /// Whether some request is fetching `key` now.
+    pub fn busy(&self, key: &str) -> bool {
+        let locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        locks.contains_key(key)
+    }
+
     fn release(&self, key: &str, guard: Option<OwnedMutexGuard<()>>) {
         let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
         drop(guard);

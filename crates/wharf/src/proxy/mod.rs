@@ -10,10 +10,10 @@
 pub mod actions;
 pub mod files;
 mod flights;
+mod recent;
 pub mod store;
 pub mod upstream;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -23,6 +23,7 @@ use wharf_packaging::index_page::{PageFile, ProjectPage};
 use wharf_packaging::version::Version;
 
 use flights::Flights;
+use recent::Recent;
 use store::{Block, Kept};
 use upstream::{PageAnswer, Upstream, UpstreamError};
 
@@ -111,13 +112,22 @@ impl Entry {
     }
 }
 
-/// The version a distribution file name carries, if it is one.
+/// The version a distribution file name carries, if it is one. Besides wheels and today's
+/// sdists, the older archive kinds an upstream may still list (`.tar.bz2`, `.tgz`, …) are read
+/// as `name-version.ext`; anything else has no version (and blocks then cover it).
 pub fn version_of(filename: &str) -> Option<Version> {
     use wharf_packaging::filename::{WheelFilename, parse_sdist_filename};
-    match WheelFilename::parse(filename) {
-        Ok(wheel) => Some(wheel.version),
-        Err(_) => parse_sdist_filename(filename).ok().map(|(_, v)| v),
+    if let Ok(wheel) = WheelFilename::parse(filename) {
+        return Some(wheel.version);
     }
+    if let Ok((_, version)) = parse_sdist_filename(filename) {
+        return Some(version);
+    }
+    const OLDER: [&str; 6] = [".tar.bz2", ".tbz", ".tar.xz", ".txz", ".tgz", ".tar"];
+    let stem = OLDER.iter().find_map(|ext| filename.strip_suffix(ext))?;
+    parse_sdist_filename(&format!("{stem}.tar.gz"))
+        .ok()
+        .map(|(_, v)| v)
 }
 
 /// Figures for `/metrics`.
@@ -181,19 +191,46 @@ pub struct Proxy {
     ttl: Duration,
     min_age_micros: i64,
     private: PrivatePrefixes,
-    entries: RwLock<HashMap<String, Arc<Entry>>>,
+    /// Pages held in memory, least recently used dropped first past `HELD_PAGES_*`.
+    entries: Recent<Arc<Entry>>,
+    /// Names the upstream has no project for, or failed to answer for just now: asked again
+    /// only after a while, so random names or a failing upstream do not make a fetch each.
+    misses: Recent<Miss>,
     page_flights: Arc<Flights>,
     file_flights: Arc<Flights>,
     /// Storage keys of upstream files known to be kept.
     kept_files: RwLock<std::collections::HashSet<String>>,
-    /// Files the upstream sent wrong, by storage key: why, and until when they are refused
-    /// without asking again.
-    refusals: RwLock<HashMap<String, (String, Instant)>>,
+    /// Files the upstream could not give right now, or sent wrong, by storage key: why, until
+    /// when they are answered 502 without asking again.
+    file_failures: Recent<FileFailure>,
     pub counters: ProxyCounters,
 }
 
+/// Why a name was not answered, remembered for a while.
+#[derive(Debug, Clone)]
+enum Miss {
+    NotFound,
+    Failed(String),
+}
+
+/// Why a file was not served, remembered for a while.
+#[derive(Debug, Clone)]
+pub struct FileFailure(pub String);
+
 /// How many kept upstream files a process remembers before it starts afresh.
 const KEPT_FILES_MAX: usize = 16_384;
+/// Pages held in memory: at most this many, of at most this many bytes in all (estimated).
+const HELD_PAGES_MAX: usize = 4_096;
+const HELD_PAGES_BYTES: usize = 64 * 1024 * 1024;
+/// Misses and file failures remembered.
+const MISSES_MAX: usize = 16_384;
+/// How long an upstream "no such project" is believed (at most `upstream_ttl`): a project
+/// published upstream is seen within this.
+const NOT_FOUND_FOR: Duration = Duration::from_secs(60);
+/// How long an upstream failure is answered without asking again: long enough that the
+/// requests which waited for the failed fetch share its answer, short enough that a
+/// recovered upstream is used at once.
+pub const FAILURE_FOR: Duration = Duration::from_secs(5);
 
 impl Proxy {
     pub fn new(settings: &Settings) -> anyhow::Result<Option<Proxy>> {
@@ -206,11 +243,12 @@ impl Proxy {
             min_age_micros: i64::try_from(settings.upstream_min_age.0.as_micros())
                 .unwrap_or(i64::MAX),
             private: settings.private_prefixes.clone(),
-            entries: RwLock::default(),
+            entries: Recent::new(HELD_PAGES_MAX, HELD_PAGES_BYTES),
+            misses: Recent::new(MISSES_MAX, MISSES_MAX),
             page_flights: Arc::default(),
             file_flights: Arc::default(),
             kept_files: RwLock::default(),
-            refusals: RwLock::default(),
+            file_failures: Recent::new(MISSES_MAX, MISSES_MAX),
             counters: ProxyCounters::default(),
         }))
     }
@@ -228,19 +266,41 @@ impl Proxy {
 
     /// Drops what this process holds of a name (claimed, blocked, or changed elsewhere).
     pub fn forget(&self, normalized: &str) {
-        if let Ok(mut entries) = self.entries.write() {
-            entries.remove(normalized);
-        }
+        self.entries.remove(normalized);
+        self.misses.remove(normalized);
     }
 
     fn held(&self, normalized: &str) -> Option<Arc<Entry>> {
-        self.entries.read().ok()?.get(normalized).cloned()
+        self.entries.get(normalized)
+    }
+
+    fn held_fresh(&self, normalized: &str) -> Option<Arc<Entry>> {
+        self.held(normalized)
+            .filter(|e| e.fresh_until > Instant::now())
+    }
+
+    fn missed(&self, normalized: &str) -> Option<ProxyError> {
+        Some(match self.misses.get(normalized)? {
+            Miss::NotFound => ProxyError::NotFound,
+            Miss::Failed(why) => ProxyError::Upstream(UpstreamError(why)),
+        })
     }
 
     /// The upstream's page of a name that is not hosted: held, kept, or asked for (once at a
     /// time per name), and the kept copy when the upstream fails.
     pub async fn entry(
-        &self,
+        self: &Arc<Self>,
+        db: &Db,
+        clock: &Clock,
+        normalized: &str,
+    ) -> Result<Arc<Entry>, ProxyError> {
+        self.entry_or_stale(db, clock, normalized, false).await
+    }
+
+    /// The page to find a file in: a page past its TTL will do (and is refreshed in the
+    /// background), so kept files are served at once even while the upstream hangs.
+    pub async fn entry_for_file(
+        self: &Arc<Self>,
         db: &Db,
         clock: &Clock,
         normalized: &str,
@@ -248,18 +308,53 @@ impl Proxy {
         if !self.may_ask(normalized) {
             return Err(ProxyError::NotFound);
         }
-        if let Some(entry) = self
-            .held(normalized)
-            .filter(|e| e.fresh_until > Instant::now())
-        {
+        if let Some(entry) = self.held(normalized) {
+            if entry.fresh_until <= Instant::now() {
+                self.refresh_in_background(db, clock, normalized);
+            }
             return Ok(entry);
         }
-        let _flight = self.page_flights.join(normalized).await;
-        if let Some(entry) = self
-            .held(normalized)
-            .filter(|e| e.fresh_until > Instant::now())
-        {
+        self.entry_or_stale(db, clock, normalized, true).await
+    }
+
+    fn refresh_in_background(self: &Arc<Self>, db: &Db, clock: &Clock, normalized: &str) {
+        if self.page_flights.busy(normalized) {
+            return;
+        }
+        let (proxy, db, clock, name) = (
+            self.clone(),
+            db.clone(),
+            clock.clone(),
+            normalized.to_owned(),
+        );
+        tokio::spawn(async move {
+            let _ = proxy.entry_or_stale(&db, &clock, &name, false).await;
+        });
+    }
+
+    async fn entry_or_stale(
+        self: &Arc<Self>,
+        db: &Db,
+        clock: &Clock,
+        normalized: &str,
+        stale_ok: bool,
+    ) -> Result<Arc<Entry>, ProxyError> {
+        if !self.may_ask(normalized) {
+            return Err(ProxyError::NotFound);
+        }
+        if let Some(entry) = self.held_fresh(normalized) {
             return Ok(entry);
+        }
+        if let Some(miss) = self.missed(normalized) {
+            return Err(miss);
+        }
+        let _flight = self.page_flights.join(normalized).await;
+        // Whoever held the flight before has held the page, or remembered why not.
+        if let Some(entry) = self.held_fresh(normalized) {
+            return Ok(entry);
+        }
+        if let Some(miss) = self.missed(normalized) {
+            return Err(miss);
         }
         // A hosted name is never looked up upstream.
         if crate::packaging::find_project(db, normalized)
@@ -274,12 +369,20 @@ impl Proxy {
         }
         let now_micros = clock.now_micros();
         let ttl_micros = i64::try_from(self.ttl.as_micros()).unwrap_or(i64::MAX);
-        // Another process may have asked the upstream moments ago.
         if let Some(kept) = &state.kept {
             let age = now_micros.saturating_sub(kept.fetched_micros);
+            // Another process may have asked the upstream moments ago.
             if (0..ttl_micros).contains(&age) {
                 let left = Duration::from_micros((ttl_micros - age) as u64);
                 return self.hold(db, normalized, kept.page.clone(), left).await;
+            }
+            if stale_ok {
+                let entry = self
+                    .hold(db, normalized, kept.page.clone(), Duration::ZERO)
+                    .await?;
+                drop(_flight);
+                self.refresh_in_background(db, clock, normalized);
+                return Ok(entry);
             }
         }
         let kept = state.kept;
@@ -299,9 +402,11 @@ impl Proxy {
                 store::touch(db, normalized, now_micros).await?;
                 self.hold(db, normalized, kept.page, self.ttl).await
             }
-            (Ok(PageAnswer::NotModified), None) => Err(ProxyError::Upstream(UpstreamError(
-                "the upstream answered 304 to an unconditional request".to_owned(),
-            ))),
+            (Ok(PageAnswer::NotModified), None) => {
+                let why = "the upstream answered 304 to an unconditional request";
+                self.remember_miss(normalized, Miss::Failed(why.to_owned()), FAILURE_FOR);
+                Err(ProxyError::Upstream(UpstreamError(why.to_owned())))
+            }
             (
                 Ok(PageAnswer::Page {
                     page,
@@ -321,7 +426,8 @@ impl Proxy {
                 self.hold(db, normalized, kept.page, self.ttl).await
             }
             (Ok(PageAnswer::NotFound), _) => {
-                self.forget(normalized);
+                self.entries.remove(normalized);
+                self.remember_miss(normalized, Miss::NotFound, NOT_FOUND_FOR.min(self.ttl));
                 Err(ProxyError::NotFound)
             }
             (Err(error), Some(kept)) => {
@@ -337,9 +443,15 @@ impl Proxy {
             (Err(error), None) => {
                 self.counters.pages_failed.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(project = normalized, "{error}");
+                self.remember_miss(normalized, Miss::Failed(error.0.clone()), FAILURE_FOR);
                 Err(ProxyError::Upstream(error))
             }
         }
+    }
+
+    fn remember_miss(&self, normalized: &str, miss: Miss, for_: Duration) {
+        self.misses
+            .insert(normalized, miss, 1, Instant::now() + for_);
     }
 
     async fn hold(
@@ -351,15 +463,17 @@ impl Proxy {
     ) -> Result<Arc<Entry>, ProxyError> {
         let base = self.upstream.page_url(normalized)?;
         let blocks = store::blocks_of(db, normalized).await?;
+        let weight = page_weight(&page);
         let entry = Arc::new(Entry {
             page,
             base,
             fresh_until: Instant::now() + fresh_for,
             blocks,
         });
-        if let Ok(mut entries) = self.entries.write() {
-            entries.insert(normalized.to_owned(), entry.clone());
-        }
+        // Held past its TTL too: a stale page still finds kept files (`entry_for_file`).
+        let until = Instant::now() + fresh_for + self.ttl.max(Duration::from_secs(3600));
+        self.entries
+            .insert(normalized, entry.clone(), weight, until);
         Ok(entry)
     }
 
@@ -392,18 +506,16 @@ impl Proxy {
         })
     }
 
-    fn refusal(&self, key: &str) -> Option<String> {
-        let refusals = self.refusals.read().ok()?;
-        let (why, until) = refusals.get(key)?;
-        (*until > Instant::now()).then(|| why.clone())
+    fn file_failure(&self, key: &str) -> Option<String> {
+        self.file_failures.get(key).map(|f| f.0)
     }
 
-    fn remember_refusal(&self, key: &str, why: &str) {
-        if let Ok(mut refusals) = self.refusals.write() {
-            let now = Instant::now();
-            refusals.retain(|_, (_, until)| *until > now);
-            refusals.insert(key.to_owned(), (why.to_owned(), now + self.ttl));
-        }
+    /// Remembers why a file was not served: for `FAILURE_FOR` when the upstream or storage
+    /// failed, for a TTL when the upstream sent it wrong.
+    fn remember_file_failure(&self, key: &str, why: &str, refused: bool) {
+        let for_ = if refused { self.ttl } else { FAILURE_FOR };
+        self.file_failures
+            .insert(key, FileFailure(why.to_owned()), 1, Instant::now() + for_);
     }
 
     fn is_kept(&self, key: &str) -> bool {
@@ -418,4 +530,24 @@ impl Proxy {
             kept.insert(key.to_owned());
         }
     }
+}
+
+/// About the bytes a page takes in memory.
+fn page_weight(page: &ProjectPage) -> usize {
+    const PER_FILE: usize = 160;
+    let files: usize = page
+        .files
+        .iter()
+        .map(|f| {
+            PER_FILE
+                + f.filename.len()
+                + f.url.len()
+                + f.requires_python.as_ref().map_or(0, String::len)
+                + f.yanked.as_ref().map_or(0, String::len)
+                + if f.sha256.is_some() { 64 } else { 0 }
+                + if f.metadata_sha256.is_some() { 64 } else { 0 }
+        })
+        .sum();
+    let versions: usize = page.versions.iter().map(|v| 24 + v.len()).sum();
+    256 + files + versions
 }

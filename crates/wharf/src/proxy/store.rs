@@ -20,7 +20,8 @@ pub struct Kept {
 #[derive(Debug, Clone, Default)]
 pub struct NameState {
     pub kept: Option<Kept>,
-    /// An admin has claimed the name for a hosted project: it is never looked up upstream.
+    /// An admin has claimed the name for a hosted project, or a project of this index has
+    /// had it (even if deleted since): it is never looked up upstream.
     pub claimed: bool,
     /// The name has been served from the upstream (and is not claimed).
     pub proxied: bool,
@@ -33,11 +34,12 @@ struct Row {
     last_modified: Option<String>,
     fetched: i64,
     claimed: Option<i64>,
+    hosted: Option<i64>,
 }
 
 pub async fn name_state(db: &Db, normalized: &str) -> Result<NameState, sqlx::Error> {
     let row: Option<Row> = sqlx::query_as(
-        "SELECT page, etag, last_modified, fetched, claimed FROM upstream_projects \
+        "SELECT page, etag, last_modified, fetched, claimed, hosted FROM upstream_projects \
          WHERE normalized_name = $1",
     )
     .bind(normalized)
@@ -49,11 +51,12 @@ pub async fn name_state(db: &Db, normalized: &str) -> Result<NameState, sqlx::Er
         last_modified,
         fetched: fetched_micros,
         claimed,
+        hosted,
     }) = row
     else {
         return Ok(NameState::default());
     };
-    let claimed = claimed.is_some();
+    let claimed = claimed.is_some() || hosted.is_some();
     // A page that no longer reads (a newer wharf wrote it) is as good as none: fetched again.
     let kept = page
         .and_then(|p| serde_json::from_str::<ProjectPage>(&p).ok())
@@ -79,7 +82,7 @@ pub async fn save_page(db: &Db, normalized: &str, kept: &Kept) -> Result<(), sql
         "INSERT INTO upstream_projects (normalized_name, page, etag, last_modified, fetched, first_served) \
          VALUES ($1, $2, $3, $4, $5, $5) \
          ON CONFLICT (normalized_name) DO UPDATE SET page = $2, etag = $3, last_modified = $4, fetched = $5 \
-         WHERE upstream_projects.claimed IS NULL",
+         WHERE upstream_projects.claimed IS NULL AND upstream_projects.hosted IS NULL",
     )
     .bind(normalized)
     .bind(page)
@@ -102,15 +105,40 @@ pub async fn touch(db: &Db, normalized: &str, now_micros: i64) -> Result<(), sql
 }
 
 /// Whether a new hosted project may not take this name: it has been served from the
-/// upstream and no admin has claimed it.
+/// upstream and no admin has claimed it. (Checked again by `mark_hosted`, in the transaction.)
 pub async fn is_proxied(conn: &mut AnyConnection, normalized: &str) -> Result<bool, sqlx::Error> {
     let row: Option<(i64,)> = sqlx::query_as(
-        "SELECT 1 FROM upstream_projects WHERE normalized_name = $1 AND claimed IS NULL",
+        "SELECT 1 FROM upstream_projects WHERE normalized_name = $1 \
+         AND claimed IS NULL AND hosted IS NULL",
     )
     .bind(normalized)
     .fetch_optional(conn)
     .await?;
     Ok(row.is_some())
+}
+
+/// Marks the name of a project being created, in the transaction that creates it: from now
+/// on it is never looked up upstream, even once the project is deleted. Returns false when
+/// the name has been served from the upstream and no admin has claimed it (the transaction
+/// is then to be rolled back): checked here, in the transaction, so that no page fetched
+/// meanwhile by another process slips between a check and the creation.
+pub async fn mark_hosted(
+    conn: &mut AnyConnection,
+    normalized: &str,
+    now_micros: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO upstream_projects (normalized_name, page, fetched, first_served, hosted) \
+         VALUES ($1, NULL, $2, $2, $2) ON CONFLICT (normalized_name) DO NOTHING",
+    )
+    .bind(normalized)
+    .bind(now_micros)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() > 0 {
+        return Ok(true);
+    }
+    Ok(!is_proxied(conn, normalized).await?)
 }
 
 /// Claims the name for a hosted project: its kept page is dropped and it is never looked up
@@ -146,12 +174,25 @@ pub struct Block {
 }
 
 impl Block {
-    /// Whether the block covers a file of `version` (PEP 440 equality: `1.0` is `1.0.0`).
+    /// Whether the block covers a file of `version`: PEP 440 equality (`1.0` is `1.0.0`), and a
+    /// block without a local label covers every local build of it (`1.0` covers `1.0+acme`).
+    /// It fails closed: a file whose version cannot be read is covered by any block of its
+    /// project, so an odd file name is never a way around one.
     pub fn covers(&self, version: Option<&wharf_packaging::version::Version>) -> bool {
-        self.version.is_empty()
-            || version.is_some_and(|v| {
-                wharf_packaging::version::parse(&self.version).is_ok_and(|blocked| blocked == *v)
-            })
+        if self.version.is_empty() {
+            return true;
+        }
+        let Some(version) = version else {
+            return true;
+        };
+        let Ok(blocked) = wharf_packaging::version::parse(&self.version) else {
+            return true;
+        };
+        if blocked.is_local() {
+            blocked == *version
+        } else {
+            blocked == version.clone().without_local()
+        }
     }
 }
 
@@ -263,7 +304,7 @@ pub async fn journal(
 /// Names served from the upstream, newest first (for admins).
 pub async fn proxied_names(db: &Db, limit: i64) -> Result<Vec<(String, i64, bool)>, sqlx::Error> {
     let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(
-        "SELECT normalized_name, fetched, claimed FROM upstream_projects \
+        "SELECT normalized_name, fetched, claimed FROM upstream_projects WHERE hosted IS NULL \
          ORDER BY first_served DESC LIMIT $1",
     )
     .bind(limit)
@@ -273,4 +314,43 @@ pub async fn proxied_names(db: &Db, limit: i64) -> Result<Vec<(String, i64, bool
         .into_iter()
         .map(|(name, fetched, claimed)| (name, fetched, claimed.is_some()))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proxy::version_of;
+
+    fn block(version: &str) -> Block {
+        Block {
+            normalized_name: "demo".to_owned(),
+            version: version.to_owned(),
+            reason: "r".to_owned(),
+            created_by: "admin".to_owned(),
+            created: 0,
+        }
+    }
+
+    fn covered(block_version: &str, filename: &str) -> bool {
+        block(block_version).covers(version_of(filename).as_ref())
+    }
+
+    #[test]
+    fn a_version_block_covers_every_file_of_it_and_fails_closed() {
+        assert!(covered("1.0", "demo-1.0.0-py3-none-any.whl"));
+        assert!(covered("1.0", "demo-1.0.tar.gz"));
+        // Older archive kinds are read too.
+        assert!(covered("1.0", "demo-1.0.tar.bz2"));
+        assert!(covered("1.0", "demo-1.0.tgz"));
+        assert!(!covered("1.0", "demo-2.0.tar.bz2"));
+        // A local build of a blocked release is blocked; a blocked local build is only that.
+        assert!(covered("1.0", "demo-1.0+acme-py3-none-any.whl"));
+        assert!(covered("1.0+acme", "demo-1.0+acme-py3-none-any.whl"));
+        assert!(!covered("1.0+acme", "demo-1.0-py3-none-any.whl"));
+        assert!(!covered("1.0", "demo-1.0.post1-py3-none-any.whl"));
+        // A file whose version cannot be read is covered by any block of its project.
+        assert!(covered("1.0", "demo-1.0-py2.7.egg"));
+        assert!(covered("1.0", "demo.exe"));
+        assert!(covered("", "demo-3.0-py3-none-any.whl"));
+    }
 }

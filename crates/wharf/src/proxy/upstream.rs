@@ -62,8 +62,10 @@ impl Upstream {
         }
         hosts.extend(settings.upstream_hosts.0.iter().cloned());
         let allowed = hosts.clone();
-        // A redirect is followed only to an allowed host; reqwest drops credentials when a
-        // redirect leaves the host, and we send them only to the root's host anyway.
+        let secure = root.scheme() == "https";
+        // A redirect is followed only to an allowed host, and never from https to http;
+        // reqwest drops credentials when a redirect leaves the origin, and we send them only
+        // to the root's origin anyway.
         let policy = reqwest::redirect::Policy::custom(move |attempt| {
             let host = attempt
                 .url()
@@ -72,6 +74,8 @@ impl Upstream {
                 .to_ascii_lowercase();
             if attempt.previous().len() >= 5 {
                 attempt.error("more than 5 redirects")
+            } else if secure && attempt.url().scheme() != "https" {
+                attempt.error("a redirect from https to plain http")
             } else if !matches!(attempt.url().scheme(), "http" | "https")
                 || !allowed.contains(&host)
             {
@@ -113,17 +117,23 @@ impl Upstream {
 
     fn request(&self, url: &Url, timeout: Duration) -> reqwest::RequestBuilder {
         let mut request = self.client.get(url.clone()).timeout(timeout);
+        // Credentials go to the root's origin alone: same scheme, host and port.
         if let Some((user, password)) = &self.credentials
-            && url.host_str() == self.root.host_str()
+            && url.origin() == self.root.origin()
         {
             request = request.basic_auth(user, Some(password));
         }
         request
     }
 
-    /// Whether `url` is on one of the upstream's hosts.
+    /// Whether `url` is on one of the upstream's hosts, and no less secure than the root (an
+    /// https upstream's files are fetched over https only).
     pub fn is_upstream_host(&self, url: &Url) -> bool {
-        matches!(url.scheme(), "http" | "https")
+        let scheme_ok = match self.root.scheme() {
+            "https" => url.scheme() == "https",
+            _ => matches!(url.scheme(), "http" | "https"),
+        };
+        scheme_ok
             && url
                 .host_str()
                 .is_some_and(|h| self.hosts.iter().any(|a| a.eq_ignore_ascii_case(h)))
@@ -219,10 +229,15 @@ impl Upstream {
     /// chunk within the file timeout.
     pub async fn file(&self, url: &Url) -> Result<FileDownload> {
         if !self.is_upstream_host(url) {
-            return Err(UpstreamError(format!(
-                "the upstream's file URL is on {}, which is not an upstream host (see upstream_hosts)",
-                url.host_str().unwrap_or("no host")
-            )));
+            let why = if self.root.scheme() == "https" && url.scheme() == "http" {
+                "the upstream's file URL is plain http under an https upstream".to_owned()
+            } else {
+                format!(
+                    "the upstream's file URL is on {}, which is not an upstream host (see upstream_hosts)",
+                    url.host_str().unwrap_or("no host")
+                )
+            };
+            return Err(UpstreamError(why));
         }
         let response = self
             .request(url, self.file_timeout)
@@ -277,4 +292,31 @@ fn failure(what: &str, error: &reqwest::Error) -> UpstreamError {
         "failed while sending".to_owned()
     };
     UpstreamError(format!("the upstream {kind} for {what}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upstream(url: &str) -> Upstream {
+        let settings = Settings {
+            upstream_url: Some(url.to_owned()),
+            ..Settings::default()
+        };
+        Upstream::new(&settings)
+            .expect("upstream")
+            .expect("configured")
+    }
+
+    #[test]
+    fn an_https_upstream_is_never_left_for_plain_http() {
+        let pypi = upstream("https://pypi.org/simple/");
+        let url = |u: &str| Url::parse(u).expect("url");
+        assert!(pypi.is_upstream_host(&url("https://files.pythonhosted.org/packages/x.whl")));
+        assert!(!pypi.is_upstream_host(&url("http://files.pythonhosted.org/packages/x.whl")));
+        assert!(!pypi.is_upstream_host(&url("https://elsewhere.example/x.whl")));
+        let plain = upstream("http://127.0.0.1:3141/simple/");
+        assert!(plain.is_upstream_host(&url("http://127.0.0.1:9/x.whl")));
+        assert!(plain.is_upstream_host(&url("https://127.0.0.1/x.whl")));
+    }
 }

@@ -215,7 +215,7 @@ struct UpstreamVersionView {
 /// files offered.
 async fn show_upstream(
     web: &Web,
-    proxy: &crate::proxy::Proxy,
+    proxy: &std::sync::Arc<crate::proxy::Proxy>,
     project: &str,
     normalized: &str,
     version: Option<&str>,

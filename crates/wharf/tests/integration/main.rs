@@ -17,6 +17,7 @@ mod permissions;
 mod platform_tags;
 mod private_index;
 mod proxy;
+mod proxy_faults;
 mod proxy_pages;
 mod read;
 mod schema;

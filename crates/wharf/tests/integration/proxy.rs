@@ -87,7 +87,7 @@ impl Served {
 }
 
 /// A real wharf as the upstream, with `demo` 1.0 (a wheel) and `other` 2.0 uploaded.
-async fn upstream() -> (TestApp, Served) {
+pub(crate) async fn upstream() -> (TestApp, Served) {
     let app = TestApp::new().await;
     for form in [
         UploadForm::wheel("demo", "1.0"),
@@ -101,7 +101,10 @@ async fn upstream() -> (TestApp, Served) {
     (app, served)
 }
 
-async fn proxy_of(url: &str, configure: impl FnOnce(&mut wharf::config::Settings)) -> TestApp {
+pub(crate) async fn proxy_of(
+    url: &str,
+    configure: impl FnOnce(&mut wharf::config::Settings),
+) -> TestApp {
     let url = url.to_owned();
     TestApp::with_settings(move |s| {
         s.upstream_url = Some(url);
@@ -111,7 +114,7 @@ async fn proxy_of(url: &str, configure: impl FnOnce(&mut wharf::config::Settings
     .await
 }
 
-async fn json_page(app: &TestApp, name: &str) -> serde_json::Value {
+pub(crate) async fn json_page(app: &TestApp, name: &str) -> serde_json::Value {
     let response = app
         .get_with(&format!("/simple/{name}/"), &[("accept", JSON)])
         .await;
@@ -120,12 +123,12 @@ async fn json_page(app: &TestApp, name: &str) -> serde_json::Value {
 }
 
 /// The path of the page's first file, as a client resolves it from `/simple/<name>/`.
-fn first_file(page: &serde_json::Value) -> String {
+pub(crate) fn first_file(page: &serde_json::Value) -> String {
     let url = page["files"][0]["url"].as_str().expect("url");
     format!("/{}", url.trim_start_matches("../../"))
 }
 
-fn stored_upstream_files(app: &TestApp) -> Vec<String> {
+pub(crate) fn stored_upstream_files(app: &TestApp) -> Vec<String> {
     app.stored_files()
         .into_iter()
         .filter(|p| p.starts_with("upstream"))

@@ -1,0 +1,7 @@
+-- A name that has been hosted here is never the upstream's, even once its project is deleted:
+-- each new project marks its name in the transaction that creates it. Projects that exist
+-- already are marked now.
+ALTER TABLE upstream_projects ADD COLUMN hosted BIGINT;
+INSERT INTO upstream_projects (normalized_name, page, fetched, first_served, hosted)
+SELECT normalized_name, NULL, 0, 0, 0 FROM projects WHERE true
+ON CONFLICT (normalized_name) DO NOTHING;
