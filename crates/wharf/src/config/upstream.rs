@@ -107,19 +107,31 @@ impl<'de> Deserialize<'de> for UpstreamHosts {
             if entry.is_empty() {
                 continue;
             }
-            match url::Host::parse(entry) {
-                Ok(host) if !entry.contains([':', '/']) => {
-                    hosts.push(host.to_string().to_ascii_lowercase())
-                }
-                _ => {
+            match host_and_port(entry) {
+                Some(host) => hosts.push(host),
+                None => {
                     return Err(serde::de::Error::custom(format!(
-                        "upstream_hosts: {entry:?} is not a host name (such as files.pythonhosted.org)"
+                        "upstream_hosts: {entry:?} is not a host name with an optional port (such as files.pythonhosted.org or 10.0.0.5:8080)"
                     )));
                 }
             }
         }
         Ok(UpstreamHosts(hosts))
     }
+}
+
+/// `host` or `host:port`, lowercase, when `entry` is only that.
+fn host_and_port(entry: &str) -> Option<String> {
+    if entry.contains(['/', '@', '?', '#']) {
+        return None;
+    }
+    let url = url::Url::parse(&format!("http://{entry}/")).ok()?;
+    let host = url.host_str()?.to_ascii_lowercase();
+    Some(match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None if entry.ends_with(':') => return None,
+        None => host,
+    })
 }
 
 /// Checks the upstream settings together (each also checked alone as it is read).

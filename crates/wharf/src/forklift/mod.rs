@@ -494,8 +494,13 @@ impl Upload<'_> {
         // The name is hosted from now on, even once deleted; checked again here, in the
         // transaction, as another process may have served it from the upstream meanwhile.
         if existing.is_none()
-            && !crate::proxy::store::mark_hosted(&mut tx, &project.normalized_name, now).await?
-            && state.proxy.is_some()
+            && !crate::proxy::store::mark_hosted(
+                &mut tx,
+                &project.normalized_name,
+                now,
+                state.proxy.is_some(),
+            )
+            .await?
         {
             return Err(served_from_upstream(
                 &metadata.name,

@@ -173,6 +173,42 @@ pub async fn serve_file(
     if let Some(why) = proxy.file_failure(&key) {
         return bad_gateway(&upstream, &why).render(headers);
     }
+    // A HEAD is answered from the page: it must not make the index fetch a file nobody reads.
+    if *method == Method::HEAD {
+        drop(flight);
+        let size = file.size.unwrap_or(0);
+        let meta = Meta {
+            size,
+            last_modified: SystemTime::now(),
+        };
+        let mut response = stored().answer(StatusCode::OK, Body::empty(), size, &meta);
+        if file.size.is_none() {
+            response
+                .headers_mut()
+                .remove(axum::http::header::CONTENT_LENGTH);
+        }
+        return response;
+    }
+    // A bounded number of files on their way from the upstream at once, whatever is asked.
+    let permit = match tokio::time::timeout(
+        FETCH_TURN_WAIT,
+        proxy.file_fetches.clone().acquire_owned(),
+    )
+    .await
+    {
+        Ok(Ok(permit)) => permit,
+        _ => {
+            return AppError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Too many files are being fetched from the upstream index just now. Try again shortly.",
+            )
+            .with_header(
+                axum::http::header::RETRY_AFTER,
+                HeaderValue::from_static("5"),
+            )
+            .render(headers);
+        }
+    };
     let Ok(url) = entry.base.join(&file.url) else {
         let why = "the upstream's file URL is not a URL";
         fail(
@@ -190,6 +226,7 @@ pub async fn serve_file(
         url.set_path(&format!("{}.metadata", url.path()));
         let expected = metadata_sha256.unwrap_or_default();
         let result = fetch_metadata(state, &proxy, &url, expected, &key).await;
+        drop(permit);
         // What happened is remembered before the flight ends, so those waiting share it.
         if let Err(fault) = &result {
             fail(state, &proxy, &wanted, &key, fault).await;
@@ -221,8 +258,9 @@ pub async fn serve_file(
     }
     let limit = file.size.or(announced).unwrap_or(UPLOAD_LIMIT_CAP);
     if limit > UPLOAD_LIMIT_CAP {
-        let fault = Fault::Refused(format!(
-            "{} is larger than any file this index keeps",
+        // (The page's size is checked before a file is offered: this is an announced length.)
+        let fault = Fault::Transient(format!(
+            "the upstream announces {} as larger than any file this index keeps",
             wanted.filename
         ));
         fail(state, &proxy, &wanted, &key, &fault).await;
@@ -240,12 +278,14 @@ pub async fn serve_file(
     // client: a client that leaves or lags is cut off, and the file is still kept for the
     // ones waiting.
     let (mut feed, stream) = ClientFeed::new();
+    let flights = proxy.file_flights.clone();
     let task_state = state.clone();
     let task_proxy = proxy.clone();
     let expected = file.sha256.clone().unwrap_or_default();
     let (normalized, filename) = (wanted.normalized.to_owned(), wanted.filename.to_owned());
     let task_key = key.clone();
     tokio::spawn(async move {
+        let _permit = permit;
         let mut hasher = Sha256::new();
         let mut received: u64 = 0;
         // The last chunk is held back until the hash is checked: a client must never receive
@@ -253,6 +293,10 @@ pub async fn serve_file(
         let mut held: Option<bytes::Bytes> = None;
         let fault = loop {
             match download.chunk().await {
+                // Its client gone and nobody waiting for it: not worth fetching on.
+                _ if feed.gone() && flights.waiting(&task_key) == 0 => {
+                    break Some(Fault::Abandoned);
+                }
                 Ok(Some(chunk)) => {
                     received += chunk.len() as u64;
                     if received > limit {
@@ -310,9 +354,6 @@ pub async fn serve_file(
         match fault {
             None => {
                 task_proxy.remember_kept(&task_key);
-                if let Some(last) = held.take() {
-                    feed.send(last);
-                }
                 task_proxy
                     .counters
                     .files_fetched
@@ -323,14 +364,20 @@ pub async fn serve_file(
                     bytes = received,
                     "proxied file fetched from the upstream and kept"
                 );
+                // The flight ends with the file kept: those waiting are served from storage.
+                drop(flight);
+                if let Some(last) = held.take() {
+                    feed.send(last);
+                }
+                feed.catch_up(&task_state.storage, &task_key).await;
             }
             Some(fault) => {
                 fail(&task_state, &task_proxy, &wanted, &task_key, &fault).await;
+                // The flight ends with the failure remembered, so those waiting share it.
+                drop(flight);
                 feed.fail(fault.why());
             }
         }
-        // The flight ends only now, with the file kept or its failure remembered.
-        drop(flight);
     });
     let body = Body::from_stream(stream);
     let meta = Meta {
@@ -348,21 +395,42 @@ pub async fn serve_file(
             .headers_mut()
             .remove(axum::http::header::CONTENT_LENGTH);
     }
-    if *method == Method::HEAD {
-        *response.body_mut() = Body::empty();
-    }
     response
 }
 
-/// How far the first client may fall behind the upstream before it is cut off.
+/// How far the first client may fall behind the upstream before the fetch stops feeding it.
 const CLIENT_LAG_MAX: usize = 8 * 1024 * 1024;
+/// How long a first request waits for a turn to fetch from the upstream (`FILE_FETCHES_MAX`).
+const FETCH_TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The first client's copy of a file being fetched. The fetch never waits for it: what the
-/// client has not read yet is queued, up to `CLIENT_LAG_MAX`; a client that falls further
-/// behind gets an error (its connection is cut) and the fetch goes on without it.
+/// client has not read yet is queued, up to `CLIENT_LAG_MAX`. A client that falls further
+/// behind gets nothing more during the fetch and the rest from storage once the file is kept,
+/// at its own pace; if the file is not kept, it gets an error (its connection is cut).
 struct ClientFeed {
     sender: Option<tokio::sync::mpsc::UnboundedSender<std::io::Result<bytes::Bytes>>>,
-    queued: Arc<AtomicUsize>,
+    shared: Arc<FeedShared>,
+    /// Bytes handed to the client so far.
+    sent: u64,
+    behind: bool,
+}
+
+struct FeedShared {
+    queued: AtomicUsize,
+    /// Told when the client has read a chunk, or has gone.
+    read: tokio::sync::Notify,
+}
+
+/// The client's side of the feed; its end (the client gone) wakes a catch-up waiting on it.
+struct Reader {
+    receiver: tokio::sync::mpsc::UnboundedReceiver<std::io::Result<bytes::Bytes>>,
+    shared: Arc<FeedShared>,
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.shared.read.notify_one();
+    }
 }
 
 impl ClientFeed {
@@ -370,41 +438,103 @@ impl ClientFeed {
         ClientFeed,
         impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + use<>,
     ) {
-        let (sender, mut receiver) =
+        let (sender, receiver) =
             tokio::sync::mpsc::unbounded_channel::<std::io::Result<bytes::Bytes>>();
-        let queued = Arc::new(AtomicUsize::new(0));
-        let read = queued.clone();
+        let shared = Arc::new(FeedShared {
+            queued: AtomicUsize::new(0),
+            read: tokio::sync::Notify::new(),
+        });
+        let mut reader = Reader {
+            receiver,
+            shared: shared.clone(),
+        };
         let stream = futures_util::stream::poll_fn(move |cx| {
-            let item = std::task::ready!(receiver.poll_recv(cx));
+            let item = std::task::ready!(reader.receiver.poll_recv(cx));
             if let Some(Ok(chunk)) = &item {
-                read.fetch_sub(chunk.len(), Ordering::Relaxed);
+                reader
+                    .shared
+                    .queued
+                    .fetch_sub(chunk.len(), Ordering::Relaxed);
+                reader.shared.read.notify_one();
             }
             std::task::Poll::Ready(item)
         });
         (
             ClientFeed {
                 sender: Some(sender),
-                queued,
+                shared,
+                sent: 0,
+                behind: false,
             },
             stream,
         )
     }
 
+    /// Whether the client has gone.
+    fn gone(&self) -> bool {
+        self.sender.as_ref().is_none_or(|s| s.is_closed())
+    }
+
     fn send(&mut self, chunk: bytes::Bytes) {
+        if self.behind {
+            return;
+        }
         let Some(sender) = &self.sender else {
             return;
         };
-        let queued = self.queued.fetch_add(chunk.len(), Ordering::Relaxed) + chunk.len();
-        if queued > CLIENT_LAG_MAX {
-            tracing::info!(
-                "a client read a proxied file more slowly than the upstream sent it and was cut off; the file is still fetched"
-            );
-            self.fail("the client read more slowly than the upstream sent");
+        let len = chunk.len();
+        if self.shared.queued.load(Ordering::Relaxed) + len > CLIENT_LAG_MAX {
+            self.behind = true;
             return;
         }
+        self.shared.queued.fetch_add(len, Ordering::Relaxed);
         if sender.send(Ok(chunk)).is_err() {
-            // The client has gone.
             self.sender = None;
+        } else {
+            self.sent += len as u64;
+        }
+    }
+
+    /// Once the file is kept: what a client that fell behind has not had, from storage, never
+    /// more than `CLIENT_LAG_MAX` ahead of what it has read.
+    async fn catch_up(&mut self, storage: &crate::storage::Storage, key: &str) {
+        use futures_util::StreamExt;
+        if !self.behind {
+            return;
+        }
+        let Some(sender) = self.sender.take() else {
+            return;
+        };
+        let rest = storage
+            .get_range(key, crate::storage::GetRange::Offset(self.sent))
+            .await;
+        let mut stream = match rest {
+            Ok(Some(crate::storage::Part::Bytes(blob))) => blob.stream,
+            _ => {
+                let _ = sender.send(Err(std::io::Error::other(
+                    "the kept file could not be read back",
+                )));
+                return;
+            }
+        };
+        while let Some(chunk) = stream.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(error) => {
+                    let _ = sender.send(Err(std::io::Error::other(error.to_string())));
+                    return;
+                }
+            };
+            while self.shared.queued.load(Ordering::Relaxed) > CLIENT_LAG_MAX / 2 {
+                if sender.is_closed() {
+                    return;
+                }
+                self.shared.read.notified().await;
+            }
+            self.shared.queued.fetch_add(chunk.len(), Ordering::Relaxed);
+            if sender.send(Ok(chunk)).is_err() {
+                return;
+            }
         }
     }
 
@@ -421,12 +551,15 @@ impl ClientFeed {
 enum Fault {
     Refused(String),
     Transient(String),
+    /// Its client left and nobody waited: stopped, nothing remembered.
+    Abandoned,
 }
 
 impl Fault {
     fn why(&self) -> &str {
         match self {
             Fault::Refused(why) | Fault::Transient(why) => why,
+            Fault::Abandoned => "nobody wanted the file any more",
         }
     }
 }
@@ -481,6 +614,7 @@ async fn fetch_metadata(
         .await
         .map_err(|e| Fault::Transient(format!("storage failed: {e:#}")))?;
     proxy.remember_kept(key);
+    proxy.counters.files_fetched.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }
 
@@ -491,6 +625,13 @@ async fn fail(state: &AppState, proxy: &Arc<Proxy>, wanted: &Wanted<'_>, key: &s
         Fault::Refused(why) => {
             proxy.remember_file_failure(key, why, true);
             refuse(state, proxy, wanted, why).await;
+        }
+        Fault::Abandoned => {
+            tracing::debug!(
+                project = wanted.normalized,
+                file = wanted.filename,
+                "stopped fetching an upstream file its client left"
+            );
         }
         Fault::Transient(why) => {
             proxy.remember_file_failure(key, why, false);

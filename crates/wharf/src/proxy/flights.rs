@@ -33,6 +33,16 @@ impl Flights {
         locks.contains_key(key)
     }
 
+    /// How many requests wait for the one fetching `key`.
+    pub fn waiting(&self, key: &str) -> usize {
+        let locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        // The map holds one reference and the fetching request's guard another; each waiting
+        // request holds one more.
+        locks
+            .get(key)
+            .map_or(0, |l| Arc::strong_count(l).saturating_sub(2))
+    }
+
     fn release(&self, key: &str, guard: Option<OwnedMutexGuard<()>>) {
         let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
         drop(guard);
@@ -87,5 +97,24 @@ mod tests {
         }
         assert_eq!(most.load(Ordering::SeqCst), 1);
         assert_eq!(flights.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn those_waiting_are_counted() {
+        let flights = Arc::new(Flights::default());
+        let first = flights.join("a").await;
+        assert_eq!(flights.waiting("a"), 0);
+        let (f1, f2) = (flights.clone(), flights.clone());
+        let w1 = tokio::spawn(async move { drop(f1.join("a").await) });
+        let w2 = tokio::spawn(async move { drop(f2.join("a").await) });
+        while flights.waiting("a") < 2 {
+            tokio::task::yield_now().await;
+        }
+        assert!(flights.busy("a"));
+        drop(first);
+        w1.await.expect("w1");
+        w2.await.expect("w2");
+        assert!(!flights.busy("a"));
+        assert_eq!(flights.waiting("a"), 0);
     }
 }

@@ -70,15 +70,27 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// PEP 700 versions, less those blocked.
-    pub fn versions(&self) -> Vec<&str> {
+    /// PEP 700 versions, less those blocked: as the upstream's JSON page gives them, or, from
+    /// an HTML page (which has none), read from its file names, in PEP 440 order.
+    pub fn versions(&self) -> Vec<String> {
         if self.blocks.iter().any(|b| b.version.is_empty()) {
             return Vec::new();
         }
-        self.page
-            .versions
-            .iter()
-            .map(String::as_str)
+        let given: Vec<String> = if self.page.versions.is_empty() {
+            let mut found: Vec<Version> = self
+                .page
+                .files
+                .iter()
+                .filter_map(|f| version_of(&f.filename))
+                .collect();
+            found.sort();
+            found.dedup();
+            found.iter().map(ToString::to_string).collect()
+        } else {
+            self.page.versions.clone()
+        };
+        given
+            .into_iter()
             .filter(|v| {
                 let version = wharf_packaging::version::parse(v).ok();
                 !self.blocks.iter().any(|b| b.covers(version.as_ref()))
@@ -103,8 +115,13 @@ impl Entry {
             || file
                 .upload_time_micros
                 .is_some_and(|t| now_micros.saturating_sub(t) >= min_age_micros);
+        // A file larger than any this index keeps could never be served: not offered.
+        let keepable = file
+            .size
+            .is_none_or(|size| size <= crate::config::UPLOAD_LIMIT_CAP);
         safe_name
             && file.sha256.is_some()
+            && keepable
             && old_enough
             && !blocks
                 .iter()
@@ -135,6 +152,7 @@ pub fn version_of(filename: &str) -> Option<Version> {
 pub struct ProxyCounters {
     pub pages_fetched: AtomicU64,
     pub pages_not_modified: AtomicU64,
+    pub pages_not_found: AtomicU64,
     pub pages_failed: AtomicU64,
     pub pages_stale_served: AtomicU64,
     pub files_fetched: AtomicU64,
@@ -156,6 +174,7 @@ impl ProxyCounters {
         for (what, result, count) in [
             ("page", "fetched", &self.pages_fetched),
             ("page", "not_modified", &self.pages_not_modified),
+            ("page", "not_found", &self.pages_not_found),
             ("page", "failed", &self.pages_failed),
             ("file", "fetched", &self.files_fetched),
             ("file", "failed", &self.files_failed),
@@ -198,6 +217,9 @@ pub struct Proxy {
     misses: Recent<Miss>,
     page_flights: Arc<Flights>,
     file_flights: Arc<Flights>,
+    /// Turns to ask the upstream: a bounded number of pages and files on their way at once.
+    page_fetches: tokio::sync::Semaphore,
+    file_fetches: Arc<tokio::sync::Semaphore>,
     /// Storage keys of upstream files known to be kept.
     kept_files: RwLock<std::collections::HashSet<String>>,
     /// Files the upstream could not give right now, or sent wrong, by storage key: why, until
@@ -231,6 +253,13 @@ const NOT_FOUND_FOR: Duration = Duration::from_secs(60);
 /// requests which waited for the failed fetch share its answer, short enough that a
 /// recovered upstream is used at once.
 pub const FAILURE_FOR: Duration = Duration::from_secs(5);
+/// How long a page request waits for the upstream before a kept page past its TTL is
+/// served instead (installers time out after 15 s; a hanging upstream must not cost that).
+const PAGE_PATIENCE: Duration = Duration::from_secs(2);
+/// Upstream files fetched at once by a process, at most; more wait for a turn.
+pub const FILE_FETCHES_MAX: usize = 16;
+/// Upstream pages fetched at once by a process (each may be up to 20 MiB in memory).
+const PAGE_FETCHES_MAX: usize = 32;
 
 impl Proxy {
     pub fn new(settings: &Settings) -> anyhow::Result<Option<Proxy>> {
@@ -247,6 +276,8 @@ impl Proxy {
             misses: Recent::new(MISSES_MAX, MISSES_MAX),
             page_flights: Arc::default(),
             file_flights: Arc::default(),
+            page_fetches: tokio::sync::Semaphore::new(PAGE_FETCHES_MAX),
+            file_fetches: Arc::new(tokio::sync::Semaphore::new(FILE_FETCHES_MAX)),
             kept_files: RwLock::default(),
             file_failures: Recent::new(MISSES_MAX, MISSES_MAX),
             counters: ProxyCounters::default(),
@@ -287,57 +318,37 @@ impl Proxy {
     }
 
     /// The upstream's page of a name that is not hosted: held, kept, or asked for (once at a
-    /// time per name), and the kept copy when the upstream fails.
+    /// time per name). Past its TTL a kept page is asked for again; if the upstream has not
+    /// answered within `PAGE_PATIENCE`, the kept page is served and the answer, when it
+    /// comes, is kept for the next request.
     pub async fn entry(
         self: &Arc<Self>,
         db: &Db,
         clock: &Clock,
         normalized: &str,
     ) -> Result<Arc<Entry>, ProxyError> {
-        self.entry_or_stale(db, clock, normalized, false).await
+        self.entry_within(db, clock, normalized, PAGE_PATIENCE)
+            .await
     }
 
-    /// The page to find a file in: a page past its TTL will do (and is refreshed in the
-    /// background), so kept files are served at once even while the upstream hangs.
+    /// The page to find a file in: a kept page past its TTL will do at once (it is refreshed
+    /// in the background), so kept files never wait on a slow upstream.
     pub async fn entry_for_file(
         self: &Arc<Self>,
         db: &Db,
         clock: &Clock,
         normalized: &str,
     ) -> Result<Arc<Entry>, ProxyError> {
-        if !self.may_ask(normalized) {
-            return Err(ProxyError::NotFound);
-        }
-        if let Some(entry) = self.held(normalized) {
-            if entry.fresh_until <= Instant::now() {
-                self.refresh_in_background(db, clock, normalized);
-            }
-            return Ok(entry);
-        }
-        self.entry_or_stale(db, clock, normalized, true).await
+        self.entry_within(db, clock, normalized, Duration::ZERO)
+            .await
     }
 
-    fn refresh_in_background(self: &Arc<Self>, db: &Db, clock: &Clock, normalized: &str) {
-        if self.page_flights.busy(normalized) {
-            return;
-        }
-        let (proxy, db, clock, name) = (
-            self.clone(),
-            db.clone(),
-            clock.clone(),
-            normalized.to_owned(),
-        );
-        tokio::spawn(async move {
-            let _ = proxy.entry_or_stale(&db, &clock, &name, false).await;
-        });
-    }
-
-    async fn entry_or_stale(
+    async fn entry_within(
         self: &Arc<Self>,
         db: &Db,
         clock: &Clock,
         normalized: &str,
-        stale_ok: bool,
+        patience: Duration,
     ) -> Result<Arc<Entry>, ProxyError> {
         if !self.may_ask(normalized) {
             return Err(ProxyError::NotFound);
@@ -348,6 +359,79 @@ impl Proxy {
         if let Some(miss) = self.missed(normalized) {
             return Err(miss);
         }
+        // A file request takes a stale page at once, and starts one refresh (not one per
+        // request while the upstream is slow).
+        if patience.is_zero()
+            && let Some(stale) = self.stale(db, normalized).await?
+        {
+            if !self.page_flights.busy(normalized) {
+                let (proxy, db, clock, name) = (
+                    self.clone(),
+                    db.clone(),
+                    clock.clone(),
+                    normalized.to_owned(),
+                );
+                tokio::spawn(async move { proxy.fetch(&db, &clock, &name).await });
+            }
+            return Ok(stale);
+        }
+        // The fetch runs in a task of its own: it goes on (and its answer is kept) when this
+        // request stops waiting for it.
+        let mut fetch = {
+            let (proxy, db, clock, name) = (
+                self.clone(),
+                db.clone(),
+                clock.clone(),
+                normalized.to_owned(),
+            );
+            tokio::spawn(async move { proxy.fetch(&db, &clock, &name).await })
+        };
+        let joined = |done: Result<Result<Arc<Entry>, ProxyError>, tokio::task::JoinError>| {
+            done.unwrap_or_else(|e| {
+                Err(ProxyError::Upstream(UpstreamError(format!(
+                    "the page's fetch failed: {e}"
+                ))))
+            })
+        };
+        if !patience.is_zero() {
+            if let Ok(done) = tokio::time::timeout(patience, &mut fetch).await {
+                return joined(done);
+            }
+            if let Some(stale) = self.stale(db, normalized).await? {
+                return Ok(stale);
+            }
+        }
+        joined(fetch.await)
+    }
+
+    /// A page past its TTL, held or kept, if the name is still the upstream's.
+    async fn stale(&self, db: &Db, normalized: &str) -> Result<Option<Arc<Entry>>, ProxyError> {
+        if let Some(entry) = self.held(normalized) {
+            return Ok(Some(entry));
+        }
+        if crate::packaging::find_project(db, normalized)
+            .await?
+            .is_some()
+        {
+            return Ok(None);
+        }
+        let state = store::name_state(db, normalized).await?;
+        match state.kept {
+            Some(kept) if !state.claimed => Ok(Some(
+                self.hold(db, normalized, kept.page, Duration::ZERO).await?,
+            )),
+            _ => Ok(None),
+        }
+    }
+
+    /// Asks the upstream for a page (once at a time per name), keeps what it says, and falls
+    /// back on the kept page when it fails.
+    async fn fetch(
+        self: &Arc<Self>,
+        db: &Db,
+        clock: &Clock,
+        normalized: &str,
+    ) -> Result<Arc<Entry>, ProxyError> {
         let _flight = self.page_flights.join(normalized).await;
         // Whoever held the flight before has held the page, or remembered why not.
         if let Some(entry) = self.held_fresh(normalized) {
@@ -365,6 +449,7 @@ impl Proxy {
         }
         let state = store::name_state(db, normalized).await?;
         if state.claimed {
+            self.forget(normalized);
             return Err(ProxyError::NotFound);
         }
         let now_micros = clock.now_micros();
@@ -376,16 +461,9 @@ impl Proxy {
                 let left = Duration::from_micros((ttl_micros - age) as u64);
                 return self.hold(db, normalized, kept.page.clone(), left).await;
             }
-            if stale_ok {
-                let entry = self
-                    .hold(db, normalized, kept.page.clone(), Duration::ZERO)
-                    .await?;
-                drop(_flight);
-                self.refresh_in_background(db, clock, normalized);
-                return Ok(entry);
-            }
         }
         let kept = state.kept;
+        let _turn = self.page_fetches.acquire().await;
         let answer = self
             .upstream
             .page(
@@ -422,10 +500,20 @@ impl Proxy {
                     last_modified,
                     fetched_micros: now_micros,
                 };
-                store::save_page(db, normalized, &kept).await?;
+                // Claimed or hosted meanwhile (by another process): not the upstream's now.
+                if !store::save_page(db, normalized, &kept).await? {
+                    self.forget(normalized);
+                    return Err(ProxyError::NotFound);
+                }
                 self.hold(db, normalized, kept.page, self.ttl).await
             }
             (Ok(PageAnswer::NotFound), _) => {
+                // Gone upstream: its files are not served from the kept page either (the name
+                // stays one served from the upstream).
+                self.counters
+                    .pages_not_found
+                    .fetch_add(1, Ordering::Relaxed);
+                store::drop_page(db, normalized).await?;
                 self.entries.remove(normalized);
                 self.remember_miss(normalized, Miss::NotFound, NOT_FOUND_FOR.min(self.ttl));
                 Err(ProxyError::NotFound)
@@ -550,4 +638,69 @@ fn page_weight(page: &ProjectPage) -> usize {
         .sum();
     let versions: usize = page.versions.iter().map(|v| 24 + v.len()).sum();
     256 + files + versions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(filename: &str, size: Option<u64>) -> PageFile {
+        PageFile {
+            filename: filename.to_owned(),
+            url: format!("/f/{filename}"),
+            sha256: Some("0".repeat(64)),
+            requires_python: None,
+            yanked: None,
+            metadata_sha256: None,
+            size,
+            upload_time_micros: None,
+        }
+    }
+
+    fn entry(files: Vec<PageFile>, versions: Vec<String>, blocks: Vec<Block>) -> Entry {
+        Entry {
+            page: ProjectPage { files, versions },
+            base: Url::parse("http://upstream.example/simple/demo/").expect("url"),
+            fresh_until: Instant::now(),
+            blocks,
+        }
+    }
+
+    #[test]
+    fn an_html_page_has_its_versions_read_from_its_file_names() {
+        let html = entry(
+            vec![
+                file("demo-1.10.tar.gz", None),
+                file("demo-1.9-py3-none-any.whl", None),
+                file("demo-1.9.tar.gz", None),
+                file("demo-2.0rc1.tar.bz2", None),
+                file("README.txt", None),
+            ],
+            Vec::new(),
+            Vec::new(),
+        );
+        assert_eq!(html.versions(), vec!["1.9", "1.10", "2.0rc1"]);
+        let blocked = Block {
+            normalized_name: "demo".to_owned(),
+            version: "1.9".to_owned(),
+            reason: "r".to_owned(),
+            created_by: "admin".to_owned(),
+            created: 0,
+        };
+        let json = entry(
+            Vec::new(),
+            vec!["1.9".to_owned(), "2.0".to_owned()],
+            vec![blocked],
+        );
+        assert_eq!(json.versions(), vec!["2.0"]);
+    }
+
+    #[test]
+    fn a_file_larger_than_any_kept_is_not_offered() {
+        let page = entry(Vec::new(), Vec::new(), Vec::new());
+        let cap = crate::config::UPLOAD_LIMIT_CAP;
+        assert!(page.offers(&file("demo-1.0.tar.gz", Some(cap)), 0, 0, &[]));
+        assert!(!page.offers(&file("demo-1.0.tar.gz", Some(cap + 1)), 0, 0, &[]));
+        assert!(page.offers(&file("demo-1.0.tar.gz", None), 0, 0, &[]));
+    }
 }

@@ -75,10 +75,11 @@ pub async fn name_state(db: &Db, normalized: &str) -> Result<NameState, sqlx::Er
 }
 
 /// Keeps a page the upstream sent (the first one marks the name as served from upstream).
-pub async fn save_page(db: &Db, normalized: &str, kept: &Kept) -> Result<(), sqlx::Error> {
+/// False when the name has been claimed or hosted meanwhile: the page is not the name's.
+pub async fn save_page(db: &Db, normalized: &str, kept: &Kept) -> Result<bool, sqlx::Error> {
     let page = serde_json::to_string(&kept.page).unwrap_or_default();
     // A claim made meanwhile wins: the page is not kept over it.
-    sqlx::query(
+    let done = sqlx::query(
         "INSERT INTO upstream_projects (normalized_name, page, etag, last_modified, fetched, first_served) \
          VALUES ($1, $2, $3, $4, $5, $5) \
          ON CONFLICT (normalized_name) DO UPDATE SET page = $2, etag = $3, last_modified = $4, fetched = $5 \
@@ -89,6 +90,19 @@ pub async fn save_page(db: &Db, normalized: &str, kept: &Kept) -> Result<(), sql
     .bind(kept.etag.as_deref())
     .bind(kept.last_modified.as_deref())
     .bind(kept.fetched_micros)
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// The upstream has no such project (any more): its kept page goes, so its files are not
+/// served from it; the row stays, and with it the rule that the name was the upstream's.
+pub async fn drop_page(db: &Db, normalized: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE upstream_projects SET page = NULL, etag = NULL, last_modified = NULL \
+         WHERE normalized_name = $1",
+    )
+    .bind(normalized)
     .execute(db.pool())
     .await?;
     Ok(())
@@ -119,13 +133,14 @@ pub async fn is_proxied(conn: &mut AnyConnection, normalized: &str) -> Result<bo
 
 /// Marks the name of a project being created, in the transaction that creates it: from now
 /// on it is never looked up upstream, even once the project is deleted. Returns false when
-/// the name has been served from the upstream and no admin has claimed it (the transaction
-/// is then to be rolled back): checked here, in the transaction, so that no page fetched
-/// meanwhile by another process slips between a check and the creation.
+/// the name has been served from the upstream, no admin has claimed it and the index proxies
+/// (the transaction is then to be rolled back): checked here, in the transaction, so that no
+/// page fetched meanwhile by another process slips between a check and the creation.
 pub async fn mark_hosted(
     conn: &mut AnyConnection,
     normalized: &str,
     now_micros: i64,
+    proxying: bool,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "INSERT INTO upstream_projects (normalized_name, page, fetched, first_served, hosted) \
@@ -138,7 +153,19 @@ pub async fn mark_hosted(
     if done.rows_affected() > 0 {
         return Ok(true);
     }
-    Ok(!is_proxied(conn, normalized).await?)
+    if proxying && is_proxied(&mut *conn, normalized).await? {
+        return Ok(false);
+    }
+    // Claimed, or served from an upstream the index no longer proxies: hosted from now on.
+    sqlx::query(
+        "UPDATE upstream_projects SET hosted = $2, page = NULL, etag = NULL, last_modified = NULL \
+         WHERE normalized_name = $1 AND hosted IS NULL",
+    )
+    .bind(normalized)
+    .bind(now_micros)
+    .execute(conn)
+    .await?;
+    Ok(true)
 }
 
 /// Claims the name for a hosted project: its kept page is dropped and it is never looked up

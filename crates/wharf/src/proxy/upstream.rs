@@ -39,8 +39,9 @@ pub struct Upstream {
     client: reqwest::Client,
     /// The Simple index root, with a trailing slash.
     pub root: Url,
-    /// Hosts files and redirects may be on (the root's own first).
-    hosts: Vec<String>,
+    /// Where files and redirects may point: host and port (the root's own first); no port
+    /// means the scheme's default.
+    hosts: Vec<Allowed>,
     credentials: Option<(String, String)>,
     page_timeout: Duration,
     file_timeout: Duration,
@@ -56,11 +57,28 @@ impl Upstream {
             root.set_path(&format!("{}/", root.path()));
         }
         let own = root.host_str().unwrap_or_default().to_ascii_lowercase();
-        let mut hosts = vec![own.clone()];
+        let mut hosts = vec![Allowed {
+            host: own.clone(),
+            port: root.port_or_known_default(),
+        }];
         if own == "pypi.org" {
-            hosts.push("files.pythonhosted.org".to_owned());
+            hosts.push(Allowed {
+                host: "files.pythonhosted.org".to_owned(),
+                port: None,
+            });
         }
-        hosts.extend(settings.upstream_hosts.0.iter().cloned());
+        hosts.extend(settings.upstream_hosts.0.iter().map(|entry| {
+            match entry.rsplit_once(':').filter(|(h, _)| !h.ends_with(':')) {
+                Some((host, port)) if port.parse::<u16>().is_ok() && !host.is_empty() => Allowed {
+                    host: host.to_owned(),
+                    port: port.parse().ok(),
+                },
+                _ => Allowed {
+                    host: entry.clone(),
+                    port: None,
+                },
+            }
+        }));
         let allowed = hosts.clone();
         let secure = root.scheme() == "https";
         // A redirect is followed only to an allowed host, and never from https to http;
@@ -77,7 +95,7 @@ impl Upstream {
             } else if secure && attempt.url().scheme() != "https" {
                 attempt.error("a redirect from https to plain http")
             } else if !matches!(attempt.url().scheme(), "http" | "https")
-                || !allowed.contains(&host)
+                || !allowed.iter().any(|a| a.admits(attempt.url()))
             {
                 attempt.error(format!(
                     "a redirect to {host}, which is not an upstream host"
@@ -133,10 +151,7 @@ impl Upstream {
             "https" => url.scheme() == "https",
             _ => matches!(url.scheme(), "http" | "https"),
         };
-        scheme_ok
-            && url
-                .host_str()
-                .is_some_and(|h| self.hosts.iter().any(|a| a.eq_ignore_ascii_case(h)))
+        scheme_ok && self.hosts.iter().any(|a| a.admits(url))
     }
 
     /// The page URL of a project.
@@ -254,6 +269,29 @@ impl Upstream {
     }
 }
 
+/// A host (and port) the upstream's files and redirects may point at.
+#[derive(Clone, Debug)]
+struct Allowed {
+    host: String,
+    /// None: the URL's scheme's default port only.
+    port: Option<u16>,
+}
+
+impl Allowed {
+    /// Whether `url` is on this host and port: another port of the same host may be another
+    /// service entirely.
+    fn admits(&self, url: &Url) -> bool {
+        let host_ok = url
+            .host_str()
+            .is_some_and(|h| h.eq_ignore_ascii_case(&self.host));
+        let port_ok = match self.port {
+            Some(port) => url.port_or_known_default() == Some(port),
+            None => url.port().is_none(),
+        };
+        host_ok && port_ok
+    }
+}
+
 /// A file on its way from the upstream.
 pub struct FileDownload {
     response: reqwest::Response,
@@ -315,8 +353,27 @@ mod tests {
         assert!(pypi.is_upstream_host(&url("https://files.pythonhosted.org/packages/x.whl")));
         assert!(!pypi.is_upstream_host(&url("http://files.pythonhosted.org/packages/x.whl")));
         assert!(!pypi.is_upstream_host(&url("https://elsewhere.example/x.whl")));
+        // The root's own port only: another port of the host may be another service.
         let plain = upstream("http://127.0.0.1:3141/simple/");
-        assert!(plain.is_upstream_host(&url("http://127.0.0.1:9/x.whl")));
-        assert!(plain.is_upstream_host(&url("https://127.0.0.1/x.whl")));
+        assert!(plain.is_upstream_host(&url("http://127.0.0.1:3141/x.whl")));
+        assert!(!plain.is_upstream_host(&url("http://127.0.0.1:6379/x.whl")));
+        assert!(!plain.is_upstream_host(&url("https://127.0.0.1/x.whl")));
+        let settings = Settings {
+            upstream_url: Some("http://10.0.0.5/simple/".to_owned()),
+            upstream_hosts: crate::config::UpstreamHosts(vec![
+                "files.example".to_owned(),
+                "10.0.0.6:8080".to_owned(),
+            ]),
+            ..Settings::default()
+        };
+        let mirror = Upstream::new(&settings)
+            .expect("upstream")
+            .expect("configured");
+        assert!(mirror.is_upstream_host(&url("http://10.0.0.5/x.whl")));
+        assert!(!mirror.is_upstream_host(&url("http://10.0.0.5:6379/x.whl")));
+        assert!(mirror.is_upstream_host(&url("https://files.example/x.whl")));
+        assert!(!mirror.is_upstream_host(&url("https://files.example:8443/x.whl")));
+        assert!(mirror.is_upstream_host(&url("http://10.0.0.6:8080/x.whl")));
+        assert!(!mirror.is_upstream_host(&url("http://10.0.0.6/x.whl")));
     }
 }

@@ -309,7 +309,9 @@ fn proxied_page(
         })
         .collect();
     let body = if format.is_json() {
-        listing_json(normalized, 0, &listed, &entry.versions())
+        let versions = entry.versions();
+        let versions: Vec<&str> = versions.iter().map(String::as_str).collect();
+        listing_json(normalized, 0, &listed, &versions)
     } else {
         listing_html(normalized, 0, &listed)
     };

@@ -188,8 +188,9 @@ async fn proxied_pages_point_here_and_files_are_checked_and_kept() {
     let root = proxy.get_with("/simple/", &[("accept", JSON)]).await.json();
     assert_eq!(root["projects"], serde_json::json!([]));
     let metrics = proxy.get("/metrics").await.text();
+    // The wheel and its metadata file.
     assert!(
-        metrics.contains("wharf_upstream_requests_total{what=\"file\",result=\"fetched\"} 1"),
+        metrics.contains("wharf_upstream_requests_total{what=\"file\",result=\"fetched\"} 2"),
         "{metrics}"
     );
     assert!(metrics.contains("wharf_upstream_files_total{cache=\"hit\"} 1"));

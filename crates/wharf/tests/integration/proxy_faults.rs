@@ -29,6 +29,8 @@ enum Mode {
     Unavailable,
     /// Half the bytes, then the connection fails.
     Reset,
+    /// In 64 KiB chunks, 100 ms apart.
+    Slow,
 }
 
 struct Dist {
@@ -168,6 +170,20 @@ async fn file(
             let body = axum::body::Body::from_stream(futures_util::stream::iter(chunks));
             ([(header::CONTENT_LENGTH, bytes.len().to_string())], body).into_response()
         }
+        Mode::Slow => {
+            let size = bytes.len();
+            let chunks: Vec<bytes::Bytes> = bytes
+                .chunks(64 * 1024)
+                .map(|c| bytes::Bytes::from(c.to_vec()))
+                .collect();
+            let stream = futures_util::stream::unfold(chunks.into_iter(), |mut rest| async move {
+                let chunk = rest.next()?;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Some((Ok::<_, std::io::Error>(chunk), rest))
+            });
+            let body = axum::body::Body::from_stream(stream);
+            ([(header::CONTENT_LENGTH, size.to_string())], body).into_response()
+        }
     }
 }
 
@@ -209,6 +225,11 @@ async fn unknown_names_and_failures_are_asked_once_for_many_requests() {
         );
     }
     assert_eq!(served.asked("/simple/no-such/"), 1, "a 404 is remembered");
+    let metrics = proxy.get("/metrics").await.text();
+    assert!(
+        metrics.contains("wharf_upstream_requests_total{what=\"page\",result=\"not_found\"} 1"),
+        "{metrics}"
+    );
 
     script.with(|s| s.page_status = Some(503));
     let mut tasks = Vec::new();
@@ -314,7 +335,6 @@ async fn a_metadata_file_sent_wrong_is_fetched_once_and_refused_for_all() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_client_that_does_not_read_does_not_hold_up_the_fetch() {
-    use tokio::io::AsyncWriteExt;
     let script = Script::default();
     let bytes: Vec<u8> = (0..24 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
     let digest = sha(&bytes);
@@ -324,20 +344,11 @@ async fn a_client_that_does_not_read_does_not_hold_up_the_fetch() {
     let path = first_file(&json_page(&proxy, "big").await);
     let listening = Served::start(wharf::app::router(proxy.state.clone())).await;
 
-    // The first client asks and then never reads a byte.
-    let mut stalled = tokio::net::TcpStream::connect(listening.addr)
+    // The first client asks and then reads nothing for a while.
+    let first = reqwest::get(format!("http://{}{path}", listening.addr))
         .await
-        .expect("connect");
-    stalled
-        .write_all(format!("GET {path} HTTP/1.1\r\nhost: proxy\r\n\r\n").as_bytes())
-        .await
-        .expect("write");
-    for _ in 0..100 {
-        if served.asked("/f/") > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        .expect("response");
+    assert_eq!(first.status(), reqwest::StatusCode::OK);
     assert_eq!(served.asked("/f/"), 1);
     // The second waits for the fetch, which goes on without the first.
     let second = tokio::time::timeout(Duration::from_secs(30), async {
@@ -352,7 +363,12 @@ async fn a_client_that_does_not_read_does_not_hold_up_the_fetch() {
     .expect("the second client is served while the first does not read");
     assert_eq!(sha(&second), digest);
     assert_eq!(served.asked("/f/"), 1);
-    drop(stalled);
+    // The first, far behind, still gets the whole file (the rest from storage).
+    let late = tokio::time::timeout(Duration::from_secs(30), first.bytes())
+        .await
+        .expect("the first client's body")
+        .expect("the whole file");
+    assert_eq!(sha(&late), digest);
     listening.stop().await;
     served.stop().await;
 }
@@ -427,14 +443,31 @@ async fn credentials_go_to_the_upstream_origin_only() {
         s.dists.get_mut("owned").expect("dist")[0].base = format!("http://{}", files_served.addr)
     });
     let pages_served = Served::start(pages.router()).await;
-    let proxy = proxy_of(&pages_served.url(), |s| {
-        s.upstream_token = Some("pypi-secret-upstream-token".to_owned())
+    // Not an upstream host at all unless allowed: another port may be another service.
+    let unlisted = proxy_of(&pages_served.url(), |_| {}).await;
+    let refused = unlisted
+        .get(&first_file(&json_page(&unlisted, "owned").await))
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_GATEWAY);
+    assert!(
+        refused.message().contains("not an upstream host"),
+        "{}",
+        refused.message()
+    );
+    let files_host = format!("127.0.0.1:{}", files_served.addr.port());
+    let proxy = proxy_of(&pages_served.url(), move |s| {
+        s.upstream_token = Some("pypi-secret-upstream-token".to_owned());
+        s.upstream_hosts = wharf::config::UpstreamHosts(vec![files_host]);
     })
     .await;
     let path = first_file(&json_page(&proxy, "owned").await);
     assert_eq!(proxy.get(&path).await.body, b"owned bytes".to_vec());
     let page_auth = pages.with(|s| s.authorizations.clone());
-    assert!(page_auth.iter().all(|(_, a)| a.is_some()), "{page_auth:?}");
+    // (The first proxy, without a token, asked first.)
+    assert!(
+        page_auth.last().is_some_and(|(_, a)| a.is_some()),
+        "{page_auth:?}"
+    );
     let file_auth = files.with(|s| s.authorizations.clone());
     assert_eq!(file_auth, vec![("/f/owned-1.0.tar.gz".to_owned(), None)]);
     pages_served.stop().await;
@@ -476,20 +509,130 @@ async fn a_name_once_hosted_never_becomes_the_upstreams() {
     let mut conn = proxy.state.db.pool().acquire().await.expect("conn");
     let now = proxy.state.clock.now_micros();
     assert!(
-        !wharf::proxy::store::mark_hosted(&mut conn, "demo", now)
+        !wharf::proxy::store::mark_hosted(&mut conn, "demo", now, true)
             .await
             .expect("mark")
     );
     assert!(
-        wharf::proxy::store::mark_hosted(&mut conn, "other", now)
+        wharf::proxy::store::mark_hosted(&mut conn, "other", now, true)
             .await
             .expect("mark")
     );
+    // Without the proxy, a name once served is simply hosted from now on.
+    assert!(
+        wharf::proxy::store::mark_hosted(&mut conn, "demo", now, false)
+            .await
+            .expect("mark")
+    );
+    let hosted: (Option<i64>, Option<String>) =
+        sqlx::query_as("SELECT hosted, page FROM upstream_projects WHERE normalized_name = 'demo'")
+            .fetch_one(&mut *conn)
+            .await
+            .expect("row");
+    assert_eq!(hosted, (Some(now), None));
     drop(conn);
     assert_eq!(
         proxy.get("/simple/other/").await.status,
         StatusCode::NOT_FOUND
     );
     assert_eq!(served.asked("/simple/other/"), 0);
+    served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_head_fetches_nothing_and_a_fetch_nobody_wants_is_stopped() {
+    let script = Script::default();
+    let bytes: Vec<u8> = (0..20 * 64 * 1024u32).map(|i| (i % 241) as u8).collect();
+    script.add("lazy", "lazy-1.0.tar.gz", bytes.clone(), None);
+    let served = Served::start(script.router()).await;
+    let proxy = proxy_of(&served.url(), |_| {}).await;
+    let path = first_file(&json_page(&proxy, "lazy").await);
+    let request = axum::http::Request::head(&path)
+        .body(axum::body::Body::empty())
+        .expect("request");
+    let head = proxy.request(request).await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert_eq!(
+        head.headers
+            .get("content-length")
+            .and_then(|v| v.to_str().ok()),
+        Some(bytes.len().to_string().as_str())
+    );
+    assert_eq!(served.asked("/f/"), 0, "a HEAD does not fetch");
+
+    // A client that leaves a slow first download: the fetch stops, nothing is kept.
+    script.with(|s| s.file_mode = Mode::Slow);
+    let listening = Served::start(wharf::app::router(proxy.state.clone())).await;
+    let response = reqwest::get(format!("http://{}{path}", listening.addr))
+        .await
+        .expect("response");
+    drop(response);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(served.asked("/f/"), 1);
+    assert_eq!(stored_upstream_files(&proxy), Vec::<String>::new());
+    // Asked again, it is fetched (nothing was remembered against it).
+    script.with(|s| s.file_mode = Mode::Good);
+    let (status, body) = fetch_whole(&proxy, &path).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, Some(bytes));
+    listening.stop().await;
+    served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_project_gone_upstream_is_not_served_from_its_kept_page() {
+    let script = Script::default();
+    script.add(
+        "vanish",
+        "vanish-1.0.tar.gz",
+        b"vanishing bytes".to_vec(),
+        None,
+    );
+    let served = Served::start(script.router()).await;
+    let proxy = proxy_of(&served.url(), |s| {
+        s.upstream_ttl = Span(Duration::from_secs(1))
+    })
+    .await;
+    let path = first_file(&json_page(&proxy, "vanish").await);
+    assert_eq!(proxy.get(&path).await.status, StatusCode::OK);
+    script.with(|s| s.dists.clear());
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    proxy.state.cache.invalidate_all();
+    assert_eq!(
+        proxy.get("/simple/vanish/").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(proxy.get(&path).await.status, StatusCode::NOT_FOUND);
+    let page: Option<(Option<String>,)> =
+        sqlx::query_as("SELECT page FROM upstream_projects WHERE normalized_name = 'vanish'")
+            .fetch_optional(proxy.state.db.pool())
+            .await
+            .expect("row");
+    assert_eq!(page, Some((None,)), "the row stays, its page goes");
+    served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_kept_page_is_served_soon_when_the_upstream_hangs() {
+    let script = Script::default();
+    script.add(
+        "patient",
+        "patient-1.0.tar.gz",
+        b"patient bytes".to_vec(),
+        None,
+    );
+    let served = Served::start(script.router()).await;
+    let proxy = proxy_of(&served.url(), |s| {
+        s.upstream_ttl = Span(Duration::from_secs(1));
+        s.upstream_timeout = Span(Duration::from_secs(20));
+    })
+    .await;
+    let before = json_page(&proxy, "patient").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    script.with(|s| s.page_hangs = true);
+    let after = tokio::time::timeout(Duration::from_secs(6), json_page(&proxy, "patient"))
+        .await
+        .expect("a kept page is served without waiting out the upstream's timeout");
+    assert_eq!(after["files"], before["files"]);
     served.stop().await;
 }
