@@ -48,6 +48,7 @@ pub async fn list(web: Web, Query(form): Query<ListQuery>) -> Page {
             filters => filters,
             default_limit_mb => web.state.settings.max_upload_size / MB,
             cap_mb => crate::config::UPLOAD_LIMIT_CAP / MB,
+            proxying => web.state.proxy.is_some(),
         },
     ))
 }

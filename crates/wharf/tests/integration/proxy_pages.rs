@@ -211,6 +211,13 @@ async fn admins_block_unblock_and_claim_from_the_proxy_page() {
         .await;
     assert!(text(&alice.get(PAGE).await).contains("Demo==1.0 is not blocked."));
 
+    // The projects page offers the same claim (it posts to the proxy page).
+    let projects = text(&alice.get("/admin/projects/").await);
+    assert!(
+        projects.contains("Claim a name served from the upstream")
+            && projects.contains("<form method=\"post\" action=\"/admin/proxy/\">"),
+        "{projects}"
+    );
     // Claimed: no longer the upstream's, here at once; a hosted project may take the name.
     let claimed = alice
         .post(PAGE, &[("action", "claim"), ("target", "Other")])
@@ -311,6 +318,10 @@ async fn without_an_upstream_the_proxy_page_says_so() {
     let html = text(&page);
     assert!(html.contains("This index proxies no upstream"), "{html}");
     assert!(!html.contains("name=\"action\""), "no forms");
+    assert!(
+        !text(&alice.get("/admin/projects/").await).contains("Claim a name"),
+        "no claim form without an upstream"
+    );
     let refused = alice
         .post(
             PAGE,
