@@ -636,3 +636,32 @@ async fn a_kept_page_is_served_soon_when_the_upstream_hangs() {
     assert_eq!(after["files"], before["files"]);
     served.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_file_dripped_slower_than_the_file_timeout_is_cut_and_not_kept() {
+    let script = Script::default();
+    let bytes: Vec<u8> = (0..20 * 64 * 1024u32).map(|i| (i % 239) as u8).collect();
+    script.add("drip", "drip-1.0.tar.gz", bytes.clone(), None);
+    script.with(|s| s.file_mode = Mode::Slow);
+    let served = Served::start(script.router()).await;
+    let proxy = proxy_of(&served.url(), |s| {
+        s.upstream_file_timeout = Span(Duration::from_secs(1))
+    })
+    .await;
+    let path = first_file(&json_page(&proxy, "drip").await);
+    let (_, body) = fetch_whole(&proxy, &path).await;
+    assert!(
+        body.is_none_or(|b| b != bytes),
+        "a cut file must not arrive whole"
+    );
+    assert_eq!(stored_upstream_files(&proxy), Vec::<String>::new());
+    let again = proxy.get(&path).await;
+    assert_eq!(again.status, StatusCode::BAD_GATEWAY);
+    assert!(again.message().contains("timed out"), "{}", again.message());
+    assert_eq!(
+        refusals(&proxy).await,
+        0,
+        "a slow upstream is not a wrong file"
+    );
+    served.stop().await;
+}
