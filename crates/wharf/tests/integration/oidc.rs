@@ -777,3 +777,51 @@ async fn minting_with_cached_keys_is_quick() {
     eprintln!("mint latency with cached keys: {each:?} per exchange (debug build)");
     assert_eq!(provider.jwks_fetches("github"), 1);
 }
+
+#[tokio::test]
+async fn a_token_exchanged_twice_at_once_is_accepted_once_and_its_jti_kept_until_it_expires() {
+    let Setup {
+        app,
+        provider,
+        github_key,
+        ..
+    } = setup().await;
+    cli(&app, add_github("widget", None)).await.expect("added");
+    let now = app.state.clock.now_secs();
+    let jwt = github_key.sign(
+        "gh-1",
+        &github_claims(&provider.issuer("github"), now, "once"),
+    );
+    let (a, b) = tokio::join!(mint(&app, &jwt), mint(&app, &jwt));
+    let mut statuses = [a.status, b.status];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::OK, StatusCode::UNPROCESSABLE_ENTITY],
+        "{} / {}",
+        a.text(),
+        b.text()
+    );
+    assert_eq!(app.count("oidc_jwt_ids").await, 1);
+    // Kept while the token could still be presented (exp + leeway), swept after.
+    app.state.clock.advance(300 + 30 - 5);
+    sweep(&app).await;
+    assert_eq!(app.count("oidc_jwt_ids").await, 1);
+    assert_eq!(app.count("oidc_tokens").await, 1);
+    app.state.clock.advance(15);
+    sweep(&app).await;
+    assert_eq!(app.count("oidc_jwt_ids").await, 0);
+    // The minted token's row goes a day after it expired (15 minutes after the exchange).
+    app.state.clock.advance(900 + 86_400 - 340 - 10);
+    sweep(&app).await;
+    assert_eq!(app.count("oidc_tokens").await, 1);
+    app.state.clock.advance(20);
+    sweep(&app).await;
+    assert_eq!(app.count("oidc_tokens").await, 0);
+}
+
+async fn sweep(app: &TestApp) {
+    wharf::oidc::replay::sweep(&app.state.db, app.state.clock.now_micros())
+        .await
+        .expect("sweep");
+}
