@@ -9,15 +9,25 @@ pub struct ProjectRef<'a> {
     pub id: &'a str,
 }
 
+/// The trusted publisher a request is identified as (a token minted by Trusted Publishing).
+#[derive(Clone, Copy, Debug)]
+pub struct PublisherRef<'a> {
+    pub id: &'a str,
+    /// The ids of the projects the publisher is registered for now.
+    pub project_ids: &'a [String],
+}
+
 /// What a caveat is checked against.
 #[derive(Clone, Copy, Debug)]
 pub struct Context<'a> {
     /// Unix seconds.
     pub now: i64,
-    /// The id of the user the token belongs to.
+    /// The id of the user the token belongs to (empty for a publisher's token).
     pub user_id: &'a str,
     /// The project the request acts on, if any.
     pub project: Option<ProjectRef<'a>>,
+    /// The trusted publisher the request is identified as, if it is one (then there is no user).
+    pub publisher: Option<PublisherRef<'a>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,7 +40,8 @@ pub enum Caveat {
     ProjectId(Vec<String>),
     /// Tag 3: only when presented by this user.
     RequestUser(String),
-    /// Tag 4: Trusted Publishing; wharf has no OIDC publishers, so it never passes.
+    /// Tag 4: Trusted Publishing: only for a request identified as this publisher, on one of
+    /// its projects.
     OidcPublisher(String),
     /// Legacy `{"version": 1, "permissions": "user"}`: the request's own user.
     LegacyUser,
@@ -90,14 +101,34 @@ impl Caveat {
                 }
             }
             Caveat::RequestUser(user_id) => {
+                if context.publisher.is_some() {
+                    return Err("token with user restriction without a user".to_owned());
+                }
                 if user_id != context.user_id {
                     return Err("current user does not match user restriction in token".to_owned());
                 }
             }
-            Caveat::OidcPublisher(_) => {
-                return Err(
-                    "OIDC scoped token used outside of an OIDC identified request".to_owned(),
-                );
+            Caveat::OidcPublisher(publisher_id) => {
+                let Some(publisher) = context.publisher else {
+                    return Err(
+                        "OIDC scoped token used outside of an OIDC identified request".to_owned(),
+                    );
+                };
+                if publisher.id != publisher_id {
+                    return Err(
+                        "current OIDC publisher does not match publisher restriction in token"
+                            .to_owned(),
+                    );
+                }
+                let Some(project) = context.project else {
+                    return Err("OIDC scoped token used outside of a project context".to_owned());
+                };
+                if !publisher.project_ids.iter().any(|id| id == project.id) {
+                    return Err(format!(
+                        "OIDC scoped token is not valid for project '{}'",
+                        project.normalized_name
+                    ));
+                }
             }
             Caveat::LegacyUser => {}
         }

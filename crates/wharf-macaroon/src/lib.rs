@@ -8,7 +8,7 @@
 mod caveat;
 mod wire;
 
-pub use caveat::{Caveat, Context, ProjectRef};
+pub use caveat::{Caveat, Context, ProjectRef, PublisherRef};
 pub use wire::Macaroon;
 
 use base64::Engine;

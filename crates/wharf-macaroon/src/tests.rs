@@ -33,6 +33,7 @@ fn context(now: i64, project: Option<ProjectRef<'static>>) -> Context<'static> {
         now,
         user_id: USER,
         project,
+        publisher: None,
     }
 }
 
@@ -215,6 +216,48 @@ fn every_caveat_kind_passes_and_fails() {
     assert_eq!(
         Caveat::ProjectName(vec!["a".into()]).check(&no_project),
         Err("project-scoped token used outside of a project context".to_owned())
+    );
+}
+
+#[test]
+fn the_publisher_caveat_passes_only_for_its_publisher_on_its_projects() {
+    let projects = vec![SAMPLE.id.to_owned()];
+    let publisher = |id: &'static str, projects: &'static [String]| Context {
+        publisher: Some(PublisherRef {
+            id,
+            project_ids: projects,
+        }),
+        user_id: "",
+        ..context(100, Some(SAMPLE))
+    };
+    let projects: &'static [String] = Box::leak(projects.into_boxed_slice());
+    let caveat = Caveat::OidcPublisher("pub-1".into());
+    assert_eq!(caveat.check(&publisher("pub-1", projects)), Ok(()));
+    assert_eq!(
+        caveat.check(&publisher("pub-2", projects)),
+        Err("current OIDC publisher does not match publisher restriction in token".to_owned())
+    );
+    assert_eq!(
+        caveat.check(&publisher("pub-1", &[])),
+        Err("OIDC scoped token is not valid for project 'sampleproject'".to_owned())
+    );
+    let no_project = Context {
+        project: None,
+        ..publisher("pub-1", projects)
+    };
+    assert_eq!(
+        caveat.check(&no_project),
+        Err("OIDC scoped token used outside of a project context".to_owned())
+    );
+    // A user restriction never passes for a publisher, nor a publisher's for a user.
+    assert_eq!(
+        Caveat::RequestUser(String::new()).check(&publisher("pub-1", projects)),
+        Err("token with user restriction without a user".to_owned())
+    );
+    assert!(caveat.check(&context(100, Some(SAMPLE))).is_err());
+    assert_eq!(
+        Caveat::parse(caveat.to_json().as_bytes()),
+        Ok(caveat.clone())
     );
 }
 

@@ -8,6 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use crate::accounts::User;
 use crate::error::{AppError, AppResult};
 use crate::events::{self, EventTag, RequestMeta, Source};
+use crate::oidc::tokens::PublisherToken;
 use crate::packaging::Project;
 use crate::ratelimit::{Coalesce, Limit};
 use crate::state::AppState;
@@ -78,11 +79,12 @@ pub fn invalid_auth_message(state: &AppState) -> String {
 /// Why a genuine token of a disabled account is refused.
 pub const ACCOUNT_DISABLED: &str = "account disabled";
 
-/// An identity proven by an API token whose signature is good; its caveats are checked
-/// against the project with [`UploadIdentity::authorize`].
-pub struct UploadIdentity {
-    pub user: User,
-    pub token: PresentedToken,
+/// An identity proven by an API token whose signature is good: a user's token, or one a
+/// trusted publisher was given (`oidc::tokens`). Its caveats are checked against the project
+/// with [`UploadIdentity::authorize`].
+pub enum UploadIdentity {
+    User { user: User, token: PresentedToken },
+    Publisher(PublisherToken),
 }
 
 /// Looks up the request's token and checks its signature. Refusals are recorded as events.
@@ -130,43 +132,94 @@ pub async fn authenticate_upload(
             return Err(AppError::forbidden(invalid_auth_message(state)));
         }
         Err(_) => {
+            // Not a user's token: perhaps one minted for a trusted publisher.
+            if let Some(publisher) =
+                crate::oidc::tokens::lookup(&state.db, &state.keys, &token).await?
+            {
+                return Ok(UploadIdentity::Publisher(publisher));
+            }
             record_anonymous_failure(state, meta, (Refused::Upload, "unknown_token"), None).await;
             return Err(AppError::forbidden(invalid_auth_message(state)));
         }
     };
-    let identity = UploadIdentity {
-        user: presented.user().clone(),
-        token: presented,
+    let user = presented.user().clone();
+    let identity = UserToken {
+        user: &user,
+        token: &presented,
     };
-    if let Err(reason) = identity.token.check_signature() {
+    if let Err(reason) = presented.check_signature() {
         return Err(identity.refuse(state, meta, None, reason).await);
     }
-    if !identity.user.is_active {
+    if !user.is_active {
         // A genuine token of a disabled account: recorded (coalesced) and refused plainly.
         let reason = Rejection::Invalid(ACCOUNT_DISABLED.to_owned());
         return Err(identity.refuse(state, meta, None, reason).await);
     }
-    if identity.token.is_read_only() {
+    if presented.is_read_only() {
         return Err(identity.refuse_read_only(state, meta).await);
     }
-    Ok(identity)
+    Ok(UploadIdentity::User {
+        user,
+        token: presented,
+    })
+}
+
+/// A user's token being checked.
+struct UserToken<'a> {
+    user: &'a User,
+    token: &'a PresentedToken,
 }
 
 impl UploadIdentity {
+    /// The account of a user's token; `None` for a trusted publisher.
+    pub fn user(&self) -> Option<&User> {
+        match self {
+            UploadIdentity::User { user, .. } => Some(user),
+            UploadIdentity::Publisher(_) => None,
+        }
+    }
+
+    /// The id of the token presented.
+    pub fn token_id(&self) -> &str {
+        match self {
+            UploadIdentity::User { token, .. } => &token.id,
+            UploadIdentity::Publisher(token) => &token.id,
+        }
+    }
+
     /// Checks every caveat for an upload to `project` (which may be about to be created). Who
-    /// may upload at all is `packaging::permissions`' decision, asked next.
+    /// may upload at all is `packaging::permissions`' decision, asked next (for a user; a
+    /// publisher's token passes only for the publisher's projects).
     pub async fn authorize(
         &self,
         state: &AppState,
         meta: &RequestMeta,
         project: &Project,
     ) -> AppResult<()> {
-        if let Err(rejection) = self.token.verify(Some(project), state.clock.now_secs()) {
-            return Err(self.refuse(state, meta, Some(project), rejection).await);
+        match self {
+            UploadIdentity::User { user, token } => {
+                if let Err(rejection) = token.verify(Some(project), state.clock.now_secs()) {
+                    let identity = UserToken { user, token };
+                    return Err(identity.refuse(state, meta, Some(project), rejection).await);
+                }
+                Ok(())
+            }
+            UploadIdentity::Publisher(token) => {
+                let checked = token
+                    .verify(&state.db, project, state.clock.now_secs())
+                    .await?;
+                if let Err(reason) = checked {
+                    let recorded = format!("trusted publisher token: {reason}");
+                    record_anonymous_failure(state, meta, (Refused::Upload, &recorded), None).await;
+                    return Err(AppError::forbidden(format!("Invalid API Token: {reason}")));
+                }
+                Ok(())
+            }
         }
-        Ok(())
     }
+}
 
+impl UserToken<'_> {
     /// A read-only token presented for an upload: 403, saying so (recorded like any refusal).
     async fn refuse_read_only(&self, state: &AppState, meta: &RequestMeta) -> AppError {
         let failure = TokenFailure {

@@ -9,10 +9,12 @@ use serde::{Deserialize, Serialize};
 mod joining;
 mod operations;
 mod platform_tags;
+pub mod trusted_publishing;
 mod upstream;
 pub use joining::{EmailDomains, Registration, normalize_domain};
 pub use operations::{LogFormat, ShutdownGrace};
 pub use platform_tags::AllowedPlatformTags;
+pub use trusted_publishing::TrustedPublishing;
 pub use upstream::{PrivatePrefixes, Span, UpstreamHosts};
 
 /// A list setting given as a TOML list or as one comma-separated string (for `WHARF_*`).
@@ -221,6 +223,8 @@ pub struct Settings {
     pub upstream_file_timeout: Span,
     /// Names with these prefixes are never looked up upstream.
     pub private_prefixes: PrivatePrefixes,
+    /// Trusted publishing: the issuers whose ID tokens CI jobs exchange for upload tokens.
+    pub trusted_publishing: TrustedPublishing,
 }
 
 impl Default for Settings {
@@ -259,6 +263,7 @@ impl Default for Settings {
             upstream_timeout: Span(std::time::Duration::from_secs(30)),
             upstream_file_timeout: Span(std::time::Duration::from_secs(600)),
             private_prefixes: PrivatePrefixes::default(),
+            trusted_publishing: TrustedPublishing::default(),
         }
     }
 }
@@ -270,8 +275,11 @@ fn check_keys(path: &std::path::Path, known: &[String]) -> anyhow::Result<()> {
         Figment::from(Toml::file(path))
             .extract()
             .map_err(|e| anyhow::anyhow!("invalid config file {}: {e}", path.display()))?;
-    for key in table.keys() {
+    for (key, value) in &table {
         if known.iter().any(|k| k == key) {
+            if key == "trusted_publishing" {
+                check_table_keys(path, key, value, trusted_publishing::FIELDS)?;
+            }
             continue;
         }
         let hint = known
@@ -281,6 +289,34 @@ fn check_keys(path: &std::path::Path, known: &[String]) -> anyhow::Result<()> {
             .map(|k| format!(" (did you mean '{k}'?)"))
             .unwrap_or_default();
         anyhow::bail!("unknown setting '{key}' in {}{hint}", path.display());
+    }
+    Ok(())
+}
+
+/// Refuses a key of a setting table (`[trusted_publishing]`) that the table does not have.
+fn check_table_keys(
+    path: &std::path::Path,
+    table: &str,
+    value: &figment::value::Value,
+    fields: &[&str],
+) -> anyhow::Result<()> {
+    let Some(dict) = value.as_dict() else {
+        anyhow::bail!("{table} in {} must be a table", path.display());
+    };
+    for key in dict.keys() {
+        if fields.contains(&key.as_str()) {
+            continue;
+        }
+        let hint = fields
+            .iter()
+            .filter(|k| strsim::levenshtein(k, key) <= 2)
+            .min_by_key(|k| strsim::levenshtein(k, key))
+            .map(|k| format!(" (did you mean '{table}.{k}'?)"))
+            .unwrap_or_default();
+        anyhow::bail!(
+            "unknown setting '{table}.{key}' in {}{hint}",
+            path.display()
+        );
     }
     Ok(())
 }
@@ -301,8 +337,18 @@ impl Settings {
         }
         let keys = Settings::keys();
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let flat: Vec<&str> = keys
+            .iter()
+            .copied()
+            .filter(|k| *k != "trusted_publishing")
+            .collect();
         figment = figment
-            .merge(Env::prefixed("WHARF_").only(&keys))
+            .merge(Env::prefixed("WHARF_").only(&flat))
+            .merge(
+                Env::prefixed("WHARF_TRUSTED_PUBLISHING_")
+                    .only(trusted_publishing::FIELDS)
+                    .map(|k| format!("trusted_publishing.{k}").into()),
+            )
             .merge(Serialized::defaults(args));
         if let Some(bind) = bind {
             figment = figment.merge(Serialized::default("bind", bind));
@@ -324,6 +370,7 @@ impl Settings {
             anyhow::bail!("max_upload_size may not exceed {UPLOAD_LIMIT_CAP} bytes");
         }
         upstream::check(&settings)?;
+        trusted_publishing::check(&settings)?;
         if settings.shutdown_delay.0 > std::time::Duration::from_secs(3600) {
             anyhow::bail!("shutdown_delay must be at most 1h");
         }
@@ -376,6 +423,15 @@ impl Settings {
             .unwrap_or_else(|| "localhost".to_owned())
     }
 
+    /// The `aud` trusted publishing's ID tokens must carry: the setting, else the base URL's
+    /// host (as PyPI's is `pypi`, its own name).
+    pub fn oidc_audience(&self) -> String {
+        self.trusted_publishing
+            .audience
+            .clone()
+            .unwrap_or_else(|| self.token_location())
+    }
+
     /// Whether cookies must carry `Secure`: the site is served over https.
     pub fn is_https(&self) -> bool {
         self.base_url().starts_with("https://")
@@ -406,28 +462,43 @@ mod tests {
     }
 
     /// deploy/wharf.toml documents every setting: its commented-out lines name exactly the
-    /// settings wharf has, and with the comment marks removed it is a valid config file.
+    /// settings wharf has (those of a table after its `# [table]` line), and with the comment
+    /// marks removed it is a valid config file.
     #[test]
     fn the_sample_config_documents_every_setting() {
         let sample = include_str!("../../../deploy/wharf.toml");
-        let settings: Vec<&str> = sample
-            .lines()
-            .filter_map(|line| line.strip_prefix("# "))
-            .filter(|line| {
-                line.split_once(" = ").is_some_and(|(key, _)| {
-                    !key.is_empty()
-                        && key
-                            .bytes()
-                            .all(|b| b.is_ascii_lowercase() || b == b'_' || b.is_ascii_digit())
-                })
-            })
-            .collect();
-        let mut named: Vec<String> = settings
-            .iter()
-            .map(|line| line.split_once(" = ").unwrap_or_default().0.to_owned())
-            .collect();
+        let mut table = String::new();
+        let mut settings: Vec<&str> = Vec::new();
+        let mut named: Vec<String> = Vec::new();
+        for line in sample.lines().filter_map(|line| line.strip_prefix("# ")) {
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                table = format!("{name}.");
+                settings.push(line);
+                continue;
+            }
+            let Some((key, _)) = line.split_once(" = ") else {
+                continue;
+            };
+            if key.is_empty()
+                || !key
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_' || b.is_ascii_digit())
+            {
+                continue;
+            }
+            settings.push(line);
+            named.push(format!("{table}{key}"));
+        }
         named.sort();
-        let mut keys = Settings::keys();
+        let mut keys: Vec<String> = Settings::keys()
+            .into_iter()
+            .filter(|k| k != "trusted_publishing")
+            .chain(
+                trusted_publishing::FIELDS
+                    .iter()
+                    .map(|f| format!("trusted_publishing.{f}")),
+            )
+            .collect();
         keys.sort();
         assert_eq!(named, keys);
         // Uncommented (with a real key in place of the placeholder, and one of the two ways
@@ -444,7 +515,11 @@ mod tests {
                 "\"…64 hex characters…\"",
                 &format!("\"{}\"", "ab".repeat(32)),
             );
-        load(&uncommented).expect("the sample loads");
+        let loaded = load(&uncommented).expect("the sample loads");
+        assert_eq!(
+            loaded.trusted_publishing.audience.as_deref(),
+            Some("pypi.example.org")
+        );
     }
 
     #[test]
@@ -544,5 +619,57 @@ mod tests {
             "{error}"
         );
         assert_eq!(error.lines().count(), 1, "{error}");
+    }
+
+    #[test]
+    fn trusted_publishing_issuers_and_audience_are_validated() {
+        let defaults = load("").expect("valid");
+        assert_eq!(defaults.trusted_publishing, TrustedPublishing::default());
+        assert_eq!(
+            defaults.trusted_publishing.github_issuer.as_str(),
+            "https://token.actions.githubusercontent.com"
+        );
+        // The audience defaults to the base URL's host.
+        let hosted = load("base_url = \"https://pypi.example.org/\"\n").expect("valid");
+        assert_eq!(hosted.oidc_audience(), "pypi.example.org");
+        let settings = load(
+            "[trusted_publishing]\naudience = \"wharf\"\ngitlab_issuers = [\"https://gitlab.com\", \"http://127.0.0.1:9\"]\n",
+        )
+        .expect("valid");
+        assert_eq!(settings.oidc_audience(), "wharf");
+        assert_eq!(settings.trusted_publishing.gitlab_issuers.0.len(), 2);
+        for (toml, message) in [
+            (
+                "[trusted_publishing]\ngithub_issuer = \"token.actions\"\n",
+                "\"token.actions\" is not an issuer URL",
+            ),
+            (
+                "[trusted_publishing]\ngitlab_issuers = [\"ftp://gitlab.example\"]\n",
+                "\"ftp://gitlab.example\" is not an issuer URL",
+            ),
+            (
+                "[trusted_publishing]\naudience = \"two words\"\n",
+                "trusted_publishing.audience must be one word",
+            ),
+            (
+                "[trusted_publishing]\ngitlab_issuers = [\"https://token.actions.githubusercontent.com\"]\n",
+                "is given for two kinds of publisher",
+            ),
+            (
+                "[trusted_publishing]\naudiance = \"x\"\n",
+                "unknown setting 'trusted_publishing.audiance' in ",
+            ),
+        ] {
+            let error = load(toml).unwrap_err().to_string();
+            assert!(error.contains(message), "{error}");
+            assert_eq!(error.lines().count(), 1, "{error}");
+        }
+        let error = load("[trusted_publishing]\naudiance = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.ends_with("(did you mean 'trusted_publishing.audience'?)"),
+            "{error}"
+        );
     }
 }

@@ -20,6 +20,7 @@ pub mod forklift;
 pub mod import;
 pub mod manage;
 pub mod observe;
+pub mod oidc;
 pub mod packaging;
 pub mod proxy;
 pub mod ratelimit;

@@ -49,6 +49,13 @@ pub const REGISTER_IP: Limit = Limit {
     max: 10,
     window_secs: 3600,
 };
+/// Failed trusted publishing exchanges (`/_/oidc/mint-token`) per IP address: each may cost a
+/// fetch of an issuer's keys and a few queries. CI runners share addresses, so it is generous.
+pub const OIDC_MINT_IP: Limit = Limit {
+    bucket: "oidc.mint.ip",
+    max: 60,
+    window_secs: 600,
+};
 
 /// Refusals of anonymous visitors, logged once per IP address per 10 minutes with the count
 /// of the others (a locked-out script would otherwise write an event per request).

@@ -35,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .merge(reads)
         .merge(admin::metrics_routes())
         .merge(tokens::views::routes())
+        .merge(crate::oidc::views::routes())
         .route("/_health", get(health))
         .route("/_ready", get(ready));
     // One `layer` call: axum wraps every route once per call (a boxed service and future per

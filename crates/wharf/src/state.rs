@@ -34,6 +34,8 @@ pub struct AppState {
     pub requests: Arc<crate::observe::counters::RequestCounters>,
     /// The upstream index this one proxies (`upstream_url`), if any.
     pub proxy: Option<Arc<crate::proxy::Proxy>>,
+    /// Trusted publishing's issuers and their cached keys.
+    pub oidc: Arc<crate::oidc::Issuers>,
 }
 
 /// The process's own state for its operator: draining after SIGTERM (`/_ready` answers 503)
@@ -104,6 +106,7 @@ impl AppState {
         };
         let leak_keys = LeakKeys::load(settings.leak_report_keys.as_deref())?;
         let proxy = crate::proxy::Proxy::new(&settings)?.map(Arc::new);
+        let oidc = Arc::new(crate::oidc::Issuers::new(&settings)?);
         Ok(AppState {
             db,
             storage,
@@ -119,6 +122,7 @@ impl AppState {
             lifecycle: Arc::default(),
             requests: Arc::default(),
             proxy,
+            oidc,
         })
     }
 }

@@ -61,7 +61,7 @@ pub fn spawn_cache_refresher(state: AppState) {
 }
 
 /// Looks for expiring tokens every hour, in every process (a conditional update makes sure
-/// each notice is sent once).
+/// each notice is sent once), and sweeps trusted publishing's used token ids.
 pub fn spawn_expiry_notices(state: AppState) {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(Duration::from_secs(3600));
@@ -75,6 +75,10 @@ pub fn spawn_expiry_notices(state: AppState) {
                 crate::accounts::invitations::expire_due(&state.db, state.clock.now_micros()).await
             {
                 tracing::warn!(error = %e, "cannot expire invitations");
+            }
+            // Trusted publishing: used ID token ids past their expiry, expired upload tokens.
+            if let Err(e) = crate::oidc::replay::sweep(&state.db, state.clock.now_micros()).await {
+                tracing::warn!(error = %e, "cannot sweep trusted publishing's used token ids");
             }
         }
     });

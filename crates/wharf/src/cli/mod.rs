@@ -1,5 +1,5 @@
-//! The command line: `serve`, `migrate`, `user create`, `token create|invalidate`, `audit
-//! verify|export|prune`, `gc`. Other tooling depends on these commands and their output; keep them stable.
+//! The command line: `serve`, `migrate`, `user create`, `token create|invalidate`, `publisher
+//! add|list|remove`, `audit verify|export|prune`, `gc`. Other tooling depends on these commands and their output; keep them stable.
 
 use std::future::IntoFuture;
 use std::io::BufRead;
@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 pub mod admin;
 pub mod audit;
+pub mod publisher;
 
 use crate::accounts::{self, NewUser};
 use crate::config::{Settings, SettingsArgs};
@@ -49,6 +50,11 @@ pub enum Command {
     Proxy {
         #[command(subcommand)]
         command: admin::ProxyCommand,
+    },
+    /// Trusted publishers: the CI workflows that may publish a project without a stored token.
+    Publisher {
+        #[command(subcommand)]
+        command: publisher::PublisherCommand,
     },
     /// Manage API tokens.
     Token {
@@ -271,6 +277,15 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Project { command } => {
             let state = AppState::open(settings).await?;
             let result = admin::run_project(&state, command).await;
+            state.db.close().await;
+            for line in result? {
+                println!("{line}");
+            }
+            Ok(())
+        }
+        Command::Publisher { command } => {
+            let state = AppState::open(settings).await?;
+            let result = publisher::run(&state, command).await;
             state.db.close().await;
             for line in result? {
                 println!("{line}");

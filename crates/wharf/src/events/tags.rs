@@ -58,6 +58,13 @@ pub enum EventTag {
     ProjectRoleRevokeInvite,
     ProjectApiTokenAdded,
     ProjectApiTokenRemoved,
+    /// A trusted publisher was registered for the project.
+    ProjectOidcPublisherAdded,
+    /// A trusted publisher was removed from the project.
+    ProjectOidcPublisherRemoved,
+    /// A trusted publisher exchanged an ID token for a 15-minute upload token; recorded on
+    /// each of its projects under Warehouse's (sic) `account:` tag.
+    ProjectShortLivedApiTokenAdded,
     ProjectReleaseAdd,
     ProjectReleaseRemove,
     ProjectReleaseYank,
@@ -156,6 +163,9 @@ impl EventTag {
         EventTag::ProjectRoleRevokeInvite,
         EventTag::ProjectApiTokenAdded,
         EventTag::ProjectApiTokenRemoved,
+        EventTag::ProjectOidcPublisherAdded,
+        EventTag::ProjectOidcPublisherRemoved,
+        EventTag::ProjectShortLivedApiTokenAdded,
         EventTag::ProjectReleaseAdd,
         EventTag::ProjectReleaseRemove,
         EventTag::ProjectReleaseYank,
@@ -232,6 +242,9 @@ impl EventTag {
             EventTag::ProjectRoleRevokeInvite => "project:role:revoke_invite",
             EventTag::ProjectApiTokenAdded => "project:api_token:added",
             EventTag::ProjectApiTokenRemoved => "project:api_token:removed",
+            EventTag::ProjectOidcPublisherAdded => "project:oidc:publisher-added",
+            EventTag::ProjectOidcPublisherRemoved => "project:oidc:publisher-removed",
+            EventTag::ProjectShortLivedApiTokenAdded => "account:short_lived_api_token:added",
             EventTag::ProjectReleaseAdd => "project:release:add",
             EventTag::ProjectReleaseRemove => "project:release:remove",
             EventTag::ProjectReleaseYank => "project:release:yank",

@@ -272,11 +272,19 @@ impl Upload<'_> {
             uploaded_via,
             import,
         } = *self;
-        let user = &identity.user;
         let normalized = name::normalize(&metadata.name);
 
         // The project, or the one this upload will create.
         let existing = packaging::find_project(&state.db, &normalized).await?;
+        if existing.is_none() && matches!(identity, UploadIdentity::Publisher(_)) {
+            return Err(AppError::forbidden(format!(
+                "Invalid API Token: a trusted publisher can upload only to the projects it is registered for, \
+                 and '{}' does not exist. An Owner creates the project with a first upload, then registers \
+                 the publisher. {}",
+                metadata.name,
+                help(state, "trusted-publishers")
+            )));
+        }
         let project = match &existing {
             Some(project) => project.clone(),
             None => match check_new_project(state, &metadata.name, &normalized).await? {
@@ -285,43 +293,8 @@ impl Upload<'_> {
             },
         };
         identity.authorize(state, meta, &project).await?;
-        // Who may upload is the one project decision (a new project makes the uploader its
-        // Owner).
-        let decided = permissions::authorize_upload(
-            &state.db,
-            state.settings.require_2fa,
-            user,
-            &project,
-            existing.is_none(),
-        )
-        .await?;
-        match decided {
-            Ok(()) => {}
-            // Tokens are one factor: where two are required, the token's owner must have 2FA.
-            Err(Denied::Needs2fa) => {
-                return Err(AppError::forbidden(format!(
-                    "User '{}', associated with the API token used, does not have two-factor \
-                     authentication enabled, and '{}' requires it. Enable it at {}/manage/account/two-factor/",
-                    user.username,
-                    project.name,
-                    state.settings.base_url()
-                )));
-            }
-            Err(_) => {
-                return Err(AppError::forbidden(format!(
-                    "The user '{}' isn't allowed to upload to project '{}'. {}",
-                    user.username,
-                    project.name,
-                    help(state, "project-name")
-                )));
-            }
-        }
-        if !accounts::has_verified_primary_email(&state.db, &user.id).await? {
-            return Err(AppError::forbidden(format!(
-                "User '{}' does not have a verified primary email address. Please add a verified primary email before attempting to upload. {}",
-                user.username,
-                help(state, "verified-email")
-            )));
+        if let Some(user) = identity.user() {
+            check_user_may_upload(state, user, &project, existing.is_none()).await?;
         }
 
         // The file itself.
@@ -446,12 +419,21 @@ impl Upload<'_> {
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let file_id = uuid::Uuid::new_v4().to_string();
         let release_metadata = crate::api::metadata_json(metadata).to_string();
+        let (uploader_id, uploader_name, publisher) = match identity {
+            UploadIdentity::User { user, .. } => {
+                (Some(user.id.as_str()), user.username.as_str(), None)
+            }
+            // Warehouse's words for an upload without a user.
+            UploadIdentity::Publisher(token) => {
+                (None, "OpenID created token", Some(token.event_details()))
+            }
+        };
         let upload = packaging::Publish {
             project: &project,
             new_project: existing.is_none(),
             display_name: &metadata.name,
-            uploader_id: &user.id,
-            uploader_name: &user.username,
+            uploader_id,
+            uploader_name,
             version: &metadata.version,
             canonical_version: &canonical,
             new_release: (!had_release).then(|| NewRelease {
@@ -463,7 +445,7 @@ impl Upload<'_> {
                 summary: metadata.summary.as_deref(),
                 requires_python: metadata.requires_python.as_deref(),
                 metadata: &release_metadata,
-                uploader_id: &user.id,
+                uploader_id,
             }),
             file: NewFile {
                 id: &file_id,
@@ -482,7 +464,8 @@ impl Upload<'_> {
                 metadata_blake2_256: metadata_digests.as_ref().map(|d| d.1.as_str()),
                 uploaded_via,
             },
-            token_id: &identity.token.id,
+            token_id: identity.token_id(),
+            publisher,
         };
         // A parallel upload that commits first makes one of the inserts fail (PostgreSQL
         // then refuses the rest of the transaction): it is rolled back when dropped.
@@ -521,11 +504,13 @@ impl Upload<'_> {
                 details,
             );
         }
-        // The token's use, in the same transaction: one commit per upload.
-        identity
-            .token
-            .touch(&mut tx, &mut batch, &project.normalized_name, now)
-            .await?;
+        // The token's use, in the same transaction: one commit per upload (a publisher's
+        // token is recorded in the file's event).
+        if let UploadIdentity::User { token, .. } = identity {
+            token
+                .touch(&mut tx, &mut batch, &project.normalized_name, now)
+                .await?;
+        }
         batch.flush(&mut tx).await?;
         tx.commit().await?;
 
@@ -540,6 +525,53 @@ fn served_from_upstream(display: &str, normalized: &str) -> AppError {
          (that would let one name mean two projects). An administrator can claim it for this index first: \
          wharf project claim {normalized}"
     ))
+}
+
+/// Who may upload at all, for a user's token: the one project decision (a new project makes
+/// the uploader its Owner), then a verified address.
+async fn check_user_may_upload(
+    state: &AppState,
+    user: &crate::accounts::User,
+    project: &Project,
+    new_project: bool,
+) -> AppResult<()> {
+    let decided = permissions::authorize_upload(
+        &state.db,
+        state.settings.require_2fa,
+        user,
+        project,
+        new_project,
+    )
+    .await?;
+    match decided {
+        Ok(()) => {}
+        // Tokens are one factor: where two are required, the token's owner must have 2FA.
+        Err(Denied::Needs2fa) => {
+            return Err(AppError::forbidden(format!(
+                "User '{}', associated with the API token used, does not have two-factor \
+                 authentication enabled, and '{}' requires it. Enable it at {}/manage/account/two-factor/",
+                user.username,
+                project.name,
+                state.settings.base_url()
+            )));
+        }
+        Err(_) => {
+            return Err(AppError::forbidden(format!(
+                "The user '{}' isn't allowed to upload to project '{}'. {}",
+                user.username,
+                project.name,
+                help(state, "project-name")
+            )));
+        }
+    }
+    if !accounts::has_verified_primary_email(&state.db, &user.id).await? {
+        return Err(AppError::forbidden(format!(
+            "User '{}' does not have a verified primary email address. Please add a verified primary email before attempting to upload. {}",
+            user.username,
+            help(state, "verified-email")
+        )));
+    }
+    Ok(())
 }
 
 /// Checks that a new project may take this name; `None` when a parallel upload has just

@@ -237,7 +237,7 @@ pub struct NewRelease<'a> {
     pub requires_python: Option<&'a str>,
     /// The release's core metadata as JSON (see `api::metadata_json`).
     pub metadata: &'a str,
-    pub uploader_id: &'a str,
+    pub uploader_id: Option<&'a str>,
 }
 
 pub async fn insert_release(

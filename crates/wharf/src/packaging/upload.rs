@@ -14,7 +14,8 @@ pub struct Publish<'a> {
     pub new_project: bool,
     /// The name as this upload writes it (it may change how an existing name is written).
     pub display_name: &'a str,
-    pub uploader_id: &'a str,
+    /// The uploading user; `None` for a trusted publisher (which never creates a project).
+    pub uploader_id: Option<&'a str>,
     pub uploader_name: &'a str,
     pub version: &'a str,
     pub canonical_version: &'a str,
@@ -23,6 +24,8 @@ pub struct Publish<'a> {
     pub file: NewFile<'a>,
     /// The token the upload was made with, for the `file:add` event.
     pub token_id: &'a str,
+    /// The trusted publisher and CI run, when its token made the upload.
+    pub publisher: Option<serde_json::Value>,
 }
 
 /// Whether the rows went in, or a parallel upload committed the same project, release or
@@ -43,18 +46,13 @@ pub async fn publish(
 ) -> Result<Published, sqlx::Error> {
     let project = upload.project;
     let user = upload.uploader_name;
-    if upload.new_project {
+    if upload.new_project
+        && let Some(uploader_id) = upload.uploader_id
+    {
         if !super::insert_project(conn, project, now_micros).await? {
             return Ok(Published::Raced);
         }
-        super::insert_role(
-            conn,
-            &project.id,
-            upload.uploader_id,
-            Role::Owner,
-            now_micros,
-        )
-        .await?;
+        super::insert_role(conn, &project.id, uploader_id, Role::Owner, now_micros).await?;
         super::journal(conn, project, None, "create", user, now_micros).await?;
         let action = format!("add Owner {user}");
         super::journal(conn, project, None, &action, user, now_micros).await?;
@@ -69,7 +67,7 @@ pub async fn publish(
             serde_json::json!({"submitted_by": user, "role_name": "Owner", "target_user": user}),
         );
         batch.add(
-            Source::User(upload.uploader_id),
+            Source::User(uploader_id),
             EventTag::AccountRoleAdd,
             serde_json::json!({"submitted_by": user, "role_name": "Owner", "project_name": project.name}),
         );
@@ -106,16 +104,17 @@ pub async fn publish(
         now_micros,
     )
     .await?;
-    batch.add(
-        Source::File(file.id),
-        EventTag::FileAdd,
-        serde_json::json!({
-            "filename": file.filename,
-            "submitted_by": user,
-            "canonical_version": upload.canonical_version,
-            "project_id": project.id,
-            "macaroon_id": upload.token_id,
-        }),
-    );
+    let mut added = serde_json::json!({
+        "filename": file.filename,
+        "submitted_by": user,
+        "canonical_version": upload.canonical_version,
+        "project_id": project.id,
+        "macaroon_id": upload.token_id,
+        "uploaded_via_trusted_publisher": upload.publisher.is_some(),
+    });
+    if let Some(publisher) = &upload.publisher {
+        added["publisher"] = publisher.clone();
+    }
+    batch.add(Source::File(file.id), EventTag::FileAdd, added);
     Ok(Published::Done)
 }

@@ -471,6 +471,7 @@ impl PresentedToken {
             now: now_secs,
             user_id: &self.row.user.id,
             project,
+            publisher: None,
         };
         wharf_macaroon::verify(
             &self.macaroon,

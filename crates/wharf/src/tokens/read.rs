@@ -22,6 +22,7 @@ impl PresentedToken {
             now: now_secs,
             user_id: &self.row.user.id,
             project: None,
+            publisher: None,
         };
         let presented = self.macaroon.caveats().iter().map(|c| c.as_slice());
         let stored = self.row.stored_caveats.iter().map(|c| c.as_bytes());

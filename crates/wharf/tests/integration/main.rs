@@ -12,6 +12,7 @@ mod joining;
 mod limits;
 mod manage;
 mod observe;
+mod oidc;
 mod ops;
 mod permissions;
 mod platform_tags;

@@ -1,0 +1,165 @@
+//! `wharf publisher add|list|remove`: the trusted publishers of a project, from the server's
+//! shell (each change is an event, as from the web). Each returns the lines it prints; a
+//! failure is one line (the error).
+
+use clap::Subcommand;
+
+use crate::oidc::claims::{Kind, Publisher};
+use crate::oidc::publishers::{self, By, NewPublisher};
+use crate::packaging;
+use crate::state::AppState;
+
+#[derive(Debug, Subcommand)]
+pub enum PublisherCommand {
+    /// Let a GitHub Actions workflow or a GitLab CI pipeline publish PROJECT; prints the new
+    /// publisher's id and what it matches.
+    #[command(group(clap::ArgGroup::new("kind").required(true).args(["github", "gitlab"])))]
+    Add {
+        project: String,
+        /// A GitHub repository, OWNER/REPOSITORY (as GitHub writes it).
+        #[arg(long, value_name = "OWNER/REPO", requires = "workflow")]
+        github: Option<String>,
+        /// The workflow's file name in .github/workflows/ (such as release.yml).
+        #[arg(long, value_name = "FILE", requires = "github")]
+        workflow: Option<String>,
+        /// GitHub's numeric id of the repository's owner (`repository_owner_id`); unset, it is
+        /// pinned at the first publish.
+        #[arg(long, value_name = "ID", requires = "github")]
+        owner_id: Option<String>,
+        /// A GitLab project, NAMESPACE/PROJECT (subgroups allowed).
+        #[arg(long, value_name = "NAMESPACE/PROJECT", requires = "ci_config")]
+        gitlab: Option<String>,
+        /// The CI config file's path in the repository (such as .gitlab-ci.yml).
+        #[arg(long, value_name = "PATH", requires = "gitlab")]
+        ci_config: Option<String>,
+        /// The GitLab instance (one of `trusted_publishing.gitlab_issuers`) [default:
+        /// https://gitlab.com, else the first one configured].
+        #[arg(long, value_name = "URL", requires = "gitlab")]
+        gitlab_issuer: Option<String>,
+        /// Only jobs in this deployment environment may publish.
+        #[arg(long, value_name = "ENV")]
+        environment: Option<String>,
+    },
+    /// The project's publishers, one per line: id, then what it matches.
+    List { project: String },
+    /// Stop a publisher from publishing PROJECT (ID from `list`); its tokens stop working.
+    Remove { project: String, id: String },
+}
+
+fn line(publisher: &Publisher) -> String {
+    let mut line = format!("{}\t{}", publisher.id, publisher.specifier());
+    if publisher.kind == Kind::GitHub {
+        match &publisher.owner_id {
+            Some(id) => line.push_str(&format!("\towner id {id}")),
+            None => line.push_str("\towner id pinned at the first publish"),
+        }
+    }
+    line
+}
+
+async fn project(state: &AppState, name: &str) -> anyhow::Result<packaging::Project> {
+    let normalized = wharf_packaging::name::normalize(name);
+    packaging::find_project(&state.db, &normalized)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no project named '{name}'"))
+}
+
+fn split_path(given: &str, what: &str) -> anyhow::Result<(String, String)> {
+    let (owner, name) = given
+        .trim()
+        .rsplit_once('/')
+        .ok_or_else(|| anyhow::anyhow!("{what} must be written with a '/' ({given:?})"))?;
+    Ok((owner.to_owned(), name.to_owned()))
+}
+
+pub async fn run(state: &AppState, command: PublisherCommand) -> anyhow::Result<Vec<String>> {
+    let meta = super::cli_meta();
+    let by = By {
+        username: None,
+        meta: &meta,
+        now_micros: state.clock.now_micros(),
+    };
+    Ok(match command {
+        PublisherCommand::Add {
+            project: name,
+            github,
+            workflow,
+            owner_id,
+            gitlab,
+            ci_config,
+            gitlab_issuer,
+            environment,
+        } => {
+            let project = project(state, &name).await?;
+            let environment = environment.unwrap_or_default().trim().to_owned();
+            let new = match (github, gitlab) {
+                (Some(repository), None) => {
+                    let (owner, repository) = split_path(&repository, "--github OWNER/REPO")?;
+                    NewPublisher {
+                        kind: Kind::GitHub,
+                        issuer: state.oidc.github().to_owned(),
+                        owner,
+                        repository,
+                        workflow: workflow.unwrap_or_default(),
+                        environment,
+                        owner_id,
+                    }
+                }
+                (None, Some(path)) => {
+                    let (namespace, project) = split_path(&path, "--gitlab NAMESPACE/PROJECT")?;
+                    let issuer = match gitlab_issuer {
+                        Some(issuer) if state.oidc.is_gitlab(&issuer) => issuer,
+                        Some(issuer) => anyhow::bail!(
+                            "{issuer} is not one of trusted_publishing.gitlab_issuers"
+                        ),
+                        None => state
+                            .oidc
+                            .default_gitlab()
+                            .ok_or_else(|| {
+                                anyhow::anyhow!("trusted_publishing.gitlab_issuers is empty")
+                            })?
+                            .to_owned(),
+                    };
+                    NewPublisher {
+                        kind: Kind::GitLab,
+                        issuer,
+                        owner: namespace,
+                        repository: project,
+                        workflow: ci_config.unwrap_or_default(),
+                        environment,
+                        owner_id: None,
+                    }
+                }
+                _ => anyhow::bail!("give --github OWNER/REPO or --gitlab NAMESPACE/PROJECT"),
+            };
+            let publisher = publishers::add(&state.db, new, &project, &by).await?;
+            vec![line(&publisher)]
+        }
+        PublisherCommand::List { project: name } => {
+            let project = project(state, &name).await?;
+            publishers::for_project(&state.db, &project.id)
+                .await?
+                .iter()
+                .map(line)
+                .collect()
+        }
+        PublisherCommand::Remove { project: name, id } => {
+            let project = project(state, &name).await?;
+            let listed = publishers::for_project(&state.db, &project.id).await?;
+            let Some(publisher) = listed.iter().find(|p| p.id == id.trim()) else {
+                anyhow::bail!(
+                    "no publisher {} on '{}' (see wharf publisher list {})",
+                    id.trim(),
+                    project.name,
+                    project.normalized_name
+                );
+            };
+            publishers::remove(&state.db, &project, &publisher.id, &by).await?;
+            vec![format!(
+                "removed {} from {}",
+                publisher.specifier(),
+                project.name
+            )]
+        }
+    })
+}

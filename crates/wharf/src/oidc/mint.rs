@@ -1,0 +1,210 @@
+//! The exchange (`warehouse/oidc/views.py::mint_token_from_oidc`): an ID token in, a
+//! short-lived upload token out, or a refusal with PyPI's code and a description the CI job
+//! prints. The ID token's `jti`, the minted token's row and the projects' events are written
+//! in one transaction.
+
+use serde_json::Value;
+
+use super::claims::{self, Claims};
+use super::{Issuers, jwt, publishers, replay, tokens};
+use crate::db::Db;
+use crate::events::{self, EventTag, RequestMeta, Source};
+use crate::signing::ServerKey;
+
+/// A refusal in PyPI's shape: `{"code": …, "description": …}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: &'static str,
+    pub description: String,
+}
+
+fn refuse(code: &'static str, description: impl Into<String>) -> Refusal {
+    Refusal {
+        code,
+        description: description.into(),
+    }
+}
+
+/// What the exchange needs of the server.
+pub struct Exchange<'a> {
+    pub db: &'a Db,
+    pub keys: &'a ServerKey,
+    pub issuers: &'a Issuers,
+    pub audience: &'a str,
+    /// The location minted tokens name (the index's host).
+    pub location: &'a str,
+    pub meta: &'a RequestMeta,
+    pub now_micros: i64,
+}
+
+/// The body's token: `{"token": "<JWT>"}`.
+fn payload(body: &[u8]) -> Result<String, Refusal> {
+    let invalid = || {
+        refuse(
+            "invalid-payload",
+            "the request body must be a JSON object {\"token\": \"<the CI job's ID token>\"}",
+        )
+    };
+    match serde_json::from_slice::<Value>(body).map_err(|_| invalid())? {
+        Value::Object(map) => match map.get("token") {
+            Some(Value::String(token)) => Ok(token.clone()),
+            _ => Err(invalid()),
+        },
+        _ => Err(invalid()),
+    }
+}
+
+/// Exchanges the ID token in `body` for an upload token.
+pub async fn mint(
+    exchange: &Exchange<'_>,
+    body: &[u8],
+) -> Result<Result<tokens::Minted, Refusal>, sqlx::Error> {
+    let token = match payload(body) {
+        Ok(token) => token,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    // The issuer picks the keys: read it before anything is verified.
+    let Some(issuer) = jwt::unverified_claims(&token)
+        .and_then(|c| c.get("iss").and_then(Value::as_str).map(str::to_owned))
+    else {
+        return Ok(Err(refuse("invalid-payload", "malformed JWT")));
+    };
+    let Some(kind) = exchange.issuers.kind_of(&issuer) else {
+        return Ok(Err(refuse(
+            "invalid-payload",
+            "unknown trusted publishing issuer",
+        )));
+    };
+    let now_secs = exchange.now_micros.div_euclid(1_000_000);
+    let claims = match jwt::verify(
+        &exchange.issuers.keys,
+        &token,
+        &issuer,
+        exchange.audience,
+        now_secs,
+    )
+    .await
+    {
+        Ok(claims) => claims,
+        Err(reason) => {
+            return Ok(Err(refuse(
+                "invalid-token",
+                format!("malformed or invalid token: {reason}"),
+            )));
+        }
+    };
+    let publisher = match find_publisher(exchange.db, kind, &issuer, &claims).await? {
+        Ok(publisher) => publisher,
+        Err(mismatch) => {
+            return Ok(Err(refuse(
+                "invalid-publisher",
+                format!("valid token, but no corresponding publisher ({mismatch})"),
+            )));
+        }
+    };
+    let jti = claims
+        .get("jti")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let reused = || refuse("invalid-reuse-token", "invalid token: already used");
+    if replay::seen(exchange.db, &issuer, &jti).await? {
+        return Ok(Err(reused()));
+    }
+    let exp = claims
+        .get("exp")
+        .and_then(Value::as_i64)
+        .unwrap_or(now_secs);
+
+    let mut tx = exchange.db.begin().await?;
+    // Atomically: of two exchanges of one token, one commits and the other sees the row.
+    if !replay::claim(&mut tx, &issuer, &jti, exp).await? {
+        return Ok(Err(reused()));
+    }
+    if let (claims::Kind::GitHub, None, Some(owner_id)) = (
+        publisher.kind,
+        &publisher.owner_id,
+        claims.get("repository_owner_id").and_then(Value::as_str),
+    ) {
+        publishers::pin_owner_id(&mut tx, &publisher.id, owner_id).await?;
+    }
+    let projects = publishers::projects_of(&mut tx, &publisher.id).await?;
+    if projects.is_empty() {
+        return Ok(Err(refuse(
+            "invalid-publisher",
+            "valid token, but no corresponding publisher (it has no projects)",
+        )));
+    }
+    let project_ids: Vec<String> = projects.iter().map(|(id, _)| id.clone()).collect();
+    let stored = publisher.stored_claims(&claims);
+    let minted = tokens::mint_in(
+        &mut tx,
+        exchange.keys,
+        exchange.location,
+        &publisher,
+        &project_ids,
+        &stored,
+        now_secs,
+    )
+    .await?;
+    let reusable = matches!(
+        (claims.get("job_workflow_ref"), claims.get("workflow_ref")),
+        (Some(job), Some(caller)) if job != caller
+    );
+    let mut batch = events::Batch::new(exchange.meta, exchange.now_micros);
+    for (project_id, _) in &projects {
+        batch.add(
+            Source::Project(project_id),
+            EventTag::ProjectShortLivedApiTokenAdded,
+            serde_json::json!({
+                "expires": minted.expires,
+                "publisher_name": publisher.kind.display(),
+                "publisher_url": publisher.url(),
+                "publisher_id": publisher.id,
+                "specifier": publisher.specifier(),
+                "reusable_workflow_used": reusable,
+                "claims": stored,
+            }),
+        );
+    }
+    batch.flush(&mut tx).await?;
+    tx.commit().await?;
+    Ok(Ok(minted))
+}
+
+/// Warehouse's `find_publisher`: the candidates the claims name, the most specific one, then
+/// every check of its claims.
+async fn find_publisher(
+    db: &Db,
+    kind: claims::Kind,
+    issuer: &str,
+    claims: &Claims,
+) -> Result<Result<claims::Publisher, claims::Mismatch>, sqlx::Error> {
+    let lookup = match claims::lookup(kind, claims) {
+        Ok(lookup) => lookup,
+        Err(mismatch) => return Ok(Err(mismatch)),
+    };
+    let candidates: Vec<claims::Publisher> = publishers::candidates(db, kind, issuer, &lookup)
+        .await?
+        .into_iter()
+        .filter(|p| claims::matches_lookup(p, &lookup, claims))
+        .collect();
+    let publisher = match claims::most_specific(&candidates, claims) {
+        Ok(publisher) => publisher.clone(),
+        Err(mismatch) => return Ok(Err(mismatch)),
+    };
+    Ok(claims::verify(&publisher, claims).map(|()| publisher))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_payload_is_one_string_token() {
+        assert_eq!(payload(br#"{"token": "a.b.c"}"#), Ok("a.b.c".to_owned()));
+        for body in [&b"{}"[..], br#"{"token": 5}"#, b"[]", b"not json", b""] {
+            assert_eq!(payload(body).unwrap_err().code, "invalid-payload");
+        }
+    }
+}

@@ -1,0 +1,363 @@
+//! The publishers store: `oidc_publishers` (one row per CI identity) and
+//! `oidc_publisher_projects` (the projects each may publish). Registering and removing one
+//! records `project:oidc:publisher-added` / `-removed` in the same transaction.
+
+use sqlx::AnyConnection;
+
+use super::claims::{Kind, Lookup, Publisher};
+use crate::db::Db;
+use crate::events::{self, EventTag, RequestMeta, Source};
+use crate::packaging::Project;
+
+/// A publisher as an Owner (or an admin) describes it.
+#[derive(Clone, Debug)]
+pub struct NewPublisher {
+    pub kind: Kind,
+    pub issuer: String,
+    pub owner: String,
+    pub repository: String,
+    pub workflow: String,
+    pub environment: String,
+    pub owner_id: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublisherError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("this publisher is already registered for '{0}'")]
+    AlreadyRegistered(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Who registers or removes a publisher, for the event: a user's name, or `None` for the
+/// command line.
+pub struct By<'a> {
+    pub username: Option<&'a str>,
+    pub meta: &'a RequestMeta,
+    pub now_micros: i64,
+}
+
+impl NewPublisher {
+    /// Checks the fields as Warehouse's forms do, and normalises them (a GitHub environment
+    /// is case-insensitive, so it is kept in lower case).
+    pub fn checked(mut self) -> Result<NewPublisher, PublisherError> {
+        let invalid = |m: &str| Err(PublisherError::Invalid(m.to_owned()));
+        for (field, value) in [
+            ("owner", &self.owner),
+            ("repository", &self.repository),
+            ("workflow", &self.workflow),
+        ] {
+            if value.trim().is_empty() || value.trim() != value || value.len() > 255 {
+                return Err(PublisherError::Invalid(format!(
+                    "the {field} must be given, without spaces around it"
+                )));
+            }
+        }
+        let simple = |s: &str| {
+            s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        };
+        match self.kind {
+            Kind::GitHub => {
+                if !simple(&self.owner) || !simple(&self.repository) {
+                    return invalid(
+                        "a GitHub owner and repository are letters, digits, '-', '_' and '.' (OWNER/REPOSITORY)",
+                    );
+                }
+                if self.workflow.contains('/')
+                    || !(self.workflow.ends_with(".yml") || self.workflow.ends_with(".yaml"))
+                {
+                    return invalid(
+                        "the workflow is a file name in .github/workflows/, ending in .yml or .yaml (such as release.yml)",
+                    );
+                }
+                if self
+                    .owner_id
+                    .as_deref()
+                    .is_some_and(|id| id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()))
+                {
+                    return invalid("the owner id is the number GitHub gives the owner");
+                }
+                self.environment = self.environment.to_lowercase();
+            }
+            Kind::GitLab => {
+                let path_ok = self
+                    .owner
+                    .split('/')
+                    .chain([self.repository.as_str()])
+                    .all(|part| !part.is_empty() && simple(part));
+                if !path_ok {
+                    return invalid(
+                        "a GitLab namespace and project are letters, digits, '-', '_' and '.' (NAMESPACE/PROJECT, subgroups allowed)",
+                    );
+                }
+                if self.workflow.starts_with('/')
+                    || self.workflow.ends_with('/')
+                    || !(self.workflow.ends_with(".yml") || self.workflow.ends_with(".yaml"))
+                {
+                    return invalid(
+                        "the CI config path is relative to the repository, ending in .yml or .yaml (such as .gitlab-ci.yml)",
+                    );
+                }
+                self.owner_id = None;
+            }
+        }
+        if self.environment.trim() != self.environment || self.environment.len() > 255 {
+            return invalid("the environment must not have spaces around it");
+        }
+        Ok(self)
+    }
+}
+
+type PublisherRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+);
+
+const COLUMNS: &str =
+    "p.id, p.kind, p.issuer, p.owner, p.repository, p.workflow, p.environment, p.owner_id";
+
+fn from_row(row: PublisherRow) -> Option<Publisher> {
+    let (id, kind, issuer, owner, repository, workflow, environment, owner_id) = row;
+    Some(Publisher {
+        id,
+        kind: Kind::parse(&kind)?,
+        issuer,
+        owner,
+        repository,
+        workflow,
+        environment,
+        owner_id,
+    })
+}
+
+fn event_details(publisher: &Publisher, by: &By<'_>) -> serde_json::Value {
+    serde_json::json!({
+        "publisher": publisher.kind.display(),
+        "id": publisher.id,
+        "specifier": publisher.specifier(),
+        "url": publisher.url(),
+        "submitted_by": by.username,
+        "via": if by.username.is_some() { "web" } else { "cli" },
+    })
+}
+
+/// Registers the publisher for `project` (reusing the row of the same identity when another
+/// project has it already).
+pub async fn add(
+    db: &Db,
+    new: NewPublisher,
+    project: &Project,
+    by: &By<'_>,
+) -> Result<Publisher, PublisherError> {
+    let new = new.checked()?;
+    let mut tx = db.begin().await?;
+    let existing: Option<PublisherRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM oidc_publishers p WHERE p.kind = $1 AND p.issuer = $2 \
+         AND p.owner = $3 AND p.repository = $4 AND p.workflow = $5 AND p.environment = $6"
+    )))
+    .bind(new.kind.as_str())
+    .bind(&new.issuer)
+    .bind(&new.owner)
+    .bind(&new.repository)
+    .bind(&new.workflow)
+    .bind(&new.environment)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let publisher = match existing.and_then(from_row) {
+        Some(mut publisher) => {
+            if let Some(id) = &new.owner_id {
+                if publisher
+                    .owner_id
+                    .as_ref()
+                    .is_some_and(|pinned| pinned != id)
+                {
+                    return Err(PublisherError::Invalid(format!(
+                        "this publisher is registered with owner id {}, not {id}",
+                        publisher.owner_id.unwrap_or_default()
+                    )));
+                }
+                pin_owner_id(&mut tx, &publisher.id, id).await?;
+                publisher.owner_id = Some(id.clone());
+            }
+            publisher
+        }
+        None => {
+            let publisher = Publisher {
+                id: uuid::Uuid::new_v4().to_string(),
+                kind: new.kind,
+                issuer: new.issuer,
+                owner: new.owner,
+                repository: new.repository,
+                workflow: new.workflow,
+                environment: new.environment,
+                owner_id: new.owner_id,
+            };
+            sqlx::query(
+                "INSERT INTO oidc_publishers (id, kind, issuer, owner, repository, workflow, environment, owner_id, created) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(&publisher.id)
+            .bind(publisher.kind.as_str())
+            .bind(&publisher.issuer)
+            .bind(&publisher.owner)
+            .bind(&publisher.repository)
+            .bind(&publisher.workflow)
+            .bind(&publisher.environment)
+            .bind(&publisher.owner_id)
+            .bind(by.now_micros)
+            .execute(&mut *tx)
+            .await?;
+            publisher
+        }
+    };
+    let linked = sqlx::query(
+        "INSERT INTO oidc_publisher_projects (publisher_id, project_id, added_by, created) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+    )
+    .bind(&publisher.id)
+    .bind(&project.id)
+    .bind(by.username)
+    .bind(by.now_micros)
+    .execute(&mut *tx)
+    .await?;
+    if linked.rows_affected() == 0 {
+        return Err(PublisherError::AlreadyRegistered(project.name.clone()));
+    }
+    events::record(
+        &mut tx,
+        Source::Project(&project.id),
+        EventTag::ProjectOidcPublisherAdded,
+        by.meta,
+        by.now_micros,
+        event_details(&publisher, by),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(publisher)
+}
+
+/// The publishers registered for a project, oldest first.
+pub async fn for_project(db: &Db, project_id: &str) -> Result<Vec<Publisher>, sqlx::Error> {
+    let rows: Vec<PublisherRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM oidc_publishers p JOIN oidc_publisher_projects pp ON pp.publisher_id = p.id \
+         WHERE pp.project_id = $1 ORDER BY pp.created, p.id"
+    )))
+    .bind(project_id)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows.into_iter().filter_map(from_row).collect())
+}
+
+/// Unregisters publisher `id` from `project`; a publisher left without projects is deleted
+/// with the tokens minted for it. `false` when it was not registered there.
+pub async fn remove(
+    db: &Db,
+    project: &Project,
+    id: &str,
+    by: &By<'_>,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let row: Option<PublisherRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM oidc_publishers p JOIN oidc_publisher_projects pp ON pp.publisher_id = p.id \
+         WHERE pp.project_id = $1 AND p.id = $2"
+    )))
+    .bind(&project.id)
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(publisher) = row.and_then(from_row) else {
+        return Ok(false);
+    };
+    sqlx::query("DELETE FROM oidc_publisher_projects WHERE publisher_id = $1 AND project_id = $2")
+        .bind(id)
+        .bind(&project.id)
+        .execute(&mut *tx)
+        .await?;
+    let (left,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM oidc_publisher_projects WHERE publisher_id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+    if left == 0 {
+        sqlx::query("DELETE FROM oidc_tokens WHERE publisher_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM oidc_publishers WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    events::record(
+        &mut tx,
+        Source::Project(&project.id),
+        EventTag::ProjectOidcPublisherRemoved,
+        by.meta,
+        by.now_micros,
+        event_details(&publisher, by),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// The publishers of `kind` and `issuer` a token's claims may name; the caller decides
+/// among them with `claims::matches_lookup`.
+pub async fn candidates(
+    db: &Db,
+    kind: Kind,
+    issuer: &str,
+    lookup: &Lookup,
+) -> Result<Vec<Publisher>, sqlx::Error> {
+    let rows: Vec<PublisherRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM oidc_publishers p WHERE p.kind = $1 AND p.issuer = $2 \
+         AND lower(p.owner) = lower($3) AND lower(p.repository) = lower($4) AND p.workflow = $5 \
+         ORDER BY p.created, p.id"
+    )))
+    .bind(kind.as_str())
+    .bind(issuer)
+    .bind(&lookup.owner)
+    .bind(&lookup.repository)
+    .bind(&lookup.workflow)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows.into_iter().filter_map(from_row).collect())
+}
+
+/// The projects a publisher may publish: (id, name).
+pub async fn projects_of(
+    conn: &mut AnyConnection,
+    publisher_id: &str,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT p.id, p.name FROM projects p JOIN oidc_publisher_projects pp ON pp.project_id = p.id \
+         WHERE pp.publisher_id = $1 ORDER BY p.normalized_name",
+    )
+    .bind(publisher_id)
+    .fetch_all(conn)
+    .await
+}
+
+/// Pins GitHub's `repository_owner_id` the first time it is learnt: a repository deleted and
+/// recreated under the same name by someone else can no longer publish.
+pub async fn pin_owner_id(
+    conn: &mut AnyConnection,
+    publisher_id: &str,
+    owner_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE oidc_publishers SET owner_id = $1 WHERE id = $2 AND owner_id IS NULL")
+        .bind(owner_id)
+        .bind(publisher_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,827 @@
+//! Trusted publishing end to end: a small OpenID issuer on loopback (discovery, JWKS, keys
+//! made here) mints ID tokens with the claim sets GitHub Actions and GitLab CI send; wharf
+//! exchanges them at `/_/oidc/mint-token` for upload tokens, and uploads with those.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::{KeySize, PublicKeyComponents};
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
+};
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::routing::get;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+use wharf::cli::publisher::{PublisherCommand, run};
+use wharf::config::trusted_publishing::{Issuer, Issuers};
+
+use crate::proxy::Served;
+use crate::util::{TestApp, TestResponse, UploadForm};
+
+const AUDIENCE: &str = "wharf.test";
+
+enum Signer {
+    Rsa(RsaKeyPair),
+    Ec(EcdsaKeyPair),
+}
+
+/// A signing key with its id.
+struct Key {
+    kid: String,
+    signer: Signer,
+}
+
+impl Key {
+    fn rsa(kid: &str) -> Key {
+        Key {
+            kid: kid.to_owned(),
+            signer: Signer::Rsa(RsaKeyPair::generate(KeySize::Rsa2048).expect("rsa key")),
+        }
+    }
+
+    fn ec(kid: &str) -> Key {
+        Key {
+            kid: kid.to_owned(),
+            signer: Signer::Ec(
+                EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).expect("ec key"),
+            ),
+        }
+    }
+
+    fn jwk(&self) -> Value {
+        let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
+        match &self.signer {
+            Signer::Rsa(pair) => {
+                let public = PublicKeyComponents::<Vec<u8>>::from(pair.public_key());
+                json!({"kty": "RSA", "alg": "RS256", "use": "sig", "kid": self.kid,
+                       "n": b64(&public.n), "e": b64(&public.e)})
+            }
+            Signer::Ec(pair) => {
+                let point = pair.public_key().as_ref();
+                json!({"kty": "EC", "crv": "P-256", "kid": self.kid,
+                       "x": b64(&point[1..33]), "y": b64(&point[33..65])})
+            }
+        }
+    }
+
+    fn sign(&self, header_kid: &str, claims: &Value) -> String {
+        let alg = match self.signer {
+            Signer::Rsa(_) => "RS256",
+            Signer::Ec(_) => "ES256",
+        };
+        let header = json!({"alg": alg, "typ": "JWT", "kid": header_kid});
+        let message = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let rng = SystemRandom::new();
+        let signature = match &self.signer {
+            Signer::Rsa(pair) => {
+                let mut signature = vec![0; pair.public_modulus_len()];
+                pair.sign(&RSA_PKCS1_SHA256, &rng, message.as_bytes(), &mut signature)
+                    .expect("sign");
+                signature
+            }
+            Signer::Ec(pair) => pair
+                .sign(&rng, message.as_bytes())
+                .expect("sign")
+                .as_ref()
+                .to_vec(),
+        };
+        format!("{message}.{}", URL_SAFE_NO_PAD.encode(signature))
+    }
+}
+
+/// Two issuers on one loopback server: `/github` and `/gitlab`, each with its discovery
+/// document and JWKS (which a test may change).
+struct Provider {
+    served: Served,
+    jwks: Arc<Mutex<HashMap<String, Vec<Value>>>>,
+}
+
+impl Provider {
+    async fn start() -> Provider {
+        let jwks: Arc<Mutex<HashMap<String, Vec<Value>>>> = Arc::default();
+        let mut router = axum::Router::new();
+        for name in ["github", "gitlab"] {
+            let keys = jwks.clone();
+            router = router
+                .route(
+                    &format!("/{name}/.well-known/openid-configuration"),
+                    get(move |headers: axum::http::HeaderMap| async move {
+                        let host = headers
+                            .get("host")
+                            .and_then(|h| h.to_str().ok())
+                            .unwrap_or_default()
+                            .to_owned();
+                        let issuer = format!("http://{host}/{name}");
+                        axum::Json(json!({"issuer": issuer, "jwks_uri": format!("{issuer}/jwks")}))
+                    }),
+                )
+                .route(
+                    &format!("/{name}/jwks"),
+                    get(move || async move {
+                        let keys = keys.lock().expect("keys").get(name).cloned();
+                        axum::Json(json!({"keys": keys.unwrap_or_default()}))
+                    }),
+                );
+        }
+        let served = Served::start(router).await;
+        Provider { served, jwks }
+    }
+
+    fn issuer(&self, name: &str) -> String {
+        format!("http://{}/{name}", self.served.addr)
+    }
+
+    fn publish(&self, name: &str, keys: &[&Key]) {
+        self.jwks
+            .lock()
+            .expect("keys")
+            .insert(name.to_owned(), keys.iter().map(|k| k.jwk()).collect());
+    }
+
+    fn jwks_fetches(&self, name: &str) -> usize {
+        self.served.asked(&format!("/{name}/jwks"))
+    }
+}
+
+/// GitHub Actions' claims for `octo-org/octo-repo`'s release.yml on main (from GitHub's
+/// documentation), issued now.
+fn github_claims(issuer: &str, now: i64, jti: &str) -> Value {
+    json!({
+        "jti": jti, "sub": "repo:octo-org/octo-repo:environment:pypi",
+        "environment": "pypi", "aud": AUDIENCE, "ref": "refs/heads/main", "sha": "d6f6e1b8c6f2a8e0a1b3",
+        "repository": "octo-org/octo-repo", "repository_owner": "octo-org",
+        "actor_id": "12", "repository_visibility": "public", "repository_id": "74",
+        "repository_owner_id": "65", "run_id": "5555", "run_number": "10", "run_attempt": "1",
+        "runner_environment": "github-hosted", "actor": "octocat", "workflow": "Release",
+        "head_ref": "", "base_ref": "", "event_name": "push", "ref_protected": "true",
+        "ref_type": "branch", "workflow_sha": "d6f6e1b8c6f2a8e0a1b3", "job_workflow_sha": "d6f6e1b8c6f2a8e0a1b3",
+        "job_workflow_ref": "octo-org/octo-repo/.github/workflows/release.yml@refs/heads/main",
+        "workflow_ref": "octo-org/octo-repo/.github/workflows/release.yml@refs/heads/main",
+        "iss": issuer, "nbf": now - 5, "exp": now + 300, "iat": now
+    })
+}
+
+/// GitLab CI's claims for `my-group/my-project` on main, environment production.
+fn gitlab_claims(issuer: &str, now: i64, jti: &str) -> Value {
+    let host = issuer.trim_start_matches("http://");
+    json!({
+        "namespace_id": "72", "namespace_path": "my-group", "project_id": "20",
+        "project_path": "my-group/my-project", "user_id": "1", "user_login": "sample-user",
+        "user_email": "sample-user@example.com", "user_access_level": "maintainer",
+        "pipeline_id": "574", "pipeline_source": "push", "job_id": "302", "ref": "main",
+        "ref_type": "branch", "ref_path": "refs/heads/main", "ref_protected": "true",
+        "environment": "production", "environment_protected": "true", "deployment_tier": "production",
+        "environment_action": "start", "runner_id": 1, "runner_environment": "gitlab-hosted",
+        "sha": "714a629c0b401fdce83e847fc9589983fc6f46bc", "project_visibility": "public",
+        "ci_config_ref_uri": format!("{host}/my-group/my-project//.gitlab-ci.yml@refs/heads/main"),
+        "ci_config_sha": "714a629c0b401fdce83e847fc9589983fc6f46bc",
+        "jti": jti, "iss": issuer, "iat": now, "nbf": now - 5, "exp": now + 300,
+        "sub": "project_path:my-group/my-project:ref_type:branch:ref:main", "aud": AUDIENCE
+    })
+}
+
+struct Setup {
+    app: TestApp,
+    provider: Provider,
+    github_key: Key,
+    gitlab_key: Key,
+}
+
+async fn setup() -> Setup {
+    let provider = Provider::start().await;
+    let (github, gitlab) = (provider.issuer("github"), provider.issuer("gitlab"));
+    let github_key = Key::rsa("gh-1");
+    let gitlab_key = Key::ec("gl-1");
+    provider.publish("github", &[&github_key]);
+    provider.publish("gitlab", &[&gitlab_key]);
+    let app = TestApp::with_settings(move |s| {
+        s.trusted_publishing.github_issuer = Issuer(github);
+        s.trusted_publishing.gitlab_issuers = Issuers(vec![Issuer(gitlab)]);
+    })
+    .await;
+    // alice creates the projects with a first upload, as an Owner does.
+    for name in ["widget", "gadget"] {
+        let response = app
+            .upload(Some(&app.token), &UploadForm::wheel(name, "0.1"))
+            .await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    }
+    Setup {
+        app,
+        provider,
+        github_key,
+        gitlab_key,
+    }
+}
+
+async fn cli(app: &TestApp, command: PublisherCommand) -> Result<Vec<String>, String> {
+    run(&app.state, command).await.map_err(|e| e.to_string())
+}
+
+fn add_github(project: &str, environment: Option<&str>) -> PublisherCommand {
+    PublisherCommand::Add {
+        project: project.into(),
+        github: Some("octo-org/octo-repo".into()),
+        workflow: Some("release.yml".into()),
+        owner_id: None,
+        gitlab: None,
+        ci_config: None,
+        gitlab_issuer: None,
+        environment: environment.map(str::to_owned),
+    }
+}
+
+fn add_gitlab(project: &str) -> PublisherCommand {
+    PublisherCommand::Add {
+        project: project.into(),
+        github: None,
+        workflow: None,
+        owner_id: None,
+        gitlab: Some("my-group/my-project".into()),
+        ci_config: Some(".gitlab-ci.yml".into()),
+        gitlab_issuer: None,
+        environment: Some("production".into()),
+    }
+}
+
+async fn mint(app: &TestApp, jwt: &str) -> TestResponse {
+    let body = json!({ "token": jwt }).to_string();
+    app.request(
+        Request::post("/_/oidc/mint-token")
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .expect("request"),
+    )
+    .await
+}
+
+/// The 422's single error code, with its description.
+fn refusal(response: &TestResponse) -> (String, String) {
+    assert_eq!(
+        response.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        response.text()
+    );
+    let body = response.json();
+    assert_eq!(body["message"], "Token request failed");
+    let errors = body["errors"].as_array().expect("errors");
+    assert_eq!(errors.len(), 1, "{body}");
+    (
+        errors[0]["code"].as_str().unwrap_or_default().to_owned(),
+        errors[0]["description"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
+}
+
+async fn events(app: &TestApp, tag: &str) -> Vec<Value> {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT additional FROM events WHERE tag = $1 ORDER BY id")
+            .bind(tag)
+            .fetch_all(app.state.db.pool())
+            .await
+            .expect("events");
+    rows.into_iter()
+        .map(|(a,)| serde_json::from_str(&a).expect("json"))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_audience_is_the_base_urls_host_unless_set() {
+    let app = TestApp::new().await;
+    let response = app.get("/_/oidc/audience").await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(response.json(), json!({"audience": "wharf.test"}));
+    let app = TestApp::with_settings(|s| s.trusted_publishing.audience = Some("pypi".into())).await;
+    assert_eq!(
+        app.get("/_/oidc/audience").await.json(),
+        json!({"audience": "pypi"})
+    );
+}
+
+#[tokio::test]
+async fn a_github_workflow_mints_a_token_and_uploads_with_it() {
+    let Setup {
+        app,
+        provider,
+        github_key,
+        ..
+    } = setup().await;
+    let added = cli(&app, add_github("widget", Some("PyPI")))
+        .await
+        .expect("added");
+    assert_eq!(added.len(), 1);
+    assert!(
+        added[0].ends_with(
+            "\tGitHub octo-org/octo-repo .github/workflows/release.yml (environment pypi)\towner id pinned at the first publish"
+        ),
+        "{added:?}"
+    );
+    let now = app.state.clock.now_secs();
+    let jwt = github_key.sign(
+        "gh-1",
+        &github_claims(&provider.issuer("github"), now, "jti-1"),
+    );
+    let response = mint(&app, &jwt).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    let body = response.json();
+    assert_eq!(body["success"], true);
+    let expires = body["expires"].as_i64().expect("expires");
+    assert!((expires - (now + 900)).abs() <= 1, "{body}");
+    let token = body["token"].as_str().expect("token").to_owned();
+    assert!(token.starts_with("pypi-"));
+    // Never listed with the users' tokens.
+    assert_eq!(app.count("macaroons").await, 1);
+
+    let upload = app
+        .upload(Some(&token), &UploadForm::wheel("widget", "0.2"))
+        .await;
+    assert_eq!(upload.status, StatusCode::OK, "{}", upload.text());
+    let added = events(&app, "file:add").await;
+    let last = added.last().expect("file:add");
+    assert_eq!(last["uploaded_via_trusted_publisher"], true);
+    assert_eq!(last["submitted_by"], "OpenID created token");
+    assert_eq!(last["publisher"]["publisher"], "GitHub");
+    assert_eq!(last["publisher"]["claims"]["ref"], "refs/heads/main");
+    assert_eq!(last["publisher"]["claims"]["sha"], "d6f6e1b8c6f2a8e0a1b3");
+    assert_eq!(last["publisher"]["claims"]["run_id"], "5555");
+    let minted = events(&app, "account:short_lived_api_token:added").await;
+    assert_eq!(minted.len(), 1);
+    assert_eq!(minted[0]["publisher_name"], "GitHub");
+    assert_eq!(minted[0]["expires"], expires);
+    assert_eq!(events(&app, "project:oidc:publisher-added").await.len(), 1);
+
+    // The owner id was pinned by the first publish: the same names under another owner id
+    // (a deleted and re-created account) no longer match.
+    let listed = cli(
+        &app,
+        PublisherCommand::List {
+            project: "widget".into(),
+        },
+    )
+    .await
+    .expect("list");
+    assert!(listed[0].ends_with("\towner id 65"), "{listed:?}");
+    let mut claims = github_claims(&provider.issuer("github"), now, "jti-2");
+    claims["repository_owner_id"] = json!("66");
+    let (code, description) = refusal(&mint(&app, &github_key.sign("gh-1", &claims)).await);
+    assert_eq!(code, "invalid-publisher");
+    assert!(
+        description.starts_with("valid token, but no corresponding publisher ("),
+        "{description}"
+    );
+
+    // The token is for widget only, and lives 15 minutes.
+    let other = app
+        .upload(Some(&token), &UploadForm::wheel("gadget", "0.2"))
+        .await;
+    assert_eq!(other.status, StatusCode::FORBIDDEN);
+    assert!(
+        other.message().starts_with("Invalid API Token: "),
+        "{}",
+        other.message()
+    );
+    let new_project = app
+        .upload(Some(&token), &UploadForm::wheel("brand-new", "1.0"))
+        .await;
+    assert_eq!(new_project.status, StatusCode::FORBIDDEN);
+    assert!(
+        new_project.message().contains("does not exist"),
+        "{}",
+        new_project.message()
+    );
+    app.state.clock.advance(901);
+    let late = app
+        .upload(Some(&token), &UploadForm::wheel("widget", "0.3"))
+        .await;
+    assert_eq!(late.status, StatusCode::FORBIDDEN);
+    assert_eq!(late.message(), "Invalid API Token: token is expired");
+}
+
+#[tokio::test]
+async fn a_gitlab_pipeline_mints_with_an_es256_key_and_uploads() {
+    let Setup {
+        app,
+        provider,
+        gitlab_key,
+        ..
+    } = setup().await;
+    cli(&app, add_gitlab("gadget")).await.expect("added");
+    let now = app.state.clock.now_secs();
+    let claims = gitlab_claims(&provider.issuer("gitlab"), now, "gl-jti-1");
+    let response = mint(&app, &gitlab_key.sign("gl-1", &claims)).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    let token = response.json()["token"].as_str().expect("token").to_owned();
+    let upload = app
+        .upload(Some(&token), &UploadForm::sdist("gadget", "0.2"))
+        .await;
+    assert_eq!(upload.status, StatusCode::OK, "{}", upload.text());
+    let added = events(&app, "file:add").await;
+    let last = added.last().expect("file:add");
+    assert_eq!(last["publisher"]["publisher"], "GitLab");
+    assert_eq!(last["publisher"]["claims"]["ref_path"], "refs/heads/main");
+    assert_eq!(last["publisher"]["claims"]["pipeline_id"], "574");
+    // A token of the same pipeline in another environment names no publisher.
+    let mut staging = gitlab_claims(&provider.issuer("gitlab"), now, "gl-jti-2");
+    staging["environment"] = json!("staging");
+    let (code, _) = refusal(&mint(&app, &gitlab_key.sign("gl-1", &staging)).await);
+    assert_eq!(code, "invalid-publisher");
+}
+
+#[tokio::test]
+async fn every_bad_token_is_refused_with_pypis_code() {
+    let Setup {
+        app,
+        provider,
+        github_key,
+        ..
+    } = setup().await;
+    cli(&app, add_github("widget", Some("pypi")))
+        .await
+        .expect("added");
+    let issuer = provider.issuer("github");
+    let now = app.state.clock.now_secs();
+    let mut n = 0;
+    let mut claims_with = |changes: &[(&str, Value)]| {
+        n += 1;
+        let mut claims = github_claims(&issuer, now, &format!("jti-{n}"));
+        for (key, value) in changes {
+            claims[*key] = value.clone();
+        }
+        claims
+    };
+    let signed = |claims: &Value| github_key.sign("gh-1", claims);
+    let stranger = Key::rsa("gh-1");
+    let cases: Vec<(&str, String, &str, &str)> = vec![
+        (
+            "wrong repository",
+            signed(&claims_with(&[
+                ("repository", json!("octo-org/other-repo")),
+                (
+                    "job_workflow_ref",
+                    json!("octo-org/other-repo/.github/workflows/release.yml@refs/heads/main"),
+                ),
+            ])),
+            "invalid-publisher",
+            "Publisher with matching claims was not found",
+        ),
+        (
+            "wrong workflow",
+            signed(&claims_with(&[(
+                "job_workflow_ref",
+                json!("octo-org/octo-repo/.github/workflows/ci.yml@refs/heads/main"),
+            )])),
+            "invalid-publisher",
+            "Publisher with matching claims was not found",
+        ),
+        (
+            "wrong environment",
+            signed(&claims_with(&[("environment", json!("staging"))])),
+            "invalid-publisher",
+            "Publisher with matching claims was not found",
+        ),
+        (
+            "wrong audience",
+            signed(&claims_with(&[("aud", json!("pypi"))])),
+            "invalid-token",
+            "audience",
+        ),
+        (
+            "wrong issuer",
+            signed(&claims_with(&[(
+                "iss",
+                json!("https://token.actions.githubusercontent.com"),
+            )])),
+            "invalid-payload",
+            "unknown trusted publishing issuer",
+        ),
+        (
+            "expired",
+            signed(&claims_with(&[
+                ("exp", json!(now - 60)),
+                ("iat", json!(now - 400)),
+                ("nbf", json!(now - 400)),
+            ])),
+            "invalid-token",
+            "it has expired",
+        ),
+        (
+            "not yet valid",
+            signed(&claims_with(&[("nbf", json!(now + 120))])),
+            "invalid-token",
+            "not valid yet",
+        ),
+        (
+            "bad signature",
+            stranger.sign("gh-1", &claims_with(&[])),
+            "invalid-token",
+            "signature does not verify",
+        ),
+        (
+            "unknown kid",
+            github_key.sign("gh-unknown", &claims_with(&[])),
+            "invalid-token",
+            "does not publish a key \"gh-unknown\"",
+        ),
+        (
+            "pull_request_target",
+            signed(&claims_with(&[(
+                "event_name",
+                json!("pull_request_target"),
+            )])),
+            "invalid-publisher",
+            "'pull_request_target' is not supported",
+        ),
+        (
+            "not a JWT",
+            "garbage".to_owned(),
+            "invalid-payload",
+            "malformed JWT",
+        ),
+    ];
+    for (what, jwt, code, part) in cases {
+        let (got_code, description) = refusal(&mint(&app, &jwt).await);
+        assert_eq!(got_code, code, "{what}: {description}");
+        assert!(description.contains(part), "{what}: {description}");
+    }
+    let body = app
+        .request(
+            Request::post("/_/oidc/mint-token")
+                .body(Body::from("{\"jwt\": 1}"))
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(refusal(&body).0, "invalid-payload");
+
+    // Each token is exchanged once.
+    let good = signed(&claims_with(&[]));
+    assert_eq!(mint(&app, &good).await.status, StatusCode::OK);
+    let (code, description) = refusal(&mint(&app, &good).await);
+    assert_eq!(code, "invalid-reuse-token");
+    assert_eq!(description, "invalid token: already used");
+    // Nothing was minted for the refusals.
+    assert_eq!(app.count("oidc_tokens").await, 1);
+}
+
+#[tokio::test]
+async fn a_publisher_of_another_project_cannot_upload_here() {
+    let Setup {
+        app,
+        provider,
+        github_key,
+        gitlab_key,
+    } = setup().await;
+    cli(&app, add_github("widget", None)).await.expect("github");
+    cli(&app, add_gitlab("gadget")).await.expect("gitlab");
+    let now = app.state.clock.now_secs();
+    let jwt = gitlab_key.sign(
+        "gl-1",
+        &gitlab_claims(&provider.issuer("gitlab"), now, "x-1"),
+    );
+    let token = mint(&app, &jwt).await.json()["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let refused = app
+        .upload(Some(&token), &UploadForm::wheel("widget", "0.2"))
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(
+        refused.message().contains("not valid for project"),
+        "{}",
+        refused.message()
+    );
+    // Removing the publisher stops its tokens at once.
+    let jwt = github_key.sign(
+        "gh-1",
+        &github_claims(&provider.issuer("github"), now, "x-2"),
+    );
+    let token = mint(&app, &jwt).await.json()["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let listed = cli(
+        &app,
+        PublisherCommand::List {
+            project: "widget".into(),
+        },
+    )
+    .await
+    .expect("list");
+    let id = listed[0].split('\t').next().expect("id").to_owned();
+    let removed = cli(
+        &app,
+        PublisherCommand::Remove {
+            project: "widget".into(),
+            id,
+        },
+    )
+    .await
+    .expect("removed");
+    assert_eq!(
+        removed,
+        ["removed GitHub octo-org/octo-repo .github/workflows/release.yml from widget"]
+    );
+    assert_eq!(
+        events(&app, "project:oidc:publisher-removed").await.len(),
+        1
+    );
+    let after = app
+        .upload(Some(&token), &UploadForm::wheel("widget", "0.3"))
+        .await;
+    assert_eq!(after.status, StatusCode::FORBIDDEN);
+    assert!(
+        cli(
+            &app,
+            PublisherCommand::List {
+                project: "widget".into()
+            }
+        )
+        .await
+        .expect("list")
+        .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn the_command_line_refuses_bad_publishers_in_one_line() {
+    let app = TestApp::new().await;
+    let response = app
+        .upload(Some(&app.token), &UploadForm::wheel("widget", "0.1"))
+        .await;
+    assert_eq!(response.status, StatusCode::OK);
+    let mut bad_workflow = add_github("widget", None);
+    if let PublisherCommand::Add { workflow, .. } = &mut bad_workflow {
+        *workflow = Some(".github/workflows/release.yml".into());
+    }
+    for (command, expected) in [
+        (
+            add_github("nothing-here", None),
+            "no project named 'nothing-here'",
+        ),
+        (
+            bad_workflow,
+            "the workflow is a file name in .github/workflows/",
+        ),
+    ] {
+        let error = cli(&app, command).await.unwrap_err();
+        assert!(error.contains(expected), "{error}");
+        assert_eq!(error.lines().count(), 1);
+    }
+    cli(&app, add_github("widget", None)).await.expect("added");
+    let again = cli(&app, add_github("widget", None)).await.unwrap_err();
+    assert_eq!(again, "this publisher is already registered for 'widget'");
+    let error = cli(
+        &app,
+        PublisherCommand::Remove {
+            project: "widget".into(),
+            id: "nope".into(),
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        error.starts_with("no publisher nope on 'widget'"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_key_refetches_the_keys_at_most_once_a_minute() {
+    let Setup {
+        app,
+        provider,
+        github_key,
+        ..
+    } = setup().await;
+    cli(&app, add_github("widget", None)).await.expect("added");
+    let issuer = provider.issuer("github");
+    let now = app.state.clock.now_secs();
+    let first = github_key.sign("gh-1", &github_claims(&issuer, now, "k-1"));
+    assert_eq!(mint(&app, &first).await.status, StatusCode::OK);
+    assert_eq!(provider.jwks_fetches("github"), 1);
+    // Cached: the next exchange costs no fetch.
+    let second = github_key.sign("gh-1", &github_claims(&issuer, now, "k-2"));
+    assert_eq!(mint(&app, &second).await.status, StatusCode::OK);
+    assert_eq!(provider.jwks_fetches("github"), 1);
+    // The issuer rotates its key: an unknown kid fetches the set again, once the last fetch
+    // is a minute old.
+    let rotated = Key::rsa("gh-2");
+    provider.publish("github", &[&github_key, &rotated]);
+    let early = rotated.sign("gh-2", &github_claims(&issuer, now, "k-early"));
+    assert_eq!(refusal(&mint(&app, &early).await).0, "invalid-token");
+    assert_eq!(provider.jwks_fetches("github"), 1);
+    app.state.clock.advance(61);
+    let now = app.state.clock.now_secs();
+    let signed = rotated.sign("gh-2", &github_claims(&issuer, now, "k-3"));
+    assert_eq!(mint(&app, &signed).await.status, StatusCode::OK);
+    assert_eq!(provider.jwks_fetches("github"), 2);
+    // Unknown kids within the minute do not.
+    for (i, kid) in ["junk-1", "junk-2", "junk-3"].iter().enumerate() {
+        let jwt = rotated.sign(kid, &github_claims(&issuer, now, &format!("j-{i}")));
+        assert_eq!(refusal(&mint(&app, &jwt).await).0, "invalid-token");
+    }
+    assert_eq!(provider.jwks_fetches("github"), 2);
+    app.state.clock.advance(60);
+    let now = app.state.clock.now_secs();
+    let jwt = rotated.sign("junk-4", &github_claims(&issuer, now, "j-9"));
+    assert_eq!(refusal(&mint(&app, &jwt).await).0, "invalid-token");
+    assert_eq!(provider.jwks_fetches("github"), 3);
+}
+
+#[tokio::test]
+async fn failed_exchanges_are_rate_limited_per_address() {
+    let app = TestApp::new().await;
+    for _ in 0..60 {
+        assert_eq!(refusal(&mint(&app, "garbage").await).0, "invalid-payload");
+    }
+    let limited = mint(&app, "garbage").await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(limited.json()["errors"][0]["code"], "rate-limited");
+    assert!(limited.header("retry-after").is_some());
+}
+
+/// Minting costs no network round trip once the keys are cached: measured here (debug
+/// build, so only an upper bound), printed for the note.
+#[tokio::test]
+async fn minting_with_cached_keys_is_quick() {
+    let Setup {
+        app,
+        provider,
+        github_key,
+        ..
+    } = setup().await;
+    cli(&app, add_github("widget", None)).await.expect("added");
+    let issuer = provider.issuer("github");
+    let now = app.state.clock.now_secs();
+    let warm = github_key.sign("gh-1", &github_claims(&issuer, now, "w-0"));
+    assert_eq!(mint(&app, &warm).await.status, StatusCode::OK);
+    let tokens: Vec<String> = (1..=20)
+        .map(|i| github_key.sign("gh-1", &github_claims(&issuer, now, &format!("w-{i}"))))
+        .collect();
+    let started = std::time::Instant::now();
+    for jwt in &tokens {
+        assert_eq!(mint(&app, jwt).await.status, StatusCode::OK);
+    }
+    let each = started.elapsed() / 20;
+    eprintln!("mint latency with cached keys: {each:?} per exchange (debug build)");
+    assert_eq!(provider.jwks_fetches("github"), 1);
+}
+
+#[tokio::test]
+async fn a_token_exchanged_twice_at_once_is_accepted_once_and_its_jti_kept_until_it_expires() {
+    let Setup {
+        app,
+        provider,
+        github_key,
+        ..
+    } = setup().await;
+    cli(&app, add_github("widget", None)).await.expect("added");
+    let now = app.state.clock.now_secs();
+    let jwt = github_key.sign(
+        "gh-1",
+        &github_claims(&provider.issuer("github"), now, "once"),
+    );
+    let (a, b) = tokio::join!(mint(&app, &jwt), mint(&app, &jwt));
+    let mut statuses = [a.status, b.status];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::OK, StatusCode::UNPROCESSABLE_ENTITY],
+        "{} / {}",
+        a.text(),
+        b.text()
+    );
+    assert_eq!(app.count("oidc_jwt_ids").await, 1);
+    // Kept while the token could still be presented (exp + leeway), swept after.
+    app.state.clock.advance(300 + 30 - 5);
+    sweep(&app).await;
+    assert_eq!(app.count("oidc_jwt_ids").await, 1);
+    assert_eq!(app.count("oidc_tokens").await, 1);
+    app.state.clock.advance(15);
+    sweep(&app).await;
+    assert_eq!(app.count("oidc_jwt_ids").await, 0);
+    // The minted token's row goes a day after it expired (15 minutes after the exchange).
+    app.state.clock.advance(900 + 86_400 - 340 - 10);
+    sweep(&app).await;
+    assert_eq!(app.count("oidc_tokens").await, 1);
+    app.state.clock.advance(20);
+    sweep(&app).await;
+    assert_eq!(app.count("oidc_tokens").await, 0);
+}
+
+async fn sweep(app: &TestApp) {
+    wharf::oidc::replay::sweep(&app.state.db, app.state.clock.now_micros())
+        .await
+        .expect("sweep");
+}
