@@ -14,8 +14,20 @@ use crate::storage::Storage;
 use crate::tokens::cache::TokenCache;
 use crate::tokens::leaks::LeakKeys;
 
+/// One `Arc`: `State` extractors clone the state for every request, so a clone costs one
+/// count, not one per part.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub db: Db,
     pub storage: Storage,
     pub settings: Arc<Settings>,
@@ -104,7 +116,7 @@ impl AppState {
         };
         let leak_keys = LeakKeys::load(settings.leak_report_keys.as_deref())?;
         let proxy = crate::proxy::Proxy::new(&settings)?.map(Arc::new);
-        Ok(AppState {
+        Ok(AppState(Arc::new(Shared {
             db,
             storage,
             settings: Arc::new(settings),
@@ -119,7 +131,7 @@ impl AppState {
             lifecycle: Arc::default(),
             requests: Arc::default(),
             proxy,
-        })
+        })))
     }
 }
 
