@@ -139,9 +139,12 @@ pub async fn serve_file(
         return AppError::not_found().render(headers);
     }
     let key = wanted.storage_key();
-    let stored = || crate::files::File {
-        filename: wanted.served_name(&key),
-        etag: wanted.etag(),
+    let stored = || {
+        let filename = wanted.served_name(&key);
+        crate::files::File {
+            filename,
+            headers: std::sync::Arc::new(crate::files::file_headers(filename, wanted.etag())),
+        }
     };
     if is_kept(state, &proxy, &key).await {
         proxy
@@ -315,7 +318,7 @@ pub async fn serve_file(
     };
     let answer = File {
         filename: wanted.filename,
-        etag: wanted.etag(),
+        headers: std::sync::Arc::new(crate::files::file_headers(wanted.filename, wanted.etag())),
     };
     let mut response = answer.answer(StatusCode::OK, body, limit, &meta);
     if file.size.or(announced).is_none() {
