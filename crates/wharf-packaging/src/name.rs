@@ -102,8 +102,26 @@ mod tests {
         assert!(!is_normalized("Foo_bar"));
         // The quick ASCII check agrees with normalising and comparing.
         for name in [
-            "", "a", "A", "foo-bar", "foo--bar", "-a-", "--", "-", "a.b", "a_b", "a b", "a/b",
-            "9z", "zZ", "x-y-z", "x-_y", "\u{e9}t\u{e9}", "\u{c9}", "a\u{e9}-b", "a%20b",
+            "",
+            "a",
+            "A",
+            "foo-bar",
+            "foo--bar",
+            "-a-",
+            "--",
+            "-",
+            "a.b",
+            "a_b",
+            "a b",
+            "a/b",
+            "9z",
+            "zZ",
+            "x-y-z",
+            "x-_y",
+            "\u{e9}t\u{e9}",
+            "\u{c9}",
+            "a\u{e9}-b",
+            "a%20b",
         ] {
             assert_eq!(is_normalized(name), normalize(name) == name, "{name:?}");
         }

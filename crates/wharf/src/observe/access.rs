@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-use axum::http::{HeaderValue, Method, Uri};
+use axum::http::uri::PathAndQuery;
+use axum::http::{HeaderValue, Method};
 
 use crate::config::LogFormat;
 
@@ -19,13 +20,14 @@ use crate::config::LogFormat;
 pub const FLUSH_AFTER: Duration = Duration::from_millis(50);
 /// A buffer this full is handed to the writer thread at once, as one message. Small: the
 /// writer thread copies each message twice, and small copies are the cheap ones.
-const BATCH_BYTES: usize = 3 * 1024;
+const BATCH_BYTES: usize = 3 * 1024 + 512;
 
 /// Everything the line says about one request, borrowed from what the layer kept.
 pub struct AccessLine<'a> {
     pub request_id: &'a [u8],
     pub method: &'a Method,
-    pub uri: &'a Uri,
+    /// The request's path and query (`None` for an authority-form request: an empty path, as `Uri::path` gives).
+    pub path: Option<&'a PathAndQuery>,
     pub route: &'a str,
     pub status: u16,
     pub bytes: Option<u64>,
@@ -58,7 +60,7 @@ impl AccessLine<'_> {
     /// One `tracing` event (the tests, which have no writer thread of their own).
     fn trace(&self) {
         let mut path = Vec::new();
-        loggable_path(&mut path, self.uri);
+        loggable_path(&mut path, self.path);
         let path = String::from_utf8_lossy(&path);
         tracing::info!(
             target: "wharf::access",
@@ -90,7 +92,7 @@ impl AccessLine<'_> {
                 out.extend_from_slice(self.method.as_str().as_bytes());
                 out.push(b'"');
                 out.extend_from_slice(b" path=");
-                quoted(out, |out| loggable_path(out, self.uri));
+                quoted(out, |out| loggable_path(out, self.path));
                 out.extend_from_slice(b" route=");
                 quoted(out, |out| out.extend_from_slice(self.route.as_bytes()));
                 out.extend_from_slice(b" status=");
@@ -111,13 +113,15 @@ impl AccessLine<'_> {
             LogFormat::Json => {
                 out.extend_from_slice(b"{\"timestamp\":\"");
                 timestamp(out, wall_clock(self.ended));
-                out.extend_from_slice(b"\",\"level\":\"INFO\",\"target\":\"wharf::access\",\"request_id\":");
+                out.extend_from_slice(
+                    b"\",\"level\":\"INFO\",\"target\":\"wharf::access\",\"request_id\":",
+                );
                 json_string(out, self.request_id);
                 out.extend_from_slice(b",\"method\":");
                 json_string(out, self.method.as_str().as_bytes());
                 out.extend_from_slice(b",\"path\":");
                 let mut path = Vec::with_capacity(64);
-                loggable_path(&mut path, self.uri);
+                loggable_path(&mut path, self.path);
                 json_string(out, &path);
                 out.extend_from_slice(b",\"route\":");
                 json_string(out, self.route.as_bytes());
@@ -266,9 +270,12 @@ impl Drop for Local {
 }
 
 /// The path and the query's keys, without their values: `/account/reset-password/?token=`.
-pub fn loggable_path(out: &mut Vec<u8>, uri: &Uri) {
-    out.extend_from_slice(uri.path().as_bytes());
-    if let Some(query) = uri.query() {
+pub fn loggable_path(out: &mut Vec<u8>, path: Option<&PathAndQuery>) {
+    let Some(path) = path else {
+        return;
+    };
+    out.extend_from_slice(path.path().as_bytes());
+    if let Some(query) = path.query() {
         out.push(b'?');
         for (i, pair) in query.split('&').enumerate() {
             if i > 0 {
@@ -512,7 +519,13 @@ mod tests {
         for n in [0, 7, 10, 99, 100, 65_535, u64::MAX] {
             assert_eq!(text(|o| push_number(o, n)), n.to_string());
         }
-        for ip in ["0.0.0.0", "9.10.99.100", "255.255.255.255", "::1", "2001:db8::7"] {
+        for ip in [
+            "0.0.0.0",
+            "9.10.99.100",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::7",
+        ] {
             let parsed: IpAddr = ip.parse().expect("address");
             assert_eq!(text(|o| push_ip(o, Some(parsed))), ip);
             // Again: from the thread's last address.
@@ -547,22 +560,23 @@ mod tests {
 
     #[test]
     fn query_values_are_left_out() {
-        let uri: Uri = "/account/reset-password/confirm/?token=secret&next=/x"
+        let uri: PathAndQuery = "/account/reset-password/confirm/?token=secret&next=/x"
             .parse()
             .expect("uri");
         assert_eq!(
-            text(|o| loggable_path(o, &uri)),
+            text(|o| loggable_path(o, Some(&uri))),
             "/account/reset-password/confirm/?token=&next="
         );
-        let plain: Uri = "/simple/demo/".parse().expect("uri");
-        assert_eq!(text(|o| loggable_path(o, &plain)), "/simple/demo/");
+        let plain: PathAndQuery = "/simple/demo/".parse().expect("uri");
+        assert_eq!(text(|o| loggable_path(o, Some(&plain))), "/simple/demo/");
+        assert_eq!(text(|o| loggable_path(o, None)), "");
     }
 
-    fn sample<'a>(uri: &'a Uri, agent: &'a HeaderValue) -> AccessLine<'a> {
+    fn sample<'a>(uri: &'a PathAndQuery, agent: &'a HeaderValue) -> AccessLine<'a> {
         AccessLine {
             request_id: b"0123456789abcdef0123",
             method: &Method::GET,
-            uri,
+            path: Some(uri),
             route: "/simple/{project}/",
             status: 200,
             bytes: Some(1234),
@@ -575,7 +589,7 @@ mod tests {
 
     #[test]
     fn the_text_line_is_tracings_layout() {
-        let uri: Uri = "/simple/demo/?x=1".parse().expect("uri");
+        let uri: PathAndQuery = "/simple/demo/?x=1".parse().expect("uri");
         let agent = HeaderValue::from_static("pip/24.0 \"probe\"");
         let line = text(|o| sample(&uri, &agent).format(o, LogFormat::Text));
         let (stamp, rest) = line.split_at(27);
@@ -588,7 +602,7 @@ mod tests {
 
     #[test]
     fn the_json_line_is_one_object() {
-        let uri: Uri = "/simple/demo/".parse().expect("uri");
+        let uri: PathAndQuery = "/simple/demo/".parse().expect("uri");
         let agent = HeaderValue::from_static("pip/24.0");
         let line = text(|o| sample(&uri, &agent).format(o, LogFormat::Json));
         assert!(line.ends_with("}\n"), "{line}");
@@ -617,18 +631,33 @@ mod tests {
             .duration_since(SystemTime::UNIX_EPOCH)
             .expect("after the epoch");
         assert!(before <= first && first <= after, "{first:?}");
-        assert!(later >= first + Duration::from_millis(299), "{first:?} {later:?}");
+        assert!(
+            later >= first + Duration::from_millis(299),
+            "{first:?} {later:?}"
+        );
         // More than a second on: the system clock again.
         let resynced = wall_clock(Instant::now() + Duration::from_secs(5));
-        assert!(resynced <= after + Duration::from_millis(100), "{resynced:?}");
+        assert!(
+            resynced <= after + Duration::from_millis(100),
+            "{resynced:?}"
+        );
         let stamp = text(|o| timestamp(o, Duration::from_micros(1_700_000_000_000_042)));
         assert_eq!(stamp, "2023-11-14T22:13:20.000042Z");
         // The calendar agrees with the `time` crate's, leap days and centuries included.
         let format =
             time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
         for secs in [
-            0u64, 59, 86_399, 86_400, 951_782_400, 951_868_799, 4_107_542_400, 1_709_164_800,
-            1_709_251_199, 1_735_689_599, 253_402_300_799,
+            0u64,
+            59,
+            86_399,
+            86_400,
+            951_782_400,
+            951_868_799,
+            4_107_542_400,
+            1_709_164_800,
+            1_709_251_199,
+            1_735_689_599,
+            253_402_300_799,
         ]
         .into_iter()
         .chain((0..400).map(|i| i * 7_884_001 + 12_345))

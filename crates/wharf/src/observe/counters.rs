@@ -159,12 +159,19 @@ impl RequestCounters {
         let known = entry.load(Ordering::Relaxed);
         if known >> 8 == address & (u64::MAX >> 8) {
             let figures = &self.routes[(known & 0xff) as usize];
-            if figures.route.get().is_some_and(|claimed| &**claimed == route) {
+            if figures
+                .route
+                .get()
+                .is_some_and(|claimed| &**claimed == route)
+            {
                 return Some(figures);
             }
         }
         let index = self.slot_index(route)?;
-        entry.store(((address & (u64::MAX >> 8)) << 8) | index as u64, Ordering::Relaxed);
+        entry.store(
+            ((address & (u64::MAX >> 8)) << 8) | index as u64,
+            Ordering::Relaxed,
+        );
         Some(&self.routes[index])
     }
 
