@@ -29,7 +29,19 @@ pub fn normalize(name: &str) -> String {
 
 /// True when `name` is already in PEP 503 normal form.
 pub fn is_normalized(name: &str) -> bool {
-    normalize(name) == name
+    // ASCII is unchanged by lower-casing without capitals, and by the separator rule when
+    // its only separator is `-`, never twice in a row. Anything else is normalised to see.
+    let mut previous = 0u8;
+    for &b in name.as_bytes() {
+        if !b.is_ascii() {
+            return normalize(name) == name;
+        }
+        if b.is_ascii_uppercase() || b == b'_' || b == b'.' || (b == b'-' && previous == b'-') {
+            return false;
+        }
+        previous = b;
+    }
+    true
 }
 
 /// A valid project name: ASCII letters and digits, with `.`, `_`, `-` inside
@@ -88,6 +100,31 @@ mod tests {
         }
         assert!(is_normalized("foo-bar"));
         assert!(!is_normalized("Foo_bar"));
+        // The quick ASCII check agrees with normalising and comparing.
+        for name in [
+            "",
+            "a",
+            "A",
+            "foo-bar",
+            "foo--bar",
+            "-a-",
+            "--",
+            "-",
+            "a.b",
+            "a_b",
+            "a b",
+            "a/b",
+            "9z",
+            "zZ",
+            "x-y-z",
+            "x-_y",
+            "\u{e9}t\u{e9}",
+            "\u{c9}",
+            "a\u{e9}-b",
+            "a%20b",
+        ] {
+            assert_eq!(is_normalized(name), normalize(name) == name, "{name:?}");
+        }
     }
 
     #[test]

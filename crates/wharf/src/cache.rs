@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use axum::http::HeaderValue;
 use blake2::Digest;
@@ -61,11 +61,22 @@ const EXPIRING_PAGES_BYTES: usize = 32 * 1024 * 1024;
 /// indexed query, and the bound keeps memory flat however large the index grows).
 const LIVE_FILES_MAX: usize = 16_384;
 
-/// A file row known to exist: its project (for invalidation) and its filename.
+/// A file row known to exist: its project (for invalidation) and its filename, and the
+/// headers `/files` sends about it (the file's, and its `.metadata`'s), made on first use.
 #[derive(Debug)]
 struct LiveFile {
     project: Arc<str>,
     filename: Box<str>,
+    served: [OnceLock<Arc<FileHeaders>>; 2],
+}
+
+/// What `/files` says about a stored file that does not change from one request to the next.
+#[derive(Debug)]
+pub struct FileHeaders {
+    pub etag: HeaderValue,
+    pub disposition: HeaderValue,
+    /// `Last-Modified`, formatted for the blob's time when first sent.
+    pub last_modified: OnceLock<(std::time::SystemTime, HeaderValue)>,
 }
 
 #[derive(Debug, Default)]
@@ -97,18 +108,21 @@ impl PageCache {
 
     /// The cached page, or the one `render` makes, stored unless the cache was invalidated
     /// while it was rendered (so a page made from stale data is never kept).
-    pub async fn get_or_render<E, F>(&self, key: PageKey, render: F) -> Result<Arc<Page>, E>
+    /// The key is copied only to store a page, and the rendering is made only on a miss (in
+    /// a box: the caller's future stays small, and a hit does not copy it around).
+    pub async fn get_or_render<E, F, R>(&self, key: &PageKey, render: R) -> Result<Arc<Page>, E>
     where
+        R: FnOnce() -> F,
         F: Future<Output = Result<Page, E>>,
     {
-        if let Some(page) = self.get(&key) {
+        if let Some(page) = self.get(key) {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(page);
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         let generation = self.generation();
-        let page = Arc::new(render.await?);
-        self.insert(key, page.clone(), generation);
+        let page = Arc::new(Box::pin(render()).await?);
+        self.insert(key.clone(), page.clone(), generation);
         Ok(page)
     }
 
@@ -185,6 +199,25 @@ impl PageCache {
             .is_ok_and(|files| files.get(digest).is_some_and(|f| &*f.filename == filename))
     }
 
+    /// The headers of the live file named by `digest` and `filename` (of its `.metadata`
+    /// when `metadata`), made by `make` the first time; `None` unless it is known to have a
+    /// row.
+    pub fn live_file_headers(
+        &self,
+        digest: &[u8; 32],
+        filename: &str,
+        metadata: bool,
+        make: impl FnOnce() -> FileHeaders,
+    ) -> Option<Arc<FileHeaders>> {
+        let files = self.live_files.read().ok()?;
+        let file = files.get(digest).filter(|f| &*f.filename == filename)?;
+        Some(
+            file.served[usize::from(metadata)]
+                .get_or_init(|| Arc::new(make()))
+                .clone(),
+        )
+    }
+
     /// Remembers a file found in the database, unless the cache was invalidated since
     /// `generation` was taken (the row may have been deleted in between).
     pub fn insert_live_file(
@@ -208,6 +241,7 @@ impl PageCache {
             LiveFile {
                 project: project.into(),
                 filename: filename.into(),
+                served: Default::default(),
             },
         );
     }

@@ -6,10 +6,13 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use std::time::SystemTime;
 
+use std::sync::{Arc, OnceLock};
+
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use crate::cache::FileHeaders;
 use crate::error::AppError;
 use crate::packaging;
 use crate::state::AppState;
@@ -52,14 +55,14 @@ pub async fn serve(
     if !well_formed {
         return AppError::not_found().render(&headers);
     }
-    match is_live(&state, &parts).await {
-        Ok(true) => {}
-        Ok(false) => return AppError::not_found().render(&headers),
+    let known = match live(&state, &parts).await {
+        Ok(Some(known)) => known,
+        Ok(None) => return AppError::not_found().render(&headers),
         Err(error) => return error.render(&headers),
-    }
+    };
     let file = File {
         filename: parts[3],
-        etag: entity_tag(&parts),
+        headers: known,
     };
     stored(&state, &method, &path, file, &headers).await
 }
@@ -90,7 +93,7 @@ pub async fn stored(
     // If-Range: the range only while the client's partial copy is of this very file. An entity
     // tag is compared (strongly: `W/"…"` never matches) before storage is asked anything.
     let validator = headers.get(header::IF_RANGE);
-    if validator.is_some_and(|v| is_entity_tag(v) && v != file.etag) {
+    if validator.is_some_and(|v| is_entity_tag(v) && v != file.headers.etag) {
         return whole(state, path, file, headers).await;
     }
     let part = match state.storage.get_range(path, range).await {
@@ -131,7 +134,7 @@ pub async fn stored(
                 h.insert(header::CONTENT_RANGE, value);
             }
             h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-            h.insert(header::ETAG, file.etag);
+            h.insert(header::ETAG, file.headers.etag.clone());
             h.insert(
                 header::ACCESS_CONTROL_ALLOW_ORIGIN,
                 HeaderValue::from_static("*"),
@@ -158,7 +161,17 @@ async fn whole(state: &AppState, path: &str, file: File<'_>, headers: &HeaderMap
 /// What every answer with the file's bytes (or, for HEAD, their length) says about it.
 pub struct File<'a> {
     pub filename: &'a str,
-    pub etag: HeaderValue,
+    /// Made once per live file (kept with it in the page cache).
+    pub headers: Arc<FileHeaders>,
+}
+
+/// The headers of `filename` whose entity tag is `etag`.
+pub fn file_headers(filename: &str, etag: HeaderValue) -> FileHeaders {
+    FileHeaders {
+        etag,
+        disposition: attachment(filename),
+        last_modified: OnceLock::new(),
+    }
 }
 
 impl File<'_> {
@@ -189,10 +202,20 @@ impl File<'_> {
             h.insert(name, HeaderValue::from_static(value));
         }
         h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-        h.insert(header::CONTENT_DISPOSITION, attachment(self.filename));
-        h.insert(header::ETAG, self.etag);
-        if let Ok(value) = HeaderValue::try_from(httpdate::fmt_http_date(meta.last_modified)) {
-            h.insert(header::LAST_MODIFIED, value);
+        h.insert(
+            header::CONTENT_DISPOSITION,
+            self.headers.disposition.clone(),
+        );
+        h.insert(header::ETAG, self.headers.etag.clone());
+        // A blob's time does not change: formatted once, unless storage says otherwise.
+        let cached = self
+            .headers
+            .last_modified
+            .get_or_init(|| (meta.last_modified, http_date(meta.last_modified)));
+        if cached.0 == meta.last_modified {
+            h.insert(header::LAST_MODIFIED, cached.1.clone());
+        } else {
+            h.insert(header::LAST_MODIFIED, http_date(meta.last_modified));
         }
         let mut response = Response::new(body);
         *response.status_mut() = status;
@@ -201,10 +224,15 @@ impl File<'_> {
     }
 }
 
+fn http_date(time: SystemTime) -> HeaderValue {
+    HeaderValue::try_from(httpdate::fmt_http_date(time))
+        .unwrap_or_else(|_| HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"))
+}
+
 /// The blob's content address (the BLAKE2b-256 digest its path is made of) is a strong
 /// validator for free: a file's bytes never change under its address. A `.metadata` file is
 /// other bytes under the same digest, so its tag says so.
-fn entity_tag(parts: &[&str]) -> HeaderValue {
+pub fn entity_tag(parts: &[&str]) -> HeaderValue {
     let metadata = parts[3].ends_with(".metadata");
     let mut tag = String::with_capacity(2 + 64 + ".metadata".len());
     tag.push('"');
@@ -274,10 +302,48 @@ fn parse_range(value: &[u8]) -> Option<GetRange> {
     }
 }
 
-/// Whether `aa/bb/<60 hex>/<filename>[.metadata]` names a file that has a row: remembered per
-/// process, so the hot path asks the database once per file.
-async fn is_live(state: &AppState, parts: &[&str]) -> Result<bool, AppError> {
-    // The digest straight from the path's three parts: no allocation on a cache hit.
+/// Whether `aa/bb/<60 hex>/<filename>[.metadata]` names a file that has a row, and then its
+/// headers: remembered per process, so the hot path asks the database once per file.
+async fn live(state: &AppState, parts: &[&str]) -> Result<Option<Arc<FileHeaders>>, AppError> {
+    let Some((digest, filename, metadata)) = decoded(parts) else {
+        return Ok(None);
+    };
+    let make = || file_headers(parts[3], entity_tag(parts));
+    if let Some(known) = state
+        .cache
+        .live_file_headers(&digest, filename, metadata, make)
+    {
+        return Ok(Some(known));
+    }
+    let generation = state.cache.generation();
+    let digest_hex = hex::encode(digest);
+    // Boxed: the query's future is large, and every request's future would carry it.
+    match Box::pin(packaging::blobs::live_file_project(
+        &state.db,
+        &digest_hex,
+        filename,
+    ))
+    .await?
+    {
+        Some(project) => {
+            state
+                .cache
+                .insert_live_file(digest, filename, &project, generation);
+            Ok(Some(
+                state
+                    .cache
+                    .live_file_headers(&digest, filename, metadata, make)
+                    // Not kept (invalidated in between): live a moment ago all the same.
+                    .unwrap_or_else(|| Arc::new(make())),
+            ))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The digest from the path's three parts (no allocation), the filename without
+/// `.metadata`, and whether it had one.
+fn decoded<'a>(parts: &[&'a str]) -> Option<([u8; 32], &'a str, bool)> {
     let mut digest = [0u8; 32];
     let (first, rest) = digest.split_at_mut(1);
     let (second, tail) = rest.split_at_mut(1);
@@ -285,23 +351,13 @@ async fn is_live(state: &AppState, parts: &[&str]) -> Result<bool, AppError> {
         && hex::decode_to_slice(parts[1], second).is_ok()
         && hex::decode_to_slice(parts[2], tail).is_ok();
     if !decoded {
-        return Ok(false);
+        return None;
     }
-    let filename = parts[3].strip_suffix(".metadata").unwrap_or(parts[3]);
-    if state.cache.is_live_file(&digest, filename) {
-        return Ok(true);
-    }
-    let generation = state.cache.generation();
-    let digest_hex = hex::encode(digest);
-    match packaging::blobs::live_file_project(&state.db, &digest_hex, filename).await? {
-        Some(project) => {
-            state
-                .cache
-                .insert_live_file(digest, filename, &project, generation);
-            Ok(true)
-        }
-        None => Ok(false),
-    }
+    let (filename, metadata) = match parts[3].strip_suffix(".metadata") {
+        Some(filename) => (filename, true),
+        None => (parts[3], false),
+    };
+    Some((digest, filename, metadata))
 }
 
 #[cfg(test)]

@@ -51,7 +51,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(wharf::cli::run(cli, settings)) {
+    let ran = runtime.block_on(wharf::cli::run(cli, settings));
+    // The access lines still in the request threads' buffers, before the guard's flush.
+    wharf::observe::flush_access_log();
+    match ran {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }

@@ -14,8 +14,20 @@ use crate::storage::Storage;
 use crate::tokens::cache::TokenCache;
 use crate::tokens::leaks::LeakKeys;
 
+/// One `Arc`: `State` extractors clone the state for every request, so a clone costs one
+/// count, not one per part.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub db: Db,
     pub storage: Storage,
     pub settings: Arc<Settings>,
@@ -107,7 +119,7 @@ impl AppState {
         let leak_keys = LeakKeys::load(settings.leak_report_keys.as_deref())?;
         let proxy = crate::proxy::Proxy::new(&settings)?.map(Arc::new);
         let oidc = Arc::new(crate::oidc::Issuers::new(&settings)?);
-        Ok(AppState {
+        Ok(AppState(Arc::new(Shared {
             db,
             storage,
             settings: Arc::new(settings),
@@ -123,7 +135,7 @@ impl AppState {
             requests: Arc::default(),
             proxy,
             oidc,
-        })
+        })))
     }
 }
 

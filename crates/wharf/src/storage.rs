@@ -21,6 +21,20 @@ pub use object_store::GetRange;
 #[derive(Clone, Debug)]
 pub struct Storage {
     store: Arc<dyn ObjectStore>,
+    /// The directory of a local store: reads of plain keys go to the file itself (one trip to
+    /// the blocking pool, where `object_store` makes up to four and maps the key to a path
+    /// through a URL, which cost a download more than the rest of its request).
+    local: Option<Arc<std::path::PathBuf>>,
+}
+
+/// A local file up to this size is read whole with its metadata; a larger one is streamed.
+const READ_WHOLE: u64 = 64 * 1024;
+
+/// A local file, opened, with what it is.
+struct Opened {
+    file: std::fs::File,
+    path: std::path::PathBuf,
+    meta: Meta,
 }
 
 /// What an object is: its whole size and when it was written.
@@ -115,9 +129,111 @@ impl Storage {
             let dir = url.strip_prefix("file://").unwrap_or(url);
             std::fs::create_dir_all(dir)
                 .map_err(|e| anyhow::anyhow!("cannot create storage directory {dir}: {e}"))?;
-            Arc::new(LocalFileSystem::new_with_prefix(dir)?)
+            // The directory `LocalFileSystem` resolves keys under.
+            let root = std::fs::canonicalize(dir)
+                .map_err(|e| anyhow::anyhow!("cannot use storage directory {dir}: {e}"))?;
+            let store = Arc::new(LocalFileSystem::new_with_prefix(&root)?);
+            return Ok(Storage {
+                store,
+                local: Some(Arc::new(root)),
+            });
         };
-        Ok(Storage { store })
+        Ok(Storage { store, local: None })
+    }
+
+    /// The file of `key` in a local store, when the key is plain: segments of letters,
+    /// digits and `._+~-`, none empty, `.` or `..` (what `LocalFileSystem` maps to the very
+    /// same path). Other keys go through `object_store`.
+    fn local_path(&self, key: &str) -> Option<std::path::PathBuf> {
+        let root = self.local.as_deref()?;
+        let plain = key.split('/').all(|part| {
+            !part.is_empty()
+                && part != "."
+                && part != ".."
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._+~-".contains(&b))
+        });
+        plain.then(|| root.join(key))
+    }
+
+    /// Opens a local file and reads what it is, or `None` when there is none (a directory
+    /// is none, as for `LocalFileSystem`).
+    fn open_local(path: std::path::PathBuf) -> std::io::Result<Option<Opened>> {
+        let file = match std::fs::File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let metadata = file.metadata()?;
+        if metadata.is_dir() {
+            return Ok(None);
+        }
+        let meta = Meta {
+            size: metadata.len(),
+            last_modified: metadata.modified()?,
+        };
+        Ok(Some(Opened { file, path, meta }))
+    }
+
+    /// `range` of a local file: read at once when small, else streamed as `object_store`
+    /// streams its files. `None` when there is no such file; an empty `range` when no byte
+    /// of it is in `wanted` (`None`: all of it).
+    async fn read_local(
+        path: std::path::PathBuf,
+        wanted: Option<GetRange>,
+    ) -> anyhow::Result<Option<(Meta, Range<u64>, Option<Blob>)>> {
+        let read = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+            use std::io::{Read, Seek};
+            let Some(mut opened) = Storage::open_local(path)? else {
+                return Ok(None);
+            };
+            let size = opened.meta.size;
+            let range = match &wanted {
+                None => 0..size,
+                Some(GetRange::Suffix(0)) => 0..0,
+                Some(range) => range.as_range(size).unwrap_or(0..0),
+            };
+            let length = range.end - range.start;
+            if range.is_empty() || length > READ_WHOLE {
+                return Ok(Some((opened, range, None)));
+            }
+            let mut bytes = Vec::with_capacity(length as usize);
+            opened.file.seek(std::io::SeekFrom::Start(range.start))?;
+            (&mut opened.file).take(length).read_to_end(&mut bytes)?;
+            Ok(Some((opened, range, Some(Bytes::from(bytes)))))
+        })
+        .await??;
+        let Some((opened, range, bytes)) = read else {
+            return Ok(None);
+        };
+        let meta = opened.meta;
+        if range.is_empty() {
+            return Ok(Some((meta, range, None)));
+        }
+        let stream: BoxStream<'static, object_store::Result<Bytes>> = match bytes {
+            Some(bytes) => Box::pin(futures_util::stream::once(async move { Ok(bytes) })),
+            None => GetResult {
+                payload: object_store::GetResultPayload::File(opened.file, opened.path),
+                meta: ObjectMeta {
+                    location: ObjectPath::default(),
+                    last_modified: meta.last_modified.into(),
+                    size: meta.size,
+                    e_tag: None,
+                    version: None,
+                },
+                range: range.clone(),
+                attributes: Default::default(),
+                extensions: Default::default(),
+            }
+            .into_stream(),
+        };
+        let blob = Blob {
+            meta,
+            range: range.clone(),
+            stream,
+        };
+        Ok(Some((meta, range, Some(blob))))
     }
 
     /// Stores the content of a local file under `key`.
@@ -164,6 +280,18 @@ impl Storage {
 
     /// The whole object, or `None` when there is no such object.
     pub async fn get(&self, key: &str) -> anyhow::Result<Option<Blob>> {
+        if let Some(path) = self.local_path(key) {
+            return Ok(match Storage::read_local(path, None).await? {
+                Some((_, _, Some(blob))) => Some(blob),
+                // An empty file: no bytes to stream.
+                Some((meta, range, None)) => Some(Blob {
+                    meta,
+                    range,
+                    stream: Box::pin(futures_util::stream::empty()),
+                }),
+                None => None,
+            });
+        }
         let Ok(location) = ObjectPath::parse(key) else {
             return Ok(None);
         };
@@ -177,6 +305,13 @@ impl Storage {
     /// Only the bytes of `range`, read from storage as a range (a local read from the offset,
     /// an S3 `GET` with `Range`), or what the object is when no byte of it is in `range`.
     pub async fn get_range(&self, key: &str, range: GetRange) -> anyhow::Result<Option<Part>> {
+        if let Some(path) = self.local_path(key) {
+            return Ok(match Storage::read_local(path, Some(range)).await? {
+                Some((_, _, Some(blob))) => Some(Part::Bytes(blob)),
+                Some((meta, _, None)) => Some(Part::Unsatisfiable(meta)),
+                None => None,
+            });
+        }
         let Ok(location) = ObjectPath::parse(key) else {
             return Ok(None);
         };
@@ -211,6 +346,10 @@ impl Storage {
 
     /// The object's size and age without its bytes (an S3 `HEAD`), or `None` when there is none.
     pub async fn head(&self, key: &str) -> anyhow::Result<Option<Meta>> {
+        if let Some(path) = self.local_path(key) {
+            let opened = tokio::task::spawn_blocking(move || Storage::open_local(path)).await??;
+            return Ok(opened.map(|opened| opened.meta));
+        }
         let Ok(location) = ObjectPath::parse(key) else {
             return Ok(None);
         };

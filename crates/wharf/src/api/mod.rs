@@ -63,9 +63,16 @@ pub fn metadata_json(meta: &Metadata) -> Value {
 }
 
 /// Redirects non-normalised names, as warehouse does.
-fn canonical_redirect(project: &str, rest: &str) -> Option<Response> {
+fn canonical_redirect(project: &str, rest: impl FnOnce() -> String) -> Option<Response> {
+    if name::is_normalized(project) {
+        return None;
+    }
     let normalized = name::normalize(project);
-    (normalized != project).then(|| moved(&format!("/pypi/{}/{rest}", encode_segment(&normalized))))
+    Some(moved(&format!(
+        "/pypi/{}/{}",
+        encode_segment(&normalized),
+        rest()
+    )))
 }
 
 pub async fn project(
@@ -74,10 +81,10 @@ pub async fn project(
     request: Request,
 ) -> Response {
     let headers = request.headers();
-    if let Some(redirect) = canonical_redirect(&project, "json") {
+    if let Some(redirect) = canonical_redirect(&project, || "json".to_owned()) {
         return redirect;
     }
-    serve(&state, headers, &project, None).await
+    serve(&state, headers, project, None).await
 }
 
 pub async fn release(
@@ -87,27 +94,32 @@ pub async fn release(
 ) -> Response {
     let headers = request.headers();
     if let Some(redirect) =
-        canonical_redirect(&project, &format!("{}/json", encode_segment(&version)))
+        canonical_redirect(&project, || format!("{}/json", encode_segment(&version)))
     {
         return redirect;
     }
-    serve(&state, headers, &project, Some(&version)).await
+    serve(&state, headers, project, Some(version)).await
 }
 
 async fn serve(
     state: &AppState,
     headers: &HeaderMap,
-    project: &str,
-    version: Option<&str>,
+    project: String,
+    version: Option<String>,
 ) -> Response {
+    // The key owns the names the extractor made: no copy of them per request.
     let key = PageKey {
-        project: Some(project.to_owned()),
+        project: Some(project),
         kind: "json",
-        variant: version.map(str::to_owned),
+        variant: version,
     };
+    let (project, version) = (
+        key.project.as_deref().unwrap_or_default(),
+        key.variant.as_deref(),
+    );
     let page = match state
         .cache
-        .get_or_render(key, render(state, project, version))
+        .get_or_render(&key, || render(state, project, version))
         .await
     {
         Ok(page) => page,

@@ -565,12 +565,18 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         let _ = stopping.wait_for(|stopping| *stopping).await;
         tokio::time::sleep(grace).await;
     };
-    tokio::select! {
-        served = server => {
+    let served = tokio::select! {
+        served = server => Some(served),
+        () = grace_over => None,
+    };
+    // The last requests' access lines before the lines that say the server stops.
+    crate::observe::flush_access_log();
+    match served {
+        Some(served) => {
             served?;
             tracing::info!("every request finished");
         }
-        () = grace_over => {
+        None => {
             tracing::warn!(
                 in_flight = state.lifecycle.in_flight(),
                 "the shutdown grace is over: the requests still in flight are cut off"

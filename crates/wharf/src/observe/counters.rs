@@ -26,6 +26,7 @@ const STATUSES: [u16; 23] = [
 const STATUS_SLOTS: usize = STATUSES.len() + 5;
 /// More than the router has routes; requests without a route share the `none` slot.
 const ROUTE_SLOTS: usize = 256;
+const ADDRESS_SLOTS: usize = 512;
 
 struct RouteFigures {
     route: OnceLock<Box<str>>,
@@ -84,6 +85,10 @@ const REFUSALS: [(u16, &str); 8] = [
 
 pub struct RequestCounters {
     routes: Box<[RouteFigures]>,
+    /// The slot of a route by the address of its name: the router hands every request of a
+    /// route the same shared name, so a request finds its slot without hashing the text.
+    /// Each entry is `address << 8 | slot` (0 for none), checked against the slot's name.
+    by_address: Box<[AtomicU64]>,
     bytes_served: AtomicU64,
     bytes_uploaded: AtomicU64,
     files_served: [AtomicU64; FILE_KINDS.len()],
@@ -94,6 +99,7 @@ impl Default for RequestCounters {
     fn default() -> RequestCounters {
         RequestCounters {
             routes: (0..ROUTE_SLOTS).map(|_| RouteFigures::default()).collect(),
+            by_address: (0..ADDRESS_SLOTS).map(|_| AtomicU64::new(0)).collect(),
             bytes_served: AtomicU64::new(0),
             bytes_uploaded: AtomicU64::new(0),
             files_served: std::array::from_fn(|_| AtomicU64::new(0)),
@@ -144,16 +150,47 @@ pub struct Served<'a> {
 }
 
 impl RequestCounters {
+    /// The slot of `route`: by the address of its text when it was seen there before, else
+    /// by [`RequestCounters::slot`].
+    fn slot_of(&self, route: &str) -> Option<&RouteFigures> {
+        let address = route.as_ptr() as u64;
+        let entry = &self.by_address
+            [(address.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize % ADDRESS_SLOTS];
+        let known = entry.load(Ordering::Relaxed);
+        if known >> 8 == address & (u64::MAX >> 8) {
+            let figures = &self.routes[(known & 0xff) as usize];
+            if figures
+                .route
+                .get()
+                .is_some_and(|claimed| &**claimed == route)
+            {
+                return Some(figures);
+            }
+        }
+        let index = self.slot_index(route)?;
+        entry.store(
+            ((address & (u64::MAX >> 8)) << 8) | index as u64,
+            Ordering::Relaxed,
+        );
+        Some(&self.routes[index])
+    }
+
     /// The slot of `route`: found by its hash, claimed on first sight.
+    #[cfg(test)]
     fn slot(&self, route: &str) -> Option<&RouteFigures> {
+        self.slot_index(route).map(|index| &self.routes[index])
+    }
+
+    /// The index of `route`'s slot: found by its hash, claimed on first sight.
+    fn slot_index(&self, route: &str) -> Option<usize> {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         route.hash(&mut hasher);
         let start = hasher.finish() as usize % ROUTE_SLOTS;
         for step in 0..ROUTE_SLOTS {
-            let figures = &self.routes[(start + step) % ROUTE_SLOTS];
-            let claimed = figures.route.get_or_init(|| route.into());
+            let index = (start + step) % ROUTE_SLOTS;
+            let claimed = self.routes[index].route.get_or_init(|| route.into());
             if &**claimed == route {
-                return Some(figures);
+                return Some(index);
             }
         }
         None
@@ -161,7 +198,7 @@ impl RequestCounters {
 
     pub fn record(&self, served: &Served<'_>) {
         let route = served.route.unwrap_or("none");
-        if let Some(figures) = self.slot(route) {
+        if let Some(figures) = self.slot_of(route) {
             figures.requests[method_slot(served.method)][status_slot(served.status)]
                 .fetch_add(1, Ordering::Relaxed);
             let bucket = BUCKETS
@@ -352,6 +389,25 @@ mod tests {
                     .map(|r| &**r),
                 Some(route.as_str())
             );
+            // The same name at another address, or another name at an address seen before,
+            // finds its own slot.
+            let copy = route.clone();
+            let by_address = counters.slot_of(&copy).map(|s| s as *const RouteFigures);
+            assert_eq!(by_address, counters.slot(&route).map(|s| s as *const _));
+            assert_eq!(
+                counters.slot_of(&copy).map(|s| s as *const RouteFigures),
+                by_address
+            );
         }
+        let mut reused = String::from("/first/");
+        let first = counters.slot_of(&reused).map(|s| s as *const RouteFigures);
+        reused.clear();
+        reused.push_str("/other/");
+        let other = counters.slot_of(&reused).map(|s| s as *const RouteFigures);
+        assert_ne!(first, other);
+        assert_eq!(
+            other,
+            counters.slot("/other/").map(|s| s as *const RouteFigures)
+        );
     }
 }

@@ -7,20 +7,26 @@
 use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::body::HttpBody as _;
 use axum::extract::{ConnectInfo, MatchedPath, Request};
-use axum::http::{HeaderValue, header};
+use axum::http::uri::PathAndQuery;
+use axum::http::{HeaderValue, Method, header};
+use axum::response::IntoResponse as _;
 
 use crate::config::LogFormat;
 use crate::state::AppState;
 
+mod access;
 pub mod counters;
+
+pub use access::flush as flush_access_log;
 
 pub const REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
 
@@ -36,233 +42,84 @@ static IDS: std::sync::LazyLock<RequestIds> = std::sync::LazyLock::new(|| Reques
     next: AtomicU64::new(1),
 });
 
-fn new_request_id() -> String {
-    let n = IDS.next.fetch_add(1, Ordering::Relaxed);
-    let mut id = String::with_capacity(20);
-    push_hex(&mut id, u64::from(IDS.prefix), 8);
-    push_hex(&mut id, n, 12);
-    id
+/// A request's id: one of ours (20 hex digits, in place), or the one a trusted proxy sent.
+enum RequestId {
+    Own([u8; 20]),
+    Forwarded(HeaderValue),
 }
 
-/// The low `digits` hex digits of `value` (no `core::fmt` on the request path).
-fn push_hex(out: &mut String, value: u64, digits: u32) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for i in (0..digits).rev() {
-        out.push(char::from(HEX[((value >> (i * 4)) & 0xf) as usize]));
+impl RequestId {
+    fn new() -> RequestId {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let n = IDS.next.fetch_add(1, Ordering::Relaxed);
+        // The prefix in 8 hex digits, then the counter's low 48 bits in 12.
+        let mut id = [0u8; 20];
+        let (prefix, counter) = id.split_at_mut(8);
+        let mut value = IDS.prefix;
+        for digit in prefix.iter_mut().rev() {
+            *digit = HEX[(value & 0xf) as usize];
+            value >>= 4;
+        }
+        let mut value = n;
+        for digit in counter.iter_mut().rev() {
+            *digit = HEX[(value & 0xf) as usize];
+            value >>= 4;
+        }
+        RequestId::Own(id)
     }
-}
 
-/// A number in decimal (itoa: no `core::fmt` on the request path).
-fn push_number(out: &mut String, value: u64) {
-    out.push_str(itoa::Buffer::new().format(value));
-}
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            RequestId::Own(id) => id,
+            RequestId::Forwarded(value) => value.as_bytes(),
+        }
+    }
 
-/// The client's address; IPv4 without `core::fmt`.
-fn push_ip(out: &mut String, ip: Option<std::net::IpAddr>) {
-    match ip {
-        None => out.push('-'),
-        Some(std::net::IpAddr::V4(v4)) => {
-            for (i, octet) in v4.octets().iter().enumerate() {
-                if i > 0 {
-                    out.push('.');
+    /// The `X-Request-Id` value. Ours are cut from a buffer per thread, so that a request
+    /// costs no allocation of its own for it.
+    fn header_value(&self) -> Option<HeaderValue> {
+        thread_local! {
+            static IDS_BUFFER: std::cell::RefCell<bytes::BytesMut> =
+                std::cell::RefCell::new(bytes::BytesMut::new());
+        }
+        match self {
+            RequestId::Own(id) => IDS_BUFFER.with(|buffer| {
+                let mut buffer = buffer.borrow_mut();
+                if buffer.capacity() < id.len() {
+                    *buffer = bytes::BytesMut::with_capacity(4096);
                 }
-                push_number(out, u64::from(*octet));
-            }
+                buffer.extend_from_slice(id);
+                HeaderValue::from_maybe_shared(buffer.split().freeze()).ok()
+            }),
+            RequestId::Forwarded(value) => Some(value.clone()),
         }
-        Some(other) => {
-            let _ = write!(out, "{other}");
-        }
     }
-}
-
-/// Milliseconds with three decimals, from microseconds.
-fn push_millis(out: &mut String, micros: u64) {
-    push_number(out, micros / 1000);
-    out.push('.');
-    let fraction = micros % 1000;
-    if fraction < 100 {
-        out.push('0');
-    }
-    if fraction < 10 {
-        out.push('0');
-    }
-    push_number(out, fraction);
 }
 
 /// An id a trusted proxy sent along, if it is a plain token (no spaces or quotes that could
 /// forge a log field).
-fn forwarded_request_id(value: &HeaderValue) -> Option<String> {
-    let text = value.to_str().ok()?;
+fn forwarded_request_id(value: &HeaderValue) -> Option<HeaderValue> {
+    let text = value.as_bytes();
     let plain = !text.is_empty()
         && text.len() <= 128
         && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
-    plain.then(|| text.to_owned())
-}
-
-/// The path and the query's keys, without their values: `/account/reset-password/?token=`.
-pub fn loggable_path(uri: &axum::http::Uri) -> String {
-    let mut path = uri.path().to_owned();
-    if let Some(query) = uri.query() {
-        path.push('?');
-        for (i, pair) in query.split('&').enumerate() {
-            if i > 0 {
-                path.push('&');
-            }
-            let key = pair.split('=').next().unwrap_or_default();
-            let _ = write!(path, "{key}=");
-        }
-    }
-    path
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b));
+    plain.then(|| value.clone())
 }
 
 /// Where access-log lines go, and in which format: set once by `main` (the same writer
 /// thread as every other log line). Unset (the tests), lines go through `tracing`.
-static ACCESS_LOG: OnceLock<(tracing_appender::non_blocking::NonBlocking, LogFormat)> =
-    OnceLock::new();
-
 pub fn init_access_log(writer: tracing_appender::non_blocking::NonBlocking, format: LogFormat) {
-    let _ = ACCESS_LOG.set((writer, format));
+    access::init(writer, format);
 }
 
-/// One access-log line. Formatted here rather than by `tracing`'s formatter, which cost a
-/// request more than its own handling (about 24,000 instructions on a cached page, measured
-/// with callgrind): the same fields and layout, in one buffer, then one channel send.
-struct AccessLine<'a> {
-    request_id: &'a str,
-    method: &'a str,
-    path: &'a str,
-    route: &'a str,
-    status: u16,
-    bytes: Option<u64>,
-    duration_micros: u64,
-    client_ip: Option<std::net::IpAddr>,
-    user_agent: &'a str,
-}
-
-impl AccessLine<'_> {
-    fn write(&self) {
-        let Some((writer, format)) = ACCESS_LOG.get() else {
-            tracing::info!(
-                target: "wharf::access",
-                request_id = self.request_id,
-                method = self.method,
-                path = self.path,
-                route = self.route,
-                status = self.status,
-                bytes = self.bytes,
-                duration_ms = format_args!("{:.3}", self.duration_micros as f64 / 1000.0),
-                client_ip = format_args!("{}", self.client_ip.map_or_else(|| "-".to_owned(), |ip| ip.to_string())),
-                user_agent = self.user_agent,
-            );
-            return;
-        };
-        let mut line = String::with_capacity(384);
-        let mut stamp = String::with_capacity(32);
-        timestamp(&mut stamp);
-        match format {
-            LogFormat::Text => {
-                // `tracing`'s text layout: strings quoted and escaped as Rust's Debug does,
-                // so a path or user agent cannot forge a field or a line.
-                line.push_str(&stamp);
-                line.push_str("  INFO wharf::access: request_id=");
-                quoted(&mut line, self.request_id);
-                line.push_str(" method=");
-                quoted(&mut line, self.method);
-                line.push_str(" path=");
-                quoted(&mut line, self.path);
-                line.push_str(" route=");
-                quoted(&mut line, self.route);
-                line.push_str(" status=");
-                push_number(&mut line, u64::from(self.status));
-                if let Some(bytes) = self.bytes {
-                    line.push_str(" bytes=");
-                    push_number(&mut line, bytes);
-                }
-                line.push_str(" duration_ms=");
-                push_millis(&mut line, self.duration_micros);
-                line.push_str(" client_ip=\"");
-                push_ip(&mut line, self.client_ip);
-                line.push_str("\" user_agent=");
-                quoted(&mut line, self.user_agent);
-                line.push('\n');
-            }
-            LogFormat::Json => {
-                let text = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned());
-                let _ = write!(
-                    line,
-                    "{{\"timestamp\":{},\"level\":\"INFO\",\"target\":\"wharf::access\",\"request_id\":{},\"method\":{},\"path\":{},\"route\":{},\"status\":{}",
-                    text(&stamp),
-                    text(self.request_id),
-                    text(self.method),
-                    text(self.path),
-                    text(self.route),
-                    self.status
-                );
-                if let Some(bytes) = self.bytes {
-                    let _ = write!(line, ",\"bytes\":{bytes}");
-                }
-                let mut ip = String::with_capacity(40);
-                push_ip(&mut ip, self.client_ip);
-                line.push_str(",\"duration_ms\":");
-                push_millis(&mut line, self.duration_micros);
-                let _ = writeln!(
-                    line,
-                    ",\"client_ip\":{},\"user_agent\":{}}}",
-                    text(&ip),
-                    text(self.user_agent)
-                );
-            }
-        }
-        let mut writer = writer.clone();
-        let _ = std::io::Write::write_all(&mut writer, line.as_bytes());
-    }
-}
-
-/// `s` in double quotes, escaped as Rust's Debug escapes it; plain text (the usual case) is
-/// copied as it is, without the per-character escaping.
-fn quoted(out: &mut String, s: &str) {
-    if s.bytes()
-        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
-    {
-        out.push('"');
-        out.push_str(s);
-        out.push('"');
-    } else {
-        let _ = write!(out, "{s:?}");
-    }
-}
-
-/// Now as RFC 3339 in UTC with microseconds. The date and time of day are formatted once a
-/// second per thread; the rest is arithmetic.
-fn timestamp(out: &mut String) {
-    thread_local! {
-        static SECOND: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
-    }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = now.as_secs();
-    SECOND.with(|cached| {
-        let mut cached = cached.borrow_mut();
-        if cached.0 != secs {
-            let format =
-                time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
-            let formatted = time::OffsetDateTime::from_unix_timestamp(secs as i64)
-                .ok()
-                .and_then(|t| t.format(&format).ok())
-                .unwrap_or_default();
-            *cached = (secs, formatted);
-        }
-        out.push_str(&cached.1);
-    });
-    let _ = write!(out, ".{:06}Z", now.subsec_micros());
-}
-
-/// What the access log needs of the state: a tower layer in front of every route, so that a
-/// request costs one `Arc` clone and one boxed future (axum's `from_fn` also clones the
-/// state and the inner service per request).
+/// Everything every response gets, in one tower layer in front of every route (each layer
+/// axum stacks costs a service and a future per request): the request id, the access-log
+/// line, the request figures, the in-flight count, `X-Content-Type-Options: nosniff` (and
+/// HSTS on an https site) where the handler set none, and a 500 for a handler that panics.
+/// A request costs one `Arc` clone and no allocation of its own (the `X-Request-Id` value
+/// aside).
 #[derive(Clone)]
 pub struct AccessLogLayer {
     observer: Arc<Observer>,
@@ -272,15 +129,30 @@ struct Observer {
     trusted_proxies: crate::config::TrustedProxies,
     lifecycle: Arc<crate::state::Lifecycle>,
     requests: Arc<counters::RequestCounters>,
+    https: bool,
+    /// `Some(on)` when the access log's filter was decided once at the start (a writer thread
+    /// from `main`); `None` (the tests) asks `tracing` at each request.
+    log: Option<bool>,
+}
+
+impl Observer {
+    fn logs(&self) -> bool {
+        self.log
+            .unwrap_or_else(|| tracing::enabled!(target: "wharf::access", tracing::Level::INFO))
+    }
 }
 
 impl AccessLogLayer {
     pub fn new(state: &AppState) -> AccessLogLayer {
+        let log = access::initialised()
+            .then(|| tracing::enabled!(target: "wharf::access", tracing::Level::INFO));
         AccessLogLayer {
             observer: Arc::new(Observer {
                 trusted_proxies: state.settings.trusted_proxies.clone(),
                 lifecycle: state.lifecycle.clone(),
                 requests: state.requests.clone(),
+                https: state.settings.is_https(),
+                log,
             }),
         }
     }
@@ -303,16 +175,14 @@ pub struct AccessLog<S> {
     observer: Arc<Observer>,
 }
 
-impl<S, B> tower::Service<Request> for AccessLog<S>
+impl<S> tower::Service<Request> for AccessLog<S>
 where
-    S: tower::Service<Request, Response = axum::http::Response<B>, Error = Infallible>,
-    S::Future: Send + 'static,
-    B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
-    B::Error: Into<axum::BoxError>,
+    S: tower::Service<Request, Response = axum::response::Response, Error = Infallible>,
+    S::Future: Unpin,
 {
     type Response = axum::response::Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+    type Future = Observed<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -322,24 +192,65 @@ where
         let observer = self.observer.clone();
         let in_flight = observer.lifecycle.request_started();
         let begun = Begun::of(&observer, &request);
-        let answer = self.inner.call(request);
-        Box::pin(async move {
-            let mut response = answer.await?;
-            let streamed = begun.file_kind.is_some();
-            begun.finish(&observer, &mut response);
-            // A download is in flight until its last byte is sent, not when its head is.
-            if streamed {
-                return Ok(response.map(|body| {
-                    axum::body::Body::new(Counted {
-                        body: axum::body::Body::new(body),
-                        _in_flight: in_flight,
-                    })
-                }));
+        let answer = std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(request))).ok();
+        Observed {
+            answer,
+            begun: Some((begun, in_flight)),
+            observer,
+        }
+    }
+}
+
+/// The answer of the route, then what the layer adds to it. No box: the route's own future
+/// is `Unpin` (axum boxes it), and so is this.
+pub struct Observed<F> {
+    /// `None` when the route panicked before it had a future.
+    answer: Option<F>,
+    begun: Option<(Begun, crate::state::InFlight)>,
+    observer: Arc<Observer>,
+}
+
+/// What a panicking handler answers (the panic itself is reported by the panic hook).
+fn panicked() -> axum::response::Response {
+    crate::error::AppError::internal("a request handler panicked").into_response()
+}
+
+impl<F> Future for Observed<F>
+where
+    F: Future<Output = Result<axum::response::Response, Infallible>> + Unpin,
+{
+    type Output = Result<axum::response::Response, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let mut response = match &mut this.answer {
+            None => panicked(),
+            Some(answer) => {
+                match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(answer).poll(cx))) {
+                    Ok(Poll::Pending) => return Poll::Pending,
+                    Ok(Poll::Ready(Ok(response))) => response,
+                    Ok(Poll::Ready(Err(never))) => match never {},
+                    Err(_) => panicked(),
+                }
             }
-            drop(in_flight);
-            // As axum would make it for the router (the layers' own body type, boxed once).
-            Ok(response.map(axum::body::Body::new))
-        })
+        };
+        this.answer = None;
+        let Some((begun, in_flight)) = this.begun.take() else {
+            return Poll::Ready(Ok(response));
+        };
+        let streamed = begun.file_kind.is_some();
+        begun.finish(&this.observer, &mut response);
+        // A download is in flight until its last byte is sent, not when its head is.
+        if streamed {
+            return Poll::Ready(Ok(response.map(|body| {
+                axum::body::Body::new(Counted {
+                    body,
+                    _in_flight: in_flight,
+                })
+            })));
+        }
+        drop(in_flight);
+        Poll::Ready(Ok(response))
     }
 }
 
@@ -369,17 +280,24 @@ impl axum::body::HttpBody for Counted {
     }
 }
 
-/// What is kept of a request until its answer: the request itself goes to the handler.
+/// What is kept of a request until its answer: the request itself goes to the handler. No
+/// copies: the route's name and the URI share what the router and hyper hold, and what only
+/// the access line needs is kept only while the line is written.
 struct Begun {
     started: Instant,
-    request_id: String,
-    method: axum::http::Method,
-    path: String,
-    route: Option<String>,
+    request_id: RequestId,
+    method: Method,
+    route: Option<MatchedPath>,
     file_kind: Option<counters::FileKind>,
-    client_ip: Option<std::net::IpAddr>,
     bytes_in: Option<u64>,
-    user_agent: String,
+    line: Option<LineFields>,
+}
+
+/// What only the access line says.
+struct LineFields {
+    path: Option<PathAndQuery>,
+    client_ip: Option<std::net::IpAddr>,
+    user_agent: Option<HeaderValue>,
 }
 
 impl Begun {
@@ -388,70 +306,85 @@ impl Begun {
             .extensions()
             .get::<ConnectInfo<std::net::SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip());
+        // Only a trusted proxy's id is taken over: no other request looks for one.
         let trusted_peer =
             peer.is_some_and(|ip| observer.trusted_proxies.contains(ip.to_canonical()));
-        let request_id = request
-            .headers()
-            .get(&REQUEST_ID)
-            .filter(|_| trusted_peer)
+        let request_id = trusted_peer
+            .then(|| request.headers().get(&REQUEST_ID))
+            .flatten()
             .and_then(forwarded_request_id)
-            .unwrap_or_else(new_request_id);
-        let route = request
-            .extensions()
-            .get::<MatchedPath>()
-            .map(|m| m.as_str().to_owned());
+            .map_or_else(RequestId::new, RequestId::Forwarded);
+        let route = request.extensions().get::<MatchedPath>().cloned();
         let file_kind = matches!(
-            route.as_deref(),
+            route.as_ref().map(MatchedPath::as_str),
             Some("/files/{*path}" | "/files/upstream/{*rest}")
         )
         .then(|| counters::FileKind::of(request.uri().path()));
+        let method = request.method().clone();
+        // Only uploads' lengths are counted.
+        let bytes_in = (method == Method::POST)
+            .then(|| {
+                request
+                    .headers()
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .or_else(|| request.body().size_hint().exact())
+            })
+            .flatten();
+        let line = observer.logs().then(|| LineFields {
+            path: request.uri().path_and_query().cloned(),
+            // Behind no trusted proxy the client is the peer: no header to read.
+            client_ip: if trusted_peer {
+                crate::request::client_ip(peer, request.headers(), &observer.trusted_proxies)
+            } else {
+                peer.map(|ip| ip.to_canonical())
+            },
+            user_agent: request.headers().get(header::USER_AGENT).cloned(),
+        });
         Begun {
             started: Instant::now(),
             request_id,
-            method: request.method().clone(),
-            path: loggable_path(request.uri()),
+            method,
             route,
             file_kind,
-            client_ip: crate::request::client_ip(
-                peer,
-                request.headers(),
-                &observer.trusted_proxies,
-            ),
-            bytes_in: request
+            bytes_in,
+            line,
+        }
+    }
+
+    fn finish(self, observer: &Observer, response: &mut axum::response::Response) {
+        let headers = response.headers_mut();
+        if let Some(value) = self.request_id.header_value() {
+            headers.insert(REQUEST_ID, value);
+        }
+        // No content sniffing, pages or not (index, files, errors).
+        headers
+            .entry(header::X_CONTENT_TYPE_OPTIONS)
+            .or_insert(HeaderValue::from_static("nosniff"));
+        // On an https site, browsers must never come back over plain http.
+        if observer.https {
+            headers.insert(
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+            );
+        }
+        let is_head = self.method == Method::HEAD;
+        // A body of known length says it (a page's); a HEAD answer's length, or a stream's,
+        // is the header's.
+        let exact = response.body().size_hint().exact().filter(|_| !is_head);
+        let bytes = exact.or_else(|| {
+            response
                 .headers()
                 .get(header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u64>().ok())
-                .or_else(|| request.body().size_hint().exact()),
-            user_agent: request
-                .headers()
-                .get(header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("-")
-                .chars()
-                .take(256)
-                .collect(),
-        }
-    }
-
-    fn finish<B: axum::body::HttpBody>(
-        self,
-        observer: &Observer,
-        response: &mut axum::http::Response<B>,
-    ) {
-        if let Ok(value) = HeaderValue::from_str(&self.request_id) {
-            response.headers_mut().insert(REQUEST_ID, value);
-        }
-        let bytes = response
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .or_else(|| response.body().size_hint().exact());
-        let elapsed = self.started.elapsed();
-        let is_head = self.method == axum::http::Method::HEAD;
+        });
+        let ended = Instant::now();
+        let elapsed = ended.saturating_duration_since(self.started);
+        let route = self.route.as_ref().map(MatchedPath::as_str);
         observer.requests.record(&counters::Served {
-            route: self.route.as_deref(),
+            route,
             method: &self.method,
             status: response.status(),
             seconds: elapsed.as_secs_f64(),
@@ -466,17 +399,18 @@ impl Begun {
         {
             observer.requests.file_served(kind);
         }
-        if tracing::enabled!(target: "wharf::access", tracing::Level::INFO) {
-            AccessLine {
-                request_id: &self.request_id,
-                method: self.method.as_str(),
-                path: &self.path,
-                route: self.route.as_deref().unwrap_or("-"),
+        if let Some(line) = &self.line {
+            access::AccessLine {
+                request_id: self.request_id.as_bytes(),
+                method: &self.method,
+                path: line.path.as_ref(),
+                route: route.unwrap_or("-"),
                 status: response.status().as_u16(),
                 bytes,
                 duration_micros: elapsed.as_micros() as u64,
-                client_ip: self.client_ip,
-                user_agent: &self.user_agent,
+                ended,
+                client_ip: line.client_ip,
+                user_agent: line.user_agent.as_ref(),
             }
             .write();
         }
@@ -531,38 +465,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fields_are_quoted_and_escaped_and_times_are_rfc3339() {
-        let mut out = String::new();
-        quoted(&mut out, "pip/24.0 CPython");
-        quoted(&mut out, "a\"b\nc");
-        assert_eq!(out, "\"pip/24.0 CPython\"\"a\\\"b\\nc\"");
-        let mut stamp = String::new();
-        timestamp(&mut stamp);
-        assert!(
-            time::OffsetDateTime::parse(&stamp, &time::format_description::well_known::Rfc3339)
-                .is_ok(),
-            "{stamp}"
-        );
-        assert_eq!(stamp.len(), 27, "{stamp}");
-    }
-
-    #[test]
-    fn query_values_are_left_out() {
-        let uri: axum::http::Uri = "/account/reset-password/confirm/?token=secret&next=/x"
-            .parse()
-            .expect("uri");
-        assert_eq!(
-            loggable_path(&uri),
-            "/account/reset-password/confirm/?token=&next="
-        );
-        let plain: axum::http::Uri = "/simple/demo/".parse().expect("uri");
-        assert_eq!(loggable_path(&plain), "/simple/demo/");
-    }
-
-    #[test]
     fn forwarded_ids_are_plain_tokens_only() {
         let ok = HeaderValue::from_static("3f2a-9b.1:x_y");
-        assert_eq!(forwarded_request_id(&ok).as_deref(), Some("3f2a-9b.1:x_y"));
+        assert_eq!(
+            forwarded_request_id(&ok)
+                .as_ref()
+                .map(HeaderValue::as_bytes),
+            Some(&b"3f2a-9b.1:x_y"[..])
+        );
         for bad in ["a b", "a\"b", "", "x=1"] {
             let value = HeaderValue::from_str(bad).expect("header");
             assert_eq!(forwarded_request_id(&value), None, "{bad:?}");
@@ -571,8 +481,12 @@ mod tests {
             forwarded_request_id(&HeaderValue::from_str(&"a".repeat(129)).expect("header")),
             None
         );
-        let (a, b) = (new_request_id(), new_request_id());
-        assert_ne!(a, b);
-        assert_eq!(a.len(), 20);
+        let (a, b) = (RequestId::new(), RequestId::new());
+        assert_ne!(a.as_bytes(), b.as_bytes());
+        assert_eq!(a.as_bytes().len(), 20);
+        assert!(a.as_bytes().iter().all(u8::is_ascii_hexdigit));
+        let prefix = format!("{:08x}", IDS.prefix);
+        assert!(a.as_bytes().starts_with(prefix.as_bytes()));
+        assert_eq!(a.header_value().expect("value").as_bytes(), a.as_bytes());
     }
 }

@@ -150,9 +150,15 @@ pub async fn serve_file(
         return AppError::not_found().render(headers);
     }
     let key = wanted.storage_key(metadata_sha256);
-    let stored = || crate::files::File {
-        filename: wanted.served_name(&key),
-        etag: wanted.etag(metadata_sha256),
+    let stored = || {
+        let filename = wanted.served_name(&key);
+        crate::files::File {
+            filename,
+            headers: std::sync::Arc::new(crate::files::file_headers(
+                filename,
+                wanted.etag(metadata_sha256),
+            )),
+        }
     };
     if is_kept(state, &proxy, &key).await {
         proxy
@@ -386,7 +392,10 @@ pub async fn serve_file(
     };
     let answer = File {
         filename: wanted.filename,
-        etag: wanted.etag(None),
+        headers: std::sync::Arc::new(crate::files::file_headers(
+            wanted.filename,
+            wanted.etag(None),
+        )),
     };
     let mut response = answer.answer(StatusCode::OK, body, limit, &meta);
     if file.size.or(announced).is_none() {

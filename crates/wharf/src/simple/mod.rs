@@ -128,7 +128,7 @@ pub async fn index(State(state): State<AppState>, request: Request) -> Response 
     };
     let page = match state
         .cache
-        .get_or_render(key, render_index(&state, format))
+        .get_or_render(&key, || render_index(&state, format))
         .await
     {
         Ok(page) => page,
@@ -200,19 +200,20 @@ pub async fn project(
     request: Request,
 ) -> Response {
     let headers = request.headers();
-    let normalized = name::normalize(&project);
-    if normalized != project {
+    if !name::is_normalized(&project) {
+        let normalized = name::normalize(&project);
         return moved(&format!("/simple/{}/", encode_segment(&normalized)));
     }
     let format = accept(headers);
     let key = PageKey {
-        project: Some(normalized.clone()),
+        project: Some(project),
         kind: kind(format),
         variant: None,
     };
+    let normalized = key.project.as_deref().unwrap_or_default();
     let page = match state
         .cache
-        .get_or_render(key, render_project(&state, &normalized, format))
+        .get_or_render(&key, || render_project(&state, normalized, format))
         .await
     {
         Ok(page) => page,
