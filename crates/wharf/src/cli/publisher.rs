@@ -163,3 +163,56 @@ pub async fn run(state: &AppState, command: PublisherCommand) -> anyhow::Result<
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::PublisherCommand;
+    use crate::cli::{Cli, Command};
+
+    fn parse(args: &str) -> Result<PublisherCommand, String> {
+        let argv = std::iter::once("wharf").chain(args.split_whitespace());
+        match Cli::try_parse_from(argv)
+            .map_err(|e| e.kind().to_string())?
+            .command
+        {
+            Command::Publisher { command } => Ok(command),
+            other => Err(format!("{other:?}")),
+        }
+    }
+
+    #[test]
+    fn the_publisher_commands_take_one_kind_with_its_fields() {
+        Cli::command().debug_assert();
+        match parse(
+            "publisher add demo --github acme/demo --workflow release.yml --environment pypi",
+        ) {
+            Ok(PublisherCommand::Add {
+                github,
+                workflow,
+                environment,
+                gitlab,
+                ..
+            }) => {
+                assert_eq!(github.as_deref(), Some("acme/demo"));
+                assert_eq!(workflow.as_deref(), Some("release.yml"));
+                assert_eq!(environment.as_deref(), Some("pypi"));
+                assert!(gitlab.is_none());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse("publisher add demo --gitlab acme/demo --ci-config .gitlab-ci.yml").is_ok());
+        assert!(parse("publisher list demo").is_ok());
+        assert!(parse("publisher remove demo 1234").is_ok());
+        for refused in [
+            "publisher add demo",
+            "publisher add demo --github acme/demo",
+            "publisher add demo --gitlab acme/demo",
+            "publisher add demo --github acme/demo --workflow r.yml --gitlab a/b --ci-config c.yml",
+            "publisher add demo --workflow r.yml",
+        ] {
+            assert!(parse(refused).is_err(), "{refused}");
+        }
+    }
+}
