@@ -76,7 +76,7 @@ pub async fn verify(
 }
 
 /// A NumericDate claim, as unix seconds.
-fn seconds(claims: &Claims, name: &str) -> Result<Option<i64>, String> {
+pub fn seconds(claims: &Claims, name: &str) -> Result<Option<i64>, String> {
     match claims.get(name) {
         None => Ok(None),
         Some(value) => value

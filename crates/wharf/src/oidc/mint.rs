@@ -111,9 +111,10 @@ pub async fn mint(
     if replay::seen(exchange.db, &issuer, &jti).await? {
         return Ok(Err(reused()));
     }
-    let exp = claims
-        .get("exp")
-        .and_then(Value::as_i64)
+    // As verification read it (an integer or a number of seconds); verified present.
+    let exp = crate::oidc::jwt::seconds(&claims, "exp")
+        .ok()
+        .flatten()
         .unwrap_or(now_secs);
 
     let mut tx = exchange.db.begin().await?;
@@ -126,7 +127,13 @@ pub async fn mint(
         &publisher.owner_id,
         claims.get("repository_owner_id").and_then(Value::as_str),
     ) {
-        publishers::pin_owner_id(&mut tx, &publisher.id, owner_id).await?;
+        // Of two first exchanges with different owners, only the one that pinned it mints.
+        if !publishers::pin_owner_id(&mut tx, &publisher.id, owner_id).await? {
+            return Ok(Err(refuse(
+                "invalid-publisher",
+                "valid token, but no corresponding publisher (repository_owner_id does not match)",
+            )));
+        }
     }
     let projects = publishers::projects_of(&mut tx, &publisher.id).await?;
     if projects.is_empty() {

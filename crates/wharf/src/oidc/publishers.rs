@@ -349,15 +349,22 @@ pub async fn projects_of(
 
 /// Pins GitHub's `repository_owner_id` the first time it is learnt: a repository deleted and
 /// recreated under the same name by someone else can no longer publish.
+/// Pins a GitHub publisher's owner id at its first exchange; false when another exchange
+/// pinned a different one first.
 pub async fn pin_owner_id(
     conn: &mut AnyConnection,
     publisher_id: &str,
     owner_id: &str,
-) -> Result<(), sqlx::Error> {
+) -> Result<bool, sqlx::Error> {
     sqlx::query("UPDATE oidc_publishers SET owner_id = $1 WHERE id = $2 AND owner_id IS NULL")
         .bind(owner_id)
         .bind(publisher_id)
-        .execute(conn)
+        .execute(&mut *conn)
         .await?;
-    Ok(())
+    let pinned: Option<(Option<String>,)> =
+        sqlx::query_as("SELECT owner_id FROM oidc_publishers WHERE id = $1")
+            .bind(publisher_id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(pinned.and_then(|(id,)| id).as_deref() == Some(owner_id))
 }

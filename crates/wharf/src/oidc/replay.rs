@@ -24,7 +24,9 @@ pub async fn claim(
     jti: &str,
     exp_secs: i64,
 ) -> Result<bool, sqlx::Error> {
-    let keep_until = exp_secs.saturating_add(LEEWAY_SECS + 5) * 1_000_000;
+    let keep_until = exp_secs
+        .saturating_add(LEEWAY_SECS + 5)
+        .saturating_mul(1_000_000);
     let inserted = sqlx::query(
         "INSERT INTO oidc_jwt_ids (issuer, jti, expires) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
     )

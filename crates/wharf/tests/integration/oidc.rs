@@ -825,3 +825,35 @@ async fn sweep(app: &TestApp) {
         .await
         .expect("sweep");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_first_exchanges_with_different_owners_mint_once() {
+    let Setup {
+        app,
+        provider,
+        github_key,
+        ..
+    } = setup().await;
+    // No owner id given: the first exchange pins it, and only that one may mint.
+    cli(&app, add_github("widget", None)).await.expect("added");
+    let now = app.state.clock.now_secs();
+    let mut ours = github_claims(&provider.issuer("github"), now, "ours");
+    let mut theirs = github_claims(&provider.issuer("github"), now, "theirs");
+    ours["repository_owner_id"] = json!("1111");
+    theirs["repository_owner_id"] = json!("2222");
+    let (a, b) = (
+        github_key.sign("gh-1", &ours),
+        github_key.sign("gh-1", &theirs),
+    );
+    let (a, b) = tokio::join!(mint(&app, &a), mint(&app, &b));
+    let mut statuses = [a.status, b.status];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::OK, StatusCode::UNPROCESSABLE_ENTITY],
+        "{} / {}",
+        a.text(),
+        b.text()
+    );
+    assert_eq!(app.count("oidc_tokens").await, 1);
+}
