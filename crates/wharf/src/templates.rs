@@ -56,6 +56,7 @@ const PAGES: &[(&str, &str)] = templates! {
     "admin_proxy.html" => "web/templates/admin_proxy.html",
     "admin_tokens.html" => "web/templates/admin_tokens.html",
     "_admin_nav.html" => "web/templates/_admin_nav.html",
+    "_claim_form.html" => "web/templates/_claim_form.html",
     "email/registration-invitation/subject.txt" => "email/templates/registration-invitation/subject.txt",
     "email/registration-invitation/body.txt" => "email/templates/registration-invitation/body.txt",
     "email/verify-email/subject.txt" => "email/templates/verify-email/subject.txt",
