@@ -423,13 +423,22 @@ impl Settings {
             .unwrap_or_else(|| "localhost".to_owned())
     }
 
-    /// The `aud` trusted publishing's ID tokens must carry: the setting, else the base URL's
-    /// host (as PyPI's is `pypi`, its own name).
+    /// The `aud` trusted publishing's ID tokens must carry: the setting, else the base URL
+    /// without its scheme: the host, with the port and path when it has them, so that two
+    /// indexes on one host never accept each other's tokens (PyPI's is `pypi`, its name).
     pub fn oidc_audience(&self) -> String {
-        self.trusted_publishing
-            .audience
-            .clone()
-            .unwrap_or_else(|| self.token_location())
+        if let Some(audience) = &self.trusted_publishing.audience {
+            return audience.clone();
+        }
+        let Ok(url) = url::Url::parse(&self.base_url()) else {
+            return self.token_location();
+        };
+        let mut audience = self.token_location();
+        if let Some(port) = url.port() {
+            audience.push_str(&format!(":{port}"));
+        }
+        audience.push_str(url.path().trim_end_matches('/'));
+        audience
     }
 
     /// Whether cookies must carry `Secure`: the site is served over https.
@@ -632,6 +641,9 @@ mod tests {
         // The audience defaults to the base URL's host.
         let hosted = load("base_url = \"https://pypi.example.org/\"\n").expect("valid");
         assert_eq!(hosted.oidc_audience(), "pypi.example.org");
+        // With a port or a path, they are part of it: two indexes on one host differ.
+        let pathed = load("base_url = \"https://example.org:8443/pypi/\"\n").expect("valid");
+        assert_eq!(pathed.oidc_audience(), "example.org:8443/pypi");
         let settings = load(
             "[trusted_publishing]\naudience = \"wharf\"\ngitlab_issuers = [\"https://gitlab.com\", \"http://127.0.0.1:9\"]\n",
         )

@@ -210,6 +210,34 @@ fn web_router(state: AppState) -> Router<AppState> {
             "/manage/project/{project}/collaboration/revoke",
             post(manage::revoke_invitation),
         )
+        .route(
+            "/manage/project/{project}/publishing/",
+            get(manage::publishing),
+        )
+        .route(
+            "/manage/project/{project}/publishing/add",
+            post(manage::add_publisher),
+        )
+        .route(
+            "/manage/project/{project}/publishing/remove",
+            post(manage::remove_publisher),
+        )
+        .route(
+            "/manage/project/{project}/publishing/trusted-only",
+            post(manage::set_trusted_only),
+        )
+        .route(
+            "/manage/account/publishing/",
+            get(crate::manage::publishing::page),
+        )
+        .route(
+            "/manage/account/publishing/add",
+            post(crate::manage::publishing::add),
+        )
+        .route(
+            "/manage/account/publishing/remove",
+            post(crate::manage::publishing::remove),
+        )
         .route("/manage/project/{project}/settings/", get(manage::settings))
         .route(
             "/manage/project/{project}/settings/2fa",

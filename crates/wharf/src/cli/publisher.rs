@@ -5,6 +5,7 @@
 use clap::Subcommand;
 
 use crate::oidc::claims::{Kind, Publisher};
+use crate::oidc::pending::Pending;
 use crate::oidc::publishers::{self, By, NewPublisher};
 use crate::packaging;
 use crate::state::AppState;
@@ -39,11 +40,36 @@ pub enum PublisherCommand {
         /// Only jobs in this deployment environment may publish.
         #[arg(long, value_name = "ENV")]
         environment: Option<String>,
+        /// PROJECT does not exist yet: the publisher's first exchange creates it, with
+        /// --owner as its Owner.
+        #[arg(long, requires = "owner")]
+        pending: bool,
+        /// The user who will own the project a pending publisher creates.
+        #[arg(long, value_name = "USER", requires = "pending")]
+        owner: Option<String>,
     },
-    /// The project's publishers, one per line: id, then what it matches.
+    /// The project's publishers, one per line: id, then what it matches (for a name
+    /// without a project, its pending publishers).
     List { project: String },
     /// Stop a publisher from publishing PROJECT (ID from `list`); its tokens stop working.
+    /// A pending publisher's id removes it.
     Remove { project: String, id: String },
+}
+
+fn pending_line(pending: &Pending, owner: &str) -> String {
+    format!(
+        "{}\t{}\tpending: creates {} owned by {owner}",
+        pending.publisher.id,
+        pending.publisher.specifier(),
+        pending.project_name
+    )
+}
+
+async fn owner_name(state: &AppState, user_id: &str) -> anyhow::Result<String> {
+    Ok(crate::accounts::find_by_id(&state.db, user_id)
+        .await?
+        .map(|u| u.username)
+        .unwrap_or_else(|| user_id.to_owned()))
 }
 
 fn line(publisher: &Publisher) -> String {
@@ -76,6 +102,7 @@ pub async fn run(state: &AppState, command: PublisherCommand) -> anyhow::Result<
     let meta = super::cli_meta();
     let by = By {
         username: None,
+        via: "cli",
         meta: &meta,
         now_micros: state.clock.now_micros(),
     };
@@ -89,8 +116,9 @@ pub async fn run(state: &AppState, command: PublisherCommand) -> anyhow::Result<
             ci_config,
             gitlab_issuer,
             environment,
+            pending,
+            owner,
         } => {
-            let project = project(state, &name).await?;
             let environment = environment.unwrap_or_default().trim().to_owned();
             let new = match (github, gitlab) {
                 (Some(repository), None) => {
@@ -132,10 +160,36 @@ pub async fn run(state: &AppState, command: PublisherCommand) -> anyhow::Result<
                 }
                 _ => anyhow::bail!("give --github OWNER/REPO or --gitlab NAMESPACE/PROJECT"),
             };
+            if pending {
+                let username = owner.unwrap_or_default();
+                let user = crate::accounts::find_by_username(&state.db, &username)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("no user named '{username}'"))?;
+                let proxying = state.proxy.is_some();
+                let added =
+                    crate::oidc::pending::add(&state.db, new, &name, &user, proxying, &by).await?;
+                return Ok(vec![pending_line(&added, &user.username)]);
+            }
+            let project = project(state, &name).await?;
             let publisher = publishers::add(&state.db, new, &project, &by).await?;
             vec![line(&publisher)]
         }
         PublisherCommand::List { project: name } => {
+            let normalized = wharf_packaging::name::normalize(&name);
+            if packaging::find_project(&state.db, &normalized)
+                .await?
+                .is_none()
+            {
+                let pending = crate::oidc::pending::for_name(&state.db, &normalized).await?;
+                if pending.is_empty() {
+                    anyhow::bail!("no project named '{name}', and no pending publisher for it");
+                }
+                let mut lines = Vec::new();
+                for p in &pending {
+                    lines.push(pending_line(p, &owner_name(state, &p.added_by).await?));
+                }
+                return Ok(lines);
+            }
             let project = project(state, &name).await?;
             publishers::for_project(&state.db, &project.id)
                 .await?
@@ -144,6 +198,16 @@ pub async fn run(state: &AppState, command: PublisherCommand) -> anyhow::Result<
                 .collect()
         }
         PublisherCommand::Remove { project: name, id } => {
+            let normalized = wharf_packaging::name::normalize(&name);
+            let pending = crate::oidc::pending::for_name(&state.db, &normalized).await?;
+            if let Some(p) = pending.iter().find(|p| p.publisher.id == id.trim()) {
+                crate::oidc::pending::remove(&state.db, &p.publisher.id, None, &by).await?;
+                return Ok(vec![format!(
+                    "removed pending {} for {}",
+                    p.publisher.specifier(),
+                    p.project_name
+                )]);
+            }
             let project = project(state, &name).await?;
             let listed = publishers::for_project(&state.db, &project.id).await?;
             let Some(publisher) = listed.iter().find(|p| p.id == id.trim()) else {
@@ -204,6 +268,10 @@ mod tests {
         }
         assert!(parse("publisher add demo --gitlab acme/demo --ci-config .gitlab-ci.yml").is_ok());
         assert!(parse("publisher list demo").is_ok());
+        assert!(
+            parse("publisher add new --github a/b --workflow r.yml --pending --owner alice")
+                .is_ok()
+        );
         assert!(parse("publisher remove demo 1234").is_ok());
         for refused in [
             "publisher add demo",
@@ -211,6 +279,8 @@ mod tests {
             "publisher add demo --gitlab acme/demo",
             "publisher add demo --github acme/demo --workflow r.yml --gitlab a/b --ci-config c.yml",
             "publisher add demo --workflow r.yml",
+            "publisher add demo --github a/b --workflow r.yml --pending",
+            "publisher add demo --github a/b --workflow r.yml --owner alice",
         ] {
             assert!(parse(refused).is_err(), "{refused}");
         }

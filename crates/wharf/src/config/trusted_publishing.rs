@@ -16,12 +16,31 @@ pub const GOOGLE_ISSUER: &str = "https://accounts.google.com";
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default)]
 pub struct TrustedPublishing {
-    /// The `aud` every ID token must carry. Unset: the base URL's host.
+    /// The `aud` every ID token must carry. Unset: the base URL without its scheme (host,
+    /// port and path).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audience: Option<String>,
     pub github_issuer: Issuer,
     pub gitlab_issuers: Issuers,
     pub google_issuer: Issuer,
+    /// Other CI systems' issuers (Forgejo, Buildkite, Jenkins with an OIDC plugin), each with
+    /// the claims that identify a publisher of it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub generic_issuers: Vec<GenericIssuer>,
+}
+
+/// An issuer an admin registers for another CI system: its publishers are identified by the
+/// values of `claims` (Owners give one value per claim), and its tokens must carry
+/// `audience` (default: the index's).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenericIssuer {
+    /// How pages and events name it, such as "Forgejo Actions".
+    pub name: String,
+    pub issuer: Issuer,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    pub claims: Vec<String>,
 }
 
 impl Default for TrustedPublishing {
@@ -31,6 +50,7 @@ impl Default for TrustedPublishing {
             github_issuer: Issuer(GITHUB_ISSUER.to_owned()),
             gitlab_issuers: Issuers(vec![Issuer(GITLAB_ISSUER.to_owned())]),
             google_issuer: Issuer(GOOGLE_ISSUER.to_owned()),
+            generic_issuers: Vec::new(),
         }
     }
 }
@@ -41,6 +61,7 @@ pub const FIELDS: &[&str] = &[
     "github_issuer",
     "gitlab_issuers",
     "google_issuer",
+    "generic_issuers",
 ];
 
 /// An issuer URL, exactly as its tokens' `iss` claim gives it. Plain http is accepted: every
@@ -115,7 +136,7 @@ pub fn check(settings: &super::Settings) -> anyhow::Result<()> {
         && (audience.trim().is_empty() || audience.chars().any(char::is_whitespace))
     {
         anyhow::bail!(
-            "trusted_publishing.audience must be one word, such as the index's host name (unset: the base URL's host)"
+            "trusted_publishing.audience must be one word, such as the index's host name (unset: the base URL without its scheme)"
         );
     }
     let mut seen: Vec<&str> = Vec::new();
@@ -124,7 +145,13 @@ pub fn check(settings: &super::Settings) -> anyhow::Result<()> {
         ("google_issuer", &table.google_issuer),
     ]
     .into_iter()
-    .chain(table.gitlab_issuers.0.iter().map(|i| ("gitlab_issuers", i)));
+    .chain(table.gitlab_issuers.0.iter().map(|i| ("gitlab_issuers", i)))
+    .chain(
+        table
+            .generic_issuers
+            .iter()
+            .map(|g| ("generic_issuers", &g.issuer)),
+    );
     for (setting, issuer) in named {
         if seen.contains(&issuer.as_str()) {
             anyhow::bail!(
@@ -133,6 +160,45 @@ pub fn check(settings: &super::Settings) -> anyhow::Result<()> {
             );
         }
         seen.push(issuer.as_str());
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for generic in &table.generic_issuers {
+        let name = generic.name.trim();
+        if name.is_empty() || name.len() > 50 || names.contains(&name) {
+            anyhow::bail!(
+                "trusted_publishing.generic_issuers: each needs its own name, 1 to 50 characters ({:?})",
+                generic.name
+            );
+        }
+        names.push(name);
+        let claim_ok = |c: &String| {
+            !c.is_empty()
+                && c.len() <= 64
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b))
+        };
+        if generic.claims.is_empty() || !generic.claims.iter().all(claim_ok) {
+            anyhow::bail!(
+                "trusted_publishing.generic_issuers: {name} needs the claims that identify a publisher, such as claims = [\"repository\", \"workflow\"]"
+            );
+        }
+        // Checked by every exchange, whatever the publisher registered.
+        if let Some(reserved) = generic
+            .claims
+            .iter()
+            .find(|c| ["iss", "aud", "exp", "nbf", "iat", "jti"].contains(&c.as_str()))
+        {
+            anyhow::bail!(
+                "trusted_publishing.generic_issuers: {name}: '{reserved}' is checked for every token; name the claims that say which job it is"
+            );
+        }
+        if let Some(audience) = &generic.audience
+            && (audience.trim().is_empty() || audience.chars().any(char::is_whitespace))
+        {
+            anyhow::bail!(
+                "trusted_publishing.generic_issuers: {name}: the audience must be one word"
+            );
+        }
     }
     Ok(())
 }

@@ -47,6 +47,11 @@ pub enum EventTag {
     AccountRoleInvite,
     AccountRoleDeclineInvite,
     AccountRoleRevokeInvite,
+    /// A pending trusted publisher was registered (it creates its project at its first
+    /// exchange).
+    AccountPendingOidcPublisherAdded,
+    /// A pending trusted publisher was removed, or dropped when its name was taken.
+    AccountPendingOidcPublisherRemoved,
     ProjectCreate,
     /// wharf: the project was deleted (kept for admins).
     ProjectRemove,
@@ -62,6 +67,10 @@ pub enum EventTag {
     ProjectOidcPublisherAdded,
     /// A trusted publisher was removed from the project.
     ProjectOidcPublisherRemoved,
+    /// wharf: "Only trusted publishers may upload" was turned on (Warehouse#14300).
+    ProjectTrustedPublishingOnlyEnabled,
+    /// wharf: API tokens may upload again.
+    ProjectTrustedPublishingOnlyDisabled,
     /// A trusted publisher exchanged an ID token for a 15-minute upload token; recorded on
     /// each of its projects under Warehouse's (sic) `account:` tag.
     ProjectShortLivedApiTokenAdded,
@@ -153,6 +162,8 @@ impl EventTag {
         EventTag::AccountRoleInvite,
         EventTag::AccountRoleDeclineInvite,
         EventTag::AccountRoleRevokeInvite,
+        EventTag::AccountPendingOidcPublisherAdded,
+        EventTag::AccountPendingOidcPublisherRemoved,
         EventTag::ProjectCreate,
         EventTag::ProjectRemove,
         EventTag::ProjectRoleAdd,
@@ -165,6 +176,8 @@ impl EventTag {
         EventTag::ProjectApiTokenRemoved,
         EventTag::ProjectOidcPublisherAdded,
         EventTag::ProjectOidcPublisherRemoved,
+        EventTag::ProjectTrustedPublishingOnlyEnabled,
+        EventTag::ProjectTrustedPublishingOnlyDisabled,
         EventTag::ProjectShortLivedApiTokenAdded,
         EventTag::ProjectReleaseAdd,
         EventTag::ProjectReleaseRemove,
@@ -242,8 +255,18 @@ impl EventTag {
             EventTag::ProjectRoleRevokeInvite => "project:role:revoke_invite",
             EventTag::ProjectApiTokenAdded => "project:api_token:added",
             EventTag::ProjectApiTokenRemoved => "project:api_token:removed",
+            EventTag::AccountPendingOidcPublisherAdded => "account:oidc:pending-publisher-added",
+            EventTag::AccountPendingOidcPublisherRemoved => {
+                "account:oidc:pending-publisher-removed"
+            }
             EventTag::ProjectOidcPublisherAdded => "project:oidc:publisher-added",
             EventTag::ProjectOidcPublisherRemoved => "project:oidc:publisher-removed",
+            EventTag::ProjectTrustedPublishingOnlyEnabled => {
+                "project:trusted_publishing_only:enabled"
+            }
+            EventTag::ProjectTrustedPublishingOnlyDisabled => {
+                "project:trusted_publishing_only:disabled"
+            }
             EventTag::ProjectShortLivedApiTokenAdded => "account:short_lived_api_token:added",
             EventTag::ProjectReleaseAdd => "project:release:add",
             EventTag::ProjectReleaseRemove => "project:release:remove",

@@ -25,9 +25,10 @@ use crate::accounts;
 use crate::auth::{self, UploadIdentity};
 use crate::error::{AppError, AppResult};
 use crate::events::{self, EventTag, RequestMeta};
+use crate::oidc::publishers::{self, Publishing};
 use crate::packaging::import::ImportMark;
 use crate::packaging::permissions::{self, Denied};
-use crate::packaging::{self, NewFile, NewRelease, Project, Published};
+use crate::packaging::{self, NameRefusal, NewFile, NewRelease, Project, Published};
 use crate::request::request_meta;
 use crate::state::AppState;
 use checks::{UploadFields, inspect, upload_fields};
@@ -279,9 +280,10 @@ impl Upload<'_> {
         if existing.is_none() && matches!(identity, UploadIdentity::Publisher(_)) {
             return Err(AppError::forbidden(format!(
                 "Invalid API Token: a trusted publisher can upload only to the projects it is registered for, \
-                 and '{}' does not exist. An Owner creates the project with a first upload, then registers \
-                 the publisher. {}",
+                 and '{}' does not exist. To let a CI workflow create a project, register it as a pending \
+                 publisher at {}/manage/account/publishing/. {}",
                 metadata.name,
+                state.settings.base_url(),
                 help(state, "trusted-publishers")
             )));
         }
@@ -293,8 +295,21 @@ impl Upload<'_> {
             },
         };
         identity.authorize(state, meta, &project).await?;
+        let mut publishing = Publishing::default();
         if let Some(user) = identity.user() {
             check_user_may_upload(state, user, &project, existing.is_none()).await?;
+            if existing.is_some() {
+                publishing = publishers::publishing(&state.db, &project.id).await?;
+            }
+            if publishing.trusted_only {
+                return Err(AppError::forbidden(format!(
+                    "Only trusted publishers may upload to '{}': its Owners turned API-token uploads off. \
+                     Publish from the CI workflow registered at {}/manage/project/{}/publishing/ instead.",
+                    project.name,
+                    state.settings.base_url(),
+                    project.normalized_name
+                )));
+            }
         }
 
         // The file itself.
@@ -490,6 +505,16 @@ impl Upload<'_> {
                 &project.normalized_name,
             ));
         }
+        // The name's pending publishers can no longer create it.
+        if existing.is_none() {
+            crate::oidc::pending::drop_for_name(
+                &mut tx,
+                &mut batch,
+                &project.normalized_name,
+                "the project was created by an upload",
+            )
+            .await?;
+        }
         // `wharf import`: the source's upload time and the import event, in this transaction.
         if let Some(import) = import {
             if let Some(time) = import.upload_time_micros {
@@ -515,8 +540,65 @@ impl Upload<'_> {
         tx.commit().await?;
 
         state.cache.invalidate_project(&project.normalized_name);
+        if publishing.has_publisher
+            && let UploadIdentity::User { user, token } = identity
+        {
+            notify_token_upload(
+                state,
+                meta,
+                &project,
+                &user.username,
+                token.description(),
+                &content.filename,
+            );
+        }
         Ok(Outcome::Done(StatusCode::OK.into_response()))
     }
+}
+
+/// Tells the project's Owners that an API token uploaded to a project that has a trusted
+/// publisher (Warehouse's `api-token-used-in-trusted-publisher-project`), after the commit.
+fn notify_token_upload(
+    state: &AppState,
+    meta: &RequestMeta,
+    project: &Project,
+    uploader: &str,
+    token_name: &str,
+    filename: &str,
+) {
+    let (db, mailer, meta) = (state.db.clone(), state.mailer.clone(), meta.clone());
+    let now = state.clock.now_micros();
+    let page = serde_json::json!({
+        "project_name": project.name,
+        "normalized_name": project.normalized_name,
+        "uploader": uploader,
+        "token_name": token_name,
+        "filename": filename,
+    });
+    let project_id = project.id.clone();
+    state.mailer.later(async move {
+        let owners = match packaging::roles::owner_addresses(&db, &project_id).await {
+            Ok(owners) => owners,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list the Owners to notify of a token upload");
+                return;
+            }
+        };
+        for (user_id, username, address) in owners {
+            let mut page = page.clone();
+            page["username"] = serde_json::json!(username);
+            mailer
+                .notify(
+                    &db,
+                    (&user_id, &address),
+                    "api-token-used-in-trusted-publisher-project",
+                    minijinja::Value::from(minijinja::value::Serde(&page)),
+                    &meta,
+                    now,
+                )
+                .await;
+        }
+    });
 }
 
 fn served_from_upstream(display: &str, normalized: &str) -> AppError {
@@ -581,30 +663,23 @@ async fn check_new_project(
     display: &str,
     normalized: &str,
 ) -> AppResult<Option<Project>> {
-    if name::is_stdlib_module(normalized) {
-        return Err(AppError::bad_request(format!(
-            "The name '{display}' isn't allowed (conflict with Python Standard Library module name). {}",
-            help(state, "project-name")
-        )));
-    }
-    if state.proxy.is_some() {
-        let mut conn = state.db.pool().acquire().await?;
-        if crate::proxy::store::is_proxied(&mut conn, normalized).await? {
-            return Err(served_from_upstream(display, normalized));
+    match packaging::check_new_name(&state.db, display, normalized, state.proxy.is_some()).await? {
+        Ok(()) => {}
+        Err(NameRefusal::Stdlib) => {
+            return Err(AppError::bad_request(format!(
+                "The name '{display}' isn't allowed (conflict with Python Standard Library module name). {}",
+                help(state, "project-name")
+            )));
         }
-    }
-    if let Some(existing) = packaging::confusable_project(&state.db, display).await? {
-        // The confusable project may be this very one, committed since it was looked up.
-        if packaging::find_project(&state.db, normalized)
-            .await?
-            .is_some()
-        {
-            return Ok(None);
+        Err(NameRefusal::Proxied) => return Err(served_from_upstream(display, normalized)),
+        // Committed by a parallel upload since it was looked up.
+        Err(NameRefusal::Taken) => return Ok(None),
+        Err(NameRefusal::Confusable(existing)) => {
+            return Err(AppError::bad_request(format!(
+                "The name '{display}' is too similar to an existing project ('{existing}'). {}",
+                help(state, "project-name")
+            )));
         }
-        return Err(AppError::bad_request(format!(
-            "The name '{display}' is too similar to an existing project ('{existing}'). {}",
-            help(state, "project-name")
-        )));
     }
     Ok(Some(Project {
         id: uuid::Uuid::new_v4().to_string(),

@@ -3,6 +3,7 @@
 pub mod account;
 pub mod history;
 pub mod projects;
+pub mod publishing;
 pub mod tokens;
 
 use axum::http::StatusCode;

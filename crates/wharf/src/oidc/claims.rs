@@ -203,10 +203,13 @@ pub fn lookup(kind: Kind, claims: &Claims) -> Result<Lookup, Mismatch> {
 /// Whether a candidate is the one `lookup` names (the store selects loosely; this decides).
 pub fn matches_lookup(publisher: &Publisher, lookup: &Lookup, claims: &Claims) -> bool {
     match publisher.kind {
-        // Warehouse filters on equality, the owner id included.
+        // GitHub names are case-insensitive (the owner id, once pinned, is what stops a
+        // re-created account).
         Kind::GitHub => {
-            publisher.owner == lookup.owner
-                && publisher.repository == lookup.repository
+            publisher.owner.eq_ignore_ascii_case(&lookup.owner)
+                && publisher
+                    .repository
+                    .eq_ignore_ascii_case(&lookup.repository)
                 && publisher.workflow == lookup.workflow
                 && publisher
                     .owner_id
@@ -255,7 +258,7 @@ pub fn verify(publisher: &Publisher, claims: &Claims) -> Result<(), Mismatch> {
             {
                 return Err(failed("repository"));
             }
-            if claim("repository_owner") != publisher.owner {
+            if !claim("repository_owner").eq_ignore_ascii_case(&publisher.owner) {
                 return Err(failed("repository_owner"));
             }
             if let Some(id) = &publisher.owner_id
@@ -274,6 +277,7 @@ pub fn verify(publisher: &Publisher, claims: &Claims) -> Result<(), Mismatch> {
                 claims,
                 &["ref", "sha"],
                 false,
+                true,
             )?;
             if claim("event_name") == "pull_request_target" {
                 return Err(mismatch(
@@ -308,6 +312,7 @@ pub fn verify(publisher: &Publisher, claims: &Claims) -> Result<(), Mismatch> {
                 claims,
                 &["ref_path", "sha"],
                 true,
+                false,
             )?;
             check_environment(publisher, claims, false)
         }
@@ -315,13 +320,15 @@ pub fn verify(publisher: &Publisher, claims: &Claims) -> Result<(), Mismatch> {
 }
 
 /// `job_workflow_ref` / `ci_config_ref_uri`: `<expected>@<ref>` for one of the ref claims.
-/// GitHub needs one of them non-empty; GitLab both.
+/// GitHub needs one of them non-empty; GitLab both. `fold_case`: GitHub's names are
+/// case-insensitive, so the publisher may be registered in another case than the token's.
 fn check_ref_claim(
     name: &str,
     expected: &str,
     claims: &Claims,
     refs: &[&str],
     need_all: bool,
+    fold_case: bool,
 ) -> Result<(), Mismatch> {
     let signed = text(claims, name).unwrap_or_default();
     if signed.is_empty() {
@@ -348,7 +355,14 @@ fn check_ref_claim(
         .map(|v| format!("{expected}@{v}"))
         .collect();
     allowed.sort();
-    if allowed.iter().any(|a| a == signed) {
+    let same = |a: &String| {
+        if fold_case {
+            a.eq_ignore_ascii_case(signed)
+        } else {
+            a == signed
+        }
+    };
+    if allowed.iter().any(same) {
         return Ok(());
     }
     Err(mismatch(format!(
@@ -562,7 +576,7 @@ mod tests {
             verify(&prod, &with("repository", "octo-org/other")),
             Err(mismatch("Check failed for required claim 'repository'"))
         );
-        // Repository names are case-insensitive; the owner claim is not.
+        // GitHub's names are case-insensitive.
         verify(&prod, &with("repository", "Octo-Org/Octo-Repo")).expect("case-insensitive");
         let moved = with(
             "job_workflow_ref",

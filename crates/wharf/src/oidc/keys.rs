@@ -162,9 +162,14 @@ impl KeyCache {
         {
             return Err(format!("{url} sent more than {MAX_DOCUMENT_BYTES} bytes"));
         }
-        let body = response.bytes().await.map_err(|e| format!("{url}: {e}"))?;
-        if body.len() > MAX_DOCUMENT_BYTES {
-            return Err(format!("{url} sent more than {MAX_DOCUMENT_BYTES} bytes"));
+        // Read chunk by chunk: a body without a length is capped as it arrives.
+        let mut response = response;
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| format!("{url}: {e}"))? {
+            if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
+                return Err(format!("{url} sent more than {MAX_DOCUMENT_BYTES} bytes"));
+            }
+            body.extend_from_slice(&chunk);
         }
         serde_json::from_slice(&body).map_err(|_| format!("{url} did not send JSON"))
     }

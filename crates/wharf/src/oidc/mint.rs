@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use super::claims::{self, Claims};
-use super::{Issuers, jwt, publishers, replay, tokens};
+use super::{Issuers, jwt, pending, publishers, replay, tokens};
 use crate::db::Db;
 use crate::events::{self, EventTag, RequestMeta, Source};
 use crate::signing::ServerKey;
@@ -35,6 +35,8 @@ pub struct Exchange<'a> {
     pub location: &'a str,
     pub meta: &'a RequestMeta,
     pub now_micros: i64,
+    /// The index proxies an upstream (a pending publisher may not take a proxied name).
+    pub proxying: bool,
 }
 
 /// The body's token: `{"token": "<JWT>"}`.
@@ -93,20 +95,32 @@ pub async fn mint(
             )));
         }
     };
-    let publisher = match find_publisher(exchange.db, kind, &issuer, &claims).await? {
-        Ok(publisher) => publisher,
-        Err(mismatch) => {
-            return Ok(Err(refuse(
-                "invalid-publisher",
-                format!("valid token, but no corresponding publisher ({mismatch})"),
-            )));
-        }
+    // A pending publisher the claims satisfy creates its project first (Warehouse looks
+    // for one before the registered publishers too).
+    let found = match find_pending(exchange.db, kind, &issuer, &claims).await? {
+        Some(pending) => Found::Pending(pending),
+        None => match find_publisher(exchange.db, kind, &issuer, &claims).await? {
+            Ok(publisher) => Found::Registered(publisher),
+            Err(mismatch) => {
+                return Ok(Err(refuse(
+                    "invalid-publisher",
+                    format!("valid token, but no corresponding publisher ({mismatch})"),
+                )));
+            }
+        },
     };
-    let jti = claims
+    // The replay check needs one string per token: any other jti could collide.
+    let Some(jti) = claims
         .get("jti")
         .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
+        .filter(|jti| !jti.is_empty() && jti.len() <= 256)
+        .map(str::to_owned)
+    else {
+        return Ok(Err(refuse(
+            "invalid-token",
+            "malformed or invalid token: the jti claim must be a non-empty string",
+        )));
+    };
     let reused = || refuse("invalid-reuse-token", "invalid token: already used");
     if replay::seen(exchange.db, &issuer, &jti).await? {
         return Ok(Err(reused()));
@@ -122,6 +136,30 @@ pub async fn mint(
     if !replay::claim(&mut tx, &issuer, &jti, exp).await? {
         return Ok(Err(reused()));
     }
+    let mut batch = events::Batch::new(exchange.meta, exchange.now_micros);
+    let publisher = match found {
+        Found::Registered(publisher) => publisher,
+        Found::Pending(pending) => {
+            let by = publishers::By {
+                username: None,
+                via: "trusted publishing",
+                meta: exchange.meta,
+                now_micros: exchange.now_micros,
+            };
+            match pending::reify(&mut tx, &mut batch, &pending, exchange.proxying, &by).await {
+                Ok(publisher) => publisher,
+                Err(pending::ReifyError::Refused(reason)) => {
+                    return Ok(Err(refuse(
+                        "invalid-pending-publisher",
+                        format!(
+                            "valid token, but the pending publisher cannot create its project: {reason}"
+                        ),
+                    )));
+                }
+                Err(pending::ReifyError::Database(e)) => return Err(e),
+            }
+        }
+    };
     if let (claims::Kind::GitHub, None, Some(owner_id)) = (
         publisher.kind,
         &publisher.owner_id,
@@ -158,7 +196,6 @@ pub async fn mint(
         (claims.get("job_workflow_ref"), claims.get("workflow_ref")),
         (Some(job), Some(caller)) if job != caller
     );
-    let mut batch = events::Batch::new(exchange.meta, exchange.now_micros);
     for (project_id, _) in &projects {
         batch.add(
             Source::Project(project_id),
@@ -177,6 +214,40 @@ pub async fn mint(
     batch.flush(&mut tx).await?;
     tx.commit().await?;
     Ok(Ok(minted))
+}
+
+/// The publisher a token's claims satisfy.
+enum Found {
+    Registered(claims::Publisher),
+    /// Its exchange creates the project first.
+    Pending(pending::Pending),
+}
+
+/// The pending publisher the claims satisfy, if any: as for registered ones, the most
+/// specific of the candidates, whose every check passes.
+async fn find_pending(
+    db: &Db,
+    kind: claims::Kind,
+    issuer: &str,
+    claims: &Claims,
+) -> Result<Option<pending::Pending>, sqlx::Error> {
+    let Ok(lookup) = claims::lookup(kind, claims) else {
+        return Ok(None);
+    };
+    let candidates: Vec<pending::Pending> = pending::candidates(db, kind, issuer, &lookup)
+        .await?
+        .into_iter()
+        .filter(|p| claims::matches_lookup(&p.publisher, &lookup, claims))
+        .collect();
+    let publishers: Vec<claims::Publisher> =
+        candidates.iter().map(|p| p.publisher.clone()).collect();
+    let Ok(chosen) = claims::most_specific(&publishers, claims) else {
+        return Ok(None);
+    };
+    if claims::verify(chosen, claims).is_err() {
+        return Ok(None);
+    }
+    Ok(candidates.into_iter().find(|p| p.publisher.id == chosen.id))
 }
 
 /// Warehouse's `find_publisher`: the candidates the claims name, the most specific one, then

@@ -10,6 +10,7 @@ pub mod claims;
 pub mod jwt;
 pub mod keys;
 pub mod mint;
+pub mod pending;
 pub mod publishers;
 pub mod replay;
 pub mod tokens;

@@ -35,6 +35,8 @@ pub enum PublisherError {
 /// command line.
 pub struct By<'a> {
     pub username: Option<&'a str>,
+    /// `web`, `cli`, or `trusted publishing` (a pending publisher's first exchange).
+    pub via: &'static str,
     pub meta: &'a RequestMeta,
     pub now_micros: i64,
 }
@@ -111,7 +113,7 @@ impl NewPublisher {
     }
 }
 
-type PublisherRow = (
+pub(super) type PublisherRow = (
     String,
     String,
     String,
@@ -122,10 +124,10 @@ type PublisherRow = (
     Option<String>,
 );
 
-const COLUMNS: &str =
+pub(super) const COLUMNS: &str =
     "p.id, p.kind, p.issuer, p.owner, p.repository, p.workflow, p.environment, p.owner_id";
 
-fn from_row(row: PublisherRow) -> Option<Publisher> {
+pub(super) fn from_row(row: PublisherRow) -> Option<Publisher> {
     let (id, kind, issuer, owner, repository, workflow, environment, owner_id) = row;
     Some(Publisher {
         id,
@@ -139,14 +141,14 @@ fn from_row(row: PublisherRow) -> Option<Publisher> {
     })
 }
 
-fn event_details(publisher: &Publisher, by: &By<'_>) -> serde_json::Value {
+pub(super) fn event_details(publisher: &Publisher, by: &By<'_>) -> serde_json::Value {
     serde_json::json!({
         "publisher": publisher.kind.display(),
         "id": publisher.id,
         "specifier": publisher.specifier(),
         "url": publisher.url(),
         "submitted_by": by.username,
-        "via": if by.username.is_some() { "web" } else { "cli" },
+        "via": by.via,
     })
 }
 
@@ -160,6 +162,23 @@ pub async fn add(
 ) -> Result<Publisher, PublisherError> {
     let new = new.checked()?;
     let mut tx = db.begin().await?;
+    let mut batch = events::Batch::new(by.meta, by.now_micros);
+    let publisher = add_in(&mut tx, &mut batch, new, project, by, false).await?;
+    batch.flush(&mut tx).await?;
+    tx.commit().await?;
+    Ok(publisher)
+}
+
+/// `add` in the caller's transaction, for a checked publisher; `reified` when it was a
+/// pending publisher whose first exchange created the project.
+pub(super) async fn add_in(
+    conn: &mut AnyConnection,
+    batch: &mut events::Batch<'_>,
+    new: NewPublisher,
+    project: &Project,
+    by: &By<'_>,
+    reified: bool,
+) -> Result<Publisher, PublisherError> {
     let existing: Option<PublisherRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM oidc_publishers p WHERE p.kind = $1 AND p.issuer = $2 \
          AND p.owner = $3 AND p.repository = $4 AND p.workflow = $5 AND p.environment = $6"
@@ -170,22 +189,17 @@ pub async fn add(
     .bind(&new.repository)
     .bind(&new.workflow)
     .bind(&new.environment)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut *conn)
     .await?;
     let publisher = match existing.and_then(from_row) {
         Some(mut publisher) => {
             if let Some(id) = &new.owner_id {
-                if publisher
-                    .owner_id
-                    .as_ref()
-                    .is_some_and(|pinned| pinned != id)
-                {
+                if !pin_owner_id(&mut *conn, &publisher.id, id).await? {
                     return Err(PublisherError::Invalid(format!(
                         "this publisher is registered with owner id {}, not {id}",
                         publisher.owner_id.unwrap_or_default()
                     )));
                 }
-                pin_owner_id(&mut tx, &publisher.id, id).await?;
                 publisher.owner_id = Some(id.clone());
             }
             publisher
@@ -214,7 +228,7 @@ pub async fn add(
             .bind(&publisher.environment)
             .bind(&publisher.owner_id)
             .bind(by.now_micros)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
             publisher
         }
@@ -227,21 +241,20 @@ pub async fn add(
     .bind(&project.id)
     .bind(by.username)
     .bind(by.now_micros)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
     if linked.rows_affected() == 0 {
         return Err(PublisherError::AlreadyRegistered(project.name.clone()));
     }
-    events::record(
-        &mut tx,
+    let mut details = event_details(&publisher, by);
+    if reified {
+        details["reified_from_pending_publisher"] = serde_json::json!(true);
+    }
+    batch.add(
         Source::Project(&project.id),
         EventTag::ProjectOidcPublisherAdded,
-        by.meta,
-        by.now_micros,
-        event_details(&publisher, by),
-    )
-    .await?;
-    tx.commit().await?;
+        details,
+    );
     Ok(publisher)
 }
 
@@ -347,10 +360,9 @@ pub async fn projects_of(
     .await
 }
 
-/// Pins GitHub's `repository_owner_id` the first time it is learnt: a repository deleted and
-/// recreated under the same name by someone else can no longer publish.
-/// Pins a GitHub publisher's owner id at its first exchange; false when another exchange
-/// pinned a different one first.
+/// Pins GitHub's `repository_owner_id` the first time it is learnt, so that a repository
+/// deleted and re-created under the same name by someone else can no longer publish; false
+/// when a different one was pinned first.
 pub async fn pin_owner_id(
     conn: &mut AnyConnection,
     publisher_id: &str,
@@ -367,4 +379,68 @@ pub async fn pin_owner_id(
             .fetch_optional(conn)
             .await?;
     Ok(pinned.and_then(|(id,)| id).as_deref() == Some(owner_id))
+}
+
+/// What an upload with an API token must respect of the project's publishing: whether only
+/// trusted publishers may upload, and whether it has one (its Owners are then told of the
+/// token's upload).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Publishing {
+    pub trusted_only: bool,
+    pub has_publisher: bool,
+}
+
+pub async fn publishing(db: &Db, project_id: &str) -> Result<Publishing, sqlx::Error> {
+    let row: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT p.trusted_publishing_only, \
+         (SELECT COUNT(*) FROM oidc_publisher_projects pp WHERE pp.project_id = p.id) \
+         FROM projects p WHERE p.id = $1",
+    )
+    .bind(project_id)
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(
+        row.map_or_else(Publishing::default, |(only, count)| Publishing {
+            trusted_only: only != 0,
+            has_publisher: count > 0,
+        }),
+    )
+}
+
+/// Turns "Only trusted publishers may upload" on or off; `true` when it changed (and the
+/// change was recorded, in the same transaction).
+pub async fn set_trusted_only(
+    db: &Db,
+    project: &Project,
+    enable: bool,
+    by: &By<'_>,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let changed = sqlx::query(
+        "UPDATE projects SET trusted_publishing_only = $1 WHERE id = $2 AND trusted_publishing_only <> $1",
+    )
+    .bind(i64::from(enable))
+    .bind(&project.id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if changed {
+        let tag = if enable {
+            EventTag::ProjectTrustedPublishingOnlyEnabled
+        } else {
+            EventTag::ProjectTrustedPublishingOnlyDisabled
+        };
+        events::record(
+            &mut tx,
+            Source::Project(&project.id),
+            tag,
+            by.meta,
+            by.now_micros,
+            serde_json::json!({"modified_by": by.username, "via": by.via}),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(changed)
 }

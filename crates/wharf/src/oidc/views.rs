@@ -86,6 +86,7 @@ pub async fn mint_token(State(state): State<AppState>, request: Request) -> Resp
         location: &location,
         meta: &meta,
         now_micros: state.clock.now_micros(),
+        proxying: state.proxy.is_some(),
     };
     match mint::mint(&exchange, &body).await {
         Ok(Ok(minted)) => {

@@ -14,7 +14,7 @@ mod upload;
 
 pub use removal::{delete_file, delete_project, delete_project_in, delete_release, set_yanked};
 pub use settings::{set_owners_require_2fa, set_upload_limit};
-pub use upload::{Publish, Published, publish};
+pub use upload::{Publish, Published, create_project, publish};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Project {
@@ -87,6 +87,47 @@ pub async fn confusable_project(db: &Db, name: &str) -> Result<Option<String>, s
             .fetch_optional(db.pool())
             .await?;
     Ok(row.map(|(name,)| name))
+}
+
+/// Why a new project may not take a name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NameRefusal {
+    /// A module of Python's standard library.
+    Stdlib,
+    /// Served from the upstream index and not claimed for this one.
+    Proxied,
+    /// Too similar to this existing project's name.
+    Confusable(String),
+    /// A project of this name exists.
+    Taken,
+}
+
+/// Whether a new project may be called `display` (normalised `normalized`); `proxying` when
+/// the index serves an upstream. Checked again where the project is created (its unique
+/// name, `proxy::store::mark_hosted`), as another request may take the name meanwhile.
+pub async fn check_new_name(
+    db: &Db,
+    display: &str,
+    normalized: &str,
+    proxying: bool,
+) -> Result<Result<(), NameRefusal>, sqlx::Error> {
+    if wharf_packaging::name::is_stdlib_module(normalized) {
+        return Ok(Err(NameRefusal::Stdlib));
+    }
+    if proxying {
+        let mut conn = db.pool().acquire().await?;
+        if crate::proxy::store::is_proxied(&mut conn, normalized).await? {
+            return Ok(Err(NameRefusal::Proxied));
+        }
+    }
+    if let Some(existing) = confusable_project(db, display).await? {
+        // An exact match has the same ultranormalised name: one query for both.
+        if find_project(db, normalized).await?.is_some() {
+            return Ok(Err(NameRefusal::Taken));
+        }
+        return Ok(Err(NameRefusal::Confusable(existing)));
+    }
+    Ok(Ok(()))
 }
 
 pub async fn role_of(

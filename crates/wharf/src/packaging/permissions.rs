@@ -31,10 +31,12 @@ pub enum Permission {
     ViewHistory,
     /// The tokens that can upload to the project.
     ViewTokens,
+    /// The trusted publishers, and whether only they may upload.
+    ManagePublishing,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 8] = [
+    pub const ALL: [Permission; 9] = [
         Permission::Upload,
         Permission::ViewReleases,
         Permission::ManageReleases,
@@ -43,6 +45,7 @@ impl Permission {
         Permission::DeleteProject,
         Permission::ViewHistory,
         Permission::ViewTokens,
+        Permission::ManagePublishing,
     ];
 
     /// The role needed; Owners hold every permission.
@@ -68,6 +71,7 @@ impl Permission {
                 | Permission::ManageSettings
                 | Permission::DeleteProject
                 | Permission::ViewTokens
+                | Permission::ManagePublishing
         )
     }
 
@@ -81,6 +85,7 @@ impl Permission {
             Permission::DeleteProject => "delete it",
             Permission::ViewHistory => "read its security history",
             Permission::ViewTokens => "see the tokens that can upload to it",
+            Permission::ManagePublishing => "manage its trusted publishers",
         }
     }
 }
@@ -317,6 +322,7 @@ mod tests {
             Permission::ManageSettings,
             Permission::DeleteProject,
             Permission::ViewTokens,
+            Permission::ManagePublishing,
         ];
         for permission in Permission::ALL {
             let stale = subject(Some(Role::Owner), false, false, STALE);

@@ -61,6 +61,22 @@ pub async fn collaborators(db: &Db, project_id: &str) -> Result<Vec<Collaborator
         .collect())
 }
 
+/// The project's Owners with a verified primary address, to notify: (user id, username,
+/// address).
+pub async fn owner_addresses(
+    db: &Db,
+    project_id: &str,
+) -> Result<Vec<(String, String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT u.id, u.username, e.email FROM roles r JOIN users u ON u.id = r.user_id \
+         JOIN user_emails e ON e.user_id = u.id AND e.is_primary = 1 AND e.verified = 1 \
+         WHERE r.project_id = $1 AND r.role_name = 'Owner' AND u.is_active = 1 ORDER BY u.username",
+    )
+    .bind(project_id)
+    .fetch_all(db.pool())
+    .await
+}
+
 async fn other_owners(
     conn: &mut sqlx::AnyConnection,
     project_id: &str,

@@ -49,28 +49,9 @@ pub async fn publish(
     if upload.new_project
         && let Some(uploader_id) = upload.uploader_id
     {
-        if !super::insert_project(conn, project, now_micros).await? {
+        if !create_project(conn, batch, project, uploader_id, user, now_micros).await? {
             return Ok(Published::Raced);
         }
-        super::insert_role(conn, &project.id, uploader_id, Role::Owner, now_micros).await?;
-        super::journal(conn, project, None, "create", user, now_micros).await?;
-        let action = format!("add Owner {user}");
-        super::journal(conn, project, None, &action, user, now_micros).await?;
-        batch.add(
-            Source::Project(&project.id),
-            EventTag::ProjectCreate,
-            serde_json::json!({"created_by": user}),
-        );
-        batch.add(
-            Source::Project(&project.id),
-            EventTag::ProjectRoleAdd,
-            serde_json::json!({"submitted_by": user, "role_name": "Owner", "target_user": user}),
-        );
-        batch.add(
-            Source::User(uploader_id),
-            EventTag::AccountRoleAdd,
-            serde_json::json!({"submitted_by": user, "role_name": "Owner", "project_name": project.name}),
-        );
     } else if project.name != upload.display_name {
         super::rename_display(conn, &project.id, upload.display_name).await?;
     }
@@ -117,4 +98,39 @@ pub async fn publish(
     }
     batch.add(Source::File(file.id), EventTag::FileAdd, added);
     Ok(Published::Done)
+}
+
+/// Creates `project` with `owner` as its Owner: the rows, the journal lines and the events
+/// (added to `batch`). `false` when another request created the same name first.
+pub async fn create_project(
+    conn: &mut AnyConnection,
+    batch: &mut Batch<'_>,
+    project: &Project,
+    owner_id: &str,
+    owner_name: &str,
+    now_micros: i64,
+) -> Result<bool, sqlx::Error> {
+    if !super::insert_project(conn, project, now_micros).await? {
+        return Ok(false);
+    }
+    super::insert_role(conn, &project.id, owner_id, Role::Owner, now_micros).await?;
+    super::journal(conn, project, None, "create", owner_name, now_micros).await?;
+    let action = format!("add Owner {owner_name}");
+    super::journal(conn, project, None, &action, owner_name, now_micros).await?;
+    batch.add(
+        Source::Project(&project.id),
+        EventTag::ProjectCreate,
+        serde_json::json!({"created_by": owner_name}),
+    );
+    batch.add(
+        Source::Project(&project.id),
+        EventTag::ProjectRoleAdd,
+        serde_json::json!({"submitted_by": owner_name, "role_name": "Owner", "target_user": owner_name}),
+    );
+    batch.add(
+        Source::User(owner_id),
+        EventTag::AccountRoleAdd,
+        serde_json::json!({"submitted_by": owner_name, "role_name": "Owner", "project_name": project.name}),
+    );
+    Ok(true)
 }

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use wharf::cli::publisher::{PublisherCommand, run};
 use wharf::config::trusted_publishing::{Issuer, Issuers};
 
+use crate::browser::{Browser, outbox};
 use crate::proxy::Served;
 use crate::util::{TestApp, TestResponse, UploadForm};
 
@@ -236,6 +237,38 @@ fn add_github(project: &str, environment: Option<&str>) -> PublisherCommand {
         ci_config: None,
         gitlab_issuer: None,
         environment: environment.map(str::to_owned),
+        pending: false,
+        owner: None,
+    }
+}
+
+/// `wharf publisher add NAME --github octo-org/octo-repo --workflow release.yml --pending
+/// --owner OWNER`.
+fn add_pending(project: &str, owner: &str) -> PublisherCommand {
+    match add_github(project, None) {
+        PublisherCommand::Add {
+            project,
+            github,
+            workflow,
+            owner_id,
+            gitlab,
+            ci_config,
+            gitlab_issuer,
+            environment,
+            ..
+        } => PublisherCommand::Add {
+            project,
+            github,
+            workflow,
+            owner_id,
+            gitlab,
+            ci_config,
+            gitlab_issuer,
+            environment,
+            pending: true,
+            owner: Some(owner.into()),
+        },
+        other => other,
     }
 }
 
@@ -249,6 +282,8 @@ fn add_gitlab(project: &str) -> PublisherCommand {
         ci_config: Some(".gitlab-ci.yml".into()),
         gitlab_issuer: None,
         environment: Some("production".into()),
+        pending: false,
+        owner: None,
     }
 }
 
@@ -856,4 +891,379 @@ async fn two_first_exchanges_with_different_owners_mint_once() {
         b.text()
     );
     assert_eq!(app.count("oidc_tokens").await, 1);
+}
+
+/// The project's Owners, by username.
+async fn owners(app: &TestApp, project: &str) -> Vec<String> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT u.username FROM roles r JOIN users u ON u.id = r.user_id \
+         JOIN projects p ON p.id = r.project_id WHERE p.normalized_name = $1 AND r.role_name = 'Owner' \
+         ORDER BY u.username",
+    )
+    .bind(project)
+    .fetch_all(app.state.db.pool())
+    .await
+    .expect("owners");
+    rows.into_iter().map(|(u,)| u).collect()
+}
+
+#[tokio::test]
+async fn a_pending_publisher_creates_its_project_with_its_owner_at_the_first_publish() {
+    let Setup {
+        app,
+        provider,
+        github_key,
+        ..
+    } = setup().await;
+    let (bob, _) = app.create_user("bob").await;
+    let added = cli(&app, add_pending("Fresh_Tool", "alice"))
+        .await
+        .expect("pending");
+    assert!(
+        added[0].ends_with("\tpending: creates Fresh_Tool owned by alice"),
+        "{added:?}"
+    );
+    // Names a new project could not take are refused, in one line.
+    for (name, owner, expected) in [
+        ("widget", "alice", "exists already"),
+        ("asyncio", "alice", "Standard Library"),
+        ("not a name!", "alice", "not a valid project name"),
+        ("other-tool", "nobody", "no user named 'nobody'"),
+    ] {
+        let error = cli(&app, add_pending(name, owner)).await.expect_err(name);
+        assert!(error.contains(expected), "{name}: {error}");
+        assert!(!error.contains('\n'), "{error}");
+    }
+    // One CI identity is pending for one name; bob's other workflow may wait for the same.
+    let again = cli(&app, add_pending("other-tool", "alice")).await;
+    assert!(
+        again
+            .expect_err("twice")
+            .contains("pending for a project already")
+    );
+    let by_bob = cli(
+        &app,
+        PublisherCommand::Add {
+            project: "fresh-tool".into(),
+            github: Some("bobs/fork".into()),
+            workflow: Some("ci.yml".into()),
+            owner_id: None,
+            gitlab: None,
+            ci_config: None,
+            gitlab_issuer: None,
+            environment: None,
+            pending: true,
+            owner: Some("bob".into()),
+        },
+    )
+    .await
+    .expect("bob's pending");
+    let listed = cli(
+        &app,
+        PublisherCommand::List {
+            project: "fresh_tool".into(),
+        },
+    )
+    .await
+    .expect("list");
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(app.count("oidc_pending_publishers").await, 2);
+    assert!(
+        wharf::packaging::find_project(&app.state.db, "fresh-tool")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let now = app.state.clock.now_secs();
+    let jwt = github_key.sign(
+        "gh-1",
+        &github_claims(&provider.issuer("github"), now, "p-1"),
+    );
+    let response = mint(&app, &jwt).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    let token = response.json()["token"].as_str().expect("token").to_owned();
+    // The project exists, owned by alice, with the publisher registered; no pending is left.
+    assert_eq!(owners(&app, "fresh-tool").await, ["alice"]);
+    assert_eq!(app.count("oidc_pending_publishers").await, 0);
+    let registered = events(&app, "project:oidc:publisher-added").await;
+    assert_eq!(registered.len(), 1);
+    assert_eq!(registered[0]["reified_from_pending_publisher"], true);
+    assert_eq!(registered[0]["submitted_by"], "alice");
+    assert_eq!(
+        events(&app, "account:oidc:pending-publisher-added")
+            .await
+            .len(),
+        2
+    );
+    let dropped: Vec<(String, String)> = sqlx::query_as(
+        "SELECT source_id, additional FROM events WHERE tag = 'account:oidc:pending-publisher-removed'",
+    )
+    .fetch_all(app.state.db.pool())
+    .await
+    .expect("events");
+    assert_eq!(dropped.len(), 1, "bob's is dropped: {dropped:?}");
+    assert_eq!(dropped[0].0, bob.id);
+    assert!(dropped[0].1.contains(by_bob[0].split('\t').next().unwrap()));
+    let created = events(&app, "project:create").await;
+    assert_eq!(created.last().expect("create")["created_by"], "alice");
+
+    let upload = app
+        .upload(Some(&token), &UploadForm::wheel("fresh-tool", "1.0"))
+        .await;
+    assert_eq!(upload.status, StatusCode::OK, "{}", upload.text());
+    let listed = cli(
+        &app,
+        PublisherCommand::List {
+            project: "fresh-tool".into(),
+        },
+    )
+    .await
+    .expect("list");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert!(listed[0].contains("owner id 65"), "{listed:?}");
+}
+
+#[tokio::test]
+async fn a_pending_publisher_goes_when_its_name_is_created_by_an_upload() {
+    let Setup {
+        app,
+        provider,
+        github_key,
+        ..
+    } = setup().await;
+    cli(&app, add_pending("late-tool", "alice"))
+        .await
+        .expect("pending");
+    let upload = app
+        .upload(Some(&app.token), &UploadForm::wheel("late-tool", "0.1"))
+        .await;
+    assert_eq!(upload.status, StatusCode::OK, "{}", upload.text());
+    assert_eq!(app.count("oidc_pending_publishers").await, 0);
+    let dropped = events(&app, "account:oidc:pending-publisher-removed").await;
+    assert_eq!(dropped.len(), 1);
+    assert_eq!(dropped[0]["project"], "late-tool");
+    // Its workflow no longer matches anything: an Owner registers it on the project.
+    let now = app.state.clock.now_secs();
+    let jwt = github_key.sign(
+        "gh-1",
+        &github_claims(&provider.issuer("github"), now, "l-1"),
+    );
+    let (code, _) = refusal(&mint(&app, &jwt).await);
+    assert_eq!(code, "invalid-publisher");
+}
+
+#[tokio::test]
+async fn owners_manage_publishers_and_can_allow_only_them_to_upload() {
+    let Setup {
+        app,
+        provider,
+        github_key,
+        ..
+    } = setup().await;
+    let mut browser = Browser::signed_in(&app, "alice").await;
+    let page = browser.get("/manage/project/widget/publishing/").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+    assert!(page.text().contains("No publisher is registered"));
+
+    // A bad workflow name is refused on the form, naming the field; nothing is added.
+    let refused = browser
+        .post(
+            "/manage/project/widget/publishing/add",
+            &[
+                ("kind", "github"),
+                ("owner", "octo-org"),
+                ("repository", "octo-repo"),
+                ("workflow", "release"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(
+        refused.text().contains("href=\"#github-workflow\""),
+        "{}",
+        refused.text()
+    );
+    assert_eq!(app.count("oidc_publishers").await, 0);
+    let added = browser
+        .post(
+            "/manage/project/widget/publishing/add",
+            &[
+                ("kind", "github"),
+                ("owner", "octo-org"),
+                ("repository", "octo-repo"),
+                ("workflow", "release.yml"),
+                ("environment", "pypi"),
+            ],
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.text());
+    let page = browser
+        .get("/manage/project/widget/publishing/")
+        .await
+        .text();
+    // Escaped as the page escapes it.
+    assert!(
+        page.contains("GitHub octo-org&#x2f;octo-repo .github&#x2f;workflows&#x2f;release.yml (environment pypi)"),
+        "{page}"
+    );
+    let recorded = events(&app, "project:oidc:publisher-added").await;
+    assert_eq!(recorded[0]["via"], "web");
+    assert_eq!(recorded[0]["submitted_by"], "alice");
+
+    // An API token uploading to a project with a publisher tells its Owners.
+    let upload = app
+        .upload(Some(&app.token), &UploadForm::wheel("widget", "0.2"))
+        .await;
+    assert_eq!(upload.status, StatusCode::OK, "{}", upload.text());
+    app.state.mailer.idle().await;
+    let told: Vec<String> = outbox(&app)
+        .into_iter()
+        .filter(|m| {
+            m.contains("To: alice@example.org") && m.contains("which has a trusted publisher")
+        })
+        .collect();
+    assert_eq!(told.len(), 1);
+    assert!(
+        told[0].contains("widget-0.2-py3-none-any.whl"),
+        "{}",
+        told[0]
+    );
+    assert!(!told[0].contains(&app.token));
+
+    // Only trusted publishers: API tokens are refused, saying why; the publisher uploads.
+    let switched = browser
+        .post(
+            "/manage/project/widget/publishing/trusted-only",
+            &[("only", "yes")],
+        )
+        .await;
+    assert_eq!(switched.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        events(&app, "project:trusted_publishing_only:enabled")
+            .await
+            .len(),
+        1
+    );
+    let refused = app
+        .upload(Some(&app.token), &UploadForm::wheel("widget", "0.3"))
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(
+        refused
+            .message()
+            .starts_with("Only trusted publishers may upload to 'widget'"),
+        "{}",
+        refused.message()
+    );
+    let mut claims = github_claims(
+        &provider.issuer("github"),
+        app.state.clock.now_secs(),
+        "t-1",
+    );
+    claims["environment"] = json!("pypi");
+    let minted = mint(&app, &github_key.sign("gh-1", &claims)).await;
+    assert_eq!(minted.status, StatusCode::OK, "{}", minted.text());
+    let token = minted.json()["token"].as_str().expect("token").to_owned();
+    let upload = app
+        .upload(Some(&token), &UploadForm::wheel("widget", "0.3"))
+        .await;
+    assert_eq!(upload.status, StatusCode::OK, "{}", upload.text());
+    // Switched back off, tokens upload again.
+    browser
+        .post(
+            "/manage/project/widget/publishing/trusted-only",
+            &[("only", "no")],
+        )
+        .await;
+    assert_eq!(
+        events(&app, "project:trusted_publishing_only:disabled")
+            .await
+            .len(),
+        1
+    );
+    let upload = app
+        .upload(Some(&app.token), &UploadForm::wheel("widget", "0.4"))
+        .await;
+    assert_eq!(upload.status, StatusCode::OK, "{}", upload.text());
+
+    // Removing it stops its tokens.
+    let id: (String,) = sqlx::query_as("SELECT id FROM oidc_publishers")
+        .fetch_one(app.state.db.pool())
+        .await
+        .expect("publisher");
+    let removed = browser
+        .post(
+            "/manage/project/widget/publishing/remove",
+            &[("publisher_id", &id.0)],
+        )
+        .await;
+    assert_eq!(removed.status, StatusCode::SEE_OTHER);
+    assert_eq!(app.count("oidc_publishers").await, 0);
+    let late = app
+        .upload(Some(&token), &UploadForm::wheel("widget", "0.5"))
+        .await;
+    assert_eq!(late.status, StatusCode::FORBIDDEN, "{}", late.text());
+}
+
+#[tokio::test]
+async fn a_user_registers_and_removes_pending_publishers_on_the_account_page() {
+    let Setup { app, .. } = setup().await;
+    let mut browser = Browser::signed_in(&app, "alice").await;
+    let page = browser.get("/manage/account/publishing/").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+    assert!(page.text().contains("You have no pending publishers."));
+    let fields = |name: &'static str| {
+        vec![
+            ("kind", "gitlab"),
+            ("project_name", name),
+            ("owner", "my-group"),
+            ("repository", "my-project"),
+            ("workflow", ".gitlab-ci.yml"),
+        ]
+    };
+    let taken = browser
+        .post("/manage/account/publishing/add", &fields("gadget"))
+        .await;
+    assert_eq!(taken.status, StatusCode::BAD_REQUEST);
+    assert!(
+        taken.text().contains("href=\"#gitlab-project_name\""),
+        "{}",
+        taken.text()
+    );
+    let added = browser
+        .post("/manage/account/publishing/add", &fields("web-tool"))
+        .await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.text());
+    let page = browser.get("/manage/account/publishing/").await.text();
+    assert!(page.contains("web-tool"), "{page}");
+    let pending = wharf::oidc::pending::for_user(&app.state.db, &app.user.id)
+        .await
+        .expect("pending");
+    assert_eq!(pending.len(), 1);
+    // Another user cannot remove it.
+    let mut bob = {
+        app.create_user("bob").await;
+        Browser::signed_in(&app, "bob").await
+    };
+    bob.post(
+        "/manage/account/publishing/remove",
+        &[("publisher_id", &pending[0].publisher.id)],
+    )
+    .await;
+    assert_eq!(app.count("oidc_pending_publishers").await, 1);
+    let removed = browser
+        .post(
+            "/manage/account/publishing/remove",
+            &[("publisher_id", &pending[0].publisher.id)],
+        )
+        .await;
+    assert_eq!(removed.status, StatusCode::SEE_OTHER);
+    assert_eq!(app.count("oidc_pending_publishers").await, 0);
+    assert_eq!(
+        events(&app, "account:oidc:pending-publisher-removed")
+            .await
+            .len(),
+        1
+    );
 }

@@ -133,6 +133,39 @@ const ROUTES: &[Route] = &[
     },
     Route {
         method: "GET",
+        path: "/manage/project/demo/publishing/",
+        fields: &[],
+        kind: Kind::OwnersRecent,
+        allowed: 200,
+    },
+    Route {
+        method: "POST",
+        path: "/manage/project/demo/publishing/add",
+        fields: &[
+            ("kind", "github"),
+            ("owner", "acme"),
+            ("workflow", "no-yml"),
+        ],
+        kind: Kind::OwnersRecent,
+        allowed: 400,
+    },
+    Route {
+        method: "POST",
+        path: "/manage/project/demo/publishing/remove",
+        fields: &[("publisher_id", "no-such-publisher")],
+        kind: Kind::OwnersRecent,
+        allowed: 303,
+    },
+    // Sent as it already is (off), so an allowed switch changes nothing.
+    Route {
+        method: "POST",
+        path: "/manage/project/demo/publishing/trusted-only",
+        fields: &[("only", "no")],
+        kind: Kind::OwnersRecent,
+        allowed: 303,
+    },
+    Route {
+        method: "GET",
         path: "/manage/project/demo/settings/",
         fields: &[],
         kind: Kind::OwnersRecent,

@@ -1,10 +1,11 @@
 //! `/manage/projects/` (the user's projects and the invitations waiting for them) and each
 //! project's management pages, one file per area: releases (yank, un-yank, delete a release
-//! or a file), collaborators (invite, change role, remove) and settings (2FA requirement,
-//! delete). Who may see and do what is decided by `packaging::permissions`; every change is
-//! journalled and recorded.
+//! or a file), collaborators (invite, change role, remove), publishing (trusted publishers,
+//! "only trusted publishers") and settings (2FA requirement, delete). Who may see and do
+//! what is decided by `packaging::permissions`; every change is journalled and recorded.
 
 mod collaborators;
+mod publishing;
 mod releases;
 mod settings;
 
@@ -14,6 +15,10 @@ use wharf_packaging::name;
 
 pub use collaborators::{
     InviteForm, RoleForm, change_role, collaboration, invite, remove_role, revoke_invitation,
+};
+pub use publishing::{
+    RemovePublisherForm, TrustedOnlyForm, add_publisher, publishing, remove_publisher,
+    set_trusted_only,
 };
 pub use releases::{
     DeleteFileForm, DeleteReleaseForm, YankForm, delete_file, delete_release, release, releases,

@@ -1,0 +1,252 @@
+//! `/manage/account/publishing/`: the user's pending trusted publishers (a CI workflow that
+//! will create a project that does not exist yet), and the publisher form both it and a
+//! project's publishing page read. Changes need a recently entered password.
+
+use axum::Form;
+use axum::http::StatusCode;
+use minijinja::context;
+use serde::Deserialize;
+
+use crate::oidc::Issuers;
+use crate::oidc::claims::{Kind, Publisher};
+use crate::oidc::pending;
+use crate::oidc::publishers::{By, NewPublisher, PublisherError};
+use crate::web::{Flash, FormErrors, OrPage, Page, Web};
+
+const PAGE: &str = "/manage/account/publishing/";
+
+/// The publisher form: `kind` is `github` or `gitlab`; the fields are named as GitHub and
+/// GitLab name them on the page, stored in the same columns.
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize)]
+#[serde(default)]
+pub struct PublisherForm {
+    pub kind: String,
+    pub project_name: String,
+    pub owner: String,
+    pub repository: String,
+    pub workflow: String,
+    pub environment: String,
+    pub owner_id: String,
+    pub issuer: String,
+}
+
+/// The form as a publisher to register, or the field to point at and why not.
+pub(crate) fn new_publisher(
+    form: &PublisherForm,
+    issuers: &Issuers,
+) -> Result<NewPublisher, (String, String)> {
+    let kind = Kind::parse(&form.kind).ok_or_else(|| {
+        (
+            "github-owner".to_owned(),
+            "Choose GitHub or GitLab.".to_owned(),
+        )
+    })?;
+    let prefix = kind.as_str();
+    let issuer = match kind {
+        Kind::GitHub => issuers.github().to_owned(),
+        Kind::GitLab if form.issuer.trim().is_empty() => issuers
+            .default_gitlab()
+            .ok_or_else(|| {
+                (
+                    "gitlab-owner".to_owned(),
+                    "This index trusts no GitLab instance (trusted_publishing.gitlab_issuers is empty).".to_owned(),
+                )
+            })?
+            .to_owned(),
+        Kind::GitLab if issuers.is_gitlab(form.issuer.trim()) => form.issuer.trim().to_owned(),
+        Kind::GitLab => {
+            return Err((
+                "gitlab-issuer".to_owned(),
+                "Choose one of the GitLab instances this index trusts.".to_owned(),
+            ));
+        }
+    };
+    let owner_id = form.owner_id.trim();
+    NewPublisher {
+        kind,
+        issuer,
+        owner: form.owner.trim().to_owned(),
+        repository: form.repository.trim().to_owned(),
+        workflow: form.workflow.trim().to_owned(),
+        environment: form.environment.trim().to_owned(),
+        owner_id: (kind == Kind::GitHub && !owner_id.is_empty()).then(|| owner_id.to_owned()),
+    }
+    .checked()
+    .map_err(|e| (field_of(prefix, &e), sentence(&e.to_string())))
+}
+
+/// The field a refusal of `NewPublisher::checked` is about, for the error summary's link.
+pub(crate) fn field_of(prefix: &str, error: &PublisherError) -> String {
+    let text = error.to_string();
+    let field = if text.contains("workflow") || text.contains("CI config") {
+        "workflow"
+    } else if text.contains("environment") {
+        "environment"
+    } else if text.contains("owner id") {
+        "owner_id"
+    } else if text.contains("repository") && !text.contains("owner and") {
+        "repository"
+    } else {
+        "owner"
+    };
+    format!("{prefix}-{field}")
+}
+
+/// A domain message as a sentence for the page.
+pub(crate) fn sentence(message: &str) -> String {
+    let mut chars = message.chars();
+    let mut text: String = chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default();
+    if !text.ends_with('.') {
+        text.push('.');
+    }
+    text
+}
+
+/// What the publisher forms need of the settings: the GitLab instances to choose from.
+pub(crate) fn gitlab_issuers(web: &Web) -> Vec<String> {
+    web.state
+        .settings
+        .trusted_publishing
+        .gitlab_issuers
+        .0
+        .iter()
+        .map(|i| i.as_str().to_owned())
+        .collect()
+}
+
+/// How a publisher is shown in the lists.
+pub(crate) fn shown(publisher: &Publisher) -> minijinja::Value {
+    context! {
+        id => publisher.id.clone(),
+        kind => publisher.kind.display(),
+        specifier => publisher.specifier(),
+        url => publisher.url(),
+        environment => publisher.environment.clone(),
+        owner_id => publisher.owner_id.clone(),
+    }
+}
+
+pub async fn page(web: Web) -> Page {
+    web.require_recent_auth(PAGE)?;
+    account_page(
+        &web,
+        StatusCode::OK,
+        PublisherForm::default(),
+        FormErrors::default(),
+    )
+    .await
+}
+
+async fn account_page(
+    web: &Web,
+    status: StatusCode,
+    form: PublisherForm,
+    errors: FormErrors,
+) -> Page {
+    let session = web.require_session()?;
+    let listed = pending::for_user(&web.state.db, &session.user.id)
+        .await
+        .or_page(web)?;
+    let listed: Vec<minijinja::Value> = listed
+        .iter()
+        .map(|p| {
+            context! {
+                project_name => p.project_name.clone(),
+                ..shown(&p.publisher)
+            }
+        })
+        .collect();
+    Ok(web.render_status(
+        status,
+        "manage_account_publishing.html",
+        context! {
+            pending => listed,
+            limit => pending::PER_USER,
+            form => minijinja::Value::from(minijinja::value::Serde(&form)),
+            gitlab_issuers => gitlab_issuers(web),
+            errors => errors,
+        },
+    ))
+}
+
+pub async fn add(web: Web, Form(form): Form<PublisherForm>) -> Page {
+    let session = web.require_recent_auth(PAGE)?.clone();
+    let new = match new_publisher(&form, &web.state.oidc) {
+        Ok(new) => new,
+        Err((field, message)) => {
+            let errors = FormErrors::one(&field, message);
+            return account_page(&web, StatusCode::BAD_REQUEST, form, errors).await;
+        }
+    };
+    let by = By {
+        username: Some(&session.user.username),
+        via: "web",
+        meta: &web.meta,
+        now_micros: web.now_micros(),
+    };
+    let proxying = web.state.proxy.is_some();
+    match pending::add(
+        &web.state.db,
+        new,
+        &form.project_name,
+        &session.user,
+        proxying,
+        &by,
+    )
+    .await
+    {
+        Ok(added) => Ok(web.redirect_with(
+            PAGE,
+            Flash::success(format!(
+                "Added a pending publisher: the first publish from {} creates {}, with you as its Owner.",
+                added.publisher.specifier(),
+                added.project_name
+            )),
+        )),
+        Err(PublisherError::Database(e)) => Err(web.error(e.into())),
+        Err(e) => {
+            let field = if e.to_string().contains("name") {
+                format!("{}-project_name", form.kind)
+            } else {
+                field_of(&form.kind, &e)
+            };
+            let errors = FormErrors::one(&field, sentence(&e.to_string()));
+            account_page(&web, StatusCode::BAD_REQUEST, form, errors).await
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RemoveForm {
+    publisher_id: String,
+}
+
+pub async fn remove(web: Web, Form(form): Form<RemoveForm>) -> Page {
+    let session = web.require_recent_auth(PAGE)?.clone();
+    let by = By {
+        username: Some(&session.user.username),
+        via: "web",
+        meta: &web.meta,
+        now_micros: web.now_micros(),
+    };
+    let removed = pending::remove(
+        &web.state.db,
+        form.publisher_id.trim(),
+        Some(&session.user.id),
+        &by,
+    )
+    .await
+    .or_page(&web)?;
+    Ok(if removed {
+        web.redirect_with(PAGE, Flash::success("Removed the pending publisher."))
+    } else {
+        web.redirect_with(
+            PAGE,
+            Flash::error("That pending publisher is no longer there: it may have created its project already."),
+        )
+    })
+}

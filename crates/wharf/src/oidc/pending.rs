@@ -1,0 +1,391 @@
+//! Pending publishers (`oidc_pending_publishers`): a CI identity a user registers for a
+//! project that does not exist yet. The first exchange of a token it matches creates the
+//! project with that user as Owner, turns the pending publisher into an ordinary one and drops
+//! the other pending publishers of the name, in the exchange's transaction (as Warehouse's
+//! `reify_pending_publisher` does). Registering one takes a name a new project could take.
+
+use sqlx::AnyConnection;
+
+use super::claims::{Kind, Lookup, Publisher};
+use super::publishers::{self, By, COLUMNS, NewPublisher, PublisherError, PublisherRow};
+use crate::accounts::User;
+use crate::db::Db;
+use crate::events::{self, EventTag, Source};
+use crate::packaging::{self, NameRefusal, Project};
+
+/// How many pending publishers one user may have at once (Warehouse's limit).
+pub const PER_USER: i64 = 3;
+
+/// A pending publisher: the publisher's fields (its `id` is the pending row's), the project
+/// it will create and the user who will own it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pending {
+    pub publisher: Publisher,
+    pub project_name: String,
+    pub normalized_name: String,
+    pub added_by: String,
+}
+
+type PendingRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+);
+
+const PENDING_COLUMNS: &str = "p.project_name, p.normalized_name, p.added_by";
+
+fn from_row(row: PendingRow) -> Option<Pending> {
+    let (id, kind, issuer, owner, repository, workflow, environment, owner_id, name, norm, by) =
+        row;
+    let fields: PublisherRow = (
+        id,
+        kind,
+        issuer,
+        owner,
+        repository,
+        workflow,
+        environment,
+        owner_id,
+    );
+    Some(Pending {
+        publisher: publishers::from_row(fields)?,
+        project_name: name,
+        normalized_name: norm,
+        added_by: by,
+    })
+}
+
+/// Why a name cannot be registered for a pending publisher, in words for the form.
+pub fn name_refusal_message(display: &str, refusal: &NameRefusal) -> String {
+    match refusal {
+        NameRefusal::Stdlib => format!(
+            "the name '{display}' isn't allowed (conflict with Python Standard Library module name)"
+        ),
+        NameRefusal::Proxied => format!(
+            "the name '{display}' is served from the upstream index; an administrator can claim it for this index first"
+        ),
+        NameRefusal::Confusable(existing) => {
+            format!("the name '{display}' is too similar to an existing project ('{existing}')")
+        }
+        NameRefusal::Taken => format!(
+            "a project named '{display}' exists already: its Owners register publishers on its publishing page"
+        ),
+    }
+}
+
+/// Registers a pending publisher of `owner` for the project `project_name`.
+pub async fn add(
+    db: &Db,
+    new: NewPublisher,
+    project_name: &str,
+    owner: &User,
+    proxying: bool,
+    by: &By<'_>,
+) -> Result<Pending, PublisherError> {
+    let new = new.checked()?;
+    let display = project_name.trim();
+    if !wharf_packaging::name::is_valid(display) {
+        return Err(PublisherError::Invalid(format!(
+            "'{display}' is not a valid project name: letters, digits, '.', '_' and '-', starting and ending with a letter or digit"
+        )));
+    }
+    let normalized = wharf_packaging::name::normalize(display);
+    if let Err(refusal) = packaging::check_new_name(db, display, &normalized, proxying).await? {
+        return Err(PublisherError::Invalid(name_refusal_message(
+            display, &refusal,
+        )));
+    }
+    let mut tx = db.begin().await?;
+    let (held,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM oidc_pending_publishers WHERE added_by = $1")
+            .bind(&owner.id)
+            .fetch_one(&mut *tx)
+            .await?;
+    if held >= PER_USER {
+        return Err(PublisherError::Invalid(format!(
+            "you have {held} pending publishers already, the most one account may have: remove one, or publish with it first"
+        )));
+    }
+    let pending = Pending {
+        publisher: Publisher {
+            id: uuid::Uuid::new_v4().to_string(),
+            kind: new.kind,
+            issuer: new.issuer,
+            owner: new.owner,
+            repository: new.repository,
+            workflow: new.workflow,
+            environment: new.environment,
+            owner_id: new.owner_id,
+        },
+        project_name: display.to_owned(),
+        normalized_name: normalized,
+        added_by: owner.id.clone(),
+    };
+    let p = &pending.publisher;
+    let inserted = sqlx::query(
+        "INSERT INTO oidc_pending_publishers (id, project_name, normalized_name, kind, issuer, owner, \
+         repository, workflow, environment, owner_id, added_by, created) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING",
+    )
+    .bind(&p.id)
+    .bind(&pending.project_name)
+    .bind(&pending.normalized_name)
+    .bind(p.kind.as_str())
+    .bind(&p.issuer)
+    .bind(&p.owner)
+    .bind(&p.repository)
+    .bind(&p.workflow)
+    .bind(&p.environment)
+    .bind(&p.owner_id)
+    .bind(&owner.id)
+    .bind(by.now_micros)
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(PublisherError::Invalid(
+            "this publisher is pending for a project already: one CI workflow can create one project"
+                .to_owned(),
+        ));
+    }
+    events::record(
+        &mut tx,
+        Source::User(&owner.id),
+        EventTag::AccountPendingOidcPublisherAdded,
+        by.meta,
+        by.now_micros,
+        event_details(&pending, by),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(pending)
+}
+
+fn event_details(pending: &Pending, by: &By<'_>) -> serde_json::Value {
+    let mut details = publishers::event_details(&pending.publisher, by);
+    details["project"] = serde_json::json!(pending.project_name);
+    details
+}
+
+/// A user's pending publishers, oldest first.
+pub async fn for_user(db: &Db, user_id: &str) -> Result<Vec<Pending>, sqlx::Error> {
+    list(db, "p.added_by = $1", user_id).await
+}
+
+/// The pending publishers of a project name (normalised), oldest first.
+pub async fn for_name(db: &Db, normalized: &str) -> Result<Vec<Pending>, sqlx::Error> {
+    list(db, "p.normalized_name = $1", normalized).await
+}
+
+async fn list(db: &Db, filter: &str, value: &str) -> Result<Vec<Pending>, sqlx::Error> {
+    let rows: Vec<PendingRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS}, {PENDING_COLUMNS} FROM oidc_pending_publishers p WHERE {filter} \
+         ORDER BY p.created, p.id"
+    )))
+    .bind(value)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows.into_iter().filter_map(from_row).collect())
+}
+
+/// Removes pending publisher `id`; `false` when there is none. `user_id`: only that user's.
+pub async fn remove(
+    db: &Db,
+    id: &str,
+    user_id: Option<&str>,
+    by: &By<'_>,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let row: Option<PendingRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS}, {PENDING_COLUMNS} FROM oidc_pending_publishers p WHERE p.id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(pending) = row.and_then(from_row) else {
+        return Ok(false);
+    };
+    if user_id.is_some_and(|user| user != pending.added_by) {
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM oidc_pending_publishers WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    events::record(
+        &mut tx,
+        Source::User(&pending.added_by),
+        EventTag::AccountPendingOidcPublisherRemoved,
+        by.meta,
+        by.now_micros,
+        event_details(&pending, by),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// The pending publishers of `kind` and `issuer` the claims may name (decided among by
+/// `claims::matches_lookup`, as for registered ones).
+pub async fn candidates(
+    db: &Db,
+    kind: Kind,
+    issuer: &str,
+    lookup: &Lookup,
+) -> Result<Vec<Pending>, sqlx::Error> {
+    let rows: Vec<PendingRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS}, {PENDING_COLUMNS} FROM oidc_pending_publishers p WHERE p.kind = $1 \
+         AND p.issuer = $2 AND lower(p.owner) = lower($3) AND lower(p.repository) = lower($4) \
+         AND p.workflow = $5 ORDER BY p.created, p.id"
+    )))
+    .bind(kind.as_str())
+    .bind(issuer)
+    .bind(&lookup.owner)
+    .bind(&lookup.repository)
+    .bind(&lookup.workflow)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows.into_iter().filter_map(from_row).collect())
+}
+
+/// Why a pending publisher's exchange cannot create its project.
+#[derive(Debug, thiserror::Error)]
+pub enum ReifyError {
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Creates the pending publisher's project with its user as Owner and registers the
+/// publisher for it, in the exchange's transaction; the name's pending publishers are gone
+/// after. The project's creation and the publisher's registration are events of the project.
+pub async fn reify(
+    conn: &mut AnyConnection,
+    batch: &mut events::Batch<'_>,
+    pending: &Pending,
+    proxying: bool,
+    by: &By<'_>,
+) -> Result<Publisher, ReifyError> {
+    let refused = |m: String| Err(ReifyError::Refused(m));
+    let owner: Option<(String, i64)> =
+        sqlx::query_as("SELECT username, is_active FROM users WHERE id = $1")
+            .bind(&pending.added_by)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some((owner_name, 1)) = owner else {
+        return refused(
+            "the account that registered this pending publisher is disabled".to_owned(),
+        );
+    };
+    let project = Project {
+        id: uuid::Uuid::new_v4().to_string(),
+        name: pending.project_name.clone(),
+        normalized_name: pending.normalized_name.clone(),
+        last_serial: 0,
+        upload_limit: None,
+        total_size: 0,
+        owners_require_2fa: false,
+    };
+    if !packaging::create_project(
+        conn,
+        batch,
+        &project,
+        &pending.added_by,
+        &owner_name,
+        by.now_micros,
+    )
+    .await?
+    {
+        return refused(format!(
+            "the project '{}' exists already (its Owners register publishers on its publishing page)",
+            pending.project_name
+        ));
+    }
+    if !crate::proxy::store::mark_hosted(conn, &pending.normalized_name, by.now_micros, proxying)
+        .await?
+    {
+        return refused(format!(
+            "the name '{}' is served from the upstream index",
+            pending.project_name
+        ));
+    }
+    sqlx::query("DELETE FROM oidc_pending_publishers WHERE id = $1")
+        .bind(&pending.publisher.id)
+        .execute(&mut *conn)
+        .await?;
+    let p = &pending.publisher;
+    let new = NewPublisher {
+        kind: p.kind,
+        issuer: p.issuer.clone(),
+        owner: p.owner.clone(),
+        repository: p.repository.clone(),
+        workflow: p.workflow.clone(),
+        environment: p.environment.clone(),
+        owner_id: p.owner_id.clone(),
+    };
+    let registered = By {
+        username: Some(&owner_name),
+        via: "trusted publishing",
+        meta: by.meta,
+        now_micros: by.now_micros,
+    };
+    let publisher = publishers::add_in(conn, batch, new, &project, &registered, true)
+        .await
+        .map_err(|e| match e {
+            PublisherError::Database(e) => ReifyError::Database(e),
+            other => ReifyError::Refused(other.to_string()),
+        })?;
+    drop_for_name(
+        conn,
+        batch,
+        &pending.normalized_name,
+        "the project was created by another publisher",
+    )
+    .await?;
+    Ok(publisher)
+}
+
+/// Drops the pending publishers of a name that a project has just taken, in the transaction
+/// that creates it, each recorded on its user's log with `reason`.
+pub async fn drop_for_name(
+    conn: &mut AnyConnection,
+    batch: &mut events::Batch<'_>,
+    normalized: &str,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    let rows: Vec<PendingRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS}, {PENDING_COLUMNS} FROM oidc_pending_publishers p \
+         WHERE p.normalized_name = $1"
+    )))
+    .bind(normalized)
+    .fetch_all(&mut *conn)
+    .await?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    for dropped in rows.into_iter().filter_map(from_row) {
+        let p = &dropped.publisher;
+        let details = serde_json::json!({
+            "publisher": p.kind.display(), "id": p.id, "specifier": p.specifier(), "url": p.url(),
+            "project": dropped.project_name, "reason": reason,
+        });
+        batch.add(
+            Source::User(&dropped.added_by),
+            EventTag::AccountPendingOidcPublisherRemoved,
+            details,
+        );
+    }
+    sqlx::query("DELETE FROM oidc_pending_publishers WHERE normalized_name = $1")
+        .bind(normalized)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
