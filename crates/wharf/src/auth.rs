@@ -84,7 +84,7 @@ pub const ACCOUNT_DISABLED: &str = "account disabled";
 /// with [`UploadIdentity::authorize`].
 pub enum UploadIdentity {
     User { user: User, token: PresentedToken },
-    Publisher(PublisherToken),
+    Publisher(Box<PublisherToken>),
 }
 
 /// Looks up the request's token and checks its signature. Refusals are recorded as events.
@@ -136,7 +136,7 @@ pub async fn authenticate_upload(
             if let Some(publisher) =
                 crate::oidc::tokens::lookup(&state.db, &state.keys, &token).await?
             {
-                return Ok(UploadIdentity::Publisher(publisher));
+                return Ok(UploadIdentity::Publisher(Box::new(publisher)));
             }
             record_anonymous_failure(state, meta, (Refused::Upload, "unknown_token"), None).await;
             return Err(AppError::forbidden(invalid_auth_message(state)));

@@ -2,19 +2,25 @@
 //! shell (each change is an event, as from the web). Each returns the lines it prints; a
 //! failure is one line (the error).
 
+use std::collections::BTreeMap;
+
 use clap::Subcommand;
 
+use crate::config::trusted_publishing::GenericIssuer;
 use crate::oidc::claims::{Kind, Publisher};
 use crate::oidc::pending::Pending;
 use crate::oidc::publishers::{self, By, NewPublisher};
 use crate::packaging;
 use crate::state::AppState;
 
+// Parsed once per process: the size of its largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum PublisherCommand {
-    /// Let a GitHub Actions workflow or a GitLab CI pipeline publish PROJECT; prints the new
-    /// publisher's id and what it matches.
-    #[command(group(clap::ArgGroup::new("kind").required(true).args(["github", "gitlab"])))]
+    /// Let a GitHub Actions workflow, a GitLab CI pipeline, a Google Cloud service account or
+    /// a job of a generic issuer publish PROJECT; prints the new publisher's id and what it
+    /// matches.
+    #[command(group(clap::ArgGroup::new("kind").required(true).args(["github", "gitlab", "google", "generic"])))]
     Add {
         project: String,
         /// A GitHub repository, OWNER/REPOSITORY (as GitHub writes it).
@@ -37,7 +43,19 @@ pub enum PublisherCommand {
         /// https://gitlab.com, else the first one configured].
         #[arg(long, value_name = "URL", requires = "gitlab")]
         gitlab_issuer: Option<String>,
-        /// Only jobs in this deployment environment may publish.
+        /// A Google Cloud service account's e-mail address.
+        #[arg(long, value_name = "EMAIL")]
+        google: Option<String>,
+        /// Only this subject (the service account's unique id) may publish.
+        #[arg(long, value_name = "SUB", requires = "google")]
+        subject: Option<String>,
+        /// A generic issuer, by its name in `trusted_publishing.generic_issuers`.
+        #[arg(long, value_name = "NAME", requires = "claim")]
+        generic: Option<String>,
+        /// The value of one of the generic issuer's claims, CLAIM=VALUE (once per claim).
+        #[arg(long, value_name = "CLAIM=VALUE", requires = "generic")]
+        claim: Vec<String>,
+        /// Only jobs in this deployment environment may publish (GitHub and GitLab).
         #[arg(long, value_name = "ENV")]
         environment: Option<String>,
         /// PROJECT does not exist yet: the publisher's first exchange creates it, with
@@ -90,6 +108,36 @@ async fn project(state: &AppState, name: &str) -> anyhow::Result<packaging::Proj
         .ok_or_else(|| anyhow::anyhow!("no project named '{name}'"))
 }
 
+/// `--claim NAME=VALUE` for each claim the generic issuer names, and no other.
+fn generic_claims(
+    issuer: &GenericIssuer,
+    given: &[String],
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut claims = BTreeMap::new();
+    for pair in given {
+        let Some((name, value)) = pair.split_once('=') else {
+            anyhow::bail!("--claim takes CLAIM=VALUE ({pair:?})");
+        };
+        let name = name.trim();
+        if !issuer.claims.iter().any(|c| c == name) {
+            anyhow::bail!(
+                "{} publishers are identified by {}; '{name}' is not one of them",
+                issuer.name,
+                issuer.claims.join(", ")
+            );
+        }
+        claims.insert(name.to_owned(), value.to_owned());
+    }
+    if let Some(missing) = issuer.claims.iter().find(|c| !claims.contains_key(*c)) {
+        anyhow::bail!(
+            "give --claim {missing}=VALUE too ({} publishers are identified by {})",
+            issuer.name,
+            issuer.claims.join(", ")
+        );
+    }
+    Ok(claims)
+}
+
 fn split_path(given: &str, what: &str) -> anyhow::Result<(String, String)> {
     let (owner, name) = given
         .trim()
@@ -115,13 +163,46 @@ pub async fn run(state: &AppState, command: PublisherCommand) -> anyhow::Result<
             gitlab,
             ci_config,
             gitlab_issuer,
+            google,
+            subject,
+            generic,
+            claim,
             environment,
             pending,
             owner,
         } => {
             let environment = environment.unwrap_or_default().trim().to_owned();
-            let new = match (github, gitlab) {
-                (Some(repository), None) => {
+            let new = match (github, gitlab, google, generic) {
+                (None, None, Some(email), None) => NewPublisher {
+                    kind: Kind::Google,
+                    issuer: state.oidc.google().to_owned(),
+                    owner: email,
+                    repository: String::new(),
+                    workflow: String::new(),
+                    environment: String::new(),
+                    owner_id: None,
+                    claims: subject
+                        .map(|sub| BTreeMap::from([("sub".to_owned(), sub)]))
+                        .unwrap_or_default(),
+                },
+                (None, None, None, Some(name)) => {
+                    let Some(issuer) = state.oidc.generic_named(&name) else {
+                        anyhow::bail!(
+                            "no generic issuer named '{name}' in trusted_publishing.generic_issuers"
+                        );
+                    };
+                    NewPublisher {
+                        kind: Kind::Generic,
+                        issuer: issuer.issuer.as_str().to_owned(),
+                        owner: String::new(),
+                        repository: String::new(),
+                        workflow: String::new(),
+                        environment: String::new(),
+                        owner_id: None,
+                        claims: generic_claims(issuer, &claim)?,
+                    }
+                }
+                (Some(repository), None, None, None) => {
                     let (owner, repository) = split_path(&repository, "--github OWNER/REPO")?;
                     NewPublisher {
                         kind: Kind::GitHub,
@@ -131,9 +212,10 @@ pub async fn run(state: &AppState, command: PublisherCommand) -> anyhow::Result<
                         workflow: workflow.unwrap_or_default(),
                         environment,
                         owner_id,
+                        claims: BTreeMap::new(),
                     }
                 }
-                (None, Some(path)) => {
+                (None, Some(path), None, None) => {
                     let (namespace, project) = split_path(&path, "--gitlab NAMESPACE/PROJECT")?;
                     let issuer = match gitlab_issuer {
                         Some(issuer) if state.oidc.is_gitlab(&issuer) => issuer,
@@ -156,9 +238,12 @@ pub async fn run(state: &AppState, command: PublisherCommand) -> anyhow::Result<
                         workflow: ci_config.unwrap_or_default(),
                         environment,
                         owner_id: None,
+                        claims: BTreeMap::new(),
                     }
                 }
-                _ => anyhow::bail!("give --github OWNER/REPO or --gitlab NAMESPACE/PROJECT"),
+                _ => anyhow::bail!(
+                    "give one of --github OWNER/REPO, --gitlab NAMESPACE/PROJECT, --google EMAIL, --generic NAME"
+                ),
             };
             if pending {
                 let username = owner.unwrap_or_default();

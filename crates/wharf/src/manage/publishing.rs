@@ -28,6 +28,13 @@ pub struct PublisherForm {
     pub environment: String,
     pub owner_id: String,
     pub issuer: String,
+    /// Google: the subject (optional).
+    pub subject: String,
+    /// Generic: the issuer's name in the settings.
+    pub generic: String,
+    /// Generic: `claim.<name>` fields, one per claim the issuer names.
+    #[serde(flatten)]
+    pub extra: std::collections::BTreeMap<String, String>,
 }
 
 /// The form as a publisher to register, or the field to point at and why not.
@@ -43,6 +50,8 @@ pub(crate) fn new_publisher(
     })?;
     let prefix = kind.as_str();
     let issuer = match kind {
+        Kind::Google => issuers.google().to_owned(),
+        Kind::Generic => return new_generic(form, issuers),
         Kind::GitHub => issuers.github().to_owned(),
         Kind::GitLab if form.issuer.trim().is_empty() => issuers
             .default_gitlab()
@@ -62,6 +71,7 @@ pub(crate) fn new_publisher(
         }
     };
     let owner_id = form.owner_id.trim();
+    let subject = form.subject.trim();
     NewPublisher {
         kind,
         issuer,
@@ -70,9 +80,94 @@ pub(crate) fn new_publisher(
         workflow: form.workflow.trim().to_owned(),
         environment: form.environment.trim().to_owned(),
         owner_id: (kind == Kind::GitHub && !owner_id.is_empty()).then(|| owner_id.to_owned()),
+        claims: if kind == Kind::Google && !subject.is_empty() {
+            std::collections::BTreeMap::from([("sub".to_owned(), subject.to_owned())])
+        } else {
+            std::collections::BTreeMap::new()
+        },
     }
     .checked()
     .map_err(|e| (field_of(prefix, &e), sentence(&e.to_string())))
+}
+
+/// A generic issuer's publisher from its form: the issuer by name, a value per claim.
+fn new_generic(form: &PublisherForm, issuers: &Issuers) -> Result<NewPublisher, (String, String)> {
+    let configured = issuers.generic_issuers();
+    let Some(index) = configured
+        .iter()
+        .position(|g| g.name.trim().eq_ignore_ascii_case(form.generic.trim()))
+    else {
+        return Err((
+            "github-owner".to_owned(),
+            "That issuer is not one this index trusts.".to_owned(),
+        ));
+    };
+    let generic = &configured[index];
+    let mut claims = std::collections::BTreeMap::new();
+    for name in &generic.claims {
+        let value = form
+            .extra
+            .get(&format!("claim.{name}"))
+            .map(|v| v.trim())
+            .unwrap_or_default();
+        if value.is_empty() || value.len() > 255 {
+            return Err((
+                generic_field(index, name),
+                format!("Give the value of the claim {name} (at most 255 characters)."),
+            ));
+        }
+        claims.insert(name.clone(), value.to_owned());
+    }
+    NewPublisher {
+        kind: Kind::Generic,
+        issuer: generic.issuer.as_str().to_owned(),
+        owner: String::new(),
+        repository: String::new(),
+        workflow: String::new(),
+        environment: String::new(),
+        owner_id: None,
+        claims,
+    }
+    .checked()
+    .map_err(|e| {
+        let first = generic.claims.first().cloned().unwrap_or_default();
+        (generic_field(index, &first), sentence(&e.to_string()))
+    })
+}
+
+/// The id of the project name field of the form that was sent.
+fn project_name_field(form: &PublisherForm, issuers: &Issuers) -> String {
+    let generic = issuers
+        .generic_issuers()
+        .iter()
+        .position(|g| g.name.trim().eq_ignore_ascii_case(form.generic.trim()));
+    match (form.kind.as_str(), generic) {
+        ("generic", Some(index)) => format!("generic-{index}-project_name"),
+        (kind, _) => format!("{kind}-project_name"),
+    }
+}
+
+/// The id of a generic issuer's claim field on the page.
+fn generic_field(index: usize, claim: &str) -> String {
+    format!("generic-{index}-{claim}")
+}
+
+/// The generic issuers for the forms: name, index and claims (with their field ids).
+pub(crate) fn generic_forms(web: &Web) -> Vec<minijinja::Value> {
+    web.state
+        .oidc
+        .generic_issuers()
+        .iter()
+        .enumerate()
+        .map(|(index, g)| {
+            let claims: Vec<minijinja::Value> = g
+                .claims
+                .iter()
+                .map(|c| context! { name => c.clone(), id => generic_field(index, c) })
+                .collect();
+            context! { index => index, name => g.name.clone(), issuer => g.issuer.as_str(), claims => claims }
+        })
+        .collect()
 }
 
 /// The field a refusal of `NewPublisher::checked` is about, for the error summary's link.
@@ -84,6 +179,8 @@ pub(crate) fn field_of(prefix: &str, error: &PublisherError) -> String {
         "environment"
     } else if text.contains("owner id") {
         "owner_id"
+    } else if text.contains("subject") {
+        "subject"
     } else if text.contains("repository") && !text.contains("owner and") {
         "repository"
     } else {
@@ -167,6 +264,7 @@ async fn account_page(
             limit => pending::PER_USER,
             form => minijinja::Value::from(minijinja::value::Serde(&form)),
             gitlab_issuers => gitlab_issuers(web),
+            generic_issuers => generic_forms(web),
             errors => errors,
         },
     ))
@@ -209,7 +307,7 @@ pub async fn add(web: Web, Form(form): Form<PublisherForm>) -> Page {
         Err(PublisherError::Database(e)) => Err(web.error(e.into())),
         Err(e) => {
             let field = if e.to_string().contains("name") {
-                format!("{}-project_name", form.kind)
+                project_name_field(&form, &web.state.oidc)
             } else {
                 field_of(&form.kind, &e)
             };

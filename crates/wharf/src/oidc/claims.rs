@@ -2,6 +2,8 @@
 //! checks (`warehouse/oidc/models/{github,gitlab}.py`) claim by claim, in its order and with
 //! its messages. Pure: the store hands in the candidates.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value};
 
 /// The claims of an ID token whose signature and registered claims were checked.
@@ -22,6 +24,11 @@ fn mismatch(message: impl Into<String>) -> Mismatch {
 pub enum Kind {
     GitHub,
     GitLab,
+    /// A Google Cloud service account.
+    Google,
+    /// An issuer an admin registered (`trusted_publishing.generic_issuers`), its publishers
+    /// identified by the claims it names.
+    Generic,
 }
 
 impl Kind {
@@ -29,6 +36,8 @@ impl Kind {
         match self {
             Kind::GitHub => "github",
             Kind::GitLab => "gitlab",
+            Kind::Google => "google",
+            Kind::Generic => "generic",
         }
     }
 
@@ -36,6 +45,8 @@ impl Kind {
         match text {
             "github" => Some(Kind::GitHub),
             "gitlab" => Some(Kind::GitLab),
+            "google" => Some(Kind::Google),
+            "generic" => Some(Kind::Generic),
             _ => None,
         }
     }
@@ -45,6 +56,8 @@ impl Kind {
         match self {
             Kind::GitHub => "GitHub",
             Kind::GitLab => "GitLab",
+            Kind::Google => "Google",
+            Kind::Generic => "Generic",
         }
     }
 }
@@ -65,6 +78,9 @@ pub struct Publisher {
     pub environment: String,
     /// GitHub's `repository_owner_id`, once known.
     pub owner_id: Option<String>,
+    /// Google: `sub` when one is required. Generic: the claims (name → value) that identify
+    /// the publisher. Empty for the others.
+    pub claims: BTreeMap<String, String>,
 }
 
 impl Publisher {
@@ -78,6 +94,7 @@ impl Publisher {
         match self.kind {
             Kind::GitHub => format!("https://github.com/{}", self.path()),
             Kind::GitLab => format!("{}/{}", self.issuer.trim_end_matches('/'), self.path()),
+            Kind::Google | Kind::Generic => self.issuer.clone(),
         }
     }
 
@@ -87,6 +104,21 @@ impl Publisher {
         let workflow = match self.kind {
             Kind::GitHub => format!(".github/workflows/{}", self.workflow),
             Kind::GitLab => self.workflow.clone(),
+            Kind::Google => {
+                let mut text = format!("Google service account {}", self.owner);
+                if let Some(sub) = self.claims.get("sub") {
+                    text.push_str(&format!(" (subject {sub})"));
+                }
+                return text;
+            }
+            Kind::Generic => {
+                let pairs: Vec<String> = self
+                    .claims
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                return format!("{} {}", self.issuer, pairs.join(", "));
+            }
         };
         let mut text = format!("{} {} {workflow}", self.kind.display(), self.path());
         if self.kind == Kind::GitLab
@@ -113,6 +145,13 @@ impl Publisher {
                 "ref_path": get("ref_path"), "sha": get("sha"), "pipeline_id": get("pipeline_id"),
                 "job_id": get("job_id"),
             }),
+            Kind::Google => serde_json::json!({"email": get("email"), "sub": get("sub")}),
+            Kind::Generic => {
+                let mut kept: Map<String, Value> =
+                    self.claims.keys().map(|k| (k.clone(), get(k))).collect();
+                kept.insert("sub".to_owned(), get("sub"));
+                Value::Object(kept)
+            }
         }
     }
 }
@@ -144,6 +183,20 @@ fn required(kind: Kind) -> &'static [&'static str] {
             "ref_path",
             "sha",
         ],
+        Kind::Google => &["email", "email_verified"],
+        // Its publisher's own claims, checked by `verify`.
+        Kind::Generic => &[],
+    }
+}
+
+/// A claim as text for comparing with a registered value: a string, or a number or boolean
+/// as JSON writes it (CI systems send ids both ways).
+fn claim_text(claims: &Claims, name: &str) -> Option<String> {
+    match claims.get(name)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
     }
 }
 
@@ -197,6 +250,17 @@ pub fn lookup(kind: Kind, claims: &Claims) -> Result<Lookup, Mismatch> {
                 workflow: workflow.to_owned(),
             })
         }
+        Kind::Google => Ok(Lookup {
+            owner: text(claims, "email").unwrap_or_default().to_owned(),
+            repository: String::new(),
+            workflow: String::new(),
+        }),
+        // Every publisher of the issuer is a candidate; `matches_lookup` decides.
+        Kind::Generic => Ok(Lookup {
+            owner: String::new(),
+            repository: String::new(),
+            workflow: String::new(),
+        }),
     }
 }
 
@@ -223,6 +287,17 @@ pub fn matches_lookup(publisher: &Publisher, lookup: &Lookup, claims: &Claims) -
                 && publisher.workflow == lookup.workflow
                 && Some(publisher.issuer.as_str()) == text(claims, "iss")
         }
+        Kind::Google => {
+            publisher.owner.eq_ignore_ascii_case(&lookup.owner)
+                && Some(publisher.issuer.as_str()) == text(claims, "iss")
+        }
+        Kind::Generic => {
+            Some(publisher.issuer.as_str()) == text(claims, "iss")
+                && publisher
+                    .claims
+                    .iter()
+                    .all(|(k, v)| claim_text(claims, k).as_deref() == Some(v.as_str()))
+        }
     }
 }
 
@@ -232,17 +307,38 @@ pub fn most_specific<'a>(
     candidates: &'a [Publisher],
     claims: &Claims,
 ) -> Result<&'a Publisher, Mismatch> {
+    let not_found = || mismatch("Publisher with matching claims was not found");
+    match candidates.first().map(|p| p.kind) {
+        // One that names the token's subject, else one for any subject.
+        Some(Kind::Google) => {
+            let sub = text(claims, "sub");
+            return candidates
+                .iter()
+                .find(|p| p.claims.get("sub").is_some_and(|s| Some(s.as_str()) == sub))
+                .or_else(|| candidates.iter().find(|p| !p.claims.contains_key("sub")))
+                .ok_or_else(not_found);
+        }
+        // The one that names the most claims (all of them matched); the oldest of equals.
+        Some(Kind::Generic) => {
+            let most = candidates.iter().map(|p| p.claims.len()).max().unwrap_or(0);
+            return candidates
+                .iter()
+                .find(|p| p.claims.len() == most)
+                .ok_or_else(not_found);
+        }
+        _ => {}
+    }
     let environment = text(claims, "environment").filter(|e| !e.is_empty());
     let same = |p: &&Publisher| match (p.kind, environment) {
         (Kind::GitHub, Some(env)) => p.environment == env.to_lowercase(),
         (Kind::GitLab, Some(env)) => p.environment == env,
-        (_, None) => false,
+        _ => false,
     };
     candidates
         .iter()
         .find(same)
         .or_else(|| candidates.iter().find(|p| p.environment.is_empty()))
-        .ok_or_else(|| mismatch("Publisher with matching claims was not found"))
+        .ok_or_else(not_found)
 }
 
 /// Warehouse's `verify_claims`: every checkable claim against the publisher, in its order.
@@ -315,6 +411,34 @@ pub fn verify(publisher: &Publisher, claims: &Claims) -> Result<(), Mismatch> {
                 false,
             )?;
             check_environment(publisher, claims, false)
+        }
+        Kind::Google => {
+            // Warehouse's check: an address Google has not verified names nobody.
+            let verified = match claims.get("email_verified") {
+                Some(Value::Bool(b)) => *b,
+                Some(Value::String(s)) => s == "true",
+                _ => false,
+            };
+            if !verified {
+                return Err(failed("email_verified"));
+            }
+            if !claim("email").eq_ignore_ascii_case(&publisher.owner) {
+                return Err(failed("email"));
+            }
+            if let Some(sub) = publisher.claims.get("sub")
+                && claim("sub") != sub
+            {
+                return Err(mismatch("Check failed for optional claim 'sub'"));
+            }
+            Ok(())
+        }
+        Kind::Generic => {
+            for (name, value) in &publisher.claims {
+                if claim_text(claims, name).as_deref() != Some(value.as_str()) {
+                    return Err(failed(name));
+                }
+            }
+            Ok(())
         }
     }
 }
@@ -467,6 +591,7 @@ mod tests {
             workflow: "release.yml".into(),
             environment: environment.into(),
             owner_id: Some("65".into()),
+            claims: BTreeMap::new(),
         }
     }
 
@@ -638,6 +763,7 @@ mod tests {
             workflow: ".gitlab-ci.yml".into(),
             environment: "production".into(),
             owner_id: None,
+            claims: BTreeMap::new(),
         };
         let lookup = lookup(Kind::GitLab, &claims).expect("lookup");
         assert!(matches_lookup(&publisher, &lookup, &claims));
@@ -663,6 +789,97 @@ mod tests {
             publisher
                 .specifier()
                 .contains("on https://gitlab.example.com")
+        );
+    }
+
+    #[test]
+    fn google_service_accounts_need_a_verified_address_and_their_subject() {
+        let claims = claims(serde_json::json!({
+            "iss": "https://accounts.google.com", "aud": "wharf.test", "azp": "1234",
+            "email": "publisher@project.iam.gserviceaccount.com", "email_verified": true,
+            "sub": "1122334455", "iat": 1, "exp": 2
+        }));
+        let any_subject = Publisher {
+            id: "g1".into(),
+            kind: Kind::Google,
+            issuer: "https://accounts.google.com".into(),
+            owner: "Publisher@project.iam.gserviceaccount.com".into(),
+            repository: String::new(),
+            workflow: String::new(),
+            environment: String::new(),
+            owner_id: None,
+            claims: BTreeMap::new(),
+        };
+        let lookup = lookup(Kind::Google, &claims).expect("lookup");
+        assert!(matches_lookup(&any_subject, &lookup, &claims));
+        verify(&any_subject, &claims).expect("verified");
+        let subject = Publisher {
+            id: "g2".into(),
+            claims: BTreeMap::from([("sub".to_owned(), "1122334455".to_owned())]),
+            ..any_subject.clone()
+        };
+        let both = [any_subject.clone(), subject.clone()];
+        assert_eq!(most_specific(&both, &claims), Ok(&subject));
+        let mut unverified = claims.clone();
+        unverified.insert("email_verified".into(), Value::Bool(false));
+        assert_eq!(
+            verify(&any_subject, &unverified),
+            Err(mismatch("Check failed for required claim 'email_verified'"))
+        );
+        let mut other = claims.clone();
+        other.insert("sub".into(), "999".into());
+        assert_eq!(
+            verify(&subject, &other),
+            Err(mismatch("Check failed for optional claim 'sub'"))
+        );
+        assert_eq!(
+            subject.specifier(),
+            "Google service account Publisher@project.iam.gserviceaccount.com (subject 1122334455)"
+        );
+    }
+
+    #[test]
+    fn generic_publishers_match_every_claim_they_name() {
+        let claims = claims(serde_json::json!({
+            "iss": "https://code.example.org/api/actions", "repository": "acme/widget",
+            "workflow": "release.yml", "run_id": 77, "ref": "refs/tags/v1"
+        }));
+        let publisher = Publisher {
+            id: "x1".into(),
+            kind: Kind::Generic,
+            issuer: "https://code.example.org/api/actions".into(),
+            owner: String::new(),
+            repository: String::new(),
+            workflow: String::new(),
+            environment: String::new(),
+            owner_id: None,
+            claims: BTreeMap::from([
+                ("repository".to_owned(), "acme/widget".to_owned()),
+                ("workflow".to_owned(), "release.yml".to_owned()),
+            ]),
+        };
+        let lookup = lookup(Kind::Generic, &claims).expect("lookup");
+        assert!(matches_lookup(&publisher, &lookup, &claims));
+        verify(&publisher, &claims).expect("verified");
+        let mut other = claims.clone();
+        other.insert("workflow".into(), "Release.yml".into());
+        assert!(!matches_lookup(&publisher, &lookup, &other));
+        assert_eq!(
+            verify(&publisher, &other),
+            Err(mismatch("Check failed for required claim 'workflow'"))
+        );
+        // A number in the token compares as JSON writes it.
+        let by_run = Publisher {
+            claims: BTreeMap::from([("run_id".to_owned(), "77".to_owned())]),
+            ..publisher.clone()
+        };
+        verify(&by_run, &claims).expect("number as text");
+        // The most specific of two that match names more claims.
+        let both = [by_run.clone(), publisher.clone()];
+        assert_eq!(most_specific(&both, &claims), Ok(&publisher));
+        assert_eq!(
+            publisher.specifier(),
+            "https://code.example.org/api/actions repository=acme/widget, workflow=release.yml"
         );
     }
 }

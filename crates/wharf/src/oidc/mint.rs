@@ -78,23 +78,17 @@ pub async fn mint(
         )));
     };
     let now_secs = exchange.now_micros.div_euclid(1_000_000);
-    let claims = match jwt::verify(
-        &exchange.issuers.keys,
-        &token,
-        &issuer,
-        exchange.audience,
-        now_secs,
-    )
-    .await
-    {
-        Ok(claims) => claims,
-        Err(reason) => {
-            return Ok(Err(refuse(
-                "invalid-token",
-                format!("malformed or invalid token: {reason}"),
-            )));
-        }
-    };
+    let audience = exchange.issuers.audience_for(&issuer, exchange.audience);
+    let claims =
+        match jwt::verify(&exchange.issuers.keys, &token, &issuer, audience, now_secs).await {
+            Ok(claims) => claims,
+            Err(reason) => {
+                return Ok(Err(refuse(
+                    "invalid-token",
+                    format!("malformed or invalid token: {reason}"),
+                )));
+            }
+        };
     // A pending publisher the claims satisfy creates its project first (Warehouse looks
     // for one before the registered publishers too).
     let found = match find_pending(exchange.db, kind, &issuer, &claims).await? {
@@ -109,17 +103,23 @@ pub async fn mint(
             }
         },
     };
-    // The replay check needs one string per token: any other jti could collide.
-    let Some(jti) = claims
-        .get("jti")
-        .and_then(Value::as_str)
-        .filter(|jti| !jti.is_empty() && jti.len() <= 256)
-        .map(str::to_owned)
-    else {
-        return Ok(Err(refuse(
-            "invalid-token",
-            "malformed or invalid token: the jti claim must be a non-empty string",
-        )));
+    // The replay check needs one string per token: any other jti could collide. Google's
+    // tokens (and some CI systems') have none: the token's own digest stands in for it.
+    let jti = match claims.get("jti") {
+        Some(Value::String(jti)) if !jti.is_empty() && jti.len() <= 256 => jti.clone(),
+        None if matches!(kind, claims::Kind::Google | claims::Kind::Generic) => {
+            use sha2::Digest;
+            format!(
+                "sha256:{}",
+                hex::encode(sha2::Sha256::digest(token.as_bytes()))
+            )
+        }
+        _ => {
+            return Ok(Err(refuse(
+                "invalid-token",
+                "malformed or invalid token: the jti claim must be a non-empty string",
+            )));
+        }
     };
     let reused = || refuse("invalid-reuse-token", "invalid token: already used");
     if replay::seen(exchange.db, &issuer, &jti).await? {

@@ -17,6 +17,7 @@ pub mod tokens;
 pub mod views;
 
 use crate::config::Settings;
+use crate::config::trusted_publishing::GenericIssuer;
 use claims::Kind;
 
 /// The issuers this index trusts, with their keys.
@@ -24,6 +25,8 @@ pub struct Issuers {
     pub keys: keys::KeyCache,
     github: String,
     gitlab: Vec<String>,
+    google: String,
+    generic: Vec<GenericIssuer>,
 }
 
 impl Issuers {
@@ -36,11 +39,18 @@ impl Issuers {
             .iter()
             .map(|i| i.as_str().to_owned())
             .collect();
-        let all = std::iter::once(github.as_str()).chain(gitlab.iter().map(String::as_str));
+        let google = table.google_issuer.as_str().to_owned();
+        let generic = table.generic_issuers.clone();
+        let all = [github.as_str(), google.as_str()]
+            .into_iter()
+            .chain(gitlab.iter().map(String::as_str))
+            .chain(generic.iter().map(|g| g.issuer.as_str()));
         Ok(Issuers {
             keys: keys::KeyCache::new(all)?,
             github,
             gitlab,
+            google,
+            generic,
         })
     }
 
@@ -50,9 +60,42 @@ impl Issuers {
             Some(Kind::GitHub)
         } else if self.gitlab.iter().any(|i| i == issuer) {
             Some(Kind::GitLab)
+        } else if issuer == self.google {
+            Some(Kind::Google)
+        } else if self.generic(issuer).is_some() {
+            Some(Kind::Generic)
         } else {
             None
         }
+    }
+
+    /// The issuer a new Google publisher is registered with.
+    pub fn google(&self) -> &str {
+        &self.google
+    }
+
+    /// The generic issuers configured, in the settings' order.
+    pub fn generic_issuers(&self) -> &[GenericIssuer] {
+        &self.generic
+    }
+
+    /// The generic issuer of this URL.
+    pub fn generic(&self, issuer: &str) -> Option<&GenericIssuer> {
+        self.generic.iter().find(|g| g.issuer.as_str() == issuer)
+    }
+
+    /// The generic issuer an admin named `name` (any case).
+    pub fn generic_named(&self, name: &str) -> Option<&GenericIssuer> {
+        self.generic
+            .iter()
+            .find(|g| g.name.trim().eq_ignore_ascii_case(name.trim()))
+    }
+
+    /// The audience an issuer's tokens must carry: a generic issuer's own, else the index's.
+    pub fn audience_for<'a>(&'a self, issuer: &str, index: &'a str) -> &'a str {
+        self.generic(issuer)
+            .and_then(|g| g.audience.as_deref())
+            .unwrap_or(index)
     }
 
     /// The issuer a new GitHub publisher is registered with.

@@ -38,13 +38,26 @@ type PendingRow = (
     String,
     String,
     String,
+    String,
 );
 
 const PENDING_COLUMNS: &str = "p.project_name, p.normalized_name, p.added_by";
 
 fn from_row(row: PendingRow) -> Option<Pending> {
-    let (id, kind, issuer, owner, repository, workflow, environment, owner_id, name, norm, by) =
-        row;
+    let (
+        id,
+        kind,
+        issuer,
+        owner,
+        repository,
+        workflow,
+        environment,
+        owner_id,
+        claims,
+        name,
+        norm,
+        by,
+    ) = row;
     let fields: PublisherRow = (
         id,
         kind,
@@ -54,6 +67,7 @@ fn from_row(row: PendingRow) -> Option<Pending> {
         workflow,
         environment,
         owner_id,
+        claims,
     );
     Some(Pending {
         publisher: publishers::from_row(fields)?,
@@ -124,6 +138,7 @@ pub async fn add(
             workflow: new.workflow,
             environment: new.environment,
             owner_id: new.owner_id,
+            claims: new.claims,
         },
         project_name: display.to_owned(),
         normalized_name: normalized,
@@ -132,8 +147,8 @@ pub async fn add(
     let p = &pending.publisher;
     let inserted = sqlx::query(
         "INSERT INTO oidc_pending_publishers (id, project_name, normalized_name, kind, issuer, owner, \
-         repository, workflow, environment, owner_id, added_by, created) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING",
+         repository, workflow, environment, owner_id, added_by, created, claims) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING",
     )
     .bind(&p.id)
     .bind(&pending.project_name)
@@ -147,6 +162,7 @@ pub async fn add(
     .bind(&p.owner_id)
     .bind(&owner.id)
     .bind(by.now_micros)
+    .bind(publishers::claims_column(&p.claims))
     .execute(&mut *tx)
     .await?;
     if inserted.rows_affected() == 0 {
@@ -330,6 +346,7 @@ pub async fn reify(
         workflow: p.workflow.clone(),
         environment: p.environment.clone(),
         owner_id: p.owner_id.clone(),
+        claims: p.claims.clone(),
     };
     let registered = By {
         username: Some(&owner_name),

@@ -2,6 +2,8 @@
 //! `oidc_publisher_projects` (the projects each may publish). Registering and removing one
 //! records `project:oidc:publisher-added` / `-removed` in the same transaction.
 
+use std::collections::BTreeMap;
+
 use sqlx::AnyConnection;
 
 use super::claims::{Kind, Lookup, Publisher};
@@ -19,6 +21,8 @@ pub struct NewPublisher {
     pub workflow: String,
     pub environment: String,
     pub owner_id: Option<String>,
+    /// Google: `sub` when required; generic: the identifying claims' values.
+    pub claims: BTreeMap<String, String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +50,11 @@ impl NewPublisher {
     /// is case-insensitive, so it is kept in lower case).
     pub fn checked(mut self) -> Result<NewPublisher, PublisherError> {
         let invalid = |m: &str| Err(PublisherError::Invalid(m.to_owned()));
+        match self.kind {
+            Kind::Google => return self.checked_google(),
+            Kind::Generic => return self.checked_generic(),
+            Kind::GitHub | Kind::GitLab => {}
+        }
         for (field, value) in [
             ("owner", &self.owner),
             ("repository", &self.repository),
@@ -105,12 +114,96 @@ impl NewPublisher {
                 }
                 self.owner_id = None;
             }
+            Kind::Google | Kind::Generic => {}
         }
+        self.claims.clear();
         if self.environment.trim() != self.environment || self.environment.len() > 255 {
             return invalid("the environment must not have spaces around it");
         }
         Ok(self)
     }
+
+    /// A Google Cloud service account: its address (any case; kept in lower case) and an
+    /// optional subject.
+    fn checked_google(mut self) -> Result<NewPublisher, PublisherError> {
+        let email = self.owner.trim().to_lowercase();
+        let well_formed = email.len() <= 255
+            && !email.chars().any(char::is_whitespace)
+            && email
+                .split_once('@')
+                .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'));
+        if !well_formed {
+            return Err(PublisherError::Invalid(
+                "the service account's e-mail address must be given, such as publisher@project.iam.gserviceaccount.com".to_owned(),
+            ));
+        }
+        let sub = self.claims.remove("sub").unwrap_or_default();
+        let sub = sub.trim();
+        if sub.len() > 255 || sub.chars().any(char::is_whitespace) {
+            return Err(PublisherError::Invalid(
+                "the subject is the service account's unique id, without spaces".to_owned(),
+            ));
+        }
+        self.claims = if sub.is_empty() {
+            BTreeMap::new()
+        } else {
+            BTreeMap::from([("sub".to_owned(), sub.to_owned())])
+        };
+        self.owner = email;
+        (
+            self.repository,
+            self.workflow,
+            self.environment,
+            self.owner_id,
+        ) = (String::new(), String::new(), String::new(), None);
+        Ok(self)
+    }
+
+    /// A generic issuer's publisher: a value for each claim (the caller gives the claims the
+    /// issuer's setting names).
+    fn checked_generic(mut self) -> Result<NewPublisher, PublisherError> {
+        if self.claims.is_empty() {
+            return Err(PublisherError::Invalid(
+                "give the value of each claim that identifies the publisher".to_owned(),
+            ));
+        }
+        for (name, value) in &mut self.claims {
+            let trimmed = value.trim().to_owned();
+            if trimmed.is_empty() || trimmed.len() > 255 {
+                return Err(PublisherError::Invalid(format!(
+                    "the claim {name} must be given (at most 255 characters)"
+                )));
+            }
+            *value = trimmed;
+        }
+        (
+            self.owner,
+            self.repository,
+            self.workflow,
+            self.environment,
+            self.owner_id,
+        ) = (
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            None,
+        );
+        Ok(self)
+    }
+}
+
+/// How a publisher's claims are stored: '' when none, else a JSON object (keys sorted).
+pub(super) fn claims_column(claims: &BTreeMap<String, String>) -> String {
+    if claims.is_empty() {
+        String::new()
+    } else {
+        serde_json::to_string(claims).unwrap_or_default()
+    }
+}
+
+pub(super) fn claims_from_column(text: &str) -> BTreeMap<String, String> {
+    serde_json::from_str(text).unwrap_or_default()
 }
 
 pub(super) type PublisherRow = (
@@ -122,14 +215,15 @@ pub(super) type PublisherRow = (
     String,
     String,
     Option<String>,
+    String,
 );
 
-pub(super) const COLUMNS: &str =
-    "p.id, p.kind, p.issuer, p.owner, p.repository, p.workflow, p.environment, p.owner_id";
+pub(super) const COLUMNS: &str = "p.id, p.kind, p.issuer, p.owner, p.repository, p.workflow, p.environment, p.owner_id, p.claims";
 
 pub(super) fn from_row(row: PublisherRow) -> Option<Publisher> {
-    let (id, kind, issuer, owner, repository, workflow, environment, owner_id) = row;
+    let (id, kind, issuer, owner, repository, workflow, environment, owner_id, claims) = row;
     Some(Publisher {
+        claims: claims_from_column(&claims),
         id,
         kind: Kind::parse(&kind)?,
         issuer,
@@ -181,7 +275,8 @@ pub(super) async fn add_in(
 ) -> Result<Publisher, PublisherError> {
     let existing: Option<PublisherRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM oidc_publishers p WHERE p.kind = $1 AND p.issuer = $2 \
-         AND p.owner = $3 AND p.repository = $4 AND p.workflow = $5 AND p.environment = $6"
+         AND p.owner = $3 AND p.repository = $4 AND p.workflow = $5 AND p.environment = $6 \
+         AND p.claims = $7"
     )))
     .bind(new.kind.as_str())
     .bind(&new.issuer)
@@ -189,6 +284,7 @@ pub(super) async fn add_in(
     .bind(&new.repository)
     .bind(&new.workflow)
     .bind(&new.environment)
+    .bind(claims_column(&new.claims))
     .fetch_optional(&mut *conn)
     .await?;
     let publisher = match existing.and_then(from_row) {
@@ -214,10 +310,11 @@ pub(super) async fn add_in(
                 workflow: new.workflow,
                 environment: new.environment,
                 owner_id: new.owner_id,
+                claims: new.claims,
             };
             sqlx::query(
-                "INSERT INTO oidc_publishers (id, kind, issuer, owner, repository, workflow, environment, owner_id, created) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                "INSERT INTO oidc_publishers (id, kind, issuer, owner, repository, workflow, environment, owner_id, created, claims) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .bind(&publisher.id)
             .bind(publisher.kind.as_str())
@@ -228,6 +325,7 @@ pub(super) async fn add_in(
             .bind(&publisher.environment)
             .bind(&publisher.owner_id)
             .bind(by.now_micros)
+            .bind(claims_column(&publisher.claims))
             .execute(&mut *conn)
             .await?;
             publisher

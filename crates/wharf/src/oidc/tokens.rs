@@ -96,6 +96,7 @@ type TokenRow = (
     String,
     String,
     Option<String>,
+    String,
 );
 
 /// Finds a publisher token; `None` when `token` is not one (or its signature is wrong).
@@ -115,7 +116,7 @@ pub async fn lookup(
     }
     let row: Option<TokenRow> = sqlx::query_as(
         "SELECT t.caveats, t.claims, t.key, p.id, p.kind, p.issuer, p.owner, p.repository, p.workflow, \
-         p.environment, p.owner_id FROM oidc_tokens t JOIN oidc_publishers p ON p.id = t.publisher_id \
+         p.environment, p.owner_id, p.claims FROM oidc_tokens t JOIN oidc_publishers p ON p.id = t.publisher_id \
          WHERE t.id = $1",
     )
     .bind(id)
@@ -133,6 +134,7 @@ pub async fn lookup(
         workflow,
         environment,
         owner_id,
+        publisher_claims,
     )) = row
     else {
         return Ok(None);
@@ -157,6 +159,7 @@ pub async fn lookup(
             workflow,
             environment,
             owner_id,
+            claims: super::publishers::claims_from_column(&publisher_claims),
         },
         claims: serde_json::from_str(&claims).unwrap_or_default(),
         macaroon,

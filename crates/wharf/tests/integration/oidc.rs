@@ -17,7 +17,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use wharf::cli::publisher::{PublisherCommand, run};
-use wharf::config::trusted_publishing::{Issuer, Issuers};
+use wharf::config::trusted_publishing::{GenericIssuer, Issuer, Issuers};
 
 use crate::browser::{Browser, outbox};
 use crate::proxy::Served;
@@ -98,7 +98,8 @@ impl Key {
     }
 }
 
-/// Two issuers on one loopback server: `/github` and `/gitlab`, each with its discovery
+/// Four issuers on one loopback server: `/github`, `/gitlab`, `/google` and `/forge` (a
+/// generic one), each with its discovery
 /// document and JWKS (which a test may change).
 struct Provider {
     served: Served,
@@ -109,7 +110,7 @@ impl Provider {
     async fn start() -> Provider {
         let jwks: Arc<Mutex<HashMap<String, Vec<Value>>>> = Arc::default();
         let mut router = axum::Router::new();
-        for name in ["github", "gitlab"] {
+        for name in ["github", "gitlab", "google", "forge"] {
             let keys = jwks.clone();
             router = router
                 .route(
@@ -236,6 +237,10 @@ fn add_github(project: &str, environment: Option<&str>) -> PublisherCommand {
         gitlab: None,
         ci_config: None,
         gitlab_issuer: None,
+        google: None,
+        subject: None,
+        generic: None,
+        claim: Vec::new(),
         environment: environment.map(str::to_owned),
         pending: false,
         owner: None,
@@ -245,31 +250,15 @@ fn add_github(project: &str, environment: Option<&str>) -> PublisherCommand {
 /// `wharf publisher add NAME --github octo-org/octo-repo --workflow release.yml --pending
 /// --owner OWNER`.
 fn add_pending(project: &str, owner: &str) -> PublisherCommand {
-    match add_github(project, None) {
-        PublisherCommand::Add {
-            project,
-            github,
-            workflow,
-            owner_id,
-            gitlab,
-            ci_config,
-            gitlab_issuer,
-            environment,
-            ..
-        } => PublisherCommand::Add {
-            project,
-            github,
-            workflow,
-            owner_id,
-            gitlab,
-            ci_config,
-            gitlab_issuer,
-            environment,
-            pending: true,
-            owner: Some(owner.into()),
-        },
-        other => other,
+    let mut command = add_github(project, None);
+    if let PublisherCommand::Add {
+        pending, owner: o, ..
+    } = &mut command
+    {
+        *pending = true;
+        *o = Some(owner.into());
     }
+    command
 }
 
 fn add_gitlab(project: &str) -> PublisherCommand {
@@ -281,6 +270,10 @@ fn add_gitlab(project: &str) -> PublisherCommand {
         gitlab: Some("my-group/my-project".into()),
         ci_config: Some(".gitlab-ci.yml".into()),
         gitlab_issuer: None,
+        google: None,
+        subject: None,
+        generic: None,
+        claim: Vec::new(),
         environment: Some("production".into()),
         pending: false,
         owner: None,
@@ -951,6 +944,10 @@ async fn a_pending_publisher_creates_its_project_with_its_owner_at_the_first_pub
             gitlab: None,
             ci_config: None,
             gitlab_issuer: None,
+            google: None,
+            subject: None,
+            generic: None,
+            claim: Vec::new(),
             environment: None,
             pending: true,
             owner: Some("bob".into()),
@@ -1266,4 +1263,335 @@ async fn a_user_registers_and_removes_pending_publishers_on_the_account_page() {
             .len(),
         1
     );
+}
+
+fn add_other(
+    project: &str,
+    google: Option<&str>,
+    generic: Option<&str>,
+    claim: &[&str],
+) -> PublisherCommand {
+    let mut command = add_github(project, None);
+    if let PublisherCommand::Add {
+        github,
+        workflow,
+        google: g,
+        generic: x,
+        claim: c,
+        ..
+    } = &mut command
+    {
+        (*github, *workflow) = (None, None);
+        *g = google.map(str::to_owned);
+        *x = generic.map(str::to_owned);
+        *c = claim.iter().map(|s| s.to_string()).collect();
+    }
+    command
+}
+
+/// An index trusting the provider's Google and generic ("Forge", its own audience) issuers.
+async fn other_issuers() -> (TestApp, Provider, Key) {
+    let provider = Provider::start().await;
+    let key = Key::rsa("k-1");
+    provider.publish("google", &[&key]);
+    provider.publish("forge", &[&key]);
+    let (google, forge) = (provider.issuer("google"), provider.issuer("forge"));
+    let app = TestApp::with_settings(move |s| {
+        s.trusted_publishing.google_issuer = Issuer(google);
+        s.trusted_publishing.generic_issuers = vec![GenericIssuer {
+            name: "Forge".into(),
+            issuer: Issuer(forge),
+            audience: Some("forge-aud".into()),
+            claims: vec!["repository".into(), "workflow".into()],
+        }];
+    })
+    .await;
+    for name in ["widget", "gadget"] {
+        let response = app
+            .upload(Some(&app.token), &UploadForm::wheel(name, "0.1"))
+            .await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    }
+    (app, provider, key)
+}
+
+#[tokio::test]
+async fn a_google_service_account_publishes_and_its_token_without_jti_is_accepted_once() {
+    let (app, provider, key) = other_issuers().await;
+    let added = cli(
+        &app,
+        add_other(
+            "widget",
+            Some("Publisher@Proj.iam.gserviceaccount.com"),
+            None,
+            &[],
+        ),
+    )
+    .await
+    .expect("added");
+    assert!(
+        added[0].ends_with("\tGoogle service account publisher@proj.iam.gserviceaccount.com"),
+        "{added:?}"
+    );
+    let now = app.state.clock.now_secs();
+    // Google's ID token for a service account (no jti).
+    let claims = json!({
+        "iss": provider.issuer("google"), "aud": AUDIENCE, "azp": "1122",
+        "email": "publisher@proj.iam.gserviceaccount.com", "email_verified": true,
+        "sub": "1122334455", "iat": now, "exp": now + 300
+    });
+    let jwt = key.sign("k-1", &claims);
+    let response = mint(&app, &jwt).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    let token = response.json()["token"].as_str().expect("token").to_owned();
+    let upload = app
+        .upload(Some(&token), &UploadForm::wheel("widget", "0.2"))
+        .await;
+    assert_eq!(upload.status, StatusCode::OK, "{}", upload.text());
+    let added = events(&app, "file:add").await;
+    assert_eq!(
+        added.last().expect("file:add")["publisher"]["claims"]["sub"],
+        "1122334455"
+    );
+    // The same token again: its digest was kept in place of a jti.
+    let (code, _) = refusal(&mint(&app, &jwt).await);
+    assert_eq!(code, "invalid-reuse-token");
+    let mut unverified = claims.clone();
+    unverified["email_verified"] = json!(false);
+    unverified["iat"] = json!(now - 1);
+    let (code, description) = refusal(&mint(&app, &key.sign("k-1", &unverified)).await);
+    assert_eq!(code, "invalid-publisher");
+    assert!(description.contains("email_verified"), "{description}");
+}
+
+#[tokio::test]
+async fn a_generic_issuers_publisher_matches_its_claims_and_its_own_audience() {
+    let (app, provider, key) = other_issuers().await;
+    // Every claim the issuer names must be given, and no other.
+    let missing = cli(
+        &app,
+        add_other("gadget", None, Some("forge"), &["repository=acme/gadget"]),
+    )
+    .await;
+    assert!(
+        missing
+            .expect_err("missing")
+            .contains("give --claim workflow=VALUE")
+    );
+    let unknown = cli(
+        &app,
+        add_other(
+            "gadget",
+            None,
+            Some("Forge"),
+            &["repository=acme/gadget", "workflow=r.yml", "ref=main"],
+        ),
+    )
+    .await;
+    assert!(
+        unknown
+            .expect_err("unknown")
+            .contains("'ref' is not one of them")
+    );
+    let nothing = cli(
+        &app,
+        add_other("gadget", None, Some("Nope"), &["repository=x"]),
+    )
+    .await;
+    assert!(
+        nothing
+            .expect_err("nope")
+            .contains("no generic issuer named 'Nope'")
+    );
+    cli(
+        &app,
+        add_other(
+            "gadget",
+            None,
+            Some("Forge"),
+            &["repository=acme/gadget", "workflow=release.yml"],
+        ),
+    )
+    .await
+    .expect("added");
+
+    let now = app.state.clock.now_secs();
+    let claims = |aud: &str, workflow: &str, jti: &str| {
+        json!({
+            "iss": provider.issuer("forge"), "aud": aud, "sub": "repo:acme/gadget",
+            "repository": "acme/gadget", "workflow": workflow, "run_id": 9, "jti": jti,
+            "iat": now, "exp": now + 300
+        })
+    };
+    let (code, description) = refusal(
+        &mint(
+            &app,
+            &key.sign("k-1", &claims(AUDIENCE, "release.yml", "a")),
+        )
+        .await,
+    );
+    assert_eq!(code, "invalid-token", "{description}");
+    let (code, _) = refusal(
+        &mint(
+            &app,
+            &key.sign("k-1", &claims("forge-aud", "other.yml", "b")),
+        )
+        .await,
+    );
+    assert_eq!(code, "invalid-publisher");
+    let response = mint(
+        &app,
+        &key.sign("k-1", &claims("forge-aud", "release.yml", "c")),
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    let token = response.json()["token"].as_str().expect("token").to_owned();
+    let upload = app
+        .upload(Some(&token), &UploadForm::wheel("gadget", "0.2"))
+        .await;
+    assert_eq!(upload.status, StatusCode::OK, "{}", upload.text());
+    let elsewhere = app
+        .upload(Some(&token), &UploadForm::wheel("widget", "0.2"))
+        .await;
+    assert_eq!(elsewhere.status, StatusCode::FORBIDDEN);
+
+    // The publishing page offers the issuer's form, one field per claim.
+    let mut browser = Browser::signed_in(&app, "alice").await;
+    let page = browser
+        .get("/manage/project/widget/publishing/")
+        .await
+        .text();
+    assert!(page.contains("Add a Forge publisher"), "{page}");
+    assert!(page.contains("id=\"generic-0-workflow\""), "{page}");
+    let refused = browser
+        .post(
+            "/manage/project/widget/publishing/add",
+            &[
+                ("kind", "generic"),
+                ("generic", "Forge"),
+                ("claim.repository", "acme/widget"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(
+        refused.text().contains("href=\"#generic-0-workflow\""),
+        "{}",
+        refused.text()
+    );
+    let added = browser
+        .post(
+            "/manage/project/widget/publishing/add",
+            &[
+                ("kind", "generic"),
+                ("generic", "Forge"),
+                ("claim.repository", "acme/widget"),
+                ("claim.workflow", "release.yml"),
+            ],
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.text());
+    let google = browser
+        .post(
+            "/manage/project/widget/publishing/add",
+            &[
+                ("kind", "google"),
+                ("owner", "ci@proj.iam.gserviceaccount.com"),
+                ("subject", "42"),
+            ],
+        )
+        .await;
+    assert_eq!(google.status, StatusCode::SEE_OTHER, "{}", google.text());
+    let listed = cli(
+        &app,
+        PublisherCommand::List {
+            project: "widget".into(),
+        },
+    )
+    .await
+    .expect("list");
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(
+        listed.iter().any(|l| l.contains("(subject 42)")),
+        "{listed:?}"
+    );
+}
+
+/// SQLite widens `oidc_publishers`' kinds by rebuilding the table (20261203000700): an index
+/// upgraded with publishers, their projects' links and minted tokens keeps every row, and the
+/// links still cascade from the rebuilt table.
+#[tokio::test]
+async fn rebuilding_the_publishers_table_on_sqlite_keeps_its_links_and_tokens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let before = dir.path().join("before");
+    std::fs::create_dir(&before).expect("dir");
+    let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    for entry in std::fs::read_dir(&all).expect("migrations").flatten() {
+        let name = entry.file_name().into_string().expect("name");
+        if name.as_str() < "20261203000700" {
+            std::fs::copy(entry.path(), before.join(&name)).expect("copy");
+        }
+    }
+    let url = format!("sqlite:{}?mode=rwc", dir.path().join("w.db").display());
+    let db = wharf::db::Db::connect(&url).await.expect("sqlite");
+    sqlx::migrate::Migrator::new(before.as_path())
+        .await
+        .expect("migrator")
+        .run(db.pool())
+        .await
+        .expect("the migrations before");
+    for statement in [
+        "INSERT INTO projects (id, name, normalized_name, ultranormalized_name, created) VALUES ('p1', 'demo', 'demo', 'demo', 1)",
+        "INSERT INTO oidc_publishers (id, kind, issuer, owner, repository, workflow, environment, owner_id, created) \
+         VALUES ('pub1', 'github', 'https://token.actions.githubusercontent.com', 'acme', 'demo', 'release.yml', '', '65', 1)",
+        "INSERT INTO oidc_publisher_projects (publisher_id, project_id, added_by, created) VALUES ('pub1', 'p1', NULL, 1)",
+        "INSERT INTO oidc_tokens (id, publisher_id, created, expires, caveats, claims, key) VALUES ('t1', 'pub1', 1, 2, '[]', '{}', x'00')",
+    ] {
+        sqlx::query(statement)
+            .execute(db.pool())
+            .await
+            .expect(statement);
+    }
+    db.migrate().await.expect("the rebuild");
+    for (table, expected) in [
+        ("oidc_publishers", 1),
+        ("oidc_publisher_projects", 1),
+        ("oidc_tokens", 1),
+    ] {
+        let (count,): (i64,) =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                .fetch_one(db.pool())
+                .await
+                .expect("count");
+        assert_eq!(count, expected, "{table}");
+    }
+    let (claims, owner_id): (String, Option<String>) =
+        sqlx::query_as("SELECT claims, owner_id FROM oidc_publishers WHERE id = 'pub1'")
+            .fetch_one(db.pool())
+            .await
+            .expect("row");
+    assert_eq!((claims.as_str(), owner_id.as_deref()), ("", Some("65")));
+    // The new kinds are accepted; foreign keys are on again and point at the new table.
+    sqlx::query(
+        "INSERT INTO oidc_publishers (id, kind, issuer, owner, repository, workflow, created, claims) \
+         VALUES ('pub2', 'google', 'https://accounts.google.com', 'a@b.iam.gserviceaccount.com', '', '', 1, '')",
+    )
+    .execute(db.pool())
+    .await
+    .expect("google");
+    let orphan = sqlx::query(
+        "INSERT INTO oidc_publisher_projects (publisher_id, project_id, created) VALUES ('missing', 'p1', 1)",
+    )
+    .execute(db.pool())
+    .await;
+    assert!(orphan.is_err(), "foreign keys are enforced");
+    sqlx::query("DELETE FROM oidc_publishers WHERE id = 'pub1'")
+        .execute(db.pool())
+        .await
+        .expect("delete");
+    let (left,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM oidc_publisher_projects")
+        .fetch_one(db.pool())
+        .await
+        .expect("count");
+    assert_eq!(left, 0, "the link cascades from the rebuilt table");
 }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::page_of;
 use crate::manage::project_for;
 use crate::manage::publishing::{
-    PublisherForm, field_of, gitlab_issuers, new_publisher, sentence, shown,
+    PublisherForm, field_of, generic_forms, gitlab_issuers, new_publisher, sentence, shown,
 };
 use crate::oidc::publishers::{self, By, PublisherError};
 use crate::packaging::Project;
@@ -54,6 +54,7 @@ async fn publishing_page(
             trusted_only => rules.trusted_only,
             form => minijinja::Value::from(minijinja::value::Serde(&form)),
             gitlab_issuers => gitlab_issuers(web),
+            generic_issuers => generic_forms(web),
             errors => errors,
         },
     ))
