@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 mod joining;
 mod operations;
 mod platform_tags;
+pub mod sso;
 pub mod trusted_publishing;
 mod upstream;
 pub use joining::{EmailDomains, Registration, normalize_domain};
@@ -225,6 +226,15 @@ pub struct Settings {
     pub private_prefixes: PrivatePrefixes,
     /// Trusted publishing: the issuers whose ID tokens CI jobs exchange for upload tokens.
     pub trusted_publishing: TrustedPublishing,
+    /// The organization's OpenID Connect providers people may sign in with.
+    pub sso: Vec<sso::SsoProvider>,
+    /// Password sign-in is off for everyone but administrators (who keep it, so that a
+    /// provider's outage cannot lock the index).
+    pub sso_only: bool,
+    /// Whether wharf's own second factor is still asked after a provider's sign-in (of users
+    /// who have one). Unset: not when the provider says it checked one (`amr` has `mfa`,
+    /// `otp`, `hwk`, `swk`, `sms` or `fpt`), else yes.
+    pub sso_requires_2fa: Option<bool>,
 }
 
 impl Default for Settings {
@@ -264,6 +274,9 @@ impl Default for Settings {
             upstream_file_timeout: Span(std::time::Duration::from_secs(600)),
             private_prefixes: PrivatePrefixes::default(),
             trusted_publishing: TrustedPublishing::default(),
+            sso: Vec::new(),
+            sso_only: false,
+            sso_requires_2fa: None,
         }
     }
 }
@@ -371,6 +384,10 @@ impl Settings {
         }
         upstream::check(&settings)?;
         trusted_publishing::check(&settings)?;
+        sso::check(&settings.sso)?;
+        if settings.sso_only && settings.sso.is_empty() {
+            anyhow::bail!("sso_only needs at least one provider in sso");
+        }
         if settings.shutdown_delay.0 > std::time::Duration::from_secs(3600) {
             anyhow::bail!("shutdown_delay must be at most 1h");
         }

@@ -76,6 +76,11 @@ fn web_router(state: AppState) -> Router<AppState> {
             get(account::reset_page).post(account::reset),
         )
         .route("/account/reauthenticate/", post(account::reauthenticate))
+        .route("/account/sso/{name}/login", get(account::sso::start))
+        .route("/account/sso/{name}/callback", get(account::sso::callback))
+        .route("/account/sso/finish", get(account::sso::finish))
+        .route("/account/sso/finish/create", post(account::sso::create))
+        .route("/account/sso/finish/link", post(account::sso::link))
         .route("/account/two-factor/", get(twofa::step_page))
         .route("/account/two-factor/totp", post(twofa::totp_submit))
         .route(

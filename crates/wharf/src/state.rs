@@ -48,6 +48,8 @@ pub struct Shared {
     pub proxy: Option<Arc<crate::proxy::Proxy>>,
     /// Trusted publishing's issuers and their cached keys.
     pub oidc: Arc<crate::oidc::Issuers>,
+    /// The identity providers people sign in with (`sso`), and their cached keys.
+    pub sso: Arc<crate::accounts::sso::Sso>,
 }
 
 /// The process's own state for its operator: draining after SIGTERM (`/_ready` answers 503)
@@ -119,6 +121,7 @@ impl AppState {
         let leak_keys = LeakKeys::load(settings.leak_report_keys.as_deref())?;
         let proxy = crate::proxy::Proxy::new(&settings)?.map(Arc::new);
         let oidc = Arc::new(crate::oidc::Issuers::new(&settings)?);
+        let sso = Arc::new(crate::accounts::sso::Sso::new(&settings)?);
         Ok(AppState(Arc::new(Shared {
             db,
             storage,
@@ -135,6 +138,7 @@ impl AppState {
             requests: Arc::default(),
             proxy,
             oidc,
+            sso,
         })))
     }
 }

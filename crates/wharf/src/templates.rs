@@ -29,6 +29,7 @@ const PAGES: &[(&str, &str)] = templates! {
     "reset_request.html" => "web/templates/reset_request.html",
     "reset_password.html" => "web/templates/reset_password.html",
     "reauthenticate.html" => "web/templates/reauthenticate.html",
+    "sso_finish.html" => "web/templates/sso_finish.html",
     "manage_account.html" => "web/templates/manage_account.html",
     "manage_projects.html" => "web/templates/manage_projects.html",
     "manage_project_releases.html" => "web/templates/manage_project_releases.html",

@@ -6,6 +6,7 @@ pub mod invitations;
 mod password;
 pub mod session;
 mod signin;
+pub mod sso;
 pub mod views;
 
 pub use password::{argon2_peak, argon2_permits, argon2_runs, hash_password, verify_password};
@@ -40,6 +41,8 @@ pub enum AccountError {
     EmailTaken(String),
     #[error("the invitation has been used, revoked or has expired")]
     InvitationUnusable,
+    #[error("this sign-in is linked to an account already: sign in again")]
+    SsoLinked,
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -81,7 +84,37 @@ pub async fn create_user(
     meta: &RequestMeta,
     now_micros: i64,
 ) -> Result<User, AccountError> {
-    create_user_with(db, new, None, meta, now_micros).await
+    create_user_with(db, new, Then::Nothing, meta, now_micros).await
+}
+
+/// What else the transaction that creates an account does.
+enum Then<'a> {
+    Nothing,
+    /// Uses up a registration invitation.
+    Invitation(&'a str),
+    /// Links the identity provider's subject that is signing in.
+    Sso(&'a sso::Identity),
+}
+
+/// [`create_user`] for someone signing in through an identity provider for the first time:
+/// the account (with a random password no one knows: a password can be set through the
+/// reset page) and the provider's subject are linked in one transaction.
+pub async fn create_sso_user(
+    db: &Db,
+    username: &str,
+    identity: &sso::Identity,
+    meta: &RequestMeta,
+    now_micros: i64,
+) -> Result<User, AccountError> {
+    let password = hex::encode(rand::random::<[u8; 24]>());
+    let new = NewUser {
+        username,
+        email: &identity.email,
+        password: &password,
+        is_admin: false,
+        email_verified: identity.email_verified,
+    };
+    create_user_with(db, &new, Then::Sso(identity), meta, now_micros).await
 }
 
 /// [`create_user`] that uses up a registration invitation in the same transaction: no
@@ -93,13 +126,13 @@ pub async fn create_invited_user(
     meta: &RequestMeta,
     now_micros: i64,
 ) -> Result<User, AccountError> {
-    create_user_with(db, new, Some(invitation_id), meta, now_micros).await
+    create_user_with(db, new, Then::Invitation(invitation_id), meta, now_micros).await
 }
 
 async fn create_user_with(
     db: &Db,
     new: &NewUser<'_>,
-    invitation_id: Option<&str>,
+    then: Then<'_>,
     meta: &RequestMeta,
     now_micros: i64,
 ) -> Result<User, AccountError> {
@@ -156,13 +189,26 @@ async fn create_user_with(
         EventTag::AccountCreate,
         meta,
         now_micros,
-        serde_json::json!({"email": new.email}),
+        match &then {
+            Then::Sso(identity) => {
+                serde_json::json!({"email": new.email, "via": format!("sso:{}", identity.provider)})
+            }
+            _ => serde_json::json!({"email": new.email}),
+        },
     )
     .await?;
-    if let Some(invitation_id) = invitation_id
-        && !invitations::accept(&mut tx, invitation_id, &id, meta, now_micros).await?
-    {
-        return Err(AccountError::InvitationUnusable);
+    match then {
+        Then::Nothing => {}
+        Then::Invitation(invitation_id) => {
+            if !invitations::accept(&mut tx, invitation_id, &id, meta, now_micros).await? {
+                return Err(AccountError::InvitationUnusable);
+            }
+        }
+        Then::Sso(identity) => {
+            if !sso::link(&mut tx, identity, &id, new.username, meta, now_micros).await? {
+                return Err(AccountError::SsoLinked);
+            }
+        }
     }
     tx.commit().await?;
     Ok(User {

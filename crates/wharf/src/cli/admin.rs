@@ -35,6 +35,18 @@ pub enum UserAdminCommand {
     /// they are outside wharf); the user is told by e-mail.
     #[command(name = "reset-2fa")]
     Reset2fa { username: String },
+    /// Link an identity provider's account (its subject, `sub`) to the user, who can then
+    /// sign in with it (after checking who they are outside wharf).
+    #[command(name = "link-sso")]
+    LinkSso {
+        username: String,
+        /// The provider's name in the `sso` setting.
+        #[arg(long)]
+        provider: String,
+        /// The person's subject at the provider (the ID token's `sub`).
+        #[arg(long)]
+        subject: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,6 +109,51 @@ pub async fn run_user(state: &AppState, command: UserAdminCommand) -> anyhow::Re
     let actor = AdminActor::command_line(&meta, state.clock.now_micros());
     let deps = state.into();
     Ok(match command {
+        UserAdminCommand::LinkSso {
+            username,
+            provider,
+            subject,
+        } => {
+            if state.sso.provider(&provider).is_none() {
+                anyhow::bail!("no provider named '{provider}' in the sso setting");
+            }
+            let subject = subject.trim();
+            if subject.is_empty() || subject.len() > 255 {
+                anyhow::bail!("give the subject as the provider's ID tokens name it (sub)");
+            }
+            let user = crate::accounts::find_by_username(&state.db, &username)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no user named '{username}'"))?;
+            let identity = crate::accounts::sso::Identity {
+                provider: provider.clone(),
+                subject: subject.to_owned(),
+                email: String::new(),
+                email_verified: false,
+                proposed_username: String::new(),
+                mfa: false,
+                auth_time: None,
+            };
+            let mut conn = state.db.pool().acquire().await?;
+            let linked = crate::accounts::sso::link(
+                &mut conn,
+                &identity,
+                &user.id,
+                "command line",
+                &meta,
+                state.clock.now_micros(),
+            )
+            .await?;
+            if !linked {
+                anyhow::bail!(
+                    "{subject} of {provider} is linked already, or {} has an account of {provider} already",
+                    user.username
+                );
+            }
+            vec![format!(
+                "linked {subject} of {provider} to {}",
+                user.username
+            )]
+        }
         UserAdminCommand::List { admins, disabled } => {
             let query = UserQuery {
                 search: String::new(),

@@ -47,6 +47,8 @@ pub enum EventTag {
     AccountRoleInvite,
     AccountRoleDeclineInvite,
     AccountRoleRevokeInvite,
+    /// wharf: an identity provider's subject was linked to the account (SSO sign-in).
+    AccountSsoLinked,
     /// A pending trusted publisher was registered (it creates its project at its first
     /// exchange).
     AccountPendingOidcPublisherAdded,
@@ -162,6 +164,7 @@ impl EventTag {
         EventTag::AccountRoleInvite,
         EventTag::AccountRoleDeclineInvite,
         EventTag::AccountRoleRevokeInvite,
+        EventTag::AccountSsoLinked,
         EventTag::AccountPendingOidcPublisherAdded,
         EventTag::AccountPendingOidcPublisherRemoved,
         EventTag::ProjectCreate,
@@ -255,6 +258,7 @@ impl EventTag {
             EventTag::ProjectRoleRevokeInvite => "project:role:revoke_invite",
             EventTag::ProjectApiTokenAdded => "project:api_token:added",
             EventTag::ProjectApiTokenRemoved => "project:api_token:removed",
+            EventTag::AccountSsoLinked => "account:sso:linked",
             EventTag::AccountPendingOidcPublisherAdded => "account:oidc:pending-publisher-added",
             EventTag::AccountPendingOidcPublisherRemoved => {
                 "account:oidc:pending-publisher-removed"

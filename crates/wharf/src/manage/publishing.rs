@@ -189,18 +189,7 @@ pub(crate) fn field_of(prefix: &str, error: &PublisherError) -> String {
     format!("{prefix}-{field}")
 }
 
-/// A domain message as a sentence for the page.
-pub(crate) fn sentence(message: &str) -> String {
-    let mut chars = message.chars();
-    let mut text: String = chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect())
-        .unwrap_or_default();
-    if !text.ends_with('.') {
-        text.push('.');
-    }
-    text
-}
+pub(crate) use crate::web::forms::sentence;
 
 /// What the publisher forms need of the settings: the GitLab instances to choose from.
 pub(crate) fn gitlab_issuers(web: &Web) -> Vec<String> {

@@ -145,6 +145,25 @@ impl KeyCache {
         }
     }
 
+    /// An issuer's discovery document, checked to name the issuer (sign-in reads its
+    /// endpoints from it).
+    pub async fn discovery(&self, issuer: &str) -> Result<Value, String> {
+        let discovery = format!(
+            "{}/.well-known/openid-configuration",
+            issuer.trim_end_matches('/')
+        );
+        let document = self.get_json(&discovery).await?;
+        if document.get("issuer").and_then(Value::as_str) != Some(issuer) {
+            return Err(format!("{discovery} names another issuer"));
+        }
+        Ok(document)
+    }
+
+    /// The HTTP client the keys are fetched with (no redirects, short timeouts).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
     async fn get_json(&self, url: &str) -> Result<Value, String> {
         let response = self
             .client
@@ -162,32 +181,16 @@ impl KeyCache {
         {
             return Err(format!("{url} sent more than {MAX_DOCUMENT_BYTES} bytes"));
         }
-        // Read chunk by chunk: a body without a length is capped as it arrives.
-        let mut response = response;
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| format!("{url}: {e}"))? {
-            if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
-                return Err(format!("{url} sent more than {MAX_DOCUMENT_BYTES} bytes"));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        serde_json::from_slice(&body).map_err(|_| format!("{url} did not send JSON"))
+        read_json(url, response).await
     }
 
     /// Discovery, then the key set it names.
     async fn fetch(&self, issuer: &str) -> Result<HashMap<String, VerifyingKey>, String> {
-        let discovery = format!(
-            "{}/.well-known/openid-configuration",
-            issuer.trim_end_matches('/')
-        );
-        let document = self.get_json(&discovery).await?;
-        if document.get("issuer").and_then(Value::as_str) != Some(issuer) {
-            return Err(format!("{discovery} names another issuer"));
-        }
+        let document = self.discovery(issuer).await?;
         let jwks_uri = document
             .get("jwks_uri")
             .and_then(Value::as_str)
-            .ok_or_else(|| format!("{discovery} has no jwks_uri"))?;
+            .ok_or_else(|| format!("{issuer}'s discovery document has no jwks_uri"))?;
         let parsed = url::Url::parse(jwks_uri).map_err(|_| format!("bad jwks_uri {jwks_uri}"))?;
         // Plain http only for an issuer an admin configured as plain http (a test issuer).
         let scheme_ok = parsed.scheme() == "https"
@@ -202,6 +205,25 @@ impl KeyCache {
         }
         Ok(keys)
     }
+}
+
+/// A JSON body of at most [`MAX_DOCUMENT_BYTES`], read chunk by chunk so that a body without
+/// a length is capped as it arrives.
+pub async fn read_json(url: &str, mut response: reqwest::Response) -> Result<Value, String> {
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_DOCUMENT_BYTES as u64)
+    {
+        return Err(format!("{url} sent more than {MAX_DOCUMENT_BYTES} bytes"));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| format!("{url}: {e}"))? {
+        if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
+            return Err(format!("{url} sent more than {MAX_DOCUMENT_BYTES} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&body).map_err(|_| format!("{url} did not send JSON"))
 }
 
 /// The usable keys of a JWKS: those with a `kid` that verify RS256 or ES256 (others, such as

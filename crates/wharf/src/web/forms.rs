@@ -44,3 +44,16 @@ pub fn text(errors: &mut FormErrors, field: &str, label: &str, value: &str, max:
 }
 
 crate::site::template_value!(FormErrors);
+
+/// A domain message as a sentence for a page: capitalised, with a full stop.
+pub fn sentence(message: &str) -> String {
+    let mut chars = message.chars();
+    let mut text: String = chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default();
+    if !text.ends_with('.') {
+        text.push('.');
+    }
+    text
+}

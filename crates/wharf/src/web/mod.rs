@@ -226,7 +226,11 @@ impl Web {
         }
         Err(self.render(
             "reauthenticate.html",
-            context! { next => self.next_or(back_to, "/"), errors => FormErrors::default() },
+            context! {
+                next => self.next_or(back_to, "/"),
+                errors => FormErrors::default(),
+                sso => crate::accounts::views::sso::buttons(self),
+            },
         ))
     }
 
@@ -335,6 +339,12 @@ impl Web {
             .headers_mut()
             .append(header::SET_COOKIE, header_value(&cookie));
         self.finish(response, false)
+    }
+
+    /// 303 to another site's page (an identity provider's, built by the caller), with this
+    /// response's cookies.
+    pub fn redirect_away(&self, url: &str) -> Response {
+        self.finish(Redirect::to(url).into_response(), false)
     }
 
     pub fn redirect(&self, to: &str) -> Response {

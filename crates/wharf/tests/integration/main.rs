@@ -23,6 +23,7 @@ mod proxy_pages;
 mod read;
 mod schema;
 mod snapshots;
+mod sso;
 mod token_lifecycle;
 mod tokens;
 mod two_factor;

@@ -31,13 +31,13 @@ enum Signer {
 }
 
 /// A signing key with its id.
-struct Key {
+pub(crate) struct Key {
     kid: String,
     signer: Signer,
 }
 
 impl Key {
-    fn rsa(kid: &str) -> Key {
+    pub(crate) fn rsa(kid: &str) -> Key {
         Key {
             kid: kid.to_owned(),
             signer: Signer::Rsa(RsaKeyPair::generate(KeySize::Rsa2048).expect("rsa key")),
@@ -53,7 +53,7 @@ impl Key {
         }
     }
 
-    fn jwk(&self) -> Value {
+    pub(crate) fn jwk(&self) -> Value {
         let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
         match &self.signer {
             Signer::Rsa(pair) => {
@@ -69,7 +69,7 @@ impl Key {
         }
     }
 
-    fn sign(&self, header_kid: &str, claims: &Value) -> String {
+    pub(crate) fn sign(&self, header_kid: &str, claims: &Value) -> String {
         let alg = match self.signer {
             Signer::Rsa(_) => "RS256",
             Signer::Ec(_) => "ES256",

@@ -34,7 +34,13 @@ pub async fn login_page(web: Web, Query(query): Query<LoginQuery>) -> Page {
     }
     Ok(web.render(
         "login.html",
-        context! { next => after_sign_in(&web, &query.next), username => "", errors => FormErrors::default() },
+        context! {
+            next => after_sign_in(&web, &query.next),
+            username => "",
+            errors => FormErrors::default(),
+            sso => super::sso::buttons(&web),
+            sso_only => web.state.settings.sso_only,
+        },
     ))
 }
 
@@ -54,6 +60,8 @@ pub async fn login(mut web: Web, Form(form): Form<LoginForm>) -> Page {
                 next => after_sign_in(web, &form.next),
                 username => form.username.trim(),
                 errors => FormErrors::one("username", message),
+                sso => super::sso::buttons(web),
+                sso_only => web.state.settings.sso_only,
             },
         )
     };
@@ -68,7 +76,18 @@ pub async fn login(mut web: Web, Form(form): Form<LoginForm>) -> Page {
     )
     .await
     .or_page(&web)?;
+    // Under `sso_only`, a password signs in administrators only; everyone else is told the
+    // same, whether the password was right or not.
+    let sso_only = web.state.settings.sso_only;
+    let password_refused = |web: &Web| {
+        refuse(
+            web,
+            "Password sign-in is for administrators of this index: sign in with your organization's account.",
+        )
+    };
     let user = match checked {
+        PasswordCheck::Ok(user) if sso_only && !user.is_admin => return Ok(password_refused(&web)),
+        PasswordCheck::Wrong if sso_only => return Ok(password_refused(&web)),
         PasswordCheck::Ok(user) => user,
         PasswordCheck::Wrong => return Ok(refuse(&web, LOGIN_FAILED)),
         PasswordCheck::Disabled => {
@@ -96,13 +115,14 @@ pub async fn login(mut web: Web, Form(form): Form<LoginForm>) -> Page {
             &user,
             password_date,
             &next,
+            "password",
         ));
     }
     start_session(&mut web, &user).await?;
     web.record_event(
         Source::User(&user.id),
         EventTag::AccountLoginSuccess,
-        json!({"two_factor_method": null, "two_factor_label": null}),
+        json!({"two_factor_method": null, "two_factor_label": null, "login_method": "password"}),
     )
     .await;
     Ok(web.redirect(&after_sign_in(&web, &form.next)))
@@ -155,7 +175,11 @@ pub async fn reauthenticate(web: Web, Form(form): Form<ReauthForm>) -> Page {
         return Ok(web.render_status(
             StatusCode::UNAUTHORIZED,
             "reauthenticate.html",
-            context! { next => web.next_or(&form.next, "/"), errors => FormErrors::one("password", "The password is incorrect.") },
+            context! {
+                next => web.next_or(&form.next, "/"),
+                errors => FormErrors::one("password", "The password is incorrect."),
+                sso => super::sso::buttons(&web),
+            },
         ));
     }
     session::mark_reauthenticated(&web.state.db, &session.id_hash, web.now_micros())

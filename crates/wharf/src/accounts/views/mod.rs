@@ -7,6 +7,7 @@
 mod login;
 mod register;
 mod reset;
+pub mod sso;
 
 pub use login::{
     LoginForm, LoginQuery, ReauthForm, login, login_page, logout, reauthenticate, start_session,

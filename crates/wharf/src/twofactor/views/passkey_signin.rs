@@ -116,7 +116,16 @@ pub async fn passkey_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Pag
     if let Err(e) = slot.release(&web.state.db).await {
         tracing::error!(error = %e, "cannot release a rate-limit reservation");
     }
-    let to = finish(&mut web, &user, "passkey", Some(&stored.label), "", None).await?;
+    let to = finish(
+        &mut web,
+        &user,
+        "passkey",
+        Some(&stored.label),
+        "",
+        None,
+        "passkey",
+    )
+    .await?;
     Ok(json_location(&web, &to))
 }
 

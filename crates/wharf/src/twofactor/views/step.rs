@@ -35,6 +35,9 @@ struct Pending {
     /// Names this step, so that once it has signed someone in it cannot again.
     #[serde(default)]
     n: String,
+    /// How the first factor was given: `password`, or `sso:<provider>`.
+    #[serde(default)]
+    m: String,
 }
 
 /// A user half signed in: who, where they go next, and the step's nonce.
@@ -42,11 +45,19 @@ struct Step {
     user: User,
     next: String,
     nonce: String,
+    /// The first factor's method, for the `account:login:success` event.
+    method: String,
 }
 
 /// After a right password: remember who is half signed in (a signed cookie that lasts 5
 /// minutes) and ask for the second factor.
-pub fn begin(web: &mut Web, user: &User, password_date: i64, next: &str) -> Response {
+pub fn begin(
+    web: &mut Web,
+    user: &User,
+    password_date: i64,
+    next: &str,
+    login_method: &str,
+) -> Response {
     let token = web.state.keys.sign(
         PENDING_PURPOSE,
         &Pending {
@@ -54,6 +65,7 @@ pub fn begin(web: &mut Web, user: &User, password_date: i64, next: &str) -> Resp
             pd: password_date,
             next: next.to_owned(),
             n: uuid::Uuid::new_v4().simple().to_string(),
+            m: login_method.to_owned(),
         },
         web.now_secs() + PENDING_SECS,
     );
@@ -103,6 +115,11 @@ async fn pending(web: &Web) -> Result<Step, Response> {
             user,
             next: claims.next,
             nonce: claims.n,
+            method: if claims.m.is_empty() {
+                "password".to_owned()
+            } else {
+                claims.m
+            },
         }),
         _ => Err(expired(web)),
     }
@@ -117,6 +134,7 @@ pub(super) async fn finish(
     label: Option<&str>,
     next: &str,
     step: Option<&str>,
+    login_method: &str,
 ) -> Result<String, Response> {
     if let Some(nonce) = step {
         let first = twofactor::use_step(
@@ -141,7 +159,7 @@ pub(super) async fn finish(
         web,
         Some(&user.id),
         EventTag::AccountLoginSuccess,
-        json!({"two_factor_method": method, "two_factor_label": label}),
+        json!({"two_factor_method": method, "two_factor_label": label, "login_method": login_method}),
     )
     .await;
     if let Ok(methods) = twofactor::methods(&web.state.db, &user.id).await
@@ -170,7 +188,12 @@ async fn step(web: &Web, user: &User, status: StatusCode, errors: FormErrors) ->
 }
 
 pub async fn totp_submit(mut web: Web, Form(form): Form<CodeForm>) -> Page {
-    let Step { user, next, nonce } = pending(&web).await?;
+    let Step {
+        user,
+        next,
+        nonce,
+        method,
+    } = pending(&web).await?;
     let attempt = attempt(&web, &user.id).await?;
     let enrolled = totp::enrolled(&web.state.db, &user.id)
         .await
@@ -195,7 +218,8 @@ pub async fn totp_submit(mut web: Web, Form(form): Form<CodeForm>) -> Page {
                 .or_page(&web)?
             {
                 attempt.succeeded(&web).await;
-                let to = finish(&mut web, &user, "totp", None, &next, Some(&nonce)).await?;
+                let to =
+                    finish(&mut web, &user, "totp", None, &next, Some(&nonce), &method).await?;
                 return Ok(web.redirect(&to));
             }
             "Invalid TOTP code."
@@ -254,7 +278,12 @@ pub async fn webauthn_options(web: Web) -> Page {
 
 pub async fn webauthn_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Page {
     let rp = relying_party(&web)?;
-    let Step { user, next, nonce } = pending_json(&web).await?;
+    let Step {
+        user,
+        next,
+        nonce,
+        method,
+    } = pending_json(&web).await?;
     let attempt = attempt(&web, &user.id).await?;
     let refused = "Your security key was not accepted. Try again, or use another method.";
     let state: Option<SecurityKeyAuthentication> = wa::take_ceremony(
@@ -298,6 +327,7 @@ pub async fn webauthn_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Pa
         Some(&stored.label),
         &next,
         Some(&nonce),
+        &method,
     )
     .await?;
     Ok(json_location(&web, &to))
@@ -312,11 +342,25 @@ pub async fn recovery_page(web: Web) -> Page {
 }
 
 pub async fn recovery_submit(mut web: Web, Form(form): Form<CodeForm>) -> Page {
-    let Step { user, next, nonce } = pending(&web).await?;
+    let Step {
+        user,
+        next,
+        nonce,
+        method,
+    } = pending(&web).await?;
     match use_code(&web, &user.id, &form.code, json!({})).await? {
         Ok(()) => {
             notify(&web, &user, "recovery-code-used", context! {}).await;
-            let to = finish(&mut web, &user, "recovery-code", None, &next, Some(&nonce)).await?;
+            let to = finish(
+                &mut web,
+                &user,
+                "recovery-code",
+                None,
+                &next,
+                Some(&nonce),
+                &method,
+            )
+            .await?;
             Ok(web.redirect(&to))
         }
         Err(e) => Ok(web.render_status(
