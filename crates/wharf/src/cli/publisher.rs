@@ -251,8 +251,16 @@ pub async fn run(state: &AppState, command: PublisherCommand) -> anyhow::Result<
                     .await?
                     .ok_or_else(|| anyhow::anyhow!("no user named '{username}'"))?;
                 let proxying = state.proxy.is_some();
-                let added =
-                    crate::oidc::pending::add(&state.db, new, &name, &user, proxying, &by).await?;
+                let added = crate::oidc::pending::add(
+                    &state.db,
+                    new,
+                    &name,
+                    &user,
+                    proxying,
+                    state.settings.require_2fa,
+                    &by,
+                )
+                .await?;
                 return Ok(vec![pending_line(&added, &user.username)]);
             }
             let project = project(state, &name).await?;

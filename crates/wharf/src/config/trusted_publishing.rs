@@ -164,7 +164,8 @@ pub fn check(settings: &super::Settings) -> anyhow::Result<()> {
     let mut names: Vec<&str> = Vec::new();
     for generic in &table.generic_issuers {
         let name = generic.name.trim();
-        if name.is_empty() || name.len() > 50 || names.contains(&name) {
+        if name.is_empty() || name.len() > 50 || names.iter().any(|n| n.eq_ignore_ascii_case(name))
+        {
             anyhow::bail!(
                 "trusted_publishing.generic_issuers: each needs its own name, 1 to 50 characters ({:?})",
                 generic.name

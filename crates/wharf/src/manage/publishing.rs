@@ -45,10 +45,9 @@ pub(crate) fn new_publisher(
     let kind = Kind::parse(&form.kind).ok_or_else(|| {
         (
             "github-owner".to_owned(),
-            "Choose GitHub or GitLab.".to_owned(),
+            "Choose the kind of publisher.".to_owned(),
         )
     })?;
-    let prefix = kind.as_str();
     let issuer = match kind {
         Kind::Google => issuers.google().to_owned(),
         Kind::Generic => return new_generic(form, issuers),
@@ -87,7 +86,7 @@ pub(crate) fn new_publisher(
         },
     }
     .checked()
-    .map_err(|e| (field_of(prefix, &e), sentence(&e.to_string())))
+    .map_err(|e| (field_of(form, issuers, &e), sentence(&e.to_string())))
 }
 
 /// A generic issuer's publisher from its form: the issuer by name, a value per claim.
@@ -137,11 +136,7 @@ fn new_generic(form: &PublisherForm, issuers: &Issuers) -> Result<NewPublisher, 
 
 /// The id of the project name field of the form that was sent.
 fn project_name_field(form: &PublisherForm, issuers: &Issuers) -> String {
-    let generic = issuers
-        .generic_issuers()
-        .iter()
-        .position(|g| g.name.trim().eq_ignore_ascii_case(form.generic.trim()));
-    match (form.kind.as_str(), generic) {
+    match (form.kind.as_str(), generic_index(form, issuers)) {
         ("generic", Some(index)) => format!("generic-{index}-project_name"),
         (kind, _) => format!("{kind}-project_name"),
     }
@@ -149,7 +144,7 @@ fn project_name_field(form: &PublisherForm, issuers: &Issuers) -> String {
 
 /// The id of a generic issuer's claim field on the page.
 fn generic_field(index: usize, claim: &str) -> String {
-    format!("generic-{index}-{claim}")
+    format!("generic-{index}-claim-{claim}")
 }
 
 /// The generic issuers for the forms: name, index and claims (with their field ids).
@@ -170,23 +165,46 @@ pub(crate) fn generic_forms(web: &Web) -> Vec<minijinja::Value> {
         .collect()
 }
 
-/// The field a refusal of `NewPublisher::checked` is about, for the error summary's link.
-pub(crate) fn field_of(prefix: &str, error: &PublisherError) -> String {
+/// The field of the form that was sent a refusal is about, for the error summary's link
+/// (an id that is on the page): by the words of the message, within the form's own fields.
+pub(crate) fn field_of(form: &PublisherForm, issuers: &Issuers, error: &PublisherError) -> String {
     let text = error.to_string();
-    let field = if text.contains("workflow") || text.contains("CI config") {
-        "workflow"
-    } else if text.contains("environment") {
-        "environment"
-    } else if text.contains("owner id") {
-        "owner_id"
-    } else if text.contains("subject") {
-        "subject"
-    } else if text.contains("repository") && !text.contains("owner and") {
-        "repository"
-    } else {
-        "owner"
-    };
-    format!("{prefix}-{field}")
+    match form.kind.as_str() {
+        "generic" => {
+            let index = generic_index(form, issuers);
+            let first = index
+                .and_then(|i| issuers.generic_issuers()[i].claims.first().cloned())
+                .unwrap_or_default();
+            generic_field(index.unwrap_or(0), &first)
+        }
+        "google" if text.contains("subject") => "google-subject".to_owned(),
+        "google" => "google-owner".to_owned(),
+        kind => {
+            let field = if text.contains("workflow file")
+                || text.contains("CI config")
+                || text.contains("workflow is")
+            {
+                "workflow"
+            } else if text.contains("environment") {
+                "environment"
+            } else if text.contains("owner id") {
+                "owner_id"
+            } else if text.contains("repository") && !text.contains("owner and") {
+                "repository"
+            } else {
+                "owner"
+            };
+            let kind = if kind == "gitlab" { "gitlab" } else { "github" };
+            format!("{kind}-{field}")
+        }
+    }
+}
+
+fn generic_index(form: &PublisherForm, issuers: &Issuers) -> Option<usize> {
+    issuers
+        .generic_issuers()
+        .iter()
+        .position(|g| g.name.trim().eq_ignore_ascii_case(form.generic.trim()))
 }
 
 pub(crate) use crate::web::forms::sentence;
@@ -281,6 +299,7 @@ pub async fn add(web: Web, Form(form): Form<PublisherForm>) -> Page {
         &form.project_name,
         &session.user,
         proxying,
+        web.state.settings.require_2fa,
         &by,
     )
     .await
@@ -295,10 +314,13 @@ pub async fn add(web: Web, Form(form): Form<PublisherForm>) -> Page {
         )),
         Err(PublisherError::Database(e)) => Err(web.error(e.into())),
         Err(e) => {
-            let field = if e.to_string().contains("name") {
+            // Refusals of the name, and of the user's pending publishers as a whole, are about
+            // the project name field.
+            let text = e.to_string();
+            let field = if text.contains("name") || text.contains("pending") {
                 project_name_field(&form, &web.state.oidc)
             } else {
-                field_of(&form.kind, &e)
+                field_of(&form, &web.state.oidc, &e)
             };
             let errors = FormErrors::one(&field, sentence(&e.to_string()));
             account_page(&web, StatusCode::BAD_REQUEST, form, errors).await

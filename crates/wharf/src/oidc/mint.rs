@@ -37,6 +37,8 @@ pub struct Exchange<'a> {
     pub now_micros: i64,
     /// The index proxies an upstream (a pending publisher may not take a proxied name).
     pub proxying: bool,
+    /// The index requires 2FA (of a pending publisher's user, as of an uploader).
+    pub require_2fa: bool,
 }
 
 /// The body's token: `{"token": "<JWT>"}`.
@@ -89,29 +91,19 @@ pub async fn mint(
                 )));
             }
         };
-    // A pending publisher the claims satisfy creates its project first (Warehouse looks
-    // for one before the registered publishers too).
-    let found = match find_pending(exchange.db, kind, &issuer, &claims).await? {
-        Some(pending) => Found::Pending(pending),
-        None => match find_publisher(exchange.db, kind, &issuer, &claims).await? {
-            Ok(publisher) => Found::Registered(publisher),
-            Err(mismatch) => {
-                return Ok(Err(refuse(
-                    "invalid-publisher",
-                    format!("valid token, but no corresponding publisher ({mismatch})"),
-                )));
-            }
-        },
-    };
     // The replay check needs one string per token: any other jti could collide. Google's
-    // tokens (and some CI systems') have none: the token's own digest stands in for it.
+    // tokens (and some CI systems') have none: the digest of the signed part (not of the
+    // signature, which ES256 lets anyone rewrite) stands in for it.
     let jti = match claims.get("jti") {
         Some(Value::String(jti)) if !jti.is_empty() && jti.len() <= 256 => jti.clone(),
         None if matches!(kind, claims::Kind::Google | claims::Kind::Generic) => {
             use sha2::Digest;
+            let signed = token
+                .rsplit_once('.')
+                .map_or(token.as_str(), |(signed, _)| signed);
             format!(
                 "sha256:{}",
-                hex::encode(sha2::Sha256::digest(token.as_bytes()))
+                hex::encode(sha2::Sha256::digest(signed.as_bytes()))
             )
         }
         _ => {
@@ -130,50 +122,137 @@ pub async fn mint(
         .ok()
         .flatten()
         .unwrap_or(now_secs);
+    let required = exchange
+        .issuers
+        .generic(&issuer)
+        .map(|g| g.claims.clone())
+        .unwrap_or_default();
 
-    let mut tx = exchange.db.begin().await?;
-    // Atomically: of two exchanges of one token, one commits and the other sees the row.
-    if !replay::claim(&mut tx, &issuer, &jti, exp).await? {
-        return Ok(Err(reused()));
-    }
-    let mut batch = events::Batch::new(exchange.meta, exchange.now_micros);
-    let publisher = match found {
-        Found::Registered(publisher) => publisher,
-        Found::Pending(pending) => {
-            let by = publishers::By {
-                username: None,
-                via: "trusted publishing",
-                meta: exchange.meta,
-                now_micros: exchange.now_micros,
-            };
-            match pending::reify(&mut tx, &mut batch, &pending, exchange.proxying, &by).await {
-                Ok(publisher) => publisher,
-                Err(pending::ReifyError::Refused(reason)) => {
-                    return Ok(Err(refuse(
-                        "invalid-pending-publisher",
-                        format!(
-                            "valid token, but the pending publisher cannot create its project: {reason}"
+    // A pending publisher the claims satisfy creates its project first (Warehouse looks for
+    // one before the registered publishers too). If it cannot (its name was taken, its
+    // user disabled…), it is dropped and the registered publishers are looked at instead; if
+    // a parallel exchange created the project first, the same.
+    let mut pending_refused: Option<String> = None;
+    let mut pending_done = false;
+    loop {
+        let found = match (
+            pending_done,
+            find_pending(exchange.db, kind, &issuer, &claims).await?,
+        ) {
+            (false, Some(pending)) => Found::Pending(Box::new(pending)),
+            _ => match find_publishers(exchange.db, kind, &issuer, &claims, &required).await? {
+                Ok(found) => Found::Registered(found),
+                Err(mismatch) => {
+                    let description = match &pending_refused {
+                        Some(reason) => format!(
+                            "valid token, but the pending publisher cannot create its project ({reason}) and no publisher matches ({mismatch})"
                         ),
-                    )));
+                        None => format!("valid token, but no corresponding publisher ({mismatch})"),
+                    };
+                    return Ok(Err(refuse("invalid-publisher", description)));
                 }
-                Err(pending::ReifyError::Database(e)) => return Err(e),
+            },
+        };
+        let mut tx = exchange.db.begin().await?;
+        // Atomically: of two exchanges of one token, one commits and the other sees the row.
+        if !replay::claim(&mut tx, &issuer, &jti, exp).await? {
+            return Ok(Err(reused()));
+        }
+        let mut batch = events::Batch::new(exchange.meta, exchange.now_micros);
+        let matched = match found {
+            Found::Registered(matched) => matched,
+            Found::Pending(pending) => {
+                let by = publishers::By {
+                    username: None,
+                    via: "trusted publishing",
+                    meta: exchange.meta,
+                    now_micros: exchange.now_micros,
+                };
+                match pending::reify(
+                    &mut tx,
+                    &mut batch,
+                    &pending,
+                    exchange.proxying,
+                    exchange.require_2fa,
+                    &by,
+                )
+                .await
+                {
+                    Ok(publisher) => vec![publisher],
+                    Err(pending::ReifyError::Gone) => {
+                        drop(tx);
+                        pending_done = true;
+                        continue;
+                    }
+                    Err(pending::ReifyError::Refused(reason)) => {
+                        drop(tx);
+                        tracing::info!(reason = %reason, "a pending publisher cannot create its project: dropped");
+                        pending::drop_refused(
+                            exchange.db,
+                            &pending,
+                            &reason,
+                            exchange.meta,
+                            exchange.now_micros,
+                        )
+                        .await?;
+                        pending_refused = Some(reason);
+                        pending_done = true;
+                        continue;
+                    }
+                    Err(pending::ReifyError::Database(e)) => return Err(e),
+                }
+            }
+        };
+        return finish_mint(exchange, tx, batch, &claims, matched, now_secs).await;
+    }
+}
+
+/// Mints for every publisher the claims satisfy (the first, most specific one names the
+/// token): the token may upload to all their projects. GitHub owner ids are pinned here at
+/// the first exchange.
+async fn finish_mint(
+    exchange: &Exchange<'_>,
+    mut tx: crate::db::Tx,
+    mut batch: events::Batch<'_>,
+    claims: &Claims,
+    matched: Vec<claims::Publisher>,
+    now_secs: i64,
+) -> Result<Result<tokens::Minted, Refusal>, sqlx::Error> {
+    let mut kept: Vec<claims::Publisher> = Vec::new();
+    for mut publisher in matched {
+        if let (claims::Kind::GitHub, None, Some(owner_id)) = (
+            publisher.kind,
+            &publisher.owner_id,
+            claims.get("repository_owner_id").and_then(Value::as_str),
+        ) {
+            // Of two first exchanges with different owners, only the one that pinned it
+            // mints; a twin already pinned to this owner takes the row's projects.
+            match publishers::pin_owner_id(&mut tx, &publisher, owner_id).await? {
+                Some(id) => {
+                    publisher.id = id;
+                    publisher.owner_id = Some(owner_id.to_owned());
+                }
+                None => continue,
             }
         }
-    };
-    if let (claims::Kind::GitHub, None, Some(owner_id)) = (
-        publisher.kind,
-        &publisher.owner_id,
-        claims.get("repository_owner_id").and_then(Value::as_str),
-    ) {
-        // Of two first exchanges with different owners, only the one that pinned it mints.
-        if !publishers::pin_owner_id(&mut tx, &publisher.id, owner_id).await? {
-            return Ok(Err(refuse(
-                "invalid-publisher",
-                "valid token, but no corresponding publisher (repository_owner_id does not match)",
-            )));
+        if !kept.iter().any(|k| k.id == publisher.id) {
+            kept.push(publisher);
         }
     }
-    let projects = publishers::projects_of(&mut tx, &publisher.id).await?;
+    let Some(publisher) = kept.first().cloned() else {
+        return Ok(Err(refuse(
+            "invalid-publisher",
+            "valid token, but no corresponding publisher (repository_owner_id does not match)",
+        )));
+    };
+    let mut projects: Vec<(String, String)> = Vec::new();
+    for each in &kept {
+        for project in publishers::projects_of(&mut tx, &each.id).await? {
+            if !projects.contains(&project) {
+                projects.push(project);
+            }
+        }
+    }
     if projects.is_empty() {
         return Ok(Err(refuse(
             "invalid-publisher",
@@ -181,12 +260,12 @@ pub async fn mint(
         )));
     }
     let project_ids: Vec<String> = projects.iter().map(|(id, _)| id.clone()).collect();
-    let stored = publisher.stored_claims(&claims);
+    let stored = publisher.stored_claims(claims);
     let minted = tokens::mint_in(
         &mut tx,
         exchange.keys,
         exchange.location,
-        &publisher,
+        &kept,
         &project_ids,
         &stored,
         now_secs,
@@ -216,11 +295,12 @@ pub async fn mint(
     Ok(Ok(minted))
 }
 
-/// The publisher a token's claims satisfy.
+/// The publishers a token's claims satisfy.
 enum Found {
-    Registered(claims::Publisher),
+    /// The most specific first.
+    Registered(Vec<claims::Publisher>),
     /// Its exchange creates the project first.
-    Pending(pending::Pending),
+    Pending(Box<pending::Pending>),
 }
 
 /// The pending publisher the claims satisfy, if any: as for registered ones, the most
@@ -250,14 +330,16 @@ async fn find_pending(
     Ok(candidates.into_iter().find(|p| p.publisher.id == chosen.id))
 }
 
-/// Warehouse's `find_publisher`: the candidates the claims name, the most specific one, then
-/// every check of its claims.
-async fn find_publisher(
+/// Warehouse's `find_publisher`, for every publisher: the candidates the claims name, each
+/// of whose checks pass, the most specific one first. A generic issuer's publishers must
+/// name every claim its setting lists now (`required`).
+async fn find_publishers(
     db: &Db,
     kind: claims::Kind,
     issuer: &str,
     claims: &Claims,
-) -> Result<Result<claims::Publisher, claims::Mismatch>, sqlx::Error> {
+    required: &[String],
+) -> Result<Result<Vec<claims::Publisher>, claims::Mismatch>, sqlx::Error> {
     let lookup = match claims::lookup(kind, claims) {
         Ok(lookup) => lookup,
         Err(mismatch) => return Ok(Err(mismatch)),
@@ -265,13 +347,23 @@ async fn find_publisher(
     let candidates: Vec<claims::Publisher> = publishers::candidates(db, kind, issuer, &lookup)
         .await?
         .into_iter()
+        .filter(|p| required.iter().all(|c| p.claims.contains_key(c)))
         .filter(|p| claims::matches_lookup(p, &lookup, claims))
         .collect();
-    let publisher = match claims::most_specific(&candidates, claims) {
+    let first = match claims::most_specific(&candidates, claims) {
         Ok(publisher) => publisher.clone(),
         Err(mismatch) => return Ok(Err(mismatch)),
     };
-    Ok(claims::verify(&publisher, claims).map(|()| publisher))
+    if let Err(mismatch) = claims::verify(&first, claims) {
+        return Ok(Err(mismatch));
+    }
+    let mut all = vec![first.clone()];
+    all.extend(
+        candidates
+            .into_iter()
+            .filter(|p| p.id != first.id && claims::verify(p, claims).is_ok()),
+    );
+    Ok(Ok(all))
 }
 
 #[cfg(test)]

@@ -102,6 +102,7 @@ pub async fn add(
     project_name: &str,
     owner: &User,
     proxying: bool,
+    require_2fa: bool,
     by: &By<'_>,
 ) -> Result<Pending, PublisherError> {
     let new = new.checked()?;
@@ -117,6 +118,14 @@ pub async fn add(
             display, &refusal,
         )));
     }
+    let mut conn = db.pool().acquire().await?;
+    if let Some(reason) = owner_may_not_create(&mut conn, &owner.id, require_2fa).await? {
+        return Err(PublisherError::Invalid(format!(
+            "the project a pending publisher creates is owned by {}, and {reason}",
+            owner.username
+        )));
+    }
+    drop(conn);
     let mut tx = db.begin().await?;
     let (held,): (i64,) =
         sqlx::query_as("SELECT COUNT(*) FROM oidc_pending_publishers WHERE added_by = $1")
@@ -276,6 +285,9 @@ pub async fn candidates(
 pub enum ReifyError {
     #[error("{0}")]
     Refused(String),
+    /// A parallel exchange created the project first, or the user removed it meanwhile.
+    #[error("the pending publisher is gone")]
+    Gone,
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -288,9 +300,21 @@ pub async fn reify(
     batch: &mut events::Batch<'_>,
     pending: &Pending,
     proxying: bool,
+    require_2fa: bool,
     by: &By<'_>,
 ) -> Result<Publisher, ReifyError> {
     let refused = |m: String| Err(ReifyError::Refused(m));
+    // Taken first: of two exchanges (or an exchange and its removal), one has it.
+    let taken = sqlx::query("DELETE FROM oidc_pending_publishers WHERE id = $1")
+        .bind(&pending.publisher.id)
+        .execute(&mut *conn)
+        .await?;
+    if taken.rows_affected() != 1 {
+        return Err(ReifyError::Gone);
+    }
+    if let Some(reason) = name_refused_now(conn, pending).await? {
+        return refused(reason);
+    }
     let owner: Option<(String, i64)> =
         sqlx::query_as("SELECT username, is_active FROM users WHERE id = $1")
             .bind(&pending.added_by)
@@ -301,6 +325,9 @@ pub async fn reify(
             "the account that registered this pending publisher is disabled".to_owned(),
         );
     };
+    if let Some(reason) = owner_may_not_create(conn, &pending.added_by, require_2fa).await? {
+        return refused(reason);
+    }
     let project = Project {
         id: uuid::Uuid::new_v4().to_string(),
         name: pending.project_name.clone(),
@@ -333,10 +360,6 @@ pub async fn reify(
             pending.project_name
         ));
     }
-    sqlx::query("DELETE FROM oidc_pending_publishers WHERE id = $1")
-        .bind(&pending.publisher.id)
-        .execute(&mut *conn)
-        .await?;
     let p = &pending.publisher;
     let new = NewPublisher {
         kind: p.kind,
@@ -404,5 +427,102 @@ pub async fn drop_for_name(
         .bind(normalized)
         .execute(conn)
         .await?;
+    Ok(())
+}
+
+/// Why the name can no longer be created now (checked again at the exchange: a project that
+/// looks like it may have been created since the registration).
+async fn name_refused_now(
+    conn: &mut AnyConnection,
+    pending: &Pending,
+) -> Result<Option<String>, sqlx::Error> {
+    if wharf_packaging::name::is_stdlib_module(&pending.normalized_name) {
+        return Ok(Some(name_refusal_message(
+            &pending.project_name,
+            &NameRefusal::Stdlib,
+        )));
+    }
+    let ultra = wharf_packaging::name::ultranormalize(&pending.project_name);
+    let similar: Option<(String,)> =
+        sqlx::query_as("SELECT name FROM projects WHERE ultranormalized_name = $1 LIMIT 1")
+            .bind(ultra)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(similar.map(|(existing,)| {
+        let refusal = if wharf_packaging::name::normalize(&existing) == pending.normalized_name {
+            NameRefusal::Taken
+        } else {
+            NameRefusal::Confusable(existing)
+        };
+        name_refusal_message(&pending.project_name, &refusal)
+    }))
+}
+
+/// What a user must have to create projects, as for an upload with a token: a verified
+/// primary address, and a second factor where the index requires one.
+async fn owner_may_not_create(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    require_2fa: bool,
+) -> Result<Option<String>, sqlx::Error> {
+    let verified: Option<(i64,)> =
+        sqlx::query_as("SELECT verified FROM user_emails WHERE user_id = $1 AND is_primary = 1")
+            .bind(user_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if verified.is_none_or(|(v,)| v == 0) {
+        return Ok(Some(
+            "the account has no verified primary e-mail address".to_owned(),
+        ));
+    }
+    if require_2fa {
+        let (methods,): (i64,) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM users WHERE id = $1 AND totp_secret IS NOT NULL) + \
+             (SELECT COUNT(*) FROM webauthn_credentials WHERE user_id = $1)",
+        )
+        .bind(user_id)
+        .fetch_one(&mut *conn)
+        .await?;
+        if methods == 0 {
+            return Ok(Some(
+                "the account has no two-factor authentication, which this index requires"
+                    .to_owned(),
+            ));
+        }
+    }
+    Ok(None)
+}
+
+/// Drops a pending publisher whose exchange could not create its project, with the reason
+/// on its user's log (Warehouse deletes it too), so that it stops standing in the way.
+pub async fn drop_refused(
+    db: &Db,
+    pending: &Pending,
+    reason: &str,
+    meta: &crate::events::RequestMeta,
+    now_micros: i64,
+) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let gone = sqlx::query("DELETE FROM oidc_pending_publishers WHERE id = $1")
+        .bind(&pending.publisher.id)
+        .execute(&mut *tx)
+        .await?;
+    if gone.rows_affected() == 1 {
+        let p = &pending.publisher;
+        events::record(
+            &mut tx,
+            Source::User(&pending.added_by),
+            EventTag::AccountPendingOidcPublisherRemoved,
+            meta,
+            now_micros,
+            serde_json::json!({
+                "publisher": p.kind.display(), "id": p.id, "specifier": p.specifier(),
+                "url": p.url(), "project": pending.project_name,
+                "reason": format!("its first publish could not create the project: {reason}"),
+            }),
+        )
+        .await?;
+    }
+    tx.commit().await?;
     Ok(())
 }

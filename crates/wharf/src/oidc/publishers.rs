@@ -92,6 +92,9 @@ impl NewPublisher {
                     return invalid("the owner id is the number GitHub gives the owner");
                 }
                 self.environment = self.environment.to_lowercase();
+                // GitHub's names are case-insensitive: one spelling per identity.
+                self.owner = self.owner.to_lowercase();
+                self.repository = self.repository.to_lowercase();
             }
             Kind::GitLab => {
                 let path_ok = self
@@ -113,6 +116,9 @@ impl NewPublisher {
                     );
                 }
                 self.owner_id = None;
+                // GitLab paths are case-insensitive too (the environment is not).
+                self.owner = self.owner.to_lowercase();
+                self.repository = self.repository.to_lowercase();
             }
             Kind::Google | Kind::Generic => {}
         }
@@ -273,10 +279,12 @@ pub(super) async fn add_in(
     by: &By<'_>,
     reified: bool,
 ) -> Result<Publisher, PublisherError> {
+    // The owner id is part of the identity: a registration never pins (or changes) the row
+    // another project's registration made, it gets its own.
     let existing: Option<PublisherRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM oidc_publishers p WHERE p.kind = $1 AND p.issuer = $2 \
          AND p.owner = $3 AND p.repository = $4 AND p.workflow = $5 AND p.environment = $6 \
-         AND p.claims = $7"
+         AND p.claims = $7 AND COALESCE(p.owner_id, '') = $8"
     )))
     .bind(new.kind.as_str())
     .bind(&new.issuer)
@@ -285,21 +293,11 @@ pub(super) async fn add_in(
     .bind(&new.workflow)
     .bind(&new.environment)
     .bind(claims_column(&new.claims))
+    .bind(new.owner_id.clone().unwrap_or_default())
     .fetch_optional(&mut *conn)
     .await?;
     let publisher = match existing.and_then(from_row) {
-        Some(mut publisher) => {
-            if let Some(id) = &new.owner_id {
-                if !pin_owner_id(&mut *conn, &publisher.id, id).await? {
-                    return Err(PublisherError::Invalid(format!(
-                        "this publisher is registered with owner id {}, not {id}",
-                        publisher.owner_id.unwrap_or_default()
-                    )));
-                }
-                publisher.owner_id = Some(id.clone());
-            }
-            publisher
-        }
+        Some(publisher) => publisher,
         None => {
             let publisher = Publisher {
                 id: uuid::Uuid::new_v4().to_string(),
@@ -459,24 +457,56 @@ pub async fn projects_of(
 }
 
 /// Pins GitHub's `repository_owner_id` the first time it is learnt, so that a repository
-/// deleted and re-created under the same name by someone else can no longer publish; false
-/// when a different one was pinned first.
+/// deleted and re-created under the same name by someone else can no longer publish. The
+/// owner id is part of a publisher's identity: where a twin row is already pinned to this
+/// owner, the unpinned row's projects move to it and the row goes. Returns the row that now
+/// holds the identity, or `None` when another exchange pinned a different owner first.
 pub async fn pin_owner_id(
     conn: &mut AnyConnection,
-    publisher_id: &str,
+    publisher: &Publisher,
     owner_id: &str,
-) -> Result<bool, sqlx::Error> {
+) -> Result<Option<String>, sqlx::Error> {
+    let twin: Option<(String,)> = sqlx::query_as(
+        "SELECT id FROM oidc_publishers WHERE kind = $1 AND issuer = $2 AND owner = $3 \
+         AND repository = $4 AND workflow = $5 AND environment = $6 AND claims = $7 AND owner_id = $8",
+    )
+    .bind(publisher.kind.as_str())
+    .bind(&publisher.issuer)
+    .bind(&publisher.owner)
+    .bind(&publisher.repository)
+    .bind(&publisher.workflow)
+    .bind(&publisher.environment)
+    .bind(claims_column(&publisher.claims))
+    .bind(owner_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some((twin,)) = twin {
+        sqlx::query(
+            "INSERT INTO oidc_publisher_projects (publisher_id, project_id, added_by, created) \
+             SELECT $1, project_id, added_by, created FROM oidc_publisher_projects WHERE publisher_id = $2 \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&twin)
+        .bind(&publisher.id)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query("DELETE FROM oidc_publishers WHERE id = $1 AND owner_id IS NULL")
+            .bind(&publisher.id)
+            .execute(&mut *conn)
+            .await?;
+        return Ok(Some(twin));
+    }
     sqlx::query("UPDATE oidc_publishers SET owner_id = $1 WHERE id = $2 AND owner_id IS NULL")
         .bind(owner_id)
-        .bind(publisher_id)
+        .bind(&publisher.id)
         .execute(&mut *conn)
         .await?;
     let pinned: Option<(Option<String>,)> =
         sqlx::query_as("SELECT owner_id FROM oidc_publishers WHERE id = $1")
-            .bind(publisher_id)
+            .bind(&publisher.id)
             .fetch_optional(conn)
             .await?;
-    Ok(pinned.and_then(|(id,)| id).as_deref() == Some(owner_id))
+    Ok((pinned.and_then(|(id,)| id).as_deref() == Some(owner_id)).then(|| publisher.id.clone()))
 }
 
 /// What an upload with an API token must respect of the project's publishing: whether only

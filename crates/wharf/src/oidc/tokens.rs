@@ -25,17 +25,24 @@ pub struct Minted {
     pub expires: i64,
 }
 
-/// Mints a token for `publisher`, valid for `project_ids`, and stores it in the caller's
+/// Mints a token for `publishers`, valid for `project_ids`, and stores it in the caller's
 /// transaction with the claims the uploads will record.
 pub async fn mint_in(
     conn: &mut AnyConnection,
     keys: &ServerKey,
     location: &str,
-    publisher: &Publisher,
+    publishers: &[Publisher],
     project_ids: &[String],
     stored_claims: &serde_json::Value,
     now_secs: i64,
 ) -> Result<Minted, sqlx::Error> {
+    // The first names the token; the others add their projects.
+    let Some(publisher) = publishers.first() else {
+        return Err(sqlx::Error::Protocol(
+            "a token is minted for a publisher".into(),
+        ));
+    };
+    let also: Vec<&str> = publishers.iter().skip(1).map(|p| p.id.as_str()).collect();
     let id = uuid::Uuid::new_v4().to_string();
     let expires = now_secs + LIFETIME_SECS;
     let caveats = [
@@ -54,8 +61,8 @@ pub async fn mint_in(
         macaroon.add_first_party_caveat(caveat.as_bytes());
     }
     sqlx::query(
-        "INSERT INTO oidc_tokens (id, publisher_id, created, expires, caveats, claims, key) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO oidc_tokens (id, publisher_id, created, expires, caveats, claims, key, also_publishers) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&id)
     .bind(&publisher.id)
@@ -64,6 +71,7 @@ pub async fn mint_in(
     .bind(serde_json::to_string(&caveat_json).unwrap_or_default())
     .bind(stored_claims.to_string())
     .bind(keys.seal(KEY_SEALING, id.as_bytes(), &key))
+    .bind(also.join(","))
     .execute(conn)
     .await?;
     Ok(Minted {
@@ -82,6 +90,9 @@ pub struct PublisherToken {
     macaroon: Macaroon,
     key: Vec<u8>,
     stored_caveats: Vec<String>,
+    /// The other publishers the exchange's claims satisfied (of other projects): the token
+    /// may upload to their projects too, while they have them.
+    also: Vec<String>,
 }
 
 type TokenRow = (
@@ -96,6 +107,7 @@ type TokenRow = (
     String,
     String,
     Option<String>,
+    String,
     String,
 );
 
@@ -116,7 +128,7 @@ pub async fn lookup(
     }
     let row: Option<TokenRow> = sqlx::query_as(
         "SELECT t.caveats, t.claims, t.key, p.id, p.kind, p.issuer, p.owner, p.repository, p.workflow, \
-         p.environment, p.owner_id, p.claims FROM oidc_tokens t JOIN oidc_publishers p ON p.id = t.publisher_id \
+         p.environment, p.owner_id, p.claims, t.also_publishers FROM oidc_tokens t JOIN oidc_publishers p ON p.id = t.publisher_id \
          WHERE t.id = $1",
     )
     .bind(id)
@@ -135,6 +147,7 @@ pub async fn lookup(
         environment,
         owner_id,
         publisher_claims,
+        also,
     )) = row
     else {
         return Ok(None);
@@ -165,6 +178,11 @@ pub async fn lookup(
         macaroon,
         key,
         stored_caveats: serde_json::from_str(&caveats).unwrap_or_default(),
+        also: also
+            .split(',')
+            .filter(|id| !id.is_empty())
+            .map(str::to_owned)
+            .collect(),
     }))
 }
 
@@ -178,12 +196,14 @@ impl PublisherToken {
         now_secs: i64,
     ) -> Result<Result<(), String>, sqlx::Error> {
         let mut conn = db.pool().acquire().await?;
-        let project_ids: Vec<String> =
-            super::publishers::projects_of(&mut conn, &self.publisher.id)
-                .await?
-                .into_iter()
-                .map(|(id, _)| id)
-                .collect();
+        let mut project_ids: Vec<String> = Vec::new();
+        for publisher in std::iter::once(&self.publisher.id).chain(&self.also) {
+            for (id, _) in super::publishers::projects_of(&mut conn, publisher).await? {
+                if !project_ids.contains(&id) {
+                    project_ids.push(id);
+                }
+            }
+        }
         let context = Context {
             now: now_secs,
             user_id: "",

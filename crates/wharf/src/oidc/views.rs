@@ -87,6 +87,7 @@ pub async fn mint_token(State(state): State<AppState>, request: Request) -> Resp
         meta: &meta,
         now_micros: state.clock.now_micros(),
         proxying: state.proxy.is_some(),
+        require_2fa: state.settings.require_2fa,
     };
     match mint::mint(&exchange, &body).await {
         Ok(Ok(minted)) => {

@@ -1462,7 +1462,7 @@ async fn a_generic_issuers_publisher_matches_its_claims_and_its_own_audience() {
         .await
         .text();
     assert!(page.contains("Add a Forge publisher"), "{page}");
-    assert!(page.contains("id=\"generic-0-workflow\""), "{page}");
+    assert!(page.contains("id=\"generic-0-claim-workflow\""), "{page}");
     let refused = browser
         .post(
             "/manage/project/widget/publishing/add",
@@ -1475,7 +1475,9 @@ async fn a_generic_issuers_publisher_matches_its_claims_and_its_own_audience() {
         .await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST);
     assert!(
-        refused.text().contains("href=\"#generic-0-workflow\""),
+        refused
+            .text()
+            .contains("href=\"#generic-0-claim-workflow\""),
         "{}",
         refused.text()
     );
@@ -1594,4 +1596,206 @@ async fn rebuilding_the_publishers_table_on_sqlite_keeps_its_links_and_tokens() 
         .await
         .expect("count");
     assert_eq!(left, 0, "the link cascades from the rebuilt table");
+}
+
+/// `wharf publisher add PROJECT --github octo-org/octo-repo --workflow release.yml` with the
+/// owner id and environment given.
+fn add_github_with(
+    project: &str,
+    owner_id: Option<&str>,
+    environment: Option<&str>,
+) -> PublisherCommand {
+    let mut command = add_github(project, environment);
+    if let PublisherCommand::Add { owner_id: o, .. } = &mut command {
+        *o = owner_id.map(str::to_owned);
+    }
+    command
+}
+
+#[tokio::test]
+async fn another_projects_registration_of_the_same_workflow_cannot_lock_it_out() {
+    let Setup {
+        app,
+        provider,
+        github_key,
+        ..
+    } = setup().await;
+    // alice registers her workflow for widget; bob registers the same names for his project
+    // with a made-up owner id, and again with the environment her workflow uses.
+    cli(&app, add_github("widget", None))
+        .await
+        .expect("alice's");
+    let (bob, bob_token) = app.create_user("bob").await;
+    let upload = app
+        .upload(Some(&bob_token), &UploadForm::wheel("bobs-thing", "0.1"))
+        .await;
+    assert_eq!(upload.status, StatusCode::OK, "{}", upload.text());
+    cli(&app, add_github_with("bobs-thing", Some("1"), None))
+        .await
+        .expect("bob's pinned");
+    cli(&app, add_github_with("bobs-thing", None, Some("pypi")))
+        .await
+        .expect("bob's env");
+    assert_eq!(app.count("oidc_publishers").await, 3);
+    let now = app.state.clock.now_secs();
+    let jwt = github_key.sign(
+        "gh-1",
+        &github_claims(&provider.issuer("github"), now, "u-1"),
+    );
+    let response = mint(&app, &jwt).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    let token = response.json()["token"].as_str().expect("token").to_owned();
+    // alice's upload goes through: her row was neither pinned by bob nor shadowed by his
+    // more specific one (the token covers every publisher the claims satisfy).
+    let upload = app
+        .upload(Some(&token), &UploadForm::wheel("widget", "0.2"))
+        .await;
+    assert_eq!(upload.status, StatusCode::OK, "{}", upload.text());
+    let pinned: Vec<(Option<String>,)> =
+        sqlx::query_as("SELECT owner_id FROM oidc_publishers ORDER BY created, id")
+            .fetch_all(app.state.db.pool())
+            .await
+            .expect("rows");
+    assert!(
+        pinned.iter().any(|(id,)| id.as_deref() == Some("1")),
+        "{pinned:?}"
+    );
+    assert!(
+        pinned.iter().any(|(id,)| id.as_deref() == Some("65")),
+        "{pinned:?}"
+    );
+    let _ = bob;
+}
+
+#[tokio::test]
+async fn a_pending_publisher_that_cannot_create_its_project_is_dropped_and_stands_in_no_way() {
+    let Setup {
+        app,
+        provider,
+        github_key,
+        ..
+    } = setup().await;
+    cli(&app, add_github("widget", None))
+        .await
+        .expect("alice's");
+    app.create_user("mallory").await;
+    cli(&app, add_pending("mallorys-name", "mallory"))
+        .await
+        .expect("pending");
+    sqlx::query("UPDATE users SET is_active = 0 WHERE username = 'mallory'")
+        .execute(app.state.db.pool())
+        .await
+        .expect("disable");
+    let now = app.state.clock.now_secs();
+    let jwt = github_key.sign(
+        "gh-1",
+        &github_claims(&provider.issuer("github"), now, "d-1"),
+    );
+    let response = mint(&app, &jwt).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    assert_eq!(app.count("oidc_pending_publishers").await, 0);
+    let dropped = events(&app, "account:oidc:pending-publisher-removed").await;
+    assert!(
+        dropped[0]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("disabled"),
+        "{dropped:?}"
+    );
+    assert!(
+        wharf::packaging::find_project(&app.state.db, "mallorys-name")
+            .await
+            .expect("db")
+            .is_none()
+    );
+
+    // A name that became confusable with a project since the registration is refused at
+    // the exchange (and with no registered publisher left, so is the token).
+    cli(&app, add_pending("f00bar", "alice"))
+        .await
+        .expect("pending");
+    let upload = app
+        .upload(Some(&app.token), &UploadForm::wheel("foobar", "1.0"))
+        .await;
+    assert_eq!(upload.status, StatusCode::OK, "{}", upload.text());
+    let mut claims = github_claims(&provider.issuer("github"), now, "d-2");
+    claims["repository"] = json!("octo-org/other");
+    claims["job_workflow_ref"] =
+        json!("octo-org/other/.github/workflows/release.yml@refs/heads/main");
+    cli(
+        &app,
+        PublisherCommand::Add {
+            project: "f00bar".into(),
+            github: Some("octo-org/other".into()),
+            workflow: Some("release.yml".into()),
+            owner_id: None,
+            gitlab: None,
+            ci_config: None,
+            gitlab_issuer: None,
+            google: None,
+            subject: None,
+            generic: None,
+            claim: Vec::new(),
+            environment: None,
+            pending: true,
+            owner: Some("alice".into()),
+        },
+    )
+    .await
+    .expect_err("confusable at registration already");
+}
+
+#[tokio::test]
+async fn a_pending_publisher_needs_a_verified_address() {
+    let Setup { app, .. } = setup().await;
+    sqlx::query("UPDATE user_emails SET verified = 0")
+        .execute(app.state.db.pool())
+        .await
+        .expect("unverify");
+    let refused = cli(&app, add_pending("new-thing", "alice")).await;
+    assert!(
+        refused
+            .expect_err("unverified")
+            .contains("no verified primary e-mail address"),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_matrix_of_first_exchanges_all_mint_once_the_pending_publisher_made_the_project() {
+    let Setup {
+        app,
+        provider,
+        github_key,
+        ..
+    } = setup().await;
+    cli(&app, add_pending("matrix-tool", "alice"))
+        .await
+        .expect("pending");
+    let now = app.state.clock.now_secs();
+    let tokens: Vec<String> = (0..4)
+        .map(|i| {
+            github_key.sign(
+                "gh-1",
+                &github_claims(&provider.issuer("github"), now, &format!("m-{i}")),
+            )
+        })
+        .collect();
+    let (a, b, c, d) = tokio::join!(
+        mint(&app, &tokens[0]),
+        mint(&app, &tokens[1]),
+        mint(&app, &tokens[2]),
+        mint(&app, &tokens[3])
+    );
+    for response in [&a, &b, &c, &d] {
+        assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    }
+    assert_eq!(owners(&app, "matrix-tool").await, ["alice"]);
+    assert_eq!(
+        events(&app, "project:create")
+            .await
+            .iter()
+            .filter(|e| e["created_by"] == "alice")
+            .count(),
+        3
+    );
 }

@@ -102,7 +102,8 @@ pub async fn add_publisher(
         )),
         Err(PublisherError::Database(e)) => Err(web.error(e.into())),
         Err(e) => {
-            let errors = FormErrors::one(&field_of(&form.kind, &e), sentence(&e.to_string()));
+            let field = field_of(&form, &web.state.oidc, &e);
+            let errors = FormErrors::one(&field, sentence(&e.to_string()));
             publishing_page(&web, &project, StatusCode::BAD_REQUEST, form, errors).await
         }
     }
