@@ -76,17 +76,19 @@ def wait_for(url, process, timeout=30):
 class Wharf:
     """A running server and the CLI pointed at the same data."""
 
-    def __init__(self, tmp, env, args, host="127.0.0.1"):
+    def __init__(self, tmp, env, args, host="127.0.0.1", base_url=None):
         self.env = {**os.environ, **env}
         self.args = args
         self.port = free_port()
         # WebAuthn wants a domain, not an IP address: its tests use host="localhost".
         self.url = f"http://{host}:{self.port}"
+        # The address the site is reached at, when a proxy stands in front (TLS).
+        self.base_url = base_url or self.url
         self.tmp = tmp
         self.log = open(tmp / "server.log", "w")
         SERVER_LOGS.append(tmp / "server.log")
         self.process = subprocess.Popen(
-            [BIN, *args, "serve", "--bind", f"127.0.0.1:{self.port}", "--base-url", self.url],
+            [BIN, *args, "serve", "--bind", f"127.0.0.1:{self.port}", "--base-url", self.base_url],
             env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
         )
         wait_for(f"{self.url}/_health", self.process)

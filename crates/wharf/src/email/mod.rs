@@ -153,6 +153,38 @@ impl Mailer {
         Ok(())
     }
 
+    /// Sends `template` to every Owner of a project who has a verified address, after the
+    /// response (from the queue); `page` gets each Owner's `username`.
+    pub fn notify_owners(
+        self: &Arc<Self>,
+        db: &Db,
+        project_id: &str,
+        template: &'static str,
+        page: serde_json::Value,
+        meta: &RequestMeta,
+        now_micros: i64,
+    ) {
+        let (mailer, db, meta, project_id) =
+            (self.clone(), db.clone(), meta.clone(), project_id.to_owned());
+        self.later(async move {
+            let owners = match crate::packaging::roles::owner_addresses(&db, &project_id).await {
+                Ok(owners) => owners,
+                Err(e) => {
+                    tracing::error!(template, error = %e, "cannot list the Owners to notify");
+                    return;
+                }
+            };
+            for (user_id, username, address) in owners {
+                let mut page = page.clone();
+                page["username"] = json!(username);
+                let page = Value::from(minijinja::value::Serde(&page));
+                mailer
+                    .notify(&db, (&user_id, &address), template, page, &meta, now_micros)
+                    .await;
+            }
+        });
+    }
+
     /// Sends `template` to a user (`(user id, address)`) and records it on their log. A
     /// failure to deliver is logged, not raised: the change the message reports has happened.
     pub async fn notify(

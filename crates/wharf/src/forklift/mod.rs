@@ -566,8 +566,6 @@ fn notify_token_upload(
     token_name: &str,
     filename: &str,
 ) {
-    let (db, mailer, meta) = (state.db.clone(), state.mailer.clone(), meta.clone());
-    let now = state.clock.now_micros();
     let page = serde_json::json!({
         "project_name": project.name,
         "normalized_name": project.normalized_name,
@@ -575,30 +573,14 @@ fn notify_token_upload(
         "token_name": token_name,
         "filename": filename,
     });
-    let project_id = project.id.clone();
-    state.mailer.later(async move {
-        let owners = match packaging::roles::owner_addresses(&db, &project_id).await {
-            Ok(owners) => owners,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot list the Owners to notify of a token upload");
-                return;
-            }
-        };
-        for (user_id, username, address) in owners {
-            let mut page = page.clone();
-            page["username"] = serde_json::json!(username);
-            mailer
-                .notify(
-                    &db,
-                    (&user_id, &address),
-                    "api-token-used-in-trusted-publisher-project",
-                    minijinja::Value::from(minijinja::value::Serde(&page)),
-                    &meta,
-                    now,
-                )
-                .await;
-        }
-    });
+    state.mailer.notify_owners(
+        &state.db,
+        &project.id,
+        "api-token-used-in-trusted-publisher-project",
+        page,
+        meta,
+        state.clock.now_micros(),
+    );
 }
 
 fn served_from_upstream(display: &str, normalized: &str) -> AppError {

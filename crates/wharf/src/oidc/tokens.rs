@@ -186,6 +186,20 @@ pub async fn lookup(
     }))
 }
 
+/// Burns a minted token before it expires (`POST /_/oidc/burn-token`, which `uv publish`
+/// calls after its uploads): its row goes, so it no longer authenticates. `false` when the
+/// token is not a live one of ours.
+pub async fn burn(db: &Db, keys: &ServerKey, token: &str) -> Result<bool, sqlx::Error> {
+    let Some(found) = lookup(db, keys, token).await? else {
+        return Ok(false);
+    };
+    let gone = sqlx::query("DELETE FROM oidc_tokens WHERE id = $1")
+        .bind(&found.id)
+        .execute(db.pool())
+        .await?;
+    Ok(gone.rows_affected() == 1)
+}
+
 impl PublisherToken {
     /// Checks every caveat for an upload to `project` at `now_secs`, against the projects the
     /// publisher has now. The error is Warehouse's reason.

@@ -1,5 +1,5 @@
-//! `GET /_/oidc/audience` and `POST /_/oidc/mint-token` (also at `/_/oidc/github/mint-token`,
-//! Warehouse's older path): what `pypa/gh-action-pypi-publish`, `uv publish
+//! `GET /_/oidc/audience`, `POST /_/oidc/mint-token` (also at `/_/oidc/github/mint-token`,
+//! Warehouse's older path) and `POST /_/oidc/burn-token`: what `pypa/gh-action-pypi-publish`, `uv publish
 //! --trusted-publishing` and GitLab's PyPI templates call. Failures are 422 with PyPI's body,
 //! `{"message": "Token request failed", "errors": [{"code", "description"}]}`.
 
@@ -21,6 +21,7 @@ pub fn routes() -> Router<AppState> {
         .route("/_/oidc/audience", get(audience))
         .route("/_/oidc/mint-token", post(mint_token))
         .route("/_/oidc/github/mint-token", post(mint_token))
+        .route("/_/oidc/burn-token", post(burn_token))
 }
 
 /// An ID token is a few kilobytes.
@@ -105,6 +106,35 @@ pub async fn mint_token(State(state): State<AppState>, request: Request) -> Resp
             tracing::info!(code = refusal.code, reason = %refusal.description, "trusted publishing exchange refused");
             refused(StatusCode::UNPROCESSABLE_ENTITY, &[refusal])
         }
+        Err(e) => AppError::from(e).render(&parts.headers),
+    }
+}
+
+/// `POST /_/oidc/burn-token` with `{"token": "pypi-…"}`: the minted token stops working now
+/// (uv calls it once its uploads are done). The token itself is the credential.
+pub async fn burn_token(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let invalid = || {
+        refused(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &[Refusal {
+                code: "invalid-token",
+                description: "the body must be {\"token\": \"<a token minted by this index>\"}, a live one".to_owned(),
+            }],
+        )
+    };
+    let Ok(body) = to_bytes(body, MAX_BODY_BYTES).await else {
+        return invalid();
+    };
+    let Some(token) = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("token").and_then(|t| t.as_str()).map(str::to_owned))
+    else {
+        return invalid();
+    };
+    match super::tokens::burn(&state.db, &state.keys, &token).await {
+        Ok(true) => Json(serde_json::json!({"success": true})).into_response(),
+        Ok(false) => invalid(),
         Err(e) => AppError::from(e).render(&parts.headers),
     }
 }

@@ -1106,6 +1106,12 @@ async fn owners_manage_publishers_and_can_allow_only_them_to_upload() {
     );
     let recorded = events(&app, "project:oidc:publisher-added").await;
     assert_eq!(recorded[0]["via"], "web");
+    app.state.mailer.idle().await;
+    let told = outbox(&app)
+        .into_iter()
+        .filter(|m| m.contains("A trusted publisher was added to widget"))
+        .count();
+    assert_eq!(told, 1, "the Owners are told");
     assert_eq!(recorded[0]["submitted_by"], "alice");
 
     // An API token uploading to a project with a publisher tells its Owners.
@@ -1798,4 +1804,41 @@ async fn a_matrix_of_first_exchanges_all_mint_once_the_pending_publisher_made_th
             .count(),
         3
     );
+}
+
+#[tokio::test]
+async fn a_burned_token_stops_working_at_once() {
+    let Setup {
+        app,
+        provider,
+        github_key,
+        ..
+    } = setup().await;
+    cli(&app, add_github("widget", None)).await.expect("added");
+    let now = app.state.clock.now_secs();
+    let jwt = github_key.sign("gh-1", &github_claims(&provider.issuer("github"), now, "burn"));
+    let token = mint(&app, &jwt).await.json()["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let burn = |token: String| {
+        let body = json!({ "token": token }).to_string();
+        app.request(
+            Request::post("/_/oidc/burn-token")
+                .header("content-type", "application/json")
+                .body(Body::from(body))
+                .expect("request"),
+        )
+    };
+    let burned = burn(token.clone()).await;
+    assert_eq!(burned.status, StatusCode::OK, "{}", burned.text());
+    assert_eq!(burned.json(), json!({"success": true}));
+    let upload = app
+        .upload(Some(&token), &UploadForm::wheel("widget", "0.2"))
+        .await;
+    assert_eq!(upload.status, StatusCode::FORBIDDEN);
+    let (code, _) = refusal(&burn(token).await);
+    assert_eq!(code, "invalid-token");
+    let (code, _) = refusal(&burn("pypi-not-a-token".into()).await);
+    assert_eq!(code, "invalid-token");
 }

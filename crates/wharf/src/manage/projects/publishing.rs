@@ -92,14 +92,17 @@ pub async fn add_publisher(
     )
     .await
     {
-        Ok(added) => Ok(web.redirect_with(
+        Ok(added) => {
+            notify(&web, &project, "trusted-publisher-added", &added.specifier(), &session.user.username);
+            Ok(web.redirect_with(
             &back,
             Flash::success(format!(
                 "Added a trusted publisher: {} may now publish {}.",
                 added.specifier(),
                 project.name
             )),
-        )),
+        ))
+        }
         Err(PublisherError::Database(e)) => Err(web.error(e.into())),
         Err(e) => {
             let field = field_of(&form, &web.state.oidc, &e);
@@ -123,6 +126,13 @@ pub async fn remove_publisher(
     let back = page_of(&project, "publishing/");
     let (session, project) =
         project_for(&web, &project, Permission::ManagePublishing, &back).await?;
+    let listed = publishers::for_project(&web.state.db, &project.id)
+        .await
+        .or_page(&web)?;
+    let specifier = listed
+        .iter()
+        .find(|p| p.id == form.publisher_id.trim())
+        .map(|p| p.specifier());
     let removed = publishers::remove(
         &web.state.db,
         &project,
@@ -131,6 +141,9 @@ pub async fn remove_publisher(
     )
     .await
     .or_page(&web)?;
+    if let (true, Some(specifier)) = (removed, &specifier) {
+        notify(&web, &project, "trusted-publisher-removed", specifier, &session.user.username);
+    }
     Ok(if removed {
         web.redirect_with(
             &back,
@@ -179,4 +192,22 @@ pub async fn set_trusted_only(
         format!("API tokens may upload to {} again.", project.name)
     };
     Ok(web.redirect_with(&back, Flash::success(message)))
+}
+
+/// Tells every Owner that a publisher was added or removed (Warehouse does): a hijacked
+/// session cannot plant one unseen.
+fn notify(web: &Web, project: &Project, template: &'static str, specifier: &str, by: &str) {
+    web.state.mailer.notify_owners(
+        &web.state.db,
+        &project.id,
+        template,
+        serde_json::json!({
+            "project_name": project.name,
+            "normalized_name": project.normalized_name,
+            "specifier": specifier,
+            "submitted_by": by,
+        }),
+        &web.meta,
+        web.now_micros(),
+    );
 }
