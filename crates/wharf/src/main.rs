@@ -21,17 +21,17 @@ fn main() -> std::process::ExitCode {
     };
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    // Lines are written by a thread of their own: a request never waits for stderr (one
-    // write per access-log line). Not lossy: under a flood, logging slows, nothing is dropped.
-    // The guard flushes what is queued when `main` returns.
-    let (writer, _flush_on_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        // Buffered: under load the thread writes many lines per syscall, and it flushes
-        // whenever its queue is empty, so an idle server's log is always complete.
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stderr(),
-        ));
+    // Lines are written by a thread of their own (`observe::log`): a request never waits for
+    // stderr. Not lossy: under a flood, logging slows, nothing is dropped. The guard waits
+    // for what is queued when `main` returns.
+    let (writer, _flush_on_exit) = match wharf::observe::log::start() {
+        Ok(started) => started,
+        Err(e) => {
+            eprintln!("error: cannot start the log's writer thread: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let log = writer.clone();
     wharf::observe::init_access_log(writer.clone(), settings.log_format);
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -54,6 +54,8 @@ fn main() -> std::process::ExitCode {
     let ran = runtime.block_on(wharf::cli::run(cli, settings));
     // The access lines still in the request threads' buffers, before the guard's flush.
     wharf::observe::flush_access_log();
+    // Every line written before the error's (which goes straight to stderr).
+    log.flush(std::time::Duration::from_secs(1));
     match ran {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => fail(&e),

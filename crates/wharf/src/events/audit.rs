@@ -78,8 +78,8 @@ pub struct HeadWriter {
 }
 
 impl HeadWriter {
-    /// Writes a head (a row, and a file in `data_dir`) when the last one is `HEAD_EVERY_SECS`
-    /// old at `now_micros` and the chain has grown since.
+    /// Writes a head (a row, and a file in `data_dir`) when the last look is `HEAD_EVERY_SECS`
+    /// old at `now_micros` and the chain has grown since the last head.
     pub async fn tick(
         &mut self,
         db: &Db,
@@ -96,8 +96,10 @@ impl HeadWriter {
         if let Some(head) = chain::write_head(db, keys, data_dir, now_micros, self.last_seq).await?
         {
             self.last_seq = Some(head.seq);
-            self.last_time = Some(now_micros);
         }
+        // Looked at, grown or not: the next look is `HEAD_EVERY_SECS` on (the chain's newest
+        // event is not read twice a second while nothing happens).
+        self.last_time = Some(now_micros);
         Ok(())
     }
 }

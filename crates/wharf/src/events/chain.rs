@@ -201,10 +201,12 @@ pub async fn unsealed_count(db: &Db) -> Result<i64, sqlx::Error> {
 
 /// Seals every unsealed event, in id order. Returns how many it sealed.
 pub async fn seal(db: &Db, keys: &ServerKey) -> Result<u64, ChainError> {
-    let key = ChainKey::new(keys);
+    // Derived only when there is something to seal: the sealer looks twice a second, and
+    // mostly finds nothing.
+    let mut key = None;
     let mut total = 0;
     loop {
-        let sealed = seal_batch(db, keys, &key).await?;
+        let sealed = seal_batch(db, keys, &mut key).await?;
         total += sealed;
         if sealed < BATCH as u64 {
             return Ok(total);
@@ -224,7 +226,11 @@ async fn sealing_transaction(db: &Db) -> Result<crate::db::Tx, sqlx::Error> {
     Ok(tx)
 }
 
-async fn seal_batch(db: &Db, keys: &ServerKey, key: &ChainKey) -> Result<u64, ChainError> {
+async fn seal_batch(
+    db: &Db,
+    keys: &ServerKey,
+    key: &mut Option<ChainKey>,
+) -> Result<u64, ChainError> {
     let mut tx = sealing_transaction(db).await?;
     let last: Option<(i64, String)> = sqlx::query_as(
         "SELECT seq, hash FROM events WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1",
@@ -246,6 +252,7 @@ async fn seal_batch(db: &Db, keys: &ServerKey, key: &ChainKey) -> Result<u64, Ch
     let count = rows.len() as u64;
     let mut sealed = Vec::with_capacity(rows.len());
     for row in rows {
+        let key = key.get_or_insert_with(|| ChainKey::new(keys));
         seq += 1;
         let hash = key.hash(&Content {
             seq,

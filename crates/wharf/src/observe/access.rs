@@ -18,9 +18,11 @@ use crate::config::LogFormat;
 
 /// How long a line may wait in its thread's buffer.
 pub const FLUSH_AFTER: Duration = Duration::from_millis(50);
-/// A buffer this full is handed to the writer thread at once, as one message. Small: the
-/// writer thread copies each message twice, and small copies are the cheap ones.
-const BATCH_BYTES: usize = 3 * 1024 + 512;
+/// A buffer this full is handed to the writer thread at once, as one message (the buffer
+/// itself: a fresh one takes its place).
+const BATCH_BYTES: usize = 16 * 1024;
+/// A buffer's room: a batch and one more line, so that a line never makes it grow.
+const BATCH_ROOM: usize = BATCH_BYTES + 1024;
 
 /// Everything the line says about one request, borrowed from what the layer kept.
 pub struct AccessLine<'a> {
@@ -145,7 +147,7 @@ impl AccessLine<'_> {
 
 /// Where the lines go: set once by `main`.
 struct Sink {
-    writer: tracing_appender::non_blocking::NonBlocking,
+    writer: super::log::LogWriter,
     format: LogFormat,
     /// Every thread's buffer, for the flusher.
     batches: Mutex<Vec<Arc<Batch>>>,
@@ -160,7 +162,7 @@ static SINK: OnceLock<Sink> = OnceLock::new();
 
 /// Access-log lines go to `writer` (the thread every other log line goes through), in
 /// `format`, from now on.
-pub fn init(writer: tracing_appender::non_blocking::NonBlocking, format: LogFormat) {
+pub fn init(writer: super::log::LogWriter, format: LogFormat) {
     let flusher = std::thread::Builder::new()
         .name("wharf-access-log".to_owned())
         .spawn(flush_forever);
@@ -218,12 +220,12 @@ impl Sink {
         });
     }
 
-    /// The lines to the writer thread, as one message.
+    /// The lines to the writer thread, as one message: the buffer itself, a fresh one in
+    /// its place.
     fn hand_over(&self, lines: &mut Vec<u8>) {
         if !lines.is_empty() {
-            let mut writer = self.writer.clone();
-            let _ = writer.write_all(lines);
-            lines.clear();
+            self.writer
+                .send(std::mem::replace(lines, Vec::with_capacity(BATCH_ROOM)));
         }
     }
 }
@@ -237,7 +239,7 @@ thread_local! {
 
 impl Local {
     fn register() -> Local {
-        let batch = Arc::new(Mutex::new(Vec::with_capacity(BATCH_BYTES + 1024)));
+        let batch = Arc::new(Mutex::new(Vec::with_capacity(BATCH_ROOM)));
         if let Some(sink) = SINK.get() {
             sink.batches
                 .lock()
@@ -264,7 +266,8 @@ impl Drop for Local {
     /// A thread that ends hands over what it still holds.
     fn drop(&mut self) {
         if let Some(sink) = SINK.get() {
-            sink.hand_over(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner));
+            let mut lines = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            sink.writer.send(std::mem::take(&mut *lines));
         }
     }
 }

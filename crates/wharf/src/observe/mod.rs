@@ -25,6 +25,7 @@ use crate::state::AppState;
 
 mod access;
 pub mod counters;
+pub mod log;
 
 pub use access::flush as flush_access_log;
 
@@ -110,7 +111,7 @@ fn forwarded_request_id(value: &HeaderValue) -> Option<HeaderValue> {
 
 /// Where access-log lines go, and in which format: set once by `main` (the same writer
 /// thread as every other log line). Unset (the tests), lines go through `tracing`.
-pub fn init_access_log(writer: tracing_appender::non_blocking::NonBlocking, format: LogFormat) {
+pub fn init_access_log(writer: log::LogWriter, format: LogFormat) {
     access::init(writer, format);
 }
 
