@@ -87,6 +87,9 @@ pub async fn create_user(
     create_user_with(db, new, Then::Nothing, meta, now_micros).await
 }
 
+/// The stored hash of an account without a password: not a PHC string, so it never verifies.
+const NO_PASSWORD: &str = "!none";
+
 /// What else the transaction that creates an account does.
 enum Then<'a> {
     Nothing,
@@ -97,8 +100,8 @@ enum Then<'a> {
 }
 
 /// [`create_user`] for someone signing in through an identity provider for the first time:
-/// the account (with a random password no one knows: a password can be set through the
-/// reset page) and the provider's subject are linked in one transaction.
+/// the account (without a password: one can be set through the reset page) and the
+/// provider's subject are linked in one transaction.
 pub async fn create_sso_user(
     db: &Db,
     username: &str,
@@ -106,11 +109,10 @@ pub async fn create_sso_user(
     meta: &RequestMeta,
     now_micros: i64,
 ) -> Result<User, AccountError> {
-    let password = hex::encode(rand::random::<[u8; 24]>());
     let new = NewUser {
         username,
         email: &identity.email,
-        password: &password,
+        password: "",
         is_admin: false,
         email_verified: identity.email_verified,
     };
@@ -142,13 +144,19 @@ async fn create_user_with(
     if !is_valid_email(new.email) {
         return Err(AccountError::InvalidEmail(new.email.to_owned()));
     }
-    if new.password.chars().count() < 8 {
-        return Err(AccountError::PasswordTooShort);
-    }
-    if let Some(problem) = password_problem(new.password, &[new.username, new.email]) {
-        return Err(AccountError::WeakPassword(problem));
-    }
-    let password_hash = hash_password(new.password).await;
+    // An account made through a provider has no password (one can be set by the reset
+    // page): no argon2 run, and a stored hash that never verifies.
+    let password_hash = if matches!(then, Then::Sso(_)) {
+        NO_PASSWORD.to_owned()
+    } else {
+        if new.password.chars().count() < 8 {
+            return Err(AccountError::PasswordTooShort);
+        }
+        if let Some(problem) = password_problem(new.password, &[new.username, new.email]) {
+            return Err(AccountError::WeakPassword(problem));
+        }
+        hash_password(new.password).await
+    };
     let id = uuid::Uuid::new_v4().to_string();
     let mut tx = db.begin().await?;
     let inserted = sqlx::query(

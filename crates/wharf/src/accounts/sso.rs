@@ -51,6 +51,8 @@ pub struct Flow {
     pub verifier: String,
     pub next: String,
     pub reauth: bool,
+    /// When the flow began (unix seconds): a re-authentication's `auth_time` must be later.
+    pub started: i64,
 }
 
 /// How long the provider's page may take.
@@ -60,6 +62,9 @@ pub const FLOW_SECS: i64 = 600;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
     pub provider: String,
+    /// The issuer that vouched for the subject (a provider's name may be pointed at another
+    /// issuer later: its subjects are not the same people).
+    pub issuer: String,
     pub subject: String,
     pub email: String,
     pub email_verified: bool,
@@ -84,8 +89,12 @@ pub fn challenge(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 
-/// `amr` values that say a second factor was checked (RFC 8176).
-const MFA_METHODS: &[&str] = &["mfa", "otp", "hwk", "swk", "sms", "fpt", "face", "iris"];
+/// `amr` values (RFC 8176) that name an authentication method: a second factor was checked
+/// when the provider says `mfa`, or names two different methods (`pwd` and `otp`, say). One
+/// method alone, even `otp` or `hwk`, is one factor.
+const METHODS: &[&str] = &[
+    "pwd", "pin", "otp", "hwk", "swk", "sms", "tel", "fpt", "face", "iris", "kba", "sc", "user",
+];
 
 impl Sso {
     pub fn new(settings: &Settings) -> anyhow::Result<Sso> {
@@ -162,6 +171,7 @@ impl Sso {
             verifier: random_text(),
             next: next.to_owned(),
             reauth,
+            started: now_secs,
         };
         let mut url = url::Url::parse(&endpoints.authorization)
             .map_err(|_| "bad authorization_endpoint".to_owned())?;
@@ -270,15 +280,19 @@ fn identity(provider: &SsoProvider, claims: &Claims) -> Result<Identity, String>
         Some(Value::String(s)) => s == "true",
         _ => false,
     };
-    let mfa = claims
+    let amr: Vec<&str> = claims
         .get("amr")
         .and_then(Value::as_array)
-        .is_some_and(|methods| {
-            methods
-                .iter()
-                .filter_map(Value::as_str)
-                .any(|m| MFA_METHODS.contains(&m))
-        });
+        .map(|methods| methods.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let mut named: Vec<&str> = amr
+        .iter()
+        .copied()
+        .filter(|m| METHODS.contains(m))
+        .collect();
+    named.sort_unstable();
+    named.dedup();
+    let mfa = amr.contains(&"mfa") || named.len() >= 2;
     let preferred = text("preferred_username");
     let base = if preferred.is_empty() {
         email.split('@').next().unwrap_or_default()
@@ -292,6 +306,7 @@ fn identity(provider: &SsoProvider, claims: &Claims) -> Result<Identity, String>
         .collect();
     Ok(Identity {
         provider: provider.name.clone(),
+        issuer: provider.issuer.as_str().to_owned(),
         subject: subject.to_owned(),
         email,
         email_verified,
@@ -304,17 +319,15 @@ fn identity(provider: &SsoProvider, claims: &Claims) -> Result<Identity, String>
 }
 
 /// The account a provider's subject is linked to.
-pub async fn linked_user(
-    db: &Db,
-    provider: &str,
-    subject: &str,
-) -> Result<Option<String>, sqlx::Error> {
-    let row: Option<(String,)> =
-        sqlx::query_as("SELECT user_id FROM sso_identities WHERE provider = $1 AND subject = $2")
-            .bind(provider)
-            .bind(subject)
-            .fetch_optional(db.pool())
-            .await?;
+pub async fn linked_user(db: &Db, identity: &Identity) -> Result<Option<String>, sqlx::Error> {
+    let row: Option<(String,)> = sqlx::query_as(
+        "SELECT user_id FROM sso_identities WHERE provider = $1 AND subject = $2 AND issuer = $3",
+    )
+    .bind(&identity.provider)
+    .bind(&identity.subject)
+    .bind(&identity.issuer)
+    .fetch_optional(db.pool())
+    .await?;
     Ok(row.map(|(id,)| id))
 }
 
@@ -346,14 +359,15 @@ pub async fn link(
     now_micros: i64,
 ) -> Result<bool, sqlx::Error> {
     let inserted = sqlx::query(
-        "INSERT INTO sso_identities (provider, subject, user_id, email, created) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        "INSERT INTO sso_identities (provider, subject, user_id, email, created, issuer) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
     )
     .bind(&identity.provider)
     .bind(&identity.subject)
     .bind(user_id)
     .bind(&identity.email)
     .bind(now_micros)
+    .bind(&identity.issuer)
     .execute(&mut *conn)
     .await?;
     if inserted.rows_affected() == 0 {
@@ -365,7 +379,7 @@ pub async fn link(
         EventTag::AccountSsoLinked,
         meta,
         now_micros,
-        serde_json::json!({"provider": identity.provider, "subject": identity.subject, "email": identity.email, "linked_by": by}),
+        serde_json::json!({"provider": identity.provider, "issuer": identity.issuer, "subject": identity.subject, "email": identity.email, "linked_by": by}),
     )
     .await?;
     Ok(true)
@@ -435,6 +449,11 @@ mod tests {
         let found = identity(&provider(), &bare).expect("identity");
         assert!(!found.mfa && !found.email_verified);
         assert_eq!(found.proposed_username, "jdoe");
+        // One method, even a possession factor, is one factor.
+        bare.insert("amr".into(), serde_json::json!(["otp"]));
+        assert!(!identity(&provider(), &bare).expect("identity").mfa);
+        bare.insert("amr".into(), serde_json::json!(["hwk", "pin"]));
+        assert!(identity(&provider(), &bare).expect("identity").mfa);
         bare.remove("sub");
         assert!(identity(&provider(), &bare).is_err());
         // RFC 7636's example.

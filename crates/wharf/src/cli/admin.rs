@@ -124,8 +124,14 @@ pub async fn run_user(state: &AppState, command: UserAdminCommand) -> anyhow::Re
             let user = crate::accounts::find_by_username(&state.db, &username)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("no user named '{username}'"))?;
+            let issuer = state
+                .sso
+                .provider(&provider)
+                .map(|p| p.issuer.as_str().to_owned())
+                .unwrap_or_default();
             let identity = crate::accounts::sso::Identity {
                 provider: provider.clone(),
+                issuer,
                 subject: subject.to_owned(),
                 email: String::new(),
                 email_verified: false,

@@ -164,8 +164,12 @@ impl Mailer {
         meta: &RequestMeta,
         now_micros: i64,
     ) {
-        let (mailer, db, meta, project_id) =
-            (self.clone(), db.clone(), meta.clone(), project_id.to_owned());
+        let (mailer, db, meta, project_id) = (
+            self.clone(),
+            db.clone(),
+            meta.clone(),
+            project_id.to_owned(),
+        );
         self.later(async move {
             let owners = match crate::packaging::roles::owner_addresses(&db, &project_id).await {
                 Ok(owners) => owners,

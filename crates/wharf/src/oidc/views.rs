@@ -119,7 +119,9 @@ pub async fn burn_token(State(state): State<AppState>, request: Request) -> Resp
             StatusCode::UNPROCESSABLE_ENTITY,
             &[Refusal {
                 code: "invalid-token",
-                description: "the body must be {\"token\": \"<a token minted by this index>\"}, a live one".to_owned(),
+                description:
+                    "the body must be {\"token\": \"<a token minted by this index>\"}, a live one"
+                        .to_owned(),
             }],
         )
     };

@@ -1816,7 +1816,10 @@ async fn a_burned_token_stops_working_at_once() {
     } = setup().await;
     cli(&app, add_github("widget", None)).await.expect("added");
     let now = app.state.clock.now_secs();
-    let jwt = github_key.sign("gh-1", &github_claims(&provider.issuer("github"), now, "burn"));
+    let jwt = github_key.sign(
+        "gh-1",
+        &github_claims(&provider.issuer("github"), now, "burn"),
+    );
     let token = mint(&app, &jwt).await.json()["token"]
         .as_str()
         .expect("token")

@@ -431,6 +431,28 @@ async fn sso_only_keeps_passwords_for_administrators() {
         .expect("ok");
     let admin = Browser::signed_in(&app, "alice").await;
     drop(admin);
+    // Nor can anyone make a password account.
+    let mut visitor = Browser::new(&app);
+    let page = visitor.get("/account/register/").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let made = visitor
+        .post(
+            "/account/register/",
+            &[
+                ("username", "newbie"),
+                ("email", "newbie@example.org"),
+                ("password", "a long new password here"),
+                ("password_confirm", "a long new password here"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::SEE_OTHER);
+    assert!(
+        wharf::accounts::find_by_username(&app.state.db, "newbie")
+            .await
+            .expect("db")
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -443,6 +465,7 @@ async fn wharfs_second_factor_is_asked_unless_the_provider_checked_one() {
     let mut conn = app.state.db.pool().acquire().await.expect("ok");
     let identity = wharf::accounts::sso::Identity {
         provider: "corp".into(),
+        issuer: idp.issuer(),
         subject: "a-1".into(),
         email: "alice@example.org".into(),
         email_verified: true,
@@ -522,7 +545,22 @@ async fn a_linked_user_re_authenticates_through_the_provider() {
         location.contains("prompt=login") && location.contains("max_age=0"),
         "{location}"
     );
-    let done = browser.get(&idp.authorize(&app, &location, jane())).await;
+    // A provider that answers from its own session (no new auth_time) does not count.
+    let stale = browser.get(&idp.authorize(&app, &location, jane())).await;
+    assert_eq!(
+        stale.header("location"),
+        Some("/manage/account/publishing/")
+    );
+    let page = browser.get("/manage/account/publishing/").await;
+    assert!(
+        page.text().contains("Confirm your password"),
+        "{}",
+        page.text()
+    );
+    let location = begin(&mut browser, "?reauth=1&next=/manage/account/publishing/").await;
+    let mut again = jane();
+    again["auth_time"] = json!(app.state.clock.now_secs());
+    let done = browser.get(&idp.authorize(&app, &location, again)).await;
     assert_eq!(done.header("location"), Some("/manage/account/publishing/"));
     let page = browser.get("/manage/account/publishing/").await;
     assert!(
@@ -533,7 +571,7 @@ async fn a_linked_user_re_authenticates_through_the_provider() {
     // Someone else's provider account cannot confirm for jane.
     app.state.clock.advance(app.state.settings.reauth_secs + 1);
     let location = begin(&mut browser, "?reauth=1&next=/manage/account/publishing/").await;
-    let other = json!({"sub": "u-2", "email": "joe@acme.example", "email_verified": true});
+    let other = json!({"sub": "u-2", "email": "joe@acme.example", "email_verified": true, "auth_time": app.state.clock.now_secs()});
     browser.get(&idp.authorize(&app, &location, other)).await;
     let page = browser.get("/manage/account/publishing/").await;
     assert!(

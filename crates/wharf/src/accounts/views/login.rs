@@ -68,6 +68,31 @@ pub async fn login(mut web: Web, Form(form): Form<LoginForm>) -> Page {
     if form.username.trim().is_empty() || form.password.is_empty() {
         return Ok(refuse(&web, "Enter your username and your password."));
     }
+    // Under `sso_only`, a password signs in administrators only: anyone else is refused
+    // before the password is even checked, with the same words whether it was right or not.
+    let sso_only = web.state.settings.sso_only;
+    let password_refused = |web: &Web| {
+        refuse(
+            web,
+            "Password sign-in is for administrators of this index: sign in with your organization's account.",
+        )
+    };
+    if sso_only {
+        let found = accounts::find_by_login(&web.state.db, &form.username)
+            .await
+            .or_page(&web)?;
+        if !found.as_ref().is_some_and(|u| u.is_admin) {
+            if let Some(user) = &found {
+                web.record_event(
+                    Source::User(&user.id),
+                    EventTag::AccountLoginFailure,
+                    json!({"reason": "sso_only"}),
+                )
+                .await;
+            }
+            return Ok(password_refused(&web));
+        }
+    }
     let checked = accounts::check_password(
         &web.state.db,
         &form.username,
@@ -76,17 +101,7 @@ pub async fn login(mut web: Web, Form(form): Form<LoginForm>) -> Page {
     )
     .await
     .or_page(&web)?;
-    // Under `sso_only`, a password signs in administrators only; everyone else is told the
-    // same, whether the password was right or not.
-    let sso_only = web.state.settings.sso_only;
-    let password_refused = |web: &Web| {
-        refuse(
-            web,
-            "Password sign-in is for administrators of this index: sign in with your organization's account.",
-        )
-    };
     let user = match checked {
-        PasswordCheck::Ok(user) if sso_only && !user.is_admin => return Ok(password_refused(&web)),
         PasswordCheck::Wrong if sso_only => return Ok(password_refused(&web)),
         PasswordCheck::Ok(user) => user,
         PasswordCheck::Wrong => return Ok(refuse(&web, LOGIN_FAILED)),
@@ -142,6 +157,12 @@ pub async fn start_session(web: &mut Web, user: &User) -> Result<(), Response> {
     let cookie = web.cookie(session::COOKIE, value);
     web.set_cookie(cookie);
     web.rotate_csrf();
+    // A first sign-in through a provider left unfinished is not this person's to finish.
+    for name in [super::sso::FLOW_COOKIE, super::sso::NEW_COOKIE] {
+        if web.cookie_value(name).is_some() {
+            web.remove_cookie(name);
+        }
+    }
     Ok(())
 }
 
@@ -158,6 +179,11 @@ pub async fn logout(mut web: Web) -> Page {
         .await;
     }
     web.remove_cookie(session::COOKIE);
+    for name in [super::sso::FLOW_COOKIE, super::sso::NEW_COOKIE] {
+        if web.cookie_value(name).is_some() {
+            web.remove_cookie(name);
+        }
+    }
     web.rotate_csrf();
     Ok(web.redirect_with("/", Flash::success("You are signed out.")))
 }

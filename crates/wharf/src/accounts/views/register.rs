@@ -68,9 +68,24 @@ async fn invitation_or_refusal(web: &Web, token: &str) -> Result<Invitation, Res
     }
 }
 
+/// Under `sso_only`, accounts are made by signing in with the organization's provider.
+fn sso_only_refusal(web: &Web) -> Option<axum::response::Response> {
+    web.state.settings.sso_only.then(|| {
+        web.redirect_with(
+            "/account/login/",
+            crate::web::Flash::error(
+                "Accounts on this index are created by signing in with your organization's account.",
+            ),
+        )
+    })
+}
+
 pub async fn register_page(web: Web, Query(query): Query<InvitationQuery>) -> Page {
     if web.session.is_some() {
         return Ok(web.redirect("/manage/projects/"));
+    }
+    if let Some(refused) = sso_only_refusal(&web) {
+        return Ok(refused);
     }
     let invitation = if query.invitation.is_empty() {
         None
@@ -88,6 +103,9 @@ pub async fn register_page(web: Web, Query(query): Query<InvitationQuery>) -> Pa
 }
 
 pub async fn register(mut web: Web, Form(form): Form<RegisterForm>) -> Page {
+    if let Some(refused) = sso_only_refusal(&web) {
+        return Ok(refused);
+    }
     let invitation = if form.invitation.is_empty() {
         match web.state.settings.registration {
             Registration::Open => None,

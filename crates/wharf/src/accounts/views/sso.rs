@@ -19,9 +19,9 @@ use crate::error::AppError;
 use crate::events::{EventTag, Source};
 use crate::web::{Flash, FormErrors, OrPage, Page, Web};
 
-const FLOW_COOKIE: &str = "sso_flow";
+pub(crate) const FLOW_COOKIE: &str = "sso_flow";
 const FLOW_PURPOSE: &str = "sso-flow";
-const NEW_COOKIE: &str = "sso_new";
+pub(crate) const NEW_COOKIE: &str = "sso_new";
 const NEW_PURPOSE: &str = "sso-new";
 const LOGIN: &str = "/account/login/";
 
@@ -132,6 +132,19 @@ pub async fn callback(
         .and_then(|v| web.state.keys.verify(FLOW_PURPOSE, &v, web.now_secs()).ok());
     web.remove_cookie(FLOW_COOKIE);
     let shown = provider.display_name.clone();
+    // The provider's own refusal counts only for this browser's sign-in (its state): a
+    // crafted link can neither write events nor put its words on the page.
+    let ours = flow
+        .as_ref()
+        .is_some_and(|f| f.provider == provider.name && f.state == query.state);
+    if !query.error.is_empty() && !ours {
+        return Ok(web.redirect_with(
+            LOGIN,
+            Flash::error(format!(
+                "The sign-in with {shown} did not finish. Start again."
+            )),
+        ));
+    }
     if !query.error.is_empty() {
         let error: String = query
             .error
@@ -170,13 +183,14 @@ pub async fn callback(
         .await;
     let identity = match finished {
         Ok(identity) => identity,
+        // The details are for the operator's log, not for the page.
         Err(reason) => {
             tracing::info!(provider = %provider.name, reason = %reason, "sign-in with an identity provider refused");
             return refused(
                 &web,
                 &provider,
                 "sso_invalid",
-                format!("The sign-in with {shown} could not be checked: {reason}. Start again."),
+                format!("The sign-in with {shown} could not be checked. Start again; if it happens again, tell the administrators of this index."),
             )
             .await;
         }
@@ -197,18 +211,36 @@ pub async fn callback(
         )
         .await;
     }
-    let linked = sso::linked_user(&web.state.db, &identity.provider, &identity.subject)
+    let linked = sso::linked_user(&web.state.db, &identity)
         .await
         .or_page(&web)?;
     if flow.reauth {
         let session = web.require_session()?.clone();
-        if linked.as_deref() != Some(session.user.id.as_str()) {
-            return Ok(web.redirect_with(
-                &flow.next,
-                Flash::error(format!(
-                    "{shown} signed in someone else: confirm with your own account."
-                )),
-            ));
+        // The provider must have authenticated the person again, after this flow began (a
+        // provider may answer from its own session, whatever `max_age` asked).
+        let fresh = identity
+            .auth_time
+            .is_some_and(|t| t >= flow.started - crate::oidc::jwt::LEEWAY_SECS);
+        if linked.as_deref() != Some(session.user.id.as_str()) || !fresh {
+            let reason = if fresh {
+                "sso_other_account"
+            } else {
+                "sso_not_fresh"
+            };
+            web.record_event(
+                Source::User(&session.user.id),
+                EventTag::AccountReauthenticateFailure,
+                json!({"reason": reason, "login_method": format!("sso:{}", provider.name)}),
+            )
+            .await;
+            let message = if fresh {
+                format!("{shown} signed in someone else: confirm with your own account.")
+            } else {
+                format!(
+                    "{shown} did not ask you to sign in again: confirm with your password, or try again."
+                )
+            };
+            return Ok(web.redirect_with(&flow.next, Flash::error(message)));
         }
         session::mark_reauthenticated(&web.state.db, &session.id_hash, web.now_micros())
             .await

@@ -93,15 +93,21 @@ pub async fn add_publisher(
     .await
     {
         Ok(added) => {
-            notify(&web, &project, "trusted-publisher-added", &added.specifier(), &session.user.username);
+            notify(
+                &web,
+                &project,
+                "trusted-publisher-added",
+                &added.specifier(),
+                &session.user.username,
+            );
             Ok(web.redirect_with(
-            &back,
-            Flash::success(format!(
-                "Added a trusted publisher: {} may now publish {}.",
-                added.specifier(),
-                project.name
-            )),
-        ))
+                &back,
+                Flash::success(format!(
+                    "Added a trusted publisher: {} may now publish {}.",
+                    added.specifier(),
+                    project.name
+                )),
+            ))
         }
         Err(PublisherError::Database(e)) => Err(web.error(e.into())),
         Err(e) => {
@@ -142,7 +148,13 @@ pub async fn remove_publisher(
     .await
     .or_page(&web)?;
     if let (true, Some(specifier)) = (removed, &specifier) {
-        notify(&web, &project, "trusted-publisher-removed", specifier, &session.user.username);
+        notify(
+            &web,
+            &project,
+            "trusted-publisher-removed",
+            specifier,
+            &session.user.username,
+        );
     }
     Ok(if removed {
         web.redirect_with(

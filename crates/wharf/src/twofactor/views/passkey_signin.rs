@@ -112,6 +112,18 @@ pub async fn passkey_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Pag
         Some(user) if user.is_active => user,
         _ => return Ok(refuse_passkey()),
     };
+    // Under `sso_only` a passkey alone signs in administrators only: someone removed at the
+    // organization's provider must not keep a way in.
+    if web.state.settings.sso_only && !user.is_admin {
+        record(
+            &web,
+            Some(&user.id),
+            EventTag::AccountLoginFailure,
+            json!({"reason": "sso_only"}),
+        )
+        .await;
+        return Ok(refuse_passkey());
+    }
     keep_counter(&web, stored.clone(), &result).await?;
     if let Err(e) = slot.release(&web.state.db).await {
         tracing::error!(error = %e, "cannot release a rate-limit reservation");
