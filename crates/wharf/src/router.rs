@@ -129,6 +129,10 @@ fn web_router(state: AppState) -> Router<AppState> {
             post(twofa::webauthn_remove),
         )
         .route("/manage/account/", get(manage_account::page))
+        .route(
+            "/manage/account/sso/unlink",
+            post(manage_account::unlink_sso),
+        )
         .route("/manage/account/email/add", post(manage_account::add_email))
         .route(
             "/manage/account/email/remove",

@@ -87,6 +87,14 @@ pub async fn create_user(
     create_user_with(db, new, Then::Nothing, meta, now_micros).await
 }
 
+/// Whether the account has a password of its own (one made through a provider has none
+/// until it is set through the reset page).
+pub async fn has_password(db: &Db, user_id: &str) -> Result<bool, sqlx::Error> {
+    Ok(password_state(db, user_id)
+        .await?
+        .is_some_and(|(hash, _)| hash != NO_PASSWORD))
+}
+
 /// The stored hash of an account without a password: not a PHC string, so it never verifies.
 const NO_PASSWORD: &str = "!none";
 

@@ -403,6 +403,67 @@ pub async fn account_with_verified_email(
     }
 }
 
+/// E-mails the account's owner that a provider was linked (by them, or by an admin).
+pub async fn notify_linked(
+    mailer: &crate::email::Mailer,
+    db: &Db,
+    user: &crate::accounts::User,
+    provider: &str,
+    by: &str,
+    meta: &RequestMeta,
+    now_micros: i64,
+) {
+    let Ok(Some(primary)) = crate::accounts::primary_email(db, &user.id).await else {
+        return;
+    };
+    if !primary.verified {
+        return;
+    }
+    let page =
+        minijinja::context! { username => user.username.clone(), provider => provider, by => by };
+    mailer
+        .notify(
+            db,
+            (&user.id, &primary.email),
+            "sso-linked",
+            page,
+            meta,
+            now_micros,
+        )
+        .await;
+}
+
+/// Unlinks the account's identity of `provider`, with `account:sso:unlinked`; `false` when
+/// there was none.
+pub async fn unlink(
+    db: &Db,
+    user_id: &str,
+    provider: &str,
+    meta: &RequestMeta,
+    now_micros: i64,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let gone = sqlx::query("DELETE FROM sso_identities WHERE user_id = $1 AND provider = $2")
+        .bind(user_id)
+        .bind(provider)
+        .execute(&mut *tx)
+        .await?;
+    if gone.rows_affected() == 0 {
+        return Ok(false);
+    }
+    events::record(
+        &mut tx,
+        Source::User(user_id),
+        EventTag::AccountSsoUnlinked,
+        meta,
+        now_micros,
+        serde_json::json!({"provider": provider}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
 /// The providers an account signs in with (provider names).
 pub async fn providers_of(db: &Db, user_id: &str) -> Result<Vec<String>, sqlx::Error> {
     let rows: Vec<(String,)> =

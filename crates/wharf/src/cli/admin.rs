@@ -155,6 +155,16 @@ pub async fn run_user(state: &AppState, command: UserAdminCommand) -> anyhow::Re
                     user.username
                 );
             }
+            crate::accounts::sso::notify_linked(
+                &state.mailer,
+                &state.db,
+                &user,
+                &provider,
+                "by an administrator",
+                &meta,
+                state.clock.now_micros(),
+            )
+            .await;
             vec![format!(
                 "linked {subject} of {provider} to {}",
                 user.username

@@ -49,6 +49,8 @@ pub enum EventTag {
     AccountRoleRevokeInvite,
     /// wharf: an identity provider's subject was linked to the account (SSO sign-in).
     AccountSsoLinked,
+    /// wharf: the account's user unlinked an identity provider.
+    AccountSsoUnlinked,
     /// A pending trusted publisher was registered (it creates its project at its first
     /// exchange).
     AccountPendingOidcPublisherAdded,
@@ -165,6 +167,7 @@ impl EventTag {
         EventTag::AccountRoleDeclineInvite,
         EventTag::AccountRoleRevokeInvite,
         EventTag::AccountSsoLinked,
+        EventTag::AccountSsoUnlinked,
         EventTag::AccountPendingOidcPublisherAdded,
         EventTag::AccountPendingOidcPublisherRemoved,
         EventTag::ProjectCreate,
@@ -259,6 +262,7 @@ impl EventTag {
             EventTag::ProjectApiTokenAdded => "project:api_token:added",
             EventTag::ProjectApiTokenRemoved => "project:api_token:removed",
             EventTag::AccountSsoLinked => "account:sso:linked",
+            EventTag::AccountSsoUnlinked => "account:sso:unlinked",
             EventTag::AccountPendingOidcPublisherAdded => "account:oidc:pending-publisher-added",
             EventTag::AccountPendingOidcPublisherRemoved => {
                 "account:oidc:pending-publisher-removed"

@@ -26,10 +26,23 @@ async fn page_with(
     let emails = accounts::emails(&web.state.db, &user.id)
         .await
         .or_page(web)?;
+    let linked: Vec<minijinja::Value> = accounts::sso::providers_of(&web.state.db, &user.id)
+        .await
+        .or_page(web)?
+        .into_iter()
+        .map(|name| {
+            let shown = web
+                .state
+                .sso
+                .provider(&name)
+                .map_or_else(|| name.clone(), |p| p.display_name.clone());
+            context! { name => name, display_name => shown }
+        })
+        .collect();
     Ok(web.render_status(
         status,
         "manage_account.html",
-        context! { emails => emails, errors => errors, new_email => new_email },
+        context! { emails => emails, errors => errors, new_email => new_email, sso_linked => linked },
     ))
 }
 
@@ -43,6 +56,54 @@ pub async fn page(web: Web) -> Page {
         "",
     )
     .await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct UnlinkForm {
+    provider: String,
+}
+
+/// Unlinks an identity provider from the account (with a recent password or provider
+/// sign-in). An account with no password of its own keeps its last provider: it could not
+/// sign in otherwise (a password can be set through the reset page first).
+pub async fn unlink_sso(web: Web, Form(form): Form<UnlinkForm>) -> Page {
+    let session = web.require_recent_auth(PAGE)?.clone();
+    let user = &session.user;
+    let linked = accounts::sso::providers_of(&web.state.db, &user.id)
+        .await
+        .or_page(&web)?;
+    let has_password = accounts::has_password(&web.state.db, &user.id)
+        .await
+        .or_page(&web)?;
+    if linked.len() <= 1 && !has_password {
+        return Ok(web.redirect_with(
+            PAGE,
+            Flash::error(
+                "This is how you sign in: set a password first (Forgot your password? on the sign-in page), then unlink it.",
+            ),
+        ));
+    }
+    let done = accounts::sso::unlink(
+        &web.state.db,
+        &user.id,
+        form.provider.trim(),
+        &web.meta,
+        web.now_micros(),
+    )
+    .await
+    .or_page(&web)?;
+    Ok(if done {
+        web.redirect_with(
+            PAGE,
+            Flash::success("Unlinked: it no longer signs you in here."),
+        )
+    } else {
+        web.redirect_with(
+            PAGE,
+            Flash::error("That provider is not linked to your account."),
+        )
+    })
 }
 
 #[derive(Debug, Default, Deserialize)]

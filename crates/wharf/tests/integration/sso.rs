@@ -297,6 +297,12 @@ async fn a_first_sign_in_creates_the_account_and_the_next_one_signs_it_in() {
     assert!(other.get("/manage/projects/").await.status == StatusCode::OK);
     assert_eq!(events(&app, "account:login:success").await.len(), 2);
     assert_eq!(*idp.issued.tokens_issued.lock().expect("lock"), 2);
+    // jane has no password of her own: her only provider cannot be unlinked.
+    let kept = other
+        .post("/manage/account/sso/unlink", &[("provider", "corp")])
+        .await;
+    assert_eq!(kept.status, StatusCode::SEE_OTHER);
+    assert_eq!(app.count("sso_identities").await, 1);
 }
 
 #[tokio::test]
@@ -364,6 +370,21 @@ async fn an_existing_account_is_linked_only_with_a_verified_address_and_its_pass
     assert_eq!(signed_in_as(&mut browser).await.as_deref(), Some("alice"));
     let linked = events(&app, "account:sso:linked").await;
     assert_eq!(linked[0]["subject"], "a-1");
+    app.state.mailer.idle().await;
+    let told = crate::browser::outbox(&app)
+        .into_iter()
+        .filter(|m| m.contains("To: alice@example.org") && m.contains("was linked to an account of Corp SSO"))
+        .count();
+    assert_eq!(told, 1, "alice is told of the link: {:?}", crate::browser::outbox(&app));
+    // The account page lists the link; alice (who has a password) can unlink it.
+    let page = browser.get("/manage/account/").await.text();
+    assert!(page.contains("Unlink Corp SSO"), "{page}");
+    let unlinked = browser
+        .post("/manage/account/sso/unlink", &[("provider", "corp")])
+        .await;
+    assert_eq!(unlinked.status, StatusCode::SEE_OTHER);
+    assert_eq!(events(&app, "account:sso:unlinked").await.len(), 1);
+    assert_eq!(app.count("sso_identities").await, 0);
 
     // An address the provider has not verified is never a reason to link, nor taken over.
     let mut unverified = Browser::new(&app);

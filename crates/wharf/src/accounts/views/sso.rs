@@ -470,5 +470,16 @@ pub async fn link(mut web: Web, Form(form): Form<LinkForm>) -> Page {
         ));
     }
     web.remove_cookie(NEW_COOKIE);
+    let shown = provider(&web, &identity.provider)?.display_name.clone();
+    sso::notify_linked(
+        &web.state.mailer,
+        &web.state.db,
+        &user,
+        &shown,
+        "with your password, at the first sign-in",
+        &web.meta,
+        web.now_micros(),
+    )
+    .await;
     sign_in(&mut web, &user, &identity, &next).await
 }
