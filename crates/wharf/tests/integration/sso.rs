@@ -373,9 +373,17 @@ async fn an_existing_account_is_linked_only_with_a_verified_address_and_its_pass
     app.state.mailer.idle().await;
     let told = crate::browser::outbox(&app)
         .into_iter()
-        .filter(|m| m.contains("To: alice@example.org") && m.contains("was linked to an account of Corp SSO"))
+        .filter(|m| {
+            m.contains("To: alice@example.org")
+                && m.contains("was linked to an account of Corp SSO")
+        })
         .count();
-    assert_eq!(told, 1, "alice is told of the link: {:?}", crate::browser::outbox(&app));
+    assert_eq!(
+        told,
+        1,
+        "alice is told of the link: {:?}",
+        crate::browser::outbox(&app)
+    );
     // The account page lists the link; alice (who has a password) can unlink it.
     let page = browser.get("/manage/account/").await.text();
     assert!(page.contains("Unlink Corp SSO"), "{page}");
