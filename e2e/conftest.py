@@ -76,10 +76,11 @@ def wait_for(url, process, timeout=30):
 class Wharf:
     """A running server and the CLI pointed at the same data."""
 
-    def __init__(self, tmp, env, args, host="127.0.0.1", base_url=None):
+    def __init__(self, tmp, env, args, host="127.0.0.1", base_url=None, port=None):
         self.env = {**os.environ, **env}
         self.args = args
-        self.port = free_port()
+        # A port chosen beforehand when another party must know the address first.
+        self.port = port or free_port()
         # WebAuthn wants a domain, not an IP address: its tests use host="localhost".
         self.url = f"http://{host}:{self.port}"
         # The address the site is reached at, when a proxy stands in front (TLS).

@@ -111,11 +111,22 @@ def test_every_page_passes_axe_signed_out_and_in(wharf, page, tmp_path):
         "/", "/manage/projects/", "/manage/account/", f"/manage/project/{name}/releases/",
         f"/manage/project/{name}/release/1.0/", f"/manage/project/{name}/collaboration/",
         f"/manage/project/{name}/settings/", f"/project/{name}/", "/no/such/page/",
+        f"/manage/project/{name}/publishing/", "/manage/account/publishing/",
     ]
     for path in signed_in:
         page.goto(wharf.url + path)
         assert page.locator("h1").count() == 1, path
         assert_accessible(page, f"{path} (signed in)")
+    # The trusted publisher forms with an error: the summary links to the field.
+    page.goto(f"{wharf.url}/manage/project/{name}/publishing/")
+    page.click("button >> text=Add the GitHub publisher")
+    assert page.locator(".error-summary").is_visible()
+    assert page.locator("[aria-invalid=true]").count() >= 1
+    assert_accessible(page, "trusted publishers with an error")
+    page.goto(f"{wharf.url}/manage/account/publishing/")
+    page.click("button >> text=Add the pending GitLab publisher")
+    assert page.locator(".error-summary").is_visible()
+    assert_accessible(page, "pending publishers with an error")
     page.goto(f"{wharf.url}/manage/project/{name}/settings/")
     page.fill("#confirm_project_name", "wrong")
     page.click("button >> text=Delete")

@@ -384,7 +384,7 @@ impl Settings {
         }
         upstream::check(&settings)?;
         trusted_publishing::check(&settings)?;
-        sso::check(&settings.sso)?;
+        sso::check(&settings.sso, settings.registration)?;
         if settings.sso_only && settings.sso.is_empty() {
             anyhow::bail!("sso_only needs at least one provider in sso");
         }

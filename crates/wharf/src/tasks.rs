@@ -14,6 +14,8 @@ pub fn spawn_all(state: &AppState) {
     spawn_expiry_notices(state.clone());
     spawn_sealer(state.clone());
     spawn_purger(state.clone());
+    let probing = state.clone();
+    tokio::spawn(async move { probing.sso.probe(probing.clock.now_secs()).await });
 }
 
 /// Keeps this process's caches in step with writes made by other processes: polls the

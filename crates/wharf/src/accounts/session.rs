@@ -21,6 +21,8 @@ pub struct Session {
     pub user: User,
     /// When the password was last entered (micros).
     pub reauth_at: i64,
+    /// Whether the account is linked to an identity provider (it may confirm through one).
+    pub sso_linked: bool,
 }
 
 impl Session {
@@ -75,16 +77,28 @@ pub async fn load(
     cookie_value: &str,
     now_micros: i64,
 ) -> Result<Option<Session>, sqlx::Error> {
-    type Row = (String, i64, i64, String, String, i64, i64, i64);
+    type Row = (String, i64, i64, String, String, i64, i64, i64, i64);
     let row: Option<Row> = sqlx::query_as(
         "SELECT s.id_hash, s.expires, s.reauth_at, u.id, u.username, u.is_admin, u.is_active, \
-                CASE WHEN s.password_date = u.password_date THEN 1 ELSE 0 END \
+                CASE WHEN s.password_date = u.password_date THEN 1 ELSE 0 END, \
+                CASE WHEN EXISTS (SELECT 1 FROM sso_identities i WHERE i.user_id = u.id) \
+                     THEN 1 ELSE 0 END \
          FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = $1",
     )
     .bind(hash_id(cookie_value))
     .fetch_optional(db.pool())
     .await?;
-    let Some((id_hash, expires, reauth_at, id, username, is_admin, is_active, same_password)) = row
+    let Some((
+        id_hash,
+        expires,
+        reauth_at,
+        id,
+        username,
+        is_admin,
+        is_active,
+        same_password,
+        sso_linked,
+    )) = row
     else {
         return Ok(None);
     };
@@ -102,6 +116,7 @@ pub async fn load(
             is_active: true,
         },
         reauth_at,
+        sso_linked: sso_linked != 0,
     }))
 }
 

@@ -24,6 +24,9 @@ use crate::oidc::{jwt, keys};
 
 /// A provider's endpoints are read from its discovery document again after this long.
 const ENDPOINTS_MAX_AGE_SECS: i64 = 3600;
+/// After a failed read of the discovery document, sign-ins are told at once that the
+/// provider cannot be reached for this long (rather than each waiting for the timeout).
+const FAILURE_HOLD_SECS: i64 = 15;
 
 /// What the provider's endpoints are.
 #[derive(Clone, Debug)]
@@ -38,6 +41,8 @@ pub struct Sso {
     providers: Vec<SsoProvider>,
     keys: keys::KeyCache,
     endpoints: RwLock<HashMap<String, Endpoints>>,
+    /// The last failed read of each provider's discovery document: when, and why.
+    failures: RwLock<HashMap<String, (i64, String)>>,
 }
 
 /// What the first leg hands the second, in a signed cookie that lives 10 minutes: the
@@ -76,6 +81,23 @@ pub struct Identity {
     pub auth_time: Option<i64>,
 }
 
+/// Why a provider's answer signs no one in: the reason recorded in the event, and the
+/// details for the operator's log (never for the page).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: &'static str,
+    pub detail: String,
+}
+
+impl From<String> for Refusal {
+    fn from(detail: String) -> Refusal {
+        Refusal {
+            reason: "sso_invalid",
+            detail,
+        }
+    }
+}
+
 fn random_text() -> String {
     URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
 }
@@ -104,7 +126,23 @@ impl Sso {
             providers,
             keys,
             endpoints: RwLock::default(),
+            failures: RwLock::default(),
         })
+    }
+
+    /// Reads every provider's discovery document once, so that a mistyped issuer or an
+    /// unreachable provider shows in the log when the server starts, not at someone's sign-in.
+    pub async fn probe(&self, now_secs: i64) {
+        for provider in &self.providers {
+            match self.endpoints(provider, now_secs).await {
+                Ok(_) => {
+                    tracing::info!(provider = %provider.name, issuer = %provider.issuer.as_str(), "identity provider reachable")
+                }
+                Err(reason) => {
+                    tracing::warn!(provider = %provider.name, reason = %reason, "identity provider cannot be reached: its sign-in will fail until it can")
+                }
+            }
+        }
     }
 
     pub fn providers(&self) -> &[SsoProvider] {
@@ -126,8 +164,26 @@ impl Sso {
         {
             return Ok(held);
         }
+        let failed = self
+            .failures
+            .read()
+            .ok()
+            .and_then(|failures| failures.get(&provider.name).cloned());
+        if let Some((when, reason)) = failed
+            && now_secs - when < FAILURE_HOLD_SECS
+        {
+            return Err(reason);
+        }
         let issuer = provider.issuer.as_str();
-        let document = self.keys.discovery(issuer).await?;
+        let document = match self.keys.discovery(issuer).await {
+            Ok(document) => document,
+            Err(reason) => {
+                if let Ok(mut failures) = self.failures.write() {
+                    failures.insert(provider.name.clone(), (now_secs, reason.clone()));
+                }
+                return Err(reason);
+            }
+        };
         let endpoint = |name: &str| -> Result<String, String> {
             let url = document
                 .get(name)
@@ -206,14 +262,18 @@ impl Sso {
         code: &str,
         redirect_uri: &str,
         now_secs: i64,
-    ) -> Result<Identity, String> {
+    ) -> Result<Identity, Refusal> {
         if flow.provider != provider.name
             || !bool::from(flow.state.as_bytes().ct_eq(state.as_bytes()))
         {
-            return Err("the sign-in's state does not match this browser's".to_owned());
+            return Err(Refusal::from(
+                "the sign-in's state does not match this browser's".to_owned(),
+            ));
         }
         if code.is_empty() || code.len() > 2048 {
-            return Err("the provider sent no authorization code".to_owned());
+            return Err(Refusal::from(
+                "the provider sent no authorization code".to_owned(),
+            ));
         }
         let endpoints = self.endpoints(provider, now_secs).await?;
         let body = url::form_urlencoded::Serializer::new(String::new())
@@ -241,7 +301,9 @@ impl Sso {
         let body = keys::read_json(&endpoints.token, response).await?;
         if !status.is_success() {
             let error = body.get("error").and_then(Value::as_str).unwrap_or("?");
-            return Err(format!("the provider refused the code ({status}, {error})"));
+            return Err(Refusal::from(format!(
+                "the provider refused the code ({status}, {error})"
+            )));
         }
         let id_token = body
             .get("id_token")
@@ -261,23 +323,40 @@ impl Sso {
             .and_then(Value::as_str)
             .unwrap_or_default();
         if !bool::from(nonce.as_bytes().ct_eq(flow.nonce.as_bytes())) {
-            return Err("the ID token's nonce is not this sign-in's".to_owned());
+            return Err(Refusal::from(
+                "the ID token's nonce is not this sign-in's".to_owned(),
+            ));
         }
         identity(provider, &claims)
     }
 }
 
-/// Who the claims name.
-fn identity(provider: &SsoProvider, claims: &Claims) -> Result<Identity, String> {
+/// Who the claims name, once they carry the provider's `required_claims`.
+fn identity(provider: &SsoProvider, claims: &Claims) -> Result<Identity, Refusal> {
     let text = |name: &str| claims.get(name).and_then(Value::as_str).unwrap_or_default();
     let subject = text("sub");
     if subject.is_empty() || subject.len() > 255 {
-        return Err("the ID token has no subject".to_owned());
+        return Err(Refusal::from("the ID token has no subject".to_owned()));
+    }
+    if let Some((claim, want)) = provider
+        .required_claims
+        .iter()
+        .find(|(claim, want)| text(claim) != want.as_str())
+    {
+        return Err(Refusal {
+            reason: "sso_claims",
+            detail: format!(
+                "the ID token's {claim} is {:?}, not the required {want:?}",
+                claims.get(claim.as_str()).map(Value::to_string)
+            ),
+        });
     }
     let email = text("email").trim().to_owned();
     let email_verified = match claims.get("email_verified") {
         Some(Value::Bool(b)) => *b,
         Some(Value::String(s)) => s == "true",
+        // A provider that sends no such claim, whose addresses the organization assigns.
+        None => provider.emails_verified && !email.is_empty(),
         _ => false,
     };
     let amr: Vec<&str> = claims
@@ -385,6 +464,45 @@ pub async fn link(
     Ok(true)
 }
 
+/// Links a first sign-in's identity to the account whose password (and second factor, when
+/// it has one) the person just gave, and tells its owner. False when either is linked already.
+pub async fn link_proven(
+    state: &crate::state::AppState,
+    identity: &Identity,
+    user: &crate::accounts::User,
+    meta: &RequestMeta,
+    now_micros: i64,
+) -> Result<bool, sqlx::Error> {
+    let mut conn = state.db.pool().acquire().await?;
+    let linked = link(
+        &mut conn,
+        identity,
+        &user.id,
+        &user.username,
+        meta,
+        now_micros,
+    )
+    .await?;
+    drop(conn);
+    if linked {
+        let shown = state
+            .sso
+            .provider(&identity.provider)
+            .map_or(identity.provider.as_str(), |p| p.display_name.as_str());
+        notify_linked(
+            &state.mailer,
+            &state.db,
+            user,
+            shown,
+            "with your password, at the first sign-in",
+            meta,
+            now_micros,
+        )
+        .await;
+    }
+    Ok(linked)
+}
+
 /// The active account whose verified address `email` is (any case).
 pub async fn account_with_verified_email(
     db: &Db,
@@ -487,6 +605,49 @@ mod tests {
             client_id: "wharf".into(),
             client_secret: "secret".into(),
             email_domains: vec![],
+            required_claims: Default::default(),
+            emails_verified: false,
+        }
+    }
+
+    fn claims(value: Value) -> Claims {
+        match value {
+            Value::Object(map) => map,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn a_tenant_is_required_and_an_unverified_address_stays_unverified() {
+        let mut azure = provider();
+        azure
+            .required_claims
+            .insert("tid".into(), "9188040d-6c67".into());
+        let ours =
+            claims(serde_json::json!({"sub": "a1", "tid": "9188040d-6c67", "email": "a@x.org"}));
+        let found = identity(&azure, &ours).expect("our tenant");
+        assert!(
+            !found.email_verified,
+            "no email_verified claim, and not vouched for"
+        );
+        azure.emails_verified = true;
+        assert!(identity(&azure, &ours).expect("our tenant").email_verified);
+        // A claim that says false stays false, whatever the setting.
+        let mut denied = ours.clone();
+        denied.insert("email_verified".into(), Value::Bool(false));
+        assert!(
+            !identity(&azure, &denied)
+                .expect("our tenant")
+                .email_verified
+        );
+        for other in [
+            serde_json::json!({"sub": "a1", "tid": "0000-other", "email": "a@x.org"}),
+            serde_json::json!({"sub": "a1", "email": "a@x.org"}),
+            serde_json::json!({"sub": "a1", "tid": ["9188040d-6c67"], "email": "a@x.org"}),
+        ] {
+            let refused = identity(&azure, &claims(other)).unwrap_err();
+            assert_eq!(refused.reason, "sso_claims");
+            assert!(refused.detail.contains("tid"), "{}", refused.detail);
         }
     }
 

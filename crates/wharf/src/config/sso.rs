@@ -1,9 +1,24 @@
 //! The `sso` setting: the organization's OpenID Connect providers people sign in with, and
 //! `sso_only` / `sso_requires_2fa`, how they combine with passwords and wharf's own 2FA.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
+use super::joining::Registration;
 use super::trusted_publishing::Issuer;
+
+/// Issuers where anyone can have an account: on an index that is not open to everyone, a
+/// provider pointed at one must say whose accounts it takes (`email_domains` or
+/// `required_claims`), else it would be an open door.
+const PUBLIC_ISSUERS: &[&str] = &[
+    "https://accounts.google.com",
+    "https://gitlab.com",
+    "https://login.microsoftonline.com/common/v2.0",
+    "https://login.microsoftonline.com/organizations/v2.0",
+    "https://login.microsoftonline.com/consumers/v2.0",
+    "https://appleid.apple.com",
+];
 
 /// One provider (Okta, Keycloak, Google Workspace, GitLab, Azure AD…), registered there
 /// with the redirect URI `<base URL>/account/sso/<name>/callback`.
@@ -20,7 +35,18 @@ pub struct SsoProvider {
     /// When given, only addresses of these domains may sign in (subdomains must be listed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub email_domains: Vec<String>,
+    /// Claims the ID token must carry with exactly these values: the tenant of a provider
+    /// shared by many organizations (Google Workspace's `hd`, Azure AD's `tid`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub required_claims: BTreeMap<String, String>,
+    /// The provider's addresses count as verified without an `email_verified` claim (Azure AD
+    /// sends none): only for a provider whose addresses the organization itself assigns.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub emails_verified: bool,
 }
+
+/// Claims wharf checks itself: requiring a value of one would say nothing or break sign-in.
+const CHECKED_CLAIMS: &[&str] = &["iss", "aud", "exp", "nbf", "iat", "nonce", "sub", "azp"];
 
 // The secret never reaches a log.
 impl std::fmt::Debug for SsoProvider {
@@ -32,6 +58,8 @@ impl std::fmt::Debug for SsoProvider {
             .field("client_id", &self.client_id)
             .field("client_secret", &"…")
             .field("email_domains", &self.email_domains)
+            .field("required_claims", &self.required_claims)
+            .field("emails_verified", &self.emails_verified)
             .finish()
     }
 }
@@ -52,8 +80,8 @@ impl SsoProvider {
     }
 }
 
-/// Checks the providers as a whole.
-pub fn check(providers: &[SsoProvider]) -> anyhow::Result<()> {
+/// Checks the providers as a whole, for an index whose registration is `registration`.
+pub fn check(providers: &[SsoProvider], registration: Registration) -> anyhow::Result<()> {
     let mut names: Vec<&str> = Vec::new();
     for provider in providers {
         let name = provider.name.as_str();
@@ -87,6 +115,30 @@ pub fn check(providers: &[SsoProvider]) -> anyhow::Result<()> {
         {
             anyhow::bail!("sso: {name}: {bad:?} is not a domain (such as example.org)");
         }
+        let public = PUBLIC_ISSUERS.contains(&provider.issuer.as_str().trim_end_matches('/'));
+        if public
+            && registration != Registration::Open
+            && provider.email_domains.is_empty()
+            && provider.required_claims.is_empty()
+        {
+            anyhow::bail!(
+                "sso: {name}: anyone can have an account at {}, and registration is {:?}: set email_domains or required_claims to your organization's",
+                provider.issuer.as_str(),
+                registration.as_str()
+            );
+        }
+        for (claim, value) in &provider.required_claims {
+            if claim.trim().is_empty() || value.trim().is_empty() {
+                anyhow::bail!(
+                    "sso: {name}: required_claims needs a claim name and a value (such as hd = \"acme.example\")"
+                );
+            }
+            if CHECKED_CLAIMS.contains(&claim.as_str()) {
+                anyhow::bail!(
+                    "sso: {name}: required_claims cannot name {claim:?}, which wharf checks itself"
+                );
+            }
+        }
     }
     Ok(())
 }
@@ -103,7 +155,34 @@ mod tests {
             client_id: "wharf".into(),
             client_secret: "s3cret-value".into(),
             email_domains: domains.iter().map(|d| d.to_string()).collect(),
+            required_claims: BTreeMap::new(),
+            emails_verified: false,
         }
+    }
+
+    fn check_open(providers: &[SsoProvider]) -> anyhow::Result<()> {
+        check(providers, Registration::Open)
+    }
+
+    #[test]
+    fn a_public_issuer_needs_domains_or_claims_unless_anyone_may_register() {
+        let mut google = provider(&[]);
+        google.issuer = Issuer("https://accounts.google.com".into());
+        assert!(check(&[google.clone()], Registration::Open).is_ok());
+        for closed in [Registration::Invite, Registration::Closed] {
+            let error = check(&[google.clone()], closed).unwrap_err().to_string();
+            assert!(error.contains("anyone can have an account"), "{error}");
+        }
+        let mut workspace = google.clone();
+        workspace
+            .required_claims
+            .insert("hd".into(), "acme.example".into());
+        assert!(check(&[workspace], Registration::Invite).is_ok());
+        let mut domains = google;
+        domains.email_domains = vec!["acme.example".into()];
+        assert!(check(&[domains], Registration::Closed).is_ok());
+        // The organization's own provider is its own gate.
+        assert!(check(&[provider(&[])], Registration::Closed).is_ok());
     }
 
     #[test]
@@ -114,14 +193,29 @@ mod tests {
         assert!(!limited.allows_email("a@sub.example.org"));
         assert!(!limited.allows_email("no-at-sign"));
         assert!(!format!("{limited:?}").contains("s3cret"));
-        assert!(check(&[provider(&[])]).is_ok());
+        assert!(check_open(&[provider(&[])]).is_ok());
         let mut bad = provider(&[]);
         bad.name = "has space".into();
-        assert!(check(&[bad]).is_err());
-        assert!(check(&[provider(&[]), provider(&[])]).is_err());
+        assert!(check_open(&[bad]).is_err());
+        assert!(check_open(&[provider(&[]), provider(&[])]).is_err());
         let mut secretless = provider(&[]);
         secretless.client_secret = " ".into();
-        assert!(check(&[secretless]).is_err());
-        assert!(check(&[provider(&["a@b.org"])]).is_err());
+        assert!(check_open(&[secretless]).is_err());
+        assert!(check_open(&[provider(&["a@b.org"])]).is_err());
+        let mut tenant = provider(&[]);
+        tenant
+            .required_claims
+            .insert("tid".into(), "9188040d".into());
+        assert!(check_open(&[tenant.clone()]).is_ok());
+        tenant.required_claims.insert("aud".into(), "other".into());
+        assert!(
+            check_open(&[tenant.clone()])
+                .unwrap_err()
+                .to_string()
+                .contains("checks itself")
+        );
+        tenant.required_claims.clear();
+        tenant.required_claims.insert("hd".into(), " ".into());
+        assert!(check_open(&[tenant]).is_err());
     }
 }

@@ -64,6 +64,7 @@ async fn handle(
     body: Body,
     meta: &RequestMeta,
 ) -> AppResult<Response> {
+    let started = std::time::Instant::now();
     let query_action = action_from_query(parts.uri.query());
     if let Some(action) = &query_action {
         check_action(action)?;
@@ -77,6 +78,7 @@ async fn handle(
             return Err(error);
         }
     };
+    let authenticated = started.elapsed();
     let request = Request::from_parts(parts.clone(), body);
     let multipart = Multipart::from_request(request, state)
         .await
@@ -85,6 +87,7 @@ async fn handle(
         })?;
     std::fs::create_dir_all(state.settings.tmp_dir()).map_err(AppError::internal)?;
     let upload_form = form::read(multipart, &state.settings.tmp_dir(), &Limits { state }).await?;
+    let read = started.elapsed() - authenticated;
 
     let action = query_action.or_else(|| upload_form.get(":action").map(str::to_owned));
     check_action(action.as_deref().unwrap_or_default())?;
@@ -92,7 +95,7 @@ async fn handle(
         return Err(AppError::bad_request("Unknown protocol version."));
     }
     let import = parts.extensions.get::<ImportMark>();
-    file_upload(
+    let (response, phases) = file_upload(
         state,
         meta,
         &identity,
@@ -100,7 +103,32 @@ async fn handle(
         user_agent(parts),
         import,
     )
-    .await
+    .await?;
+    // Where an upload's time goes (`RUST_LOG=wharf::forklift=debug`; bench/uploads.sh).
+    tracing::debug!(
+        auth_us = authenticated.as_micros() as u64,
+        read_us = read.as_micros() as u64,
+        checks_us = phases.checks.as_micros() as u64,
+        inspect_us = phases.inspect.as_micros() as u64,
+        store_us = phases.store.as_micros() as u64,
+        commit_us = phases.commit.as_micros() as u64,
+        total_us = started.elapsed().as_micros() as u64,
+        "upload timing"
+    );
+    Ok(response)
+}
+
+/// The time an upload spent in each phase after its body was read (over every attempt).
+#[derive(Default)]
+struct Phases {
+    /// The checks against the index as it is (the project, the name, permissions, the file).
+    checks: std::time::Duration,
+    /// Reading the archive (wheel or sdist) and its METADATA.
+    inspect: std::time::Duration,
+    /// Writing the file and its METADATA to storage.
+    store: std::time::Duration,
+    /// The transaction: rows, events, token use, commit.
+    commit: std::time::Duration,
 }
 
 fn user_agent(parts: &Parts) -> Option<String> {
@@ -213,6 +241,7 @@ struct Prepared {
     inspected: Option<Option<Vec<u8>>>,
     /// The file's storage path and its METADATA's (sha256, blake2_256), once stored.
     stored: Option<(String, Option<(String, String)>)>,
+    phases: Phases,
 }
 
 /// How an attempt ended when nothing was wrong with the upload.
@@ -229,7 +258,7 @@ async fn file_upload(
     form: UploadForm,
     uploaded_via: Option<String>,
     import: Option<&ImportMark>,
-) -> AppResult<Response> {
+) -> AppResult<(Response, Phases)> {
     let metadata = Metadata::from_form(&Form::new(&form.fields)).map_err(AppError::bad_request)?;
     let fields = upload_fields(&form)?;
     let Some(content) = &form.content else {
@@ -250,7 +279,7 @@ async fn file_upload(
     let mut prepared = Prepared::default();
     for _ in 0..MAX_ATTEMPTS {
         if let Outcome::Done(response) = upload.attempt(&mut prepared).await? {
-            return Ok(response);
+            return Ok((response, prepared.phases));
         }
     }
     Err(AppError::conflict(format!(
@@ -273,6 +302,7 @@ impl Upload<'_> {
             uploaded_via,
             import,
         } = *self;
+        let mut phase = std::time::Instant::now();
         let normalized = name::normalize(&metadata.name);
 
         // The project, or the one this upload will create.
@@ -387,6 +417,8 @@ impl Upload<'_> {
                 ));
             }
         }
+        prepared.phases.checks += phase.elapsed();
+        phase = std::time::Instant::now();
         if prepared.inspected.is_none() {
             let wheel_metadata = inspect(
                 &project,
@@ -400,6 +432,8 @@ impl Upload<'_> {
             prepared.inspected = Some(wheel_metadata);
         }
 
+        prepared.phases.inspect += phase.elapsed();
+        phase = std::time::Instant::now();
         // Store the blobs, then commit the rows: a failure after this point leaves at most an
         // unreferenced blob.
         let stored = match prepared.stored.take() {
@@ -425,6 +459,8 @@ impl Upload<'_> {
             }
         };
         let (path, metadata_digests) = &*prepared.stored.insert(stored);
+        prepared.phases.store += phase.elapsed();
+        phase = std::time::Instant::now();
 
         let now = state.clock.now_micros();
         // New ids are only used when the release or file is created.
@@ -538,6 +574,7 @@ impl Upload<'_> {
         }
         batch.flush(&mut tx).await?;
         tx.commit().await?;
+        prepared.phases.commit += phase.elapsed();
 
         state.cache.invalidate_project(&project.normalized_name);
         if publishing.has_publisher

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::oidc::Issuers;
 use crate::oidc::claims::{Kind, Publisher};
 use crate::oidc::pending;
-use crate::oidc::publishers::{By, NewPublisher, PublisherError};
+use crate::oidc::publishers::{By, Field, NewPublisher, PublisherError};
 use crate::web::{Flash, FormErrors, OrPage, Page, Web};
 
 const PAGE: &str = "/manage/account/publishing/";
@@ -165,10 +165,13 @@ pub(crate) fn generic_forms(web: &Web) -> Vec<minijinja::Value> {
         .collect()
 }
 
-/// The field of the form that was sent a refusal is about, for the error summary's link
-/// (an id that is on the page): by the words of the message, within the form's own fields.
+/// The id of the field (on the page, within the form that was sent) a refusal is about, for
+/// the error summary's link.
 pub(crate) fn field_of(form: &PublisherForm, issuers: &Issuers, error: &PublisherError) -> String {
-    let text = error.to_string();
+    let field = error.field();
+    if field == Field::ProjectName {
+        return project_name_field(form, issuers);
+    }
     match form.kind.as_str() {
         "generic" => {
             let index = generic_index(form, issuers);
@@ -177,22 +180,15 @@ pub(crate) fn field_of(form: &PublisherForm, issuers: &Issuers, error: &Publishe
                 .unwrap_or_default();
             generic_field(index.unwrap_or(0), &first)
         }
-        "google" if text.contains("subject") => "google-subject".to_owned(),
+        "google" if field == Field::Subject => "google-subject".to_owned(),
         "google" => "google-owner".to_owned(),
         kind => {
-            let field = if text.contains("workflow file")
-                || text.contains("CI config")
-                || text.contains("workflow is")
-            {
-                "workflow"
-            } else if text.contains("environment") {
-                "environment"
-            } else if text.contains("owner id") {
-                "owner_id"
-            } else if text.contains("repository") && !text.contains("owner and") {
-                "repository"
-            } else {
-                "owner"
+            let field = match field {
+                Field::Repository => "repository",
+                Field::Workflow => "workflow",
+                Field::Environment => "environment",
+                Field::OwnerId => "owner_id",
+                _ => "owner",
             };
             let kind = if kind == "gitlab" { "gitlab" } else { "github" };
             format!("{kind}-{field}")
@@ -314,14 +310,7 @@ pub async fn add(web: Web, Form(form): Form<PublisherForm>) -> Page {
         )),
         Err(PublisherError::Database(e)) => Err(web.error(e.into())),
         Err(e) => {
-            // Refusals of the name, and of the user's pending publishers as a whole, are about
-            // the project name field.
-            let text = e.to_string();
-            let field = if text.contains("name") || text.contains("pending") {
-                project_name_field(&form, &web.state.oidc)
-            } else {
-                field_of(&form, &web.state.oidc, &e)
-            };
+            let field = field_of(&form, &web.state.oidc, &e);
             let errors = FormErrors::one(&field, sentence(&e.to_string()));
             account_page(&web, StatusCode::BAD_REQUEST, form, errors).await
         }

@@ -7,7 +7,7 @@
 use sqlx::AnyConnection;
 
 use super::claims::{Kind, Lookup, Publisher};
-use super::publishers::{self, By, COLUMNS, NewPublisher, PublisherError, PublisherRow};
+use super::publishers::{self, By, COLUMNS, Field, NewPublisher, PublisherError, PublisherRow};
 use crate::accounts::User;
 use crate::db::Db;
 use crate::events::{self, EventTag, Source};
@@ -108,34 +108,50 @@ pub async fn add(
     let new = new.checked()?;
     let display = project_name.trim();
     if !wharf_packaging::name::is_valid(display) {
-        return Err(PublisherError::Invalid(format!(
-            "'{display}' is not a valid project name: letters, digits, '.', '_' and '-', starting and ending with a letter or digit"
-        )));
+        return Err(PublisherError::invalid(
+            Field::ProjectName,
+            format!(
+                "'{display}' is not a valid project name: letters, digits, '.', '_' and '-', starting and ending with a letter or digit"
+            ),
+        ));
     }
     let normalized = wharf_packaging::name::normalize(display);
     if let Err(refusal) = packaging::check_new_name(db, display, &normalized, proxying).await? {
-        return Err(PublisherError::Invalid(name_refusal_message(
-            display, &refusal,
-        )));
+        return Err(PublisherError::invalid(
+            Field::ProjectName,
+            name_refusal_message(display, &refusal),
+        ));
     }
     let mut conn = db.pool().acquire().await?;
     if let Some(reason) = owner_may_not_create(&mut conn, &owner.id, require_2fa).await? {
-        return Err(PublisherError::Invalid(format!(
-            "the project a pending publisher creates is owned by {}, and {reason}",
-            owner.username
-        )));
+        return Err(PublisherError::invalid(
+            Field::ProjectName,
+            format!(
+                "the project a pending publisher creates is owned by {}, and {reason}",
+                owner.username
+            ),
+        ));
     }
     drop(conn);
     let mut tx = db.begin().await?;
+    // One add at a time per user, so that the count holds until the insert: a write to the
+    // user's row locks it on PostgreSQL (SQLite has one writer anyway).
+    sqlx::query("UPDATE users SET is_active = is_active WHERE id = $1")
+        .bind(&owner.id)
+        .execute(&mut *tx)
+        .await?;
     let (held,): (i64,) =
         sqlx::query_as("SELECT COUNT(*) FROM oidc_pending_publishers WHERE added_by = $1")
             .bind(&owner.id)
             .fetch_one(&mut *tx)
             .await?;
     if held >= PER_USER {
-        return Err(PublisherError::Invalid(format!(
-            "you have {held} pending publishers already, the most one account may have: remove one, or publish with it first"
-        )));
+        return Err(PublisherError::invalid(
+            Field::ProjectName,
+            format!(
+                "you have {held} pending publishers already, the most one account may have: remove one, or publish with it first"
+            ),
+        ));
     }
     let pending = Pending {
         publisher: Publisher {
@@ -175,9 +191,9 @@ pub async fn add(
     .execute(&mut *tx)
     .await?;
     if inserted.rows_affected() == 0 {
-        return Err(PublisherError::Invalid(
-            "this publisher is pending for a project already: one CI workflow can create one project"
-                .to_owned(),
+        return Err(PublisherError::invalid(
+            Field::Workflow,
+            "this publisher is pending for a project already: one CI workflow can create one project",
         ));
     }
     events::record(
@@ -196,6 +212,14 @@ pub async fn add(
 fn event_details(pending: &Pending, by: &By<'_>) -> serde_json::Value {
     let mut details = publishers::event_details(&pending.publisher, by);
     details["project"] = serde_json::json!(pending.project_name);
+    details
+}
+
+/// A pending publisher dropped by wharf itself, and why.
+fn dropped_details(pending: &Pending, reason: String) -> serde_json::Value {
+    let mut details = publishers::described(&pending.publisher);
+    details["project"] = serde_json::json!(pending.project_name);
+    details["reason"] = serde_json::json!(reason);
     details
 }
 
@@ -265,18 +289,8 @@ pub async fn candidates(
     issuer: &str,
     lookup: &Lookup,
 ) -> Result<Vec<Pending>, sqlx::Error> {
-    let rows: Vec<PendingRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS}, {PENDING_COLUMNS} FROM oidc_pending_publishers p WHERE p.kind = $1 \
-         AND p.issuer = $2 AND lower(p.owner) = lower($3) AND lower(p.repository) = lower($4) \
-         AND p.workflow = $5 ORDER BY p.created, p.id"
-    )))
-    .bind(kind.as_str())
-    .bind(issuer)
-    .bind(&lookup.owner)
-    .bind(&lookup.repository)
-    .bind(&lookup.workflow)
-    .fetch_all(db.pool())
-    .await?;
+    let select = format!("SELECT {COLUMNS}, {PENDING_COLUMNS} FROM oidc_pending_publishers p");
+    let rows: Vec<PendingRow> = publishers::matching(db, &select, kind, issuer, lookup).await?;
     Ok(rows.into_iter().filter_map(from_row).collect())
 }
 
@@ -412,11 +426,7 @@ pub async fn drop_for_name(
         return Ok(());
     }
     for dropped in rows.into_iter().filter_map(from_row) {
-        let p = &dropped.publisher;
-        let details = serde_json::json!({
-            "publisher": p.kind.display(), "id": p.id, "specifier": p.specifier(), "url": p.url(),
-            "project": dropped.project_name, "reason": reason,
-        });
+        let details = dropped_details(&dropped, reason.to_owned());
         batch.add(
             Source::User(&dropped.added_by),
             EventTag::AccountPendingOidcPublisherRemoved,
@@ -508,18 +518,16 @@ pub async fn drop_refused(
         .execute(&mut *tx)
         .await?;
     if gone.rows_affected() == 1 {
-        let p = &pending.publisher;
         events::record(
             &mut tx,
             Source::User(&pending.added_by),
             EventTag::AccountPendingOidcPublisherRemoved,
             meta,
             now_micros,
-            serde_json::json!({
-                "publisher": p.kind.display(), "id": p.id, "specifier": p.specifier(),
-                "url": p.url(), "project": pending.project_name,
-                "reason": format!("its first publish could not create the project: {reason}"),
-            }),
+            dropped_details(
+                pending,
+                format!("its first publish could not create the project: {reason}"),
+            ),
         )
         .await?;
     }

@@ -27,12 +27,47 @@ pub struct NewPublisher {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublisherError {
-    #[error("{0}")]
-    Invalid(String),
+    #[error("{message}")]
+    Invalid { field: Field, message: String },
     #[error("this publisher is already registered for '{0}'")]
     AlreadyRegistered(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+}
+
+/// The part of a publisher a refusal is about (a form shows the error beside its field).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    /// GitHub's owner, GitLab's namespace, a Google service account's address.
+    Owner,
+    Repository,
+    /// The workflow file, or GitLab's CI config path.
+    Workflow,
+    Environment,
+    OwnerId,
+    /// A Google service account's subject.
+    Subject,
+    /// A generic issuer's claims.
+    Claims,
+    /// The project a pending publisher creates.
+    ProjectName,
+}
+
+impl PublisherError {
+    pub fn invalid(field: Field, message: impl Into<String>) -> PublisherError {
+        PublisherError::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+
+    /// The field the refusal is about (a publisher registered already: its identity).
+    pub fn field(&self) -> Field {
+        match self {
+            PublisherError::Invalid { field, .. } => *field,
+            _ => Field::Owner,
+        }
+    }
 }
 
 /// Who registers or removes a publisher, for the event: a user's name, or `None` for the
@@ -49,21 +84,22 @@ impl NewPublisher {
     /// Checks the fields as Warehouse's forms do, and normalises them (a GitHub environment
     /// is case-insensitive, so it is kept in lower case).
     pub fn checked(mut self) -> Result<NewPublisher, PublisherError> {
-        let invalid = |m: &str| Err(PublisherError::Invalid(m.to_owned()));
+        let invalid = |field: Field, m: &str| Err(PublisherError::invalid(field, m));
         match self.kind {
             Kind::Google => return self.checked_google(),
             Kind::Generic => return self.checked_generic(),
             Kind::GitHub | Kind::GitLab => {}
         }
-        for (field, value) in [
-            ("owner", &self.owner),
-            ("repository", &self.repository),
-            ("workflow", &self.workflow),
+        for (field, name, value) in [
+            (Field::Owner, "owner", &self.owner),
+            (Field::Repository, "repository", &self.repository),
+            (Field::Workflow, "workflow", &self.workflow),
         ] {
             if value.trim().is_empty() || value.trim() != value || value.len() > 255 {
-                return Err(PublisherError::Invalid(format!(
-                    "the {field} must be given, without spaces around it"
-                )));
+                return Err(PublisherError::invalid(
+                    field,
+                    format!("the {name} must be given, without spaces around it"),
+                ));
             }
         }
         let simple = |s: &str| {
@@ -74,6 +110,7 @@ impl NewPublisher {
             Kind::GitHub => {
                 if !simple(&self.owner) || !simple(&self.repository) {
                     return invalid(
+                        Field::Owner,
                         "a GitHub owner and repository are letters, digits, '-', '_' and '.' (OWNER/REPOSITORY)",
                     );
                 }
@@ -81,6 +118,7 @@ impl NewPublisher {
                     || !(self.workflow.ends_with(".yml") || self.workflow.ends_with(".yaml"))
                 {
                     return invalid(
+                        Field::Workflow,
                         "the workflow is a file name in .github/workflows/, ending in .yml or .yaml (such as release.yml)",
                     );
                 }
@@ -89,7 +127,10 @@ impl NewPublisher {
                     .as_deref()
                     .is_some_and(|id| id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()))
                 {
-                    return invalid("the owner id is the number GitHub gives the owner");
+                    return invalid(
+                        Field::OwnerId,
+                        "the owner id is the number GitHub gives the owner",
+                    );
                 }
                 self.environment = self.environment.to_lowercase();
                 // GitHub's names are case-insensitive: one spelling per identity.
@@ -104,6 +145,7 @@ impl NewPublisher {
                     .all(|part| !part.is_empty() && simple(part));
                 if !path_ok {
                     return invalid(
+                        Field::Owner,
                         "a GitLab namespace and project are letters, digits, '-', '_' and '.' (NAMESPACE/PROJECT, subgroups allowed)",
                     );
                 }
@@ -112,6 +154,7 @@ impl NewPublisher {
                     || !(self.workflow.ends_with(".yml") || self.workflow.ends_with(".yaml"))
                 {
                     return invalid(
+                        Field::Workflow,
                         "the CI config path is relative to the repository, ending in .yml or .yaml (such as .gitlab-ci.yml)",
                     );
                 }
@@ -124,7 +167,10 @@ impl NewPublisher {
         }
         self.claims.clear();
         if self.environment.trim() != self.environment || self.environment.len() > 255 {
-            return invalid("the environment must not have spaces around it");
+            return invalid(
+                Field::Environment,
+                "the environment must not have spaces around it",
+            );
         }
         Ok(self)
     }
@@ -139,15 +185,17 @@ impl NewPublisher {
                 .split_once('@')
                 .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'));
         if !well_formed {
-            return Err(PublisherError::Invalid(
-                "the service account's e-mail address must be given, such as publisher@project.iam.gserviceaccount.com".to_owned(),
+            return Err(PublisherError::invalid(
+                Field::Owner,
+                "the service account's e-mail address must be given, such as publisher@project.iam.gserviceaccount.com",
             ));
         }
         let sub = self.claims.remove("sub").unwrap_or_default();
         let sub = sub.trim();
         if sub.len() > 255 || sub.chars().any(char::is_whitespace) {
-            return Err(PublisherError::Invalid(
-                "the subject is the service account's unique id, without spaces".to_owned(),
+            return Err(PublisherError::invalid(
+                Field::Subject,
+                "the subject is the service account's unique id, without spaces",
             ));
         }
         self.claims = if sub.is_empty() {
@@ -169,16 +217,18 @@ impl NewPublisher {
     /// issuer's setting names).
     fn checked_generic(mut self) -> Result<NewPublisher, PublisherError> {
         if self.claims.is_empty() {
-            return Err(PublisherError::Invalid(
-                "give the value of each claim that identifies the publisher".to_owned(),
+            return Err(PublisherError::invalid(
+                Field::Claims,
+                "give the value of each claim that identifies the publisher",
             ));
         }
         for (name, value) in &mut self.claims {
             let trimmed = value.trim().to_owned();
             if trimmed.is_empty() || trimmed.len() > 255 {
-                return Err(PublisherError::Invalid(format!(
-                    "the claim {name} must be given (at most 255 characters)"
-                )));
+                return Err(PublisherError::invalid(
+                    Field::Claims,
+                    format!("the claim {name} must be given (at most 255 characters)"),
+                ));
             }
             *value = trimmed;
         }
@@ -242,13 +292,19 @@ pub(super) fn from_row(row: PublisherRow) -> Option<Publisher> {
 }
 
 pub(super) fn event_details(publisher: &Publisher, by: &By<'_>) -> serde_json::Value {
+    let mut details = described(publisher);
+    details["submitted_by"] = serde_json::json!(by.username);
+    details["via"] = serde_json::json!(by.via);
+    details
+}
+
+/// What every event about a publisher says of it.
+pub(super) fn described(publisher: &Publisher) -> serde_json::Value {
     serde_json::json!({
         "publisher": publisher.kind.display(),
         "id": publisher.id,
         "specifier": publisher.specifier(),
         "url": publisher.url(),
-        "submitted_by": by.username,
-        "via": by.via,
     })
 }
 
@@ -427,10 +483,26 @@ pub async fn candidates(
     issuer: &str,
     lookup: &Lookup,
 ) -> Result<Vec<Publisher>, sqlx::Error> {
-    let rows: Vec<PublisherRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM oidc_publishers p WHERE p.kind = $1 AND p.issuer = $2 \
-         AND lower(p.owner) = lower($3) AND lower(p.repository) = lower($4) AND p.workflow = $5 \
-         ORDER BY p.created, p.id"
+    let select = format!("SELECT {COLUMNS} FROM oidc_publishers p");
+    let rows: Vec<PublisherRow> = matching(db, &select, kind, issuer, lookup).await?;
+    Ok(rows.into_iter().filter_map(from_row).collect())
+}
+
+/// The rows `select` reads (from a publishers table named `p`) whose identity the claims
+/// may name, oldest first: registered and pending publishers are looked up alike.
+pub(super) async fn matching<R>(
+    db: &Db,
+    select: &str,
+    kind: Kind,
+    issuer: &str,
+    lookup: &Lookup,
+) -> Result<Vec<R>, sqlx::Error>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+{
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{select} WHERE p.kind = $1 AND p.issuer = $2 AND lower(p.owner) = lower($3) \
+         AND lower(p.repository) = lower($4) AND p.workflow = $5 ORDER BY p.created, p.id"
     )))
     .bind(kind.as_str())
     .bind(issuer)
@@ -438,8 +510,7 @@ pub async fn candidates(
     .bind(&lookup.repository)
     .bind(&lookup.workflow)
     .fetch_all(db.pool())
-    .await?;
-    Ok(rows.into_iter().filter_map(from_row).collect())
+    .await
 }
 
 /// The projects a publisher may publish: (id, name).
@@ -543,32 +614,16 @@ pub async fn set_trusted_only(
     enable: bool,
     by: &By<'_>,
 ) -> Result<bool, sqlx::Error> {
-    let mut tx = db.begin().await?;
-    let changed = sqlx::query(
-        "UPDATE projects SET trusted_publishing_only = $1 WHERE id = $2 AND trusted_publishing_only <> $1",
+    use crate::packaging::{Switch, set_switch};
+    let details = serde_json::json!({"modified_by": by.username, "via": by.via});
+    set_switch(
+        db,
+        project,
+        Switch::TrustedPublishingOnly,
+        enable,
+        by.meta,
+        by.now_micros,
+        details,
     )
-    .bind(i64::from(enable))
-    .bind(&project.id)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
-    if changed {
-        let tag = if enable {
-            EventTag::ProjectTrustedPublishingOnlyEnabled
-        } else {
-            EventTag::ProjectTrustedPublishingOnlyDisabled
-        };
-        events::record(
-            &mut tx,
-            Source::Project(&project.id),
-            tag,
-            by.meta,
-            by.now_micros,
-            serde_json::json!({"modified_by": by.username, "via": by.via}),
-        )
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(changed)
+    .await
 }

@@ -13,7 +13,7 @@ mod settings;
 mod upload;
 
 pub use removal::{delete_file, delete_project, delete_project_in, delete_release, set_yanked};
-pub use settings::{set_owners_require_2fa, set_upload_limit};
+pub use settings::{Switch, set_owners_require_2fa, set_switch, set_upload_limit};
 pub use upload::{Publish, Published, create_project, publish};
 
 #[derive(Clone, Debug, PartialEq, Eq)]

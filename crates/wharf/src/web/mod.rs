@@ -229,7 +229,7 @@ impl Web {
             context! {
                 next => self.next_or(back_to, "/"),
                 errors => FormErrors::default(),
-                sso => crate::accounts::views::sso::buttons(self),
+                sso => crate::accounts::views::sso::reauth_buttons(self, session),
             },
         ))
     }

@@ -312,18 +312,6 @@ fn refusal(response: &TestResponse) -> (String, String) {
     )
 }
 
-async fn events(app: &TestApp, tag: &str) -> Vec<Value> {
-    let rows: Vec<(String,)> =
-        sqlx::query_as("SELECT additional FROM events WHERE tag = $1 ORDER BY id")
-            .bind(tag)
-            .fetch_all(app.state.db.pool())
-            .await
-            .expect("events");
-    rows.into_iter()
-        .map(|(a,)| serde_json::from_str(&a).expect("json"))
-        .collect()
-}
-
 #[tokio::test]
 async fn the_audience_is_the_base_urls_host_unless_set() {
     let app = TestApp::new().await;
@@ -375,7 +363,7 @@ async fn a_github_workflow_mints_a_token_and_uploads_with_it() {
         .upload(Some(&token), &UploadForm::wheel("widget", "0.2"))
         .await;
     assert_eq!(upload.status, StatusCode::OK, "{}", upload.text());
-    let added = events(&app, "file:add").await;
+    let added = app.events("file:add").await;
     let last = added.last().expect("file:add");
     assert_eq!(last["uploaded_via_trusted_publisher"], true);
     assert_eq!(last["submitted_by"], "OpenID created token");
@@ -383,11 +371,11 @@ async fn a_github_workflow_mints_a_token_and_uploads_with_it() {
     assert_eq!(last["publisher"]["claims"]["ref"], "refs/heads/main");
     assert_eq!(last["publisher"]["claims"]["sha"], "d6f6e1b8c6f2a8e0a1b3");
     assert_eq!(last["publisher"]["claims"]["run_id"], "5555");
-    let minted = events(&app, "account:short_lived_api_token:added").await;
+    let minted = app.events("account:short_lived_api_token:added").await;
     assert_eq!(minted.len(), 1);
     assert_eq!(minted[0]["publisher_name"], "GitHub");
     assert_eq!(minted[0]["expires"], expires);
-    assert_eq!(events(&app, "project:oidc:publisher-added").await.len(), 1);
+    assert_eq!(app.events("project:oidc:publisher-added").await.len(), 1);
 
     // The owner id was pinned by the first publish: the same names under another owner id
     // (a deleted and re-created account) no longer match.
@@ -454,7 +442,7 @@ async fn a_gitlab_pipeline_mints_with_an_es256_key_and_uploads() {
         .upload(Some(&token), &UploadForm::sdist("gadget", "0.2"))
         .await;
     assert_eq!(upload.status, StatusCode::OK, "{}", upload.text());
-    let added = events(&app, "file:add").await;
+    let added = app.events("file:add").await;
     let last = added.last().expect("file:add");
     assert_eq!(last["publisher"]["publisher"], "GitLab");
     assert_eq!(last["publisher"]["claims"]["ref_path"], "refs/heads/main");
@@ -660,10 +648,7 @@ async fn a_publisher_of_another_project_cannot_upload_here() {
         removed,
         ["removed GitHub octo-org/octo-repo .github/workflows/release.yml from widget"]
     );
-    assert_eq!(
-        events(&app, "project:oidc:publisher-removed").await.len(),
-        1
-    );
+    assert_eq!(app.events("project:oidc:publisher-removed").await.len(), 1);
     let after = app
         .upload(Some(&token), &UploadForm::wheel("widget", "0.3"))
         .await;
@@ -983,12 +968,12 @@ async fn a_pending_publisher_creates_its_project_with_its_owner_at_the_first_pub
     // The project exists, owned by alice, with the publisher registered; no pending is left.
     assert_eq!(owners(&app, "fresh-tool").await, ["alice"]);
     assert_eq!(app.count("oidc_pending_publishers").await, 0);
-    let registered = events(&app, "project:oidc:publisher-added").await;
+    let registered = app.events("project:oidc:publisher-added").await;
     assert_eq!(registered.len(), 1);
     assert_eq!(registered[0]["reified_from_pending_publisher"], true);
     assert_eq!(registered[0]["submitted_by"], "alice");
     assert_eq!(
-        events(&app, "account:oidc:pending-publisher-added")
+        app.events("account:oidc:pending-publisher-added")
             .await
             .len(),
         2
@@ -1002,7 +987,7 @@ async fn a_pending_publisher_creates_its_project_with_its_owner_at_the_first_pub
     assert_eq!(dropped.len(), 1, "bob's is dropped: {dropped:?}");
     assert_eq!(dropped[0].0, bob.id);
     assert!(dropped[0].1.contains(by_bob[0].split('\t').next().unwrap()));
-    let created = events(&app, "project:create").await;
+    let created = app.events("project:create").await;
     assert_eq!(created.last().expect("create")["created_by"], "alice");
 
     let upload = app
@@ -1037,7 +1022,7 @@ async fn a_pending_publisher_goes_when_its_name_is_created_by_an_upload() {
         .await;
     assert_eq!(upload.status, StatusCode::OK, "{}", upload.text());
     assert_eq!(app.count("oidc_pending_publishers").await, 0);
-    let dropped = events(&app, "account:oidc:pending-publisher-removed").await;
+    let dropped = app.events("account:oidc:pending-publisher-removed").await;
     assert_eq!(dropped.len(), 1);
     assert_eq!(dropped[0]["project"], "late-tool");
     // Its workflow no longer matches anything: an Owner registers it on the project.
@@ -1104,7 +1089,7 @@ async fn owners_manage_publishers_and_can_allow_only_them_to_upload() {
         page.contains("GitHub octo-org&#x2f;octo-repo .github&#x2f;workflows&#x2f;release.yml (environment pypi)"),
         "{page}"
     );
-    let recorded = events(&app, "project:oidc:publisher-added").await;
+    let recorded = app.events("project:oidc:publisher-added").await;
     assert_eq!(recorded[0]["via"], "web");
     app.state.mailer.idle().await;
     let told = outbox(&app)
@@ -1143,7 +1128,7 @@ async fn owners_manage_publishers_and_can_allow_only_them_to_upload() {
         .await;
     assert_eq!(switched.status, StatusCode::SEE_OTHER);
     assert_eq!(
-        events(&app, "project:trusted_publishing_only:enabled")
+        app.events("project:trusted_publishing_only:enabled")
             .await
             .len(),
         1
@@ -1180,7 +1165,7 @@ async fn owners_manage_publishers_and_can_allow_only_them_to_upload() {
         )
         .await;
     assert_eq!(
-        events(&app, "project:trusted_publishing_only:disabled")
+        app.events("project:trusted_publishing_only:disabled")
             .await
             .len(),
         1
@@ -1207,6 +1192,36 @@ async fn owners_manage_publishers_and_can_allow_only_them_to_upload() {
         .upload(Some(&token), &UploadForm::wheel("widget", "0.5"))
         .await;
     assert_eq!(late.status, StatusCode::FORBIDDEN, "{}", late.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_adds_never_give_a_user_more_pending_publishers_than_the_limit() {
+    let Setup { app, .. } = setup().await;
+    let barrier = Arc::new(tokio::sync::Barrier::new(12));
+    let mut tasks = Vec::new();
+    for n in 0..12 {
+        let mut command = add_pending(&format!("parallel-tool-{n}"), "alice");
+        if let PublisherCommand::Add { workflow, .. } = &mut command {
+            *workflow = Some(format!("release-{n}.yml"));
+        }
+        let (state, barrier) = (app.state.clone(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            run(&state, command).await.map_err(|e| e.to_string())
+        }));
+    }
+    let mut added = 0;
+    for task in tasks {
+        match task.await.expect("task") {
+            Ok(_) => added += 1,
+            Err(e) => assert!(e.contains("the most one account may have"), "{e}"),
+        }
+    }
+    assert_eq!(added, wharf::oidc::pending::PER_USER);
+    assert_eq!(
+        app.count("oidc_pending_publishers").await,
+        wharf::oidc::pending::PER_USER
+    );
 }
 
 #[tokio::test]
@@ -1264,7 +1279,7 @@ async fn a_user_registers_and_removes_pending_publishers_on_the_account_page() {
     assert_eq!(removed.status, StatusCode::SEE_OTHER);
     assert_eq!(app.count("oidc_pending_publishers").await, 0);
     assert_eq!(
-        events(&app, "account:oidc:pending-publisher-removed")
+        app.events("account:oidc:pending-publisher-removed")
             .await
             .len(),
         1
@@ -1354,7 +1369,7 @@ async fn a_google_service_account_publishes_and_its_token_without_jti_is_accepte
         .upload(Some(&token), &UploadForm::wheel("widget", "0.2"))
         .await;
     assert_eq!(upload.status, StatusCode::OK, "{}", upload.text());
-    let added = events(&app, "file:add").await;
+    let added = app.events("file:add").await;
     assert_eq!(
         added.last().expect("file:add")["publisher"]["claims"]["sub"],
         "1122334455"
@@ -1700,7 +1715,7 @@ async fn a_pending_publisher_that_cannot_create_its_project_is_dropped_and_stand
     let response = mint(&app, &jwt).await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.text());
     assert_eq!(app.count("oidc_pending_publishers").await, 0);
-    let dropped = events(&app, "account:oidc:pending-publisher-removed").await;
+    let dropped = app.events("account:oidc:pending-publisher-removed").await;
     assert!(
         dropped[0]["reason"]
             .as_str()
@@ -1797,7 +1812,7 @@ async fn a_matrix_of_first_exchanges_all_mint_once_the_pending_publisher_made_th
     }
     assert_eq!(owners(&app, "matrix-tool").await, ["alice"]);
     assert_eq!(
-        events(&app, "project:create")
+        app.events("project:create")
             .await
             .iter()
             .filter(|e| e["created_by"] == "alice")

@@ -60,18 +60,6 @@ async fn json_page(app: &TestApp, name: &str) -> serde_json::Value {
 }
 
 /// The details of the events with `tag`, oldest first.
-async fn events(app: &TestApp, tag: &str) -> Vec<serde_json::Value> {
-    let rows: Vec<(String,)> =
-        sqlx::query_as("SELECT additional FROM events WHERE tag = $1 ORDER BY id")
-            .bind(tag)
-            .fetch_all(app.state.db.pool())
-            .await
-            .expect("events");
-    rows.into_iter()
-        .map(|(a,)| serde_json::from_str(&a).expect("json"))
-        .collect()
-}
-
 async fn blocks(app: &TestApp) -> i64 {
     app.count("upstream_blocks").await
 }
@@ -150,7 +138,7 @@ async fn admins_block_unblock_and_claim_from_the_proxy_page() {
     assert!(html.contains("<code>demo==1.0</code>") && html.contains("malware reported"));
     assert!(html.contains("Unblock demo==1.0</button>"), "{html}");
     assert!(html.contains("<td>alice</td>"), "who blocked it");
-    let made = events(&proxy, "admin:proxy:block").await;
+    let made = proxy.events("admin:proxy:block").await;
     assert_eq!(made.len(), 1);
     assert_eq!(made[0]["project_name"], "demo");
     assert_eq!(made[0]["version"], "1.0");
@@ -198,7 +186,7 @@ async fn admins_block_unblock_and_claim_from_the_proxy_page() {
         "{html}"
     );
     assert!(html.contains("Nothing is blocked."));
-    assert_eq!(events(&proxy, "admin:proxy:unblock").await.len(), 1);
+    assert_eq!(proxy.events("admin:proxy:unblock").await.len(), 1);
     assert_eq!(proxy.get(&path).await.status, StatusCode::OK);
     assert_eq!(
         json_page(&proxy, "demo").await["files"]
@@ -229,7 +217,7 @@ async fn admins_block_unblock_and_claim_from_the_proxy_page() {
         "{html}"
     );
     assert!(html.contains("<td>claimed</td>"), "{html}");
-    let claims = events(&proxy, "admin:project:claim").await;
+    let claims = proxy.events("admin:project:claim").await;
     assert_eq!(claims.len(), 1);
     assert_eq!(claims[0]["project_name"], "other");
     assert_eq!(claims[0]["was_proxied"], true);
@@ -286,7 +274,7 @@ async fn the_proxy_page_is_for_admins_who_signed_in_recently() {
         assert_eq!(refused.status, StatusCode::FORBIDDEN);
     }
     assert_eq!(blocks(&proxy).await, 0);
-    assert!(events(&proxy, "admin:project:claim").await.is_empty());
+    assert!(proxy.events("admin:project:claim").await.is_empty());
     let mut anonymous = Browser::new(&proxy);
     assert_eq!(anonymous.get(PAGE).await.status, StatusCode::SEE_OTHER);
 

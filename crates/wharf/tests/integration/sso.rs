@@ -41,6 +41,9 @@ struct Issued {
     issuer: Arc<Mutex<String>>,
     grants: Arc<Mutex<HashMap<String, Grant>>>,
     tokens_issued: Arc<Mutex<usize>>,
+    /// While set, the discovery document answers 503; each read of it is counted.
+    down: Arc<std::sync::atomic::AtomicBool>,
+    discoveries: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 struct Idp {
@@ -103,12 +106,19 @@ impl Idp {
                 "/idp/.well-known/openid-configuration",
                 get(move || {
                     let issuer = discovery_issued.issuer.lock().expect("lock").clone();
+                    let ordering = std::sync::atomic::Ordering::SeqCst;
+                    discovery_issued.discoveries.fetch_add(1, ordering);
+                    let down = discovery_issued.down.load(ordering);
                     async move {
-                        axum::Json(json!({
+                        if down {
+                            return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({})));
+                        }
+                        let document = json!({
                             "issuer": issuer, "jwks_uri": format!("{issuer}/jwks"),
                             "authorization_endpoint": format!("{issuer}/authorize"),
                             "token_endpoint": format!("{issuer}/token"),
-                        }))
+                        });
+                        (StatusCode::OK, axum::Json(document))
                     }
                 }),
             )
@@ -187,6 +197,8 @@ async fn setup(
             client_id: CLIENT_ID.into(),
             client_secret: CLIENT_SECRET.into(),
             email_domains: vec![],
+            required_claims: Default::default(),
+            emails_verified: false,
         }];
         configure(s);
     })
@@ -210,18 +222,6 @@ async fn begin(browser: &mut Browser<'_>, query: &str) -> String {
 
 fn jane() -> Value {
     json!({"sub": "u-1", "email": "jane@acme.example", "email_verified": true, "preferred_username": "jane"})
-}
-
-async fn events(app: &TestApp, tag: &str) -> Vec<Value> {
-    let rows: Vec<(String,)> =
-        sqlx::query_as("SELECT additional FROM events WHERE tag = $1 ORDER BY id")
-            .bind(tag)
-            .fetch_all(app.state.db.pool())
-            .await
-            .expect("events");
-    rows.into_iter()
-        .map(|(a,)| serde_json::from_str(&a).expect("json"))
-        .collect()
 }
 
 async fn signed_in_as(browser: &mut Browser<'_>) -> Option<String> {
@@ -277,10 +277,10 @@ async fn a_first_sign_in_creates_the_account_and_the_next_one_signs_it_in() {
             .await
             .expect("ok")
     );
-    let created_events = events(&app, "account:create").await;
+    let created_events = app.events("account:create").await;
     assert_eq!(created_events.last().expect("ok")["via"], "sso:corp");
-    assert_eq!(events(&app, "account:sso:linked").await.len(), 1);
-    let logins = events(&app, "account:login:success").await;
+    assert_eq!(app.events("account:sso:linked").await.len(), 1);
+    let logins = app.events("account:login:success").await;
     assert_eq!(logins.last().expect("ok")["login_method"], "sso:corp");
 
     // The next sign-in goes straight in.
@@ -295,7 +295,7 @@ async fn a_first_sign_in_creates_the_account_and_the_next_one_signs_it_in() {
     );
     assert_eq!(callback.header("location"), Some("/manage/projects/"));
     assert!(other.get("/manage/projects/").await.status == StatusCode::OK);
-    assert_eq!(events(&app, "account:login:success").await.len(), 2);
+    assert_eq!(app.events("account:login:success").await.len(), 2);
     assert_eq!(*idp.issued.tokens_issued.lock().expect("lock"), 2);
     // jane has no password of her own: her only provider cannot be unlinked.
     let kept = other
@@ -336,7 +336,7 @@ async fn a_forged_state_a_replayed_code_or_another_nonce_signs_no_one_in() {
     let injected = browser.get(&idp.authorize(&app, &location, claims)).await;
     assert_eq!(injected.header("location"), Some("/account/login/"));
     assert_eq!(app.count("sso_identities").await, 0);
-    let failures = events(&app, "account:login:failure").await;
+    let failures = app.events("account:login:failure").await;
     assert!(
         failures.iter().any(|f| f["reason"] == "sso_invalid"),
         "{failures:?}"
@@ -368,7 +368,7 @@ async fn an_existing_account_is_linked_only_with_a_verified_address_and_its_pass
         .await;
     assert_eq!(right.status, StatusCode::SEE_OTHER, "{}", right.text());
     assert_eq!(signed_in_as(&mut browser).await.as_deref(), Some("alice"));
-    let linked = events(&app, "account:sso:linked").await;
+    let linked = app.events("account:sso:linked").await;
     assert_eq!(linked[0]["subject"], "a-1");
     app.state.mailer.idle().await;
     let told = crate::browser::outbox(&app)
@@ -391,7 +391,7 @@ async fn an_existing_account_is_linked_only_with_a_verified_address_and_its_pass
         .post("/manage/account/sso/unlink", &[("provider", "corp")])
         .await;
     assert_eq!(unlinked.status, StatusCode::SEE_OTHER);
-    assert_eq!(events(&app, "account:sso:unlinked").await.len(), 1);
+    assert_eq!(app.events("account:sso:unlinked").await.len(), 1);
     assert_eq!(app.count("sso_identities").await, 0);
 
     // An address the provider has not verified is never a reason to link, nor taken over.
@@ -536,6 +536,41 @@ async fn wharfs_second_factor_is_asked_unless_the_provider_checked_one() {
 }
 
 #[tokio::test]
+async fn a_first_sign_in_is_linked_only_once_the_accounts_second_factor_is_given() {
+    let (app, idp) = setup(|_| {}).await;
+    let mut alice = Browser::signed_in(&app, "alice").await;
+    save_recovery_codes(&mut alice).await;
+    let secret = enable_totp(&app, &mut alice).await;
+    let mut browser = Browser::new(&app);
+    let location = begin(&mut browser, "").await;
+    let claims = json!({"sub": "a-1", "email": "alice@example.org", "email_verified": true});
+    browser.get(&idp.authorize(&app, &location, claims)).await;
+    let proven = browser
+        .post("/account/sso/finish/link", &[("password", PASSWORD)])
+        .await;
+    assert_eq!(proven.header("location"), Some("/account/two-factor/"));
+    // The password alone links nothing: whoever knows it still lacks the second factor.
+    assert_eq!(app.count("sso_identities").await, 0);
+    assert!(app.events("account:sso:linked").await.is_empty());
+    app.state.clock.advance(30);
+    let code = wharf::twofactor::totp::code_at(&secret, app.state.clock.now_secs());
+    let done = browser
+        .post("/account/two-factor/totp", &[("code", &code)])
+        .await;
+    assert_eq!(done.header("location"), Some("/manage/projects/"));
+    assert_eq!(signed_in_as(&mut browser).await.as_deref(), Some("alice"));
+    assert_eq!(app.count("sso_identities").await, 1);
+    let linked = app.events("account:sso:linked").await;
+    assert_eq!(linked.len(), 1);
+    assert_eq!(linked[0]["subject"], "a-1");
+    let signed = app.events("account:login:success").await;
+    assert_eq!(
+        signed.last().map(|e| e["login_method"].clone()),
+        Some(json!("sso:corp"))
+    );
+}
+
+#[tokio::test]
 async fn only_verified_addresses_of_the_listed_domains_sign_in() {
     let (app, idp) = setup(|s| s.sso[0].email_domains = vec!["acme.example".into()]).await;
     let mut browser = Browser::new(&app);
@@ -553,6 +588,128 @@ async fn only_verified_addresses_of_the_listed_domains_sign_in() {
     let location = begin(&mut browser, "").await;
     let accepted = browser.get(&idp.authorize(&app, &location, jane())).await;
     assert_eq!(accepted.header("location"), Some("/account/sso/finish"));
+}
+
+#[tokio::test]
+async fn accounts_made_through_a_provider_count_against_the_registration_limit() {
+    let (app, idp) = setup(|_| {}).await;
+    let max = wharf::ratelimit::REGISTER_IP.max;
+    let before = app.count("users").await;
+    for n in 0..=max {
+        let mut browser = Browser::new(&app);
+        let location = begin(&mut browser, "").await;
+        let person = json!({"sub": format!("n-{n}"), "email": format!("n{n}@example.org"), "email_verified": true});
+        browser.get(&idp.authorize(&app, &location, person)).await;
+        // A refused username is not an account made: it uses no slot.
+        let taken = browser
+            .post(
+                "/account/sso/finish/create",
+                &[("username", "no spaces allowed")],
+            )
+            .await;
+        // The limit is checked first: at the limit, even a refused name gets 429.
+        let expected = if n < max {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::TOO_MANY_REQUESTS
+        };
+        assert_eq!(taken.status, expected);
+        let made = browser
+            .post(
+                "/account/sso/finish/create",
+                &[("username", &format!("person{n}"))],
+            )
+            .await;
+        if n < max {
+            assert_eq!(
+                made.header("location"),
+                Some("/manage/projects/"),
+                "account {n}"
+            );
+        } else {
+            assert_eq!(made.status, StatusCode::TOO_MANY_REQUESTS);
+            assert!(made.text().contains("Too many accounts"), "{}", made.text());
+        }
+    }
+    assert_eq!(app.count("users").await, before + max);
+}
+
+#[tokio::test]
+async fn a_provider_shared_by_many_organizations_signs_in_only_its_tenant() {
+    // Azure AD: the tenant in `tid`, and no `email_verified` (the tenant assigns addresses).
+    let (app, idp) = setup(|s| {
+        let azure = &mut s.sso[0];
+        azure
+            .required_claims
+            .insert("tid".into(), "9188040d-6c67".into());
+        azure.emails_verified = true;
+        azure.email_domains = vec!["acme.example".into()];
+    })
+    .await;
+    let mut browser = Browser::new(&app);
+    let location = begin(&mut browser, "").await;
+    let stranger = json!({"sub": "s-1", "tid": "another-tenant", "email": "jane@acme.example"});
+    let refused = browser.get(&idp.authorize(&app, &location, stranger)).await;
+    assert_eq!(refused.header("location"), Some("/account/login/"));
+    let page = browser.get("/account/login/").await.text();
+    assert!(
+        page.contains("an account of another organization"),
+        "{page}"
+    );
+    let failures = app.events("account:login:failure").await;
+    assert_eq!(
+        failures.last().map(|f| f["reason"].clone()),
+        Some(json!("sso_claims"))
+    );
+    let location = begin(&mut browser, "").await;
+    let ours = json!({"sub": "s-2", "tid": "9188040d-6c67", "email": "jane@acme.example"});
+    let accepted = browser.get(&idp.authorize(&app, &location, ours)).await;
+    assert_eq!(accepted.header("location"), Some("/account/sso/finish"));
+    assert_eq!(app.count("sso_identities").await, 0);
+}
+
+#[tokio::test]
+async fn an_account_without_a_link_is_not_offered_the_provider_to_confirm() {
+    let (app, _idp) = setup(|_| {}).await;
+    let mut alice = Browser::signed_in(&app, "alice").await;
+    app.state.clock.advance(app.state.settings.reauth_secs + 1);
+    let asked = alice.get("/manage/account/publishing/").await.text();
+    assert!(asked.contains("Confirm your password"), "{asked}");
+    assert!(!asked.contains("Confirm with Corp SSO"), "{asked}");
+    let refused = alice
+        .get("/account/sso/corp/login?reauth=1&next=/manage/account/publishing/")
+        .await;
+    assert_eq!(
+        refused.header("location"),
+        Some("/manage/account/publishing/")
+    );
+    let page = alice.get("/manage/account/publishing/").await.text();
+    assert!(page.contains("not linked to Corp SSO"), "{page}");
+}
+
+#[tokio::test]
+async fn a_provider_that_cannot_be_reached_is_said_so_at_once_and_retried_later() {
+    let (app, idp) = setup(|_| {}).await;
+    let ordering = std::sync::atomic::Ordering::SeqCst;
+    idp.issued.down.store(true, ordering);
+    let before = idp.issued.discoveries.load(ordering);
+    let mut browser = Browser::new(&app);
+    for _ in 0..3 {
+        let refused = browser.get("/account/sso/corp/login").await;
+        assert_eq!(refused.header("location"), Some("/account/login/"));
+        let page = browser.get("/account/login/").await.text();
+        assert!(
+            page.contains("Corp SSO cannot be reached just now"),
+            "{page}"
+        );
+    }
+    // One read of the discovery document for the three: the failure is held 15 seconds.
+    assert_eq!(idp.issued.discoveries.load(ordering), before + 1);
+    idp.issued.down.store(false, ordering);
+    app.state.clock.advance(16);
+    let location = begin(&mut browser, "").await;
+    assert!(location.contains("code_challenge="), "{location}");
+    assert_eq!(idp.issued.discoveries.load(ordering), before + 2);
 }
 
 #[tokio::test]

@@ -206,6 +206,19 @@ impl TestApp {
             .await
     }
 
+    /// The details of the events tagged `tag`, oldest first.
+    pub async fn events(&self, tag: &str) -> Vec<serde_json::Value> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT additional FROM events WHERE tag = $1 ORDER BY id")
+                .bind(tag)
+                .fetch_all(self.state.db.pool())
+                .await
+                .expect("events");
+        rows.into_iter()
+            .map(|(a,)| serde_json::from_str(&a).expect("json"))
+            .collect()
+    }
+
     pub async fn count(&self, table: &str) -> i64 {
         let (n,): (i64,) =
             sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))

@@ -125,12 +125,16 @@ pub async fn login(mut web: Web, Form(form): Form<LoginForm>) -> Page {
             return Ok(refuse(&web, LOGIN_FAILED));
         };
         let next = after_sign_in(&web, &form.next);
+        let resume = crate::twofactor::views::Resume {
+            next,
+            login_method: "password".to_owned(),
+            link: None,
+        };
         return Ok(crate::twofactor::views::begin(
             &mut web,
             &user,
             password_date,
-            &next,
-            "password",
+            resume,
         ));
     }
     start_session(&mut web, &user).await?;
@@ -204,7 +208,7 @@ pub async fn reauthenticate(web: Web, Form(form): Form<ReauthForm>) -> Page {
             context! {
                 next => web.next_or(&form.next, "/"),
                 errors => FormErrors::one("password", "The password is incorrect."),
-                sso => super::sso::buttons(&web),
+                sso => super::sso::reauth_buttons(&web, &session),
             },
         ));
     }

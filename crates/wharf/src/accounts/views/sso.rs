@@ -11,7 +11,7 @@ use minijinja::context;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{attempt, locked_out, start_session};
+use super::{attempt, ip_key, locked_out, release, reserve, start_session, too_many};
 use crate::accounts::sso::{self, FLOW_SECS, Flow, Identity};
 use crate::accounts::{self, AccountError, PasswordCheck, User, session};
 use crate::config::sso::SsoProvider;
@@ -50,6 +50,16 @@ pub fn buttons(web: &Web) -> Vec<minijinja::Value> {
         .collect()
 }
 
+/// The providers a signed-in user may confirm it is them with: none unless the account is
+/// linked to one (a button that cannot work would only mislead).
+pub fn reauth_buttons(web: &Web, session: &session::Session) -> Vec<minijinja::Value> {
+    if session.sso_linked {
+        buttons(web)
+    } else {
+        Vec::new()
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct StartQuery {
@@ -64,10 +74,22 @@ pub async fn start(
 ) -> Page {
     let provider = provider(&web, &name)?.clone();
     let reauth = !query.reauth.is_empty();
-    if reauth {
-        web.require_session()?;
-    }
     let next = web.next_or(&query.next, "/manage/projects/");
+    if reauth {
+        let user_id = web.require_session()?.user.id.clone();
+        let linked = sso::providers_of(&web.state.db, &user_id)
+            .await
+            .or_page(&web)?;
+        if !linked.contains(&provider.name) {
+            return Ok(web.redirect_with(
+                &next,
+                Flash::error(format!(
+                    "Your account is not linked to {}: confirm with your password.",
+                    provider.display_name
+                )),
+            ));
+        }
+    }
     let begun = web
         .state
         .sso
@@ -184,15 +206,18 @@ pub async fn callback(
     let identity = match finished {
         Ok(identity) => identity,
         // The details are for the operator's log, not for the page.
-        Err(reason) => {
-            tracing::info!(provider = %provider.name, reason = %reason, "sign-in with an identity provider refused");
-            return refused(
-                &web,
-                &provider,
-                "sso_invalid",
-                format!("The sign-in with {shown} could not be checked. Start again; if it happens again, tell the administrators of this index."),
-            )
-            .await;
+        Err(refusal) => {
+            tracing::info!(provider = %provider.name, reason = %refusal.detail, "sign-in with an identity provider refused");
+            let message = if refusal.reason == "sso_claims" {
+                format!(
+                    "{shown} signed you in with an account of another organization: this index takes only its own."
+                )
+            } else {
+                format!(
+                    "The sign-in with {shown} could not be checked. Start again; if it happens again, tell the administrators of this index."
+                )
+            };
+            return refused(&web, &provider, refusal.reason, message).await;
         }
     };
     // Listed domains admit only addresses the provider has verified.
@@ -278,12 +303,13 @@ pub async fn callback(
     )
     .await
     .or_page(&web)?;
-    sign_in(&mut web, &user, &identity, &flow.next).await
+    sign_in(&mut web, &user, &identity, &flow.next, false).await
 }
 
 /// Signs in through the provider: wharf's own second factor first when the settings ask it
-/// (`sso_requires_2fa`; unset, only when the provider does not say it checked one).
-async fn sign_in(web: &mut Web, user: &User, identity: &Identity, next: &str) -> Page {
+/// (`sso_requires_2fa`; unset, only when the provider does not say it checked one). With
+/// `link`, the identity is linked to the account only once every factor has been given.
+async fn sign_in(web: &mut Web, user: &User, identity: &Identity, next: &str, link: bool) -> Page {
     let method = format!("sso:{}", identity.provider);
     let requires = web.state.settings.sso_requires_2fa.unwrap_or(!identity.mfa);
     if requires
@@ -298,13 +324,20 @@ async fn sign_in(web: &mut Web, user: &User, identity: &Identity, next: &str) ->
         else {
             return Err(web.error(AppError::not_found()));
         };
+        let resume = crate::twofactor::views::Resume {
+            next: next.to_owned(),
+            login_method: method,
+            link: link.then(|| identity.clone()),
+        };
         return Ok(crate::twofactor::views::begin(
             web,
             user,
             password_date,
-            next,
-            &method,
+            resume,
         ));
+    }
+    if link && !link_now(web, user, identity).await? {
+        return Ok(already_linked(web));
     }
     start_session(web, user).await?;
     web.record_event(
@@ -314,6 +347,27 @@ async fn sign_in(web: &mut Web, user: &User, identity: &Identity, next: &str) ->
     )
     .await;
     Ok(web.redirect(next))
+}
+
+/// Links a first sign-in's identity to the account just proven; false when either is
+/// linked already (a race with another sign-in, or an admin).
+pub(crate) async fn link_now(
+    web: &mut Web,
+    user: &User,
+    identity: &Identity,
+) -> Result<bool, axum::response::Response> {
+    let linked = sso::link_proven(&web.state, identity, user, &web.meta, web.now_micros())
+        .await
+        .or_page(web)?;
+    web.remove_cookie(NEW_COOKIE);
+    Ok(linked)
+}
+
+pub(crate) fn already_linked(web: &Web) -> axum::response::Response {
+    web.redirect_with(
+        LOGIN,
+        Flash::error("This sign-in, or this account, is linked already: sign in again."),
+    )
 }
 
 /// The first sign-in waiting to be finished.
@@ -392,6 +446,19 @@ pub struct CreateForm {
 pub async fn create(mut web: Web, Form(form): Form<CreateForm>) -> Page {
     let (identity, next) = waiting(&web)?;
     let username = form.username.trim().to_owned();
+    // Accounts made through a provider count against the address's registrations too.
+    let slot = match reserve(&web, crate::ratelimit::REGISTER_IP, &ip_key(&web)).await? {
+        Ok(slot) => slot,
+        Err(limited) => {
+            return Err(too_many(
+                &web,
+                limited,
+                "Too many accounts have been registered from your network. Please try again later."
+                    .to_owned(),
+            )
+            .await);
+        }
+    };
     let created = accounts::create_sso_user(
         &web.state.db,
         &username,
@@ -400,6 +467,9 @@ pub async fn create(mut web: Web, Form(form): Form<CreateForm>) -> Page {
         web.now_micros(),
     )
     .await;
+    if created.is_err() {
+        release(&web, slot).await;
+    }
     let user = match created {
         Ok(user) => user,
         Err(AccountError::Database(e)) => return Err(web.error(e.into())),
@@ -416,7 +486,7 @@ pub async fn create(mut web: Web, Form(form): Form<CreateForm>) -> Page {
         }
     };
     web.remove_cookie(NEW_COOKIE);
-    sign_in(&mut web, &user, &identity, &next).await
+    sign_in(&mut web, &user, &identity, &next, false).await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -451,35 +521,6 @@ pub async fn link(mut web: Web, Form(form): Form<LinkForm>) -> Page {
             return finish_page(&web, StatusCode::UNAUTHORIZED, &identity, &proposed, errors).await;
         }
     };
-    let mut conn = web.state.db.pool().acquire().await.or_page(&web)?;
-    let linked = sso::link(
-        &mut conn,
-        &identity,
-        &user.id,
-        &user.username,
-        &web.meta,
-        web.now_micros(),
-    )
-    .await
-    .or_page(&web)?;
-    drop(conn);
-    if !linked {
-        return Ok(web.redirect_with(
-            LOGIN,
-            Flash::error("This sign-in, or this account, is linked already: sign in again."),
-        ));
-    }
-    web.remove_cookie(NEW_COOKIE);
-    let shown = provider(&web, &identity.provider)?.display_name.clone();
-    sso::notify_linked(
-        &web.state.mailer,
-        &web.state.db,
-        &user,
-        &shown,
-        "with your password, at the first sign-in",
-        &web.meta,
-        web.now_micros(),
-    )
-    .await;
-    sign_in(&mut web, &user, &identity, &next).await
+    // Linked once the second factor, if the account has one, is given too.
+    sign_in(&mut web, &user, &identity, &next, true).await
 }

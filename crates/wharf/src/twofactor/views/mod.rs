@@ -30,8 +30,8 @@ pub use recovery::{
     GenerateForm, recovery_burn, recovery_burn_page, recovery_codes_generate, recovery_codes_page,
 };
 pub use step::{
-    PENDING_SECS, begin, recovery_page, recovery_submit, step_page, totp_submit, webauthn_options,
-    webauthn_submit,
+    PENDING_SECS, Resume, begin, recovery_page, recovery_submit, step_page, totp_submit,
+    webauthn_options, webauthn_submit,
 };
 pub use totp::{RemoveTotpForm, totp_provision, totp_provision_page, totp_remove};
 

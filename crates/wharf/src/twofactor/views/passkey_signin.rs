@@ -7,7 +7,7 @@ use axum::response::Response;
 use serde_json::json;
 use webauthn_rs::prelude::{DiscoverableAuthentication, PublicKeyCredential};
 
-use super::step::finish;
+use super::step::{Resume, finish};
 use super::{
     CeremonyForm, ip, json_error, json_location, keep_counter, options_json, record, relying_party,
 };
@@ -128,14 +128,18 @@ pub async fn passkey_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Pag
     if let Err(e) = slot.release(&web.state.db).await {
         tracing::error!(error = %e, "cannot release a rate-limit reservation");
     }
+    let resume = Resume {
+        next: String::new(),
+        login_method: "passkey".to_owned(),
+        link: None,
+    };
     let to = finish(
         &mut web,
         &user,
         "passkey",
         Some(&stored.label),
-        "",
+        &resume,
         None,
-        "passkey",
     )
     .await?;
     Ok(json_location(&web, &to))

@@ -15,7 +15,8 @@ use super::{
     CeremonyForm, CodeForm, attempt, failed, json_error, json_location, keep_counter, notify,
     options_json, record, relying_party,
 };
-use crate::accounts::views::start_session;
+use crate::accounts::sso::Identity;
+use crate::accounts::views::{sso as sso_views, start_session};
 use crate::accounts::{self, User};
 use crate::events::EventTag;
 use crate::signing::SignatureError;
@@ -38,34 +39,39 @@ struct Pending {
     /// How the first factor was given: `password`, or `sso:<provider>`.
     #[serde(default)]
     m: String,
+    /// A provider's identity to link once the second factor is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    l: Option<Identity>,
 }
 
-/// A user half signed in: who, where they go next, and the step's nonce.
+/// Where a sign-in goes once its last factor is given: the page it was headed for, how the
+/// first factor was given (for the `account:login:success` event), and a provider's identity
+/// to link to the account then (a first sign-in proven with the account's password).
+pub struct Resume {
+    pub next: String,
+    pub login_method: String,
+    pub link: Option<Identity>,
+}
+
+/// A user half signed in, what follows, and the step's nonce.
 struct Step {
     user: User,
-    next: String,
+    resume: Resume,
     nonce: String,
-    /// The first factor's method, for the `account:login:success` event.
-    method: String,
 }
 
-/// After a right password: remember who is half signed in (a signed cookie that lasts 5
-/// minutes) and ask for the second factor.
-pub fn begin(
-    web: &mut Web,
-    user: &User,
-    password_date: i64,
-    next: &str,
-    login_method: &str,
-) -> Response {
+/// After the first factor: remember who is half signed in (a signed cookie that lasts 5
+/// minutes) and ask for the second.
+pub fn begin(web: &mut Web, user: &User, password_date: i64, resume: Resume) -> Response {
     let token = web.state.keys.sign(
         PENDING_PURPOSE,
         &Pending {
             u: user.id.clone(),
             pd: password_date,
-            next: next.to_owned(),
+            next: resume.next,
             n: uuid::Uuid::new_v4().simple().to_string(),
-            m: login_method.to_owned(),
+            m: resume.login_method,
+            l: resume.link,
         },
         web.now_secs() + PENDING_SECS,
     );
@@ -113,28 +119,31 @@ async fn pending(web: &Web) -> Result<Step, Response> {
     match (state, user) {
         (Some((_, date)), Some(user)) if date == claims.pd && user.is_active => Ok(Step {
             user,
-            next: claims.next,
-            nonce: claims.n,
-            method: if claims.m.is_empty() {
-                "password".to_owned()
-            } else {
-                claims.m
+            resume: Resume {
+                next: claims.next,
+                login_method: if claims.m.is_empty() {
+                    "password".to_owned()
+                } else {
+                    claims.m
+                },
+                link: claims.l,
             },
+            nonce: claims.n,
         }),
         _ => Err(expired(web)),
     }
 }
 
 /// Signs the user in after a second factor (with the step's nonce, which is used up here:
-/// of two requests racing with one step cookie only one signs in) or a passkey.
+/// of two requests racing with one step cookie only one signs in) or a passkey, and links
+/// the provider's identity the step carries.
 pub(super) async fn finish(
     web: &mut Web,
     user: &User,
     method: &str,
     label: Option<&str>,
-    next: &str,
+    resume: &Resume,
     step: Option<&str>,
-    login_method: &str,
 ) -> Result<String, Response> {
     if let Some(nonce) = step {
         let first = twofactor::use_step(
@@ -153,13 +162,19 @@ pub(super) async fn finish(
             ));
         }
     }
+    if let Some(identity) = &resume.link
+        && !sso_views::link_now(web, user, identity).await?
+    {
+        web.remove_cookie(PENDING_COOKIE);
+        return Err(sso_views::already_linked(web));
+    }
     start_session(web, user).await?;
     web.remove_cookie(PENDING_COOKIE);
     record(
         web,
         Some(&user.id),
         EventTag::AccountLoginSuccess,
-        json!({"two_factor_method": method, "two_factor_label": label, "login_method": login_method}),
+        json!({"two_factor_method": method, "two_factor_label": label, "login_method": resume.login_method}),
     )
     .await;
     if let Ok(methods) = twofactor::methods(&web.state.db, &user.id).await
@@ -168,7 +183,7 @@ pub(super) async fn finish(
     {
         notify(web, user, "recovery-code-reminder", context! {}).await;
     }
-    Ok(web.next_or(next, "/manage/projects/"))
+    Ok(web.next_or(&resume.next, "/manage/projects/"))
 }
 
 pub async fn step_page(web: Web) -> Page {
@@ -190,9 +205,8 @@ async fn step(web: &Web, user: &User, status: StatusCode, errors: FormErrors) ->
 pub async fn totp_submit(mut web: Web, Form(form): Form<CodeForm>) -> Page {
     let Step {
         user,
-        next,
+        resume,
         nonce,
-        method,
     } = pending(&web).await?;
     let attempt = attempt(&web, &user.id).await?;
     let enrolled = totp::enrolled(&web.state.db, &user.id)
@@ -218,8 +232,7 @@ pub async fn totp_submit(mut web: Web, Form(form): Form<CodeForm>) -> Page {
                 .or_page(&web)?
             {
                 attempt.succeeded(&web).await;
-                let to =
-                    finish(&mut web, &user, "totp", None, &next, Some(&nonce), &method).await?;
+                let to = finish(&mut web, &user, "totp", None, &resume, Some(&nonce)).await?;
                 return Ok(web.redirect(&to));
             }
             "Invalid TOTP code."
@@ -280,9 +293,8 @@ pub async fn webauthn_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Pa
     let rp = relying_party(&web)?;
     let Step {
         user,
-        next,
+        resume,
         nonce,
-        method,
     } = pending_json(&web).await?;
     let attempt = attempt(&web, &user.id).await?;
     let refused = "Your security key was not accepted. Try again, or use another method.";
@@ -325,9 +337,8 @@ pub async fn webauthn_submit(mut web: Web, Form(form): Form<CeremonyForm>) -> Pa
         &user,
         "webauthn",
         Some(&stored.label),
-        &next,
+        &resume,
         Some(&nonce),
-        &method,
     )
     .await?;
     Ok(json_location(&web, &to))
@@ -344,9 +355,8 @@ pub async fn recovery_page(web: Web) -> Page {
 pub async fn recovery_submit(mut web: Web, Form(form): Form<CodeForm>) -> Page {
     let Step {
         user,
-        next,
+        resume,
         nonce,
-        method,
     } = pending(&web).await?;
     match use_code(&web, &user.id, &form.code, json!({})).await? {
         Ok(()) => {
@@ -356,9 +366,8 @@ pub async fn recovery_submit(mut web: Web, Form(form): Form<CodeForm>) -> Page {
                 &user,
                 "recovery-code",
                 None,
-                &next,
+                &resume,
                 Some(&nonce),
-                &method,
             )
             .await?;
             Ok(web.redirect(&to))
