@@ -57,6 +57,12 @@ impl Page {
 /// bounded memory).
 const EXPIRING_PAGES_BYTES: usize = 32 * 1024 * 1024;
 
+/// Bytes of pages kept at most, hosted and proxied together (more than the proxied ones'
+/// own budget, so that those never push hosted pages out): past it an arbitrary half of
+/// them goes (the pages asked for often are rendered again at once), so that memory stays
+/// flat however many of the index's projects are read, and an invalidation's scan short.
+const PAGES_BYTES: usize = 48 * 1024 * 1024;
+
 /// How many live files `/files` remembers; past it the map starts afresh (a miss costs one
 /// indexed query, and the bound keeps memory flat however large the index grows).
 const LIVE_FILES_MAX: usize = 16_384;
@@ -92,6 +98,8 @@ pub struct PageCache {
     seen_serial: AtomicI64,
     /// Bytes of the expiring pages (proxied projects') in `pages`, changed under its lock.
     expiring_bytes: AtomicUsize,
+    /// Bytes of every page in `pages`, changed under its lock.
+    bytes: AtomicUsize,
     /// Pages asked of `get_or_render`, found and rendered (for `/metrics`).
     hits: AtomicU64,
     misses: AtomicU64,
@@ -147,25 +155,43 @@ impl PageCache {
         if self.generation.load(Ordering::Acquire) != generation {
             return;
         }
-        if page.expires.is_some() {
-            let mut expiring = self.expiring_bytes.load(Ordering::Relaxed) + page.body.len();
-            if expiring > EXPIRING_PAGES_BYTES {
-                let now = std::time::Instant::now();
-                pages.retain(|_, p| p.expires.is_none_or(|at| at > now));
-                expiring = expiring_bytes(&pages) + page.body.len();
-                if expiring > EXPIRING_PAGES_BYTES {
-                    pages.retain(|_, p| p.expires.is_none());
-                    expiring = page.body.len();
-                }
+        let size = page.body.len();
+        let expiring = page.expires.is_some();
+        if expiring && self.expiring_bytes.load(Ordering::Relaxed) + size > EXPIRING_PAGES_BYTES {
+            let now = std::time::Instant::now();
+            pages.retain(|_, p| p.expires.is_none_or(|at| at > now));
+            if expiring_bytes(&pages) + size > EXPIRING_PAGES_BYTES {
+                pages.retain(|_, p| p.expires.is_none());
             }
-            self.expiring_bytes.store(expiring, Ordering::Relaxed);
+            self.recount(&pages);
         }
-        if let Some(old) = pages.insert(key, page)
-            && old.expires.is_some()
-        {
-            self.expiring_bytes
-                .fetch_sub(old.body.len(), Ordering::Relaxed);
+        if self.bytes.load(Ordering::Relaxed) + size > PAGES_BYTES {
+            let mut keep = false;
+            pages.retain(|_, _| {
+                keep = !keep;
+                keep
+            });
+            self.recount(&pages);
         }
+        if let Some(old) = pages.insert(key, page) {
+            self.bytes.fetch_sub(old.body.len(), Ordering::Relaxed);
+            if old.expires.is_some() {
+                self.expiring_bytes
+                    .fetch_sub(old.body.len(), Ordering::Relaxed);
+            }
+        }
+        self.bytes.fetch_add(size, Ordering::Relaxed);
+        if expiring {
+            self.expiring_bytes.fetch_add(size, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts the bytes held again, after pages were dropped (under the pages' write lock).
+    fn recount(&self, pages: &HashMap<PageKey, Arc<Page>>) {
+        self.expiring_bytes
+            .store(expiring_bytes(pages), Ordering::Relaxed);
+        let all = pages.values().map(|p| p.body.len()).sum();
+        self.bytes.store(all, Ordering::Relaxed);
     }
 
     /// Drops the project's pages, its live files and every index-wide page.
@@ -173,8 +199,7 @@ impl PageCache {
         if let Ok(mut pages) = self.pages.write() {
             self.generation.fetch_add(1, Ordering::AcqRel);
             pages.retain(|key, _| key.project.as_deref().is_some_and(|p| p != normalized_name));
-            self.expiring_bytes
-                .store(expiring_bytes(&pages), Ordering::Relaxed);
+            self.recount(&pages);
         }
         if let Ok(mut files) = self.live_files.write() {
             files.retain(|_, file| &*file.project != normalized_name);
@@ -185,7 +210,7 @@ impl PageCache {
         if let Ok(mut pages) = self.pages.write() {
             self.generation.fetch_add(1, Ordering::AcqRel);
             pages.clear();
-            self.expiring_bytes.store(0, Ordering::Relaxed);
+            self.recount(&pages);
         }
         if let Ok(mut files) = self.live_files.write() {
             files.clear();
@@ -286,6 +311,37 @@ mod tests {
         assert!(cache.get(&key(None)).is_none());
         assert!(cache.get(&key(Some("a"))).is_none());
         assert!(cache.get(&key(Some("b"))).is_some());
+    }
+
+    #[test]
+    fn the_pages_held_stay_under_their_bound_however_many_are_read() {
+        let cache = PageCache::default();
+        let body = vec![b'x'; 1024 * 1024];
+        for n in 0..100 {
+            let page = Arc::new(Page::new(body.clone(), "text/html", 1));
+            cache.insert(key(Some(&format!("p{n}"))), page, cache.generation());
+            let held: usize = cache
+                .pages
+                .read()
+                .expect("lock")
+                .values()
+                .map(|p| p.body.len())
+                .sum();
+            assert_eq!(held, cache.bytes.load(Ordering::Relaxed));
+            assert!(held <= PAGES_BYTES, "{held} bytes held after {n} pages");
+        }
+        // The newest page is always kept, and about half the bound is left after an eviction.
+        assert!(cache.get(&key(Some("p99"))).is_some());
+        assert!(cache.bytes.load(Ordering::Relaxed) >= PAGES_BYTES / 2 - 1024 * 1024);
+        cache.invalidate_project("p99");
+        let held: usize = cache
+            .pages
+            .read()
+            .expect("lock")
+            .values()
+            .map(|p| p.body.len())
+            .sum();
+        assert_eq!(held, cache.bytes.load(Ordering::Relaxed));
     }
 
     #[test]

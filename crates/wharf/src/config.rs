@@ -384,7 +384,9 @@ impl Settings {
         }
         upstream::check(&settings)?;
         trusted_publishing::check(&settings)?;
-        sso::check(&settings.sso, settings.registration)?;
+        let open = settings.registration == Registration::Open
+            && settings.registration_email_domains.is_empty();
+        sso::check(&settings.sso, open)?;
         if settings.sso_only && settings.sso.is_empty() {
             anyhow::bail!("sso_only needs at least one provider in sso");
         }

@@ -159,11 +159,14 @@ impl Sso {
             .read()
             .ok()
             .and_then(|held| held.get(&provider.name).cloned());
-        if let Some(held) = held
+        if let Some(held) = &held
             && now_secs - held.fetched_secs < ENDPOINTS_MAX_AGE_SECS
         {
-            return Ok(held);
+            return Ok(held.clone());
         }
+        // While the provider cannot be reached, endpoints read before stay good: a sign-in
+        // under way can still finish when it comes back.
+        let stale = held;
         let failed = self
             .failures
             .read()
@@ -172,18 +175,33 @@ impl Sso {
         if let Some((when, reason)) = failed
             && now_secs - when < FAILURE_HOLD_SECS
         {
-            return Err(reason);
+            return stale.ok_or(reason);
         }
-        let issuer = provider.issuer.as_str();
-        let document = match self.keys.discovery(issuer).await {
-            Ok(document) => document,
+        let read = self.read_endpoints(provider, now_secs).await;
+        let endpoints = match read {
+            Ok(endpoints) => endpoints,
             Err(reason) => {
+                // Held, whether the document could not be fetched or names bad endpoints.
                 if let Ok(mut failures) = self.failures.write() {
                     failures.insert(provider.name.clone(), (now_secs, reason.clone()));
                 }
-                return Err(reason);
+                return stale.ok_or(reason);
             }
         };
+        if let Ok(mut held) = self.endpoints.write() {
+            held.insert(provider.name.clone(), endpoints.clone());
+        }
+        Ok(endpoints)
+    }
+
+    /// The provider's endpoints from its discovery document, fetched now.
+    async fn read_endpoints(
+        &self,
+        provider: &SsoProvider,
+        now_secs: i64,
+    ) -> Result<Endpoints, String> {
+        let issuer = provider.issuer.as_str();
+        let document = self.keys.discovery(issuer).await?;
         let endpoint = |name: &str| -> Result<String, String> {
             let url = document
                 .get(name)
@@ -198,15 +216,11 @@ impl Sso {
             }
             Ok(url.to_owned())
         };
-        let endpoints = Endpoints {
+        Ok(Endpoints {
             authorization: endpoint("authorization_endpoint")?,
             token: endpoint("token_endpoint")?,
             fetched_secs: now_secs,
-        };
-        if let Ok(mut held) = self.endpoints.write() {
-            held.insert(provider.name.clone(), endpoints.clone());
-        }
-        Ok(endpoints)
+        })
     }
 
     /// The first leg: where to send the browser, and the flow to keep for the second.
@@ -338,10 +352,16 @@ fn identity(provider: &SsoProvider, claims: &Claims) -> Result<Identity, Refusal
     if subject.is_empty() || subject.len() > 255 {
         return Err(Refusal::from("the ID token has no subject".to_owned()));
     }
+    // A claim's value as text: a string as it is, a number or boolean as JSON writes it.
+    let scalar = |name: &str| match claims.get(name) {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(v @ (Value::Number(_) | Value::Bool(_))) => Some(v.to_string()),
+        _ => None,
+    };
     if let Some((claim, want)) = provider
         .required_claims
         .iter()
-        .find(|(claim, want)| text(claim) != want.as_str())
+        .find(|(claim, want)| scalar(claim).as_deref() != Some(want.as_str()))
     {
         return Err(Refusal {
             reason: "sso_claims",
@@ -352,6 +372,10 @@ fn identity(provider: &SsoProvider, claims: &Claims) -> Result<Identity, Refusal
         });
     }
     let email = text("email").trim().to_owned();
+    // RFC 5321's longest address (a longer one would not fit the signed cookies it rides in).
+    if email.len() > 320 {
+        return Err(Refusal::from("the ID token's email is too long".to_owned()));
+    }
     let email_verified = match claims.get("email_verified") {
         Some(Value::Bool(b)) => *b,
         Some(Value::String(s)) => s == "true",

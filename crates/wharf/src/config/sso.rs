@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::joining::Registration;
 use super::trusted_publishing::Issuer;
 
 /// Issuers where anyone can have an account: on an index that is not open to everyone, a
@@ -45,8 +44,22 @@ pub struct SsoProvider {
     pub emails_verified: bool,
 }
 
-/// Claims wharf checks itself: requiring a value of one would say nothing or break sign-in.
-const CHECKED_CLAIMS: &[&str] = &["iss", "aud", "exp", "nbf", "iat", "nonce", "sub", "azp"];
+/// Claims wharf checks or reads itself: requiring a value of one would say nothing, or
+/// break sign-in.
+const CHECKED_CLAIMS: &[&str] = &[
+    "iss",
+    "aud",
+    "exp",
+    "nbf",
+    "iat",
+    "nonce",
+    "sub",
+    "azp",
+    "auth_time",
+    "amr",
+    "email",
+    "email_verified",
+];
 
 // The secret never reaches a log.
 impl std::fmt::Debug for SsoProvider {
@@ -80,8 +93,9 @@ impl SsoProvider {
     }
 }
 
-/// Checks the providers as a whole, for an index whose registration is `registration`.
-pub fn check(providers: &[SsoProvider], registration: Registration) -> anyhow::Result<()> {
+/// Checks the providers as a whole. `open`: anyone may register on this index (open
+/// registration, without `registration_email_domains`).
+pub fn check(providers: &[SsoProvider], open: bool) -> anyhow::Result<()> {
     let mut names: Vec<&str> = Vec::new();
     for provider in providers {
         let name = provider.name.as_str();
@@ -117,20 +131,26 @@ pub fn check(providers: &[SsoProvider], registration: Registration) -> anyhow::R
         }
         let public = PUBLIC_ISSUERS.contains(&provider.issuer.as_str().trim_end_matches('/'));
         if public
-            && registration != Registration::Open
+            && !open
             && provider.email_domains.is_empty()
             && provider.required_claims.is_empty()
         {
             anyhow::bail!(
-                "sso: {name}: anyone can have an account at {}, and registration is {:?}: set email_domains or required_claims to your organization's",
-                provider.issuer.as_str(),
-                registration.as_str()
+                "sso: {name}: anyone can have an account at {}, and this index is not open to everyone: set email_domains or required_claims to your organization's",
+                provider.issuer.as_str()
+            );
+        }
+        if public && provider.emails_verified && provider.required_claims.is_empty() {
+            anyhow::bail!(
+                "sso: {name}: emails_verified is for a provider whose addresses your organization assigns; at {} anyone chooses theirs (name your tenant in required_claims)",
+                provider.issuer.as_str()
             );
         }
         for (claim, value) in &provider.required_claims {
-            if claim.trim().is_empty() || value.trim().is_empty() {
+            let bare = |s: &str| !s.is_empty() && s.trim() == s;
+            if !bare(claim) || !bare(value) {
                 anyhow::bail!(
-                    "sso: {name}: required_claims needs a claim name and a value (such as hd = \"acme.example\")"
+                    "sso: {name}: required_claims needs claim names and values without spaces around them (such as hd = \"acme.example\")"
                 );
             }
             if CHECKED_CLAIMS.contains(&claim.as_str()) {
@@ -161,28 +181,32 @@ mod tests {
     }
 
     fn check_open(providers: &[SsoProvider]) -> anyhow::Result<()> {
-        check(providers, Registration::Open)
+        check(providers, true)
     }
 
     #[test]
     fn a_public_issuer_needs_domains_or_claims_unless_anyone_may_register() {
         let mut google = provider(&[]);
         google.issuer = Issuer("https://accounts.google.com".into());
-        assert!(check(&[google.clone()], Registration::Open).is_ok());
-        for closed in [Registration::Invite, Registration::Closed] {
-            let error = check(&[google.clone()], closed).unwrap_err().to_string();
-            assert!(error.contains("anyone can have an account"), "{error}");
-        }
+        assert!(check(&[google.clone()], true).is_ok());
+        let error = check(&[google.clone()], false).unwrap_err().to_string();
+        assert!(error.contains("anyone can have an account"), "{error}");
         let mut workspace = google.clone();
         workspace
             .required_claims
             .insert("hd".into(), "acme.example".into());
-        assert!(check(&[workspace], Registration::Invite).is_ok());
+        assert!(check(&[workspace.clone()], false).is_ok());
         let mut domains = google;
         domains.email_domains = vec!["acme.example".into()];
-        assert!(check(&[domains], Registration::Closed).is_ok());
+        assert!(check(&[domains.clone()], false).is_ok());
+        // Anyone picks their address at a public provider: only a tenant vouches for them.
+        domains.emails_verified = true;
+        let error = check(&[domains], true).unwrap_err().to_string();
+        assert!(error.contains("emails_verified"), "{error}");
+        workspace.emails_verified = true;
+        assert!(check(&[workspace], false).is_ok());
         // The organization's own provider is its own gate.
-        assert!(check(&[provider(&[])], Registration::Closed).is_ok());
+        assert!(check(&[provider(&[])], false).is_ok());
     }
 
     #[test]
@@ -214,8 +238,18 @@ mod tests {
                 .to_string()
                 .contains("checks itself")
         );
-        tenant.required_claims.clear();
-        tenant.required_claims.insert("hd".into(), " ".into());
-        assert!(check_open(&[tenant]).is_err());
+        for (claim, value) in [
+            ("hd", " "),
+            ("hd", "acme.example "),
+            (" tid", "x"),
+            ("email_verified", "true"),
+        ] {
+            tenant.required_claims.clear();
+            tenant.required_claims.insert(claim.into(), value.into());
+            assert!(
+                check_open(&[tenant.clone()]).is_err(),
+                "{claim:?} = {value:?}"
+            );
+        }
     }
 }

@@ -59,7 +59,6 @@ async fn json_page(app: &TestApp, name: &str) -> serde_json::Value {
     response.json()
 }
 
-/// The details of the events with `tag`, oldest first.
 async fn blocks(app: &TestApp) -> i64 {
     app.count("upstream_blocks").await
 }

@@ -571,6 +571,25 @@ async fn a_first_sign_in_is_linked_only_once_the_accounts_second_factor_is_given
 }
 
 #[tokio::test]
+async fn a_link_asks_for_the_accounts_second_factor_whatever_the_provider_checked() {
+    // Even where wharf's 2FA is never asked after the provider's, and the provider says it
+    // checked a second factor: that factor is the provider account's, not this account's.
+    let (app, idp) = setup(|s| s.sso_requires_2fa = Some(false)).await;
+    let mut alice = Browser::signed_in(&app, "alice").await;
+    save_recovery_codes(&mut alice).await;
+    enable_totp(&app, &mut alice).await;
+    let mut browser = Browser::new(&app);
+    let location = begin(&mut browser, "").await;
+    let claims = json!({"sub": "a-1", "email": "alice@example.org", "email_verified": true, "amr": ["pwd", "mfa"]});
+    browser.get(&idp.authorize(&app, &location, claims)).await;
+    let proven = browser
+        .post("/account/sso/finish/link", &[("password", PASSWORD)])
+        .await;
+    assert_eq!(proven.header("location"), Some("/account/two-factor/"));
+    assert_eq!(app.count("sso_identities").await, 0);
+}
+
+#[tokio::test]
 async fn only_verified_addresses_of_the_listed_domains_sign_in() {
     let (app, idp) = setup(|s| s.sso[0].email_domains = vec!["acme.example".into()]).await;
     let mut browser = Browser::new(&app);

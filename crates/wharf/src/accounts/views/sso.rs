@@ -51,7 +51,8 @@ pub fn buttons(web: &Web) -> Vec<minijinja::Value> {
 }
 
 /// The providers a signed-in user may confirm it is them with: none unless the account is
-/// linked to one (a button that cannot work would only mislead).
+/// linked to one (with several providers, all are offered then; one the account is not
+/// linked to sends it back with a message).
 pub fn reauth_buttons(web: &Web, session: &session::Session) -> Vec<minijinja::Value> {
     if session.sso_linked {
         buttons(web)
@@ -311,7 +312,9 @@ pub async fn callback(
 /// `link`, the identity is linked to the account only once every factor has been given.
 async fn sign_in(web: &mut Web, user: &User, identity: &Identity, next: &str, link: bool) -> Page {
     let method = format!("sso:{}", identity.provider);
-    let requires = web.state.settings.sso_requires_2fa.unwrap_or(!identity.mfa);
+    // A link is proven by the account's own factors, all of them: the provider's MFA says who
+    // holds the provider's account, not who owns this one.
+    let requires = link || web.state.settings.sso_requires_2fa.unwrap_or(!identity.mfa);
     if requires
         && crate::twofactor::methods(&web.state.db, &user.id)
             .await

@@ -3,7 +3,7 @@
 //! then answers 200. `twine upload` against it costs what the client itself costs; the same
 //! twine against wharf costs that plus wharf's own work.
 //!
-//! Usage: cargo run --release --example upload_baseline -- 127.0.0.1:PORT
+//! Usage: cargo run --release --manifest-path bench/upload-baseline/Cargo.toml -- 127.0.0.1:PORT
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Multipart};
