@@ -45,7 +45,8 @@ load() { # FROM TO: generate and import projects FROM..TO
   echo "==> importing them" >&2
   local start out
   start=$(date +%s.%N)
-  out=$("$bin" --data-dir "$data" import "$dir" --owner bench --jobs 4 2>>"$work/import.log")
+  out=$("$bin" --data-dir "$data" import "$dir" --owner bench --jobs 4 2>>"$work/import.log") \
+    || { echo "import failed: $out" >&2; exit 1; }
   echo "$out" >> "$work/import.log"
   echo "$out" | grep -q ", 0 refused" || { echo "import refused files: $out" >&2; exit 1; }
   import_secs=$(echo "$(date +%s.%N) - $start" | bc)
@@ -180,8 +181,8 @@ s=$small l=$large
   echo "| \`/pypi/<p>/json\` p99 | ${fig[$s,json_p99]} | ${fig[$l,json_p99]} | |"
   echo "| \`/simple/\` bytes | ${fig[$s,root_bytes]} | ${fig[$l,root_bytes]} | $(ratio "${fig[$l,root_bytes]}" "${fig[$s,root_bytes]}")x |"
   echo "| \`/simple/\` req/s (wharf) | ${fig[$s,root_rps]} | ${fig[$l,root_rps]} | $(ratio "${fig[$l,root_rps]}" "${fig[$s,root_rps]}")x |"
-  echo "| \`/simple/\` MB/s wharf | $(mbs "${fig[$s,root_rps]}" "${fig[$s,root_bytes]}") | $(mbs "${fig[$l,root_rps]}" "${fig[$l,root_bytes]}") | |"
-  echo "| \`/simple/\` MB/s nginx, same bytes | $(mbs "${fig[$s,nginx_rps]}" "${fig[$s,root_bytes]}") | $(mbs "${fig[$l,nginx_rps]}" "${fig[$l,root_bytes]}") | |"
+  echo "| \`/simple/\` MiB/s wharf | $(mbs "${fig[$s,root_rps]}" "${fig[$s,root_bytes]}") | $(mbs "${fig[$l,root_rps]}" "${fig[$l,root_bytes]}") | |"
+  echo "| \`/simple/\` MiB/s nginx, same bytes | $(mbs "${fig[$s,nginx_rps]}" "${fig[$s,root_bytes]}") | $(mbs "${fig[$l,nginx_rps]}" "${fig[$l,root_bytes]}") | |"
   echo "| \`/simple/\` wharf ÷ nginx | $(ratio "${fig[$s,root_rps]}" "${fig[$s,nginx_rps]}")x | $(ratio "${fig[$l,root_rps]}" "${fig[$l,nginx_rps]}")x | |"
   echo "| one upload, median (ms) | ${fig[$s,upload_median]} | ${fig[$l,upload_median]} | $(ratio "${fig[$l,upload_median]}" "${fig[$s,upload_median]}")x |"
   echo "| one upload, p90 (ms) | ${fig[$s,upload_p90]} | ${fig[$l,upload_p90]} | |"

@@ -2,7 +2,9 @@
 (moto_server), in one run, and uploads spread over both with no file lost or duplicated.
 
 Usage: WHARF_BIN=.../release/wharf WHARF_PG_URL=postgres://postgres@127.0.0.1:5432 \
-       python bench/scaleout.py [N_PROJECTS] [SECONDS]   (default 2000, 10)
+       ~/.cache/wharf/venv/bin/python bench/scaleout.py [N_PROJECTS] [SECONDS]   (default 2000, 10)
+
+(the test venv's python: it uses the e2e suite's helpers and moto_server.)
 
 nginx listens twice: one port proxies to process A alone, the other to A and B (round robin,
 keep-alive to both). The same 1,000 project pages (spread over the index) are read through
@@ -43,6 +45,9 @@ http {{
   access_log off;
   client_body_temp_path {tmp}/body;
   proxy_temp_path {tmp}/proxy;
+  fastcgi_temp_path {tmp}/fastcgi;
+  uwsgi_temp_path {tmp}/uwsgi;
+  scgi_temp_path {tmp}/scgi;
   upstream one {{ server 127.0.0.1:{a}; keepalive 64; }}
   upstream two {{ server 127.0.0.1:{a}; server 127.0.0.1:{b}; keepalive 64; }}
   proxy_http_version 1.1;

@@ -12,6 +12,8 @@ rounds=${1:-5}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/wharf/target}
 venv=${WHARF_VENV:-$HOME/.cache/wharf/venv}
 scripts/venv "$venv"
+# BENCH_NO_BUILD=1 measures the wharf release binary already built (the baseline is always
+# built: a small crate of its own).
 [ -n "${BENCH_NO_BUILD:-}" ] || cargo build --release --bin wharf
 cargo build --release --manifest-path bench/upload-baseline/Cargo.toml
 bin="$CARGO_TARGET_DIR/release/wharf"
@@ -28,6 +30,7 @@ RUST_LOG=info,wharf::forklift=debug "$bin" --data-dir "$work/data" serve --bind 
   --base-url "$url" >"$work/server.log" 2>&1 &
 "$baseline_bin" "127.0.0.1:18631" &
 for _ in $(seq 1 100); do curl -sf "$url/_health" >/dev/null && break; sleep 0.1; done
+for _ in $(seq 1 100); do curl -s -o /dev/null "$baseline_url/" && break; sleep 0.1; done
 
 # Each round uploads 100 new files (new versions: wharf would answer a repeated file at once).
 "$venv/bin/python" - "$work" "$rounds" <<'PY'
@@ -46,13 +49,16 @@ twine() { # URL DIR -> seconds
   local start
   start=$(date +%s.%N)
   "$venv/bin/twine" upload --non-interactive --disable-progress-bar --repository-url "$1/legacy/" \
-    -u __token__ -p "$token" "$2"/*.whl >/dev/null
+    -u __token__ -p "$token" "$2"/*.whl >/dev/null || return 1
   echo "$(date +%s.%N) - $start" | bc
 }
 wharf_times=() baseline_times=()
 for r in $(seq 0 $((rounds - 1))); do
-  baseline_times+=("$(twine "$baseline_url" "$work/dist-$r")")
-  wharf_times+=("$(twine "$url" "$work/dist-$r")")
+  # A failed upload is no figure: stop.
+  t=$(twine "$baseline_url" "$work/dist-$r") || { echo "twine failed against the baseline" >&2; exit 1; }
+  baseline_times+=("$t")
+  t=$(twine "$url" "$work/dist-$r") || { echo "twine failed against wharf" >&2; exit 1; }
+  wharf_times+=("$t")
 done
 [ "$(curl -sf "$url/pypi/bench-burst/json" | "$venv/bin/python" -c 'import json,sys; print(sum(len(v) for v in json.load(sys.stdin)["releases"].values()))')" = $((rounds * 100)) ] \
   || { echo "wharf does not hold every uploaded file" >&2; exit 1; }

@@ -57,11 +57,12 @@ impl Page {
 /// bounded memory).
 const EXPIRING_PAGES_BYTES: usize = 32 * 1024 * 1024;
 
-/// Bytes of pages kept at most, hosted and proxied together (more than the proxied ones'
-/// own budget, so that those never push hosted pages out): past it an arbitrary half of
-/// them goes (the pages asked for often are rendered again at once), so that memory stays
-/// flat however many of the index's projects are read, and an invalidation's scan short.
-const PAGES_BYTES: usize = 48 * 1024 * 1024;
+/// Bytes of hosted projects' pages kept at most (proxied ones have their own budget above,
+/// so the two never push each other out): past it an arbitrary half of them goes, again
+/// until they fit (the pages asked for often are rendered again at once), so that memory
+/// stays flat however many of the index's projects are read, and an invalidation's scan
+/// short. The index-wide pages (`/simple/`) are always kept: each lists every project.
+const HOSTED_PAGES_BYTES: usize = 32 * 1024 * 1024;
 
 /// How many live files `/files` remembers; past it the map starts afresh (a miss costs one
 /// indexed query, and the bound keeps memory flat however large the index grows).
@@ -165,13 +166,20 @@ impl PageCache {
             }
             self.recount(&pages);
         }
-        if self.bytes.load(Ordering::Relaxed) + size > PAGES_BYTES {
+        while !expiring && self.hosted_bytes() + size > HOSTED_PAGES_BYTES {
+            let before = pages.len();
             let mut keep = false;
-            pages.retain(|_, _| {
+            pages.retain(|key, p| {
+                if p.expires.is_some() || key.project.is_none() {
+                    return true;
+                }
                 keep = !keep;
                 keep
             });
             self.recount(&pages);
+            if pages.len() == before {
+                break;
+            }
         }
         if let Some(old) = pages.insert(key, page) {
             self.bytes.fetch_sub(old.body.len(), Ordering::Relaxed);
@@ -184,6 +192,10 @@ impl PageCache {
         if expiring {
             self.expiring_bytes.fetch_add(size, Ordering::Relaxed);
         }
+    }
+
+    fn hosted_bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed) - self.expiring_bytes.load(Ordering::Relaxed)
     }
 
     /// Counts the bytes held again, after pages were dropped (under the pages' write lock).
@@ -314,34 +326,41 @@ mod tests {
     }
 
     #[test]
-    fn the_pages_held_stay_under_their_bound_however_many_are_read() {
+    fn hosted_pages_stay_under_their_bound_however_many_are_read() {
         let cache = PageCache::default();
-        let body = vec![b'x'; 1024 * 1024];
-        for n in 0..100 {
-            let page = Arc::new(Page::new(body.clone(), "text/html", 1));
-            cache.insert(key(Some(&format!("p{n}"))), page, cache.generation());
-            let held: usize = cache
+        let held = |cache: &PageCache| -> usize {
+            cache
                 .pages
                 .read()
                 .expect("lock")
                 .values()
                 .map(|p| p.body.len())
-                .sum();
-            assert_eq!(held, cache.bytes.load(Ordering::Relaxed));
-            assert!(held <= PAGES_BYTES, "{held} bytes held after {n} pages");
+                .sum()
+        };
+        // The index-wide page, and a proxied one: neither is dropped for hosted pages.
+        let root = Arc::new(Page::new(vec![b'r'; 4 * 1024 * 1024], "text/html", 1));
+        cache.insert(key(None), root, cache.generation());
+        let later = std::time::Instant::now() + std::time::Duration::from_secs(600);
+        let proxied = Page::new(vec![b'p'; 1024], "text/html", 1).expiring(later);
+        cache.insert(key(Some("proxied")), Arc::new(proxied), cache.generation());
+        for n in 0..100 {
+            // Pages of mixed sizes, up to 3 MiB.
+            let body = vec![b'x'; (n % 3 + 1) * 1024 * 1024];
+            let page = Arc::new(Page::new(body, "text/html", 1));
+            cache.insert(key(Some(&format!("p{n}"))), page, cache.generation());
+            assert_eq!(held(&cache), cache.bytes.load(Ordering::Relaxed));
+            assert!(
+                cache.hosted_bytes() <= HOSTED_PAGES_BYTES,
+                "{} hosted bytes held after {n} pages",
+                cache.hosted_bytes()
+            );
         }
-        // The newest page is always kept, and about half the bound is left after an eviction.
+        assert!(cache.get(&key(None)).is_some());
+        assert!(cache.get(&key(Some("proxied"))).is_some());
         assert!(cache.get(&key(Some("p99"))).is_some());
-        assert!(cache.bytes.load(Ordering::Relaxed) >= PAGES_BYTES / 2 - 1024 * 1024);
+        assert!(cache.hosted_bytes() >= HOSTED_PAGES_BYTES / 4);
         cache.invalidate_project("p99");
-        let held: usize = cache
-            .pages
-            .read()
-            .expect("lock")
-            .values()
-            .map(|p| p.body.len())
-            .sum();
-        assert_eq!(held, cache.bytes.load(Ordering::Relaxed));
+        assert_eq!(held(&cache), cache.bytes.load(Ordering::Relaxed));
     }
 
     #[test]

@@ -16,6 +16,8 @@ const PUBLIC_ISSUERS: &[&str] = &[
     "https://login.microsoftonline.com/common/v2.0",
     "https://login.microsoftonline.com/organizations/v2.0",
     "https://login.microsoftonline.com/consumers/v2.0",
+    // The tenant of personal Microsoft accounts, as its tokens name their issuer.
+    "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0",
     "https://appleid.apple.com",
 ];
 
