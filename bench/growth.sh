@@ -53,16 +53,6 @@ load() { # FROM TO: generate and import projects FROM..TO
   rm -rf "$dir"
 }
 
-cat > "$work/paths.lua" <<'LUA'
--- Each thread walks the list of paths in $BENCH_PATHS in turn.
-local paths = {}
-for line in io.lines(os.getenv("BENCH_PATHS")) do paths[#paths + 1] = line end
-local i = math.random(#paths)
-request = function()
-  i = i % #paths + 1
-  return wrk.format("GET", paths[i])
-end
-LUA
 
 measure() { # URL [HEADER] -> "requests/s p99" (wrk, every answer a 2xx)
   local out h=()
@@ -107,8 +97,8 @@ for listing in sys.argv[2:]:
         response = session.get(sys.argv[1] + path)
         assert response.status_code == 200, (path, response.status_code)
 PY
-  read -r fig[$n,simple_rps] fig[$n,simple_p99] < <(BENCH_PATHS="$work/simple.paths" measure "$url" "" -s "$work/paths.lua")
-  read -r fig[$n,json_rps] fig[$n,json_p99] < <(BENCH_PATHS="$work/json.paths" measure "$url" "" -s "$work/paths.lua")
+  read -r fig[$n,simple_rps] fig[$n,simple_p99] < <(BENCH_PATHS="$work/simple.paths" measure "$url" "" -s bench/paths.lua)
+  read -r fig[$n,json_rps] fig[$n,json_p99] < <(BENCH_PATHS="$work/json.paths" measure "$url" "" -s bench/paths.lua)
   # The root listing against nginx serving the very same bytes.
   local static="$work/static-$n"
   mkdir -p "$static/simple"

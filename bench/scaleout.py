@@ -60,15 +60,6 @@ http {{
 }}
 """
 
-LUA = """\
-local paths = {}
-for line in io.lines(os.getenv("BENCH_PATHS")) do paths[#paths + 1] = line end
-local i = math.random(#paths)
-request = function()
-  i = i % #paths + 1
-  return wrk.format("GET", paths[i])
-end
-"""
 
 
 def wrk(url, lua, paths):
@@ -144,8 +135,7 @@ def main():
                                      (tmp / f"wharf-{p}.log").read_text(errors="replace")))
                       for p in ("a", "b")]
 
-        lua = tmp / "paths.lua"
-        lua.write_text(LUA)
+        lua = HERE / "paths.lua"
         rows = []
         for label, path in [("/simple/<p>/", "/simple/bench-project-{:05d}/"),
                             ("/pypi/<p>/json", "/pypi/bench-project-{:05d}/json")]:

@@ -103,6 +103,21 @@ pub(crate) async fn reserve(
         .or_page(web)
 }
 
+/// A slot among the address's account registrations (the register form's and first
+/// sign-ins through a provider alike), or the 429 page.
+pub(crate) async fn reserve_registration(web: &Web) -> Result<Reservation, Response> {
+    match reserve(web, crate::ratelimit::REGISTER_IP, &ip_key(web)).await? {
+        Ok(slot) => Ok(slot),
+        Err(limited) => Err(too_many(
+            web,
+            limited,
+            "Too many accounts have been registered from your network. Please try again later."
+                .to_owned(),
+        )
+        .await),
+    }
+}
+
 /// Gives a slot back: the attempt it was taken for did not happen.
 pub(crate) async fn release(web: &Web, slot: Reservation) {
     if let Err(e) = slot.release(&web.state.db).await {

@@ -8,7 +8,7 @@ use minijinja::context;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{LINK_SECS, TokenQuery, ip_key, release, reserve, start_session, too_many};
+use super::{LINK_SECS, TokenQuery, release, reserve_registration, start_session};
 use axum::response::Response;
 
 use crate::accounts::invitations::{self, Invitation, Refusal};
@@ -177,18 +177,7 @@ pub async fn register(mut web: Web, Form(form): Form<RegisterForm>) -> Page {
     if !errors.is_empty() {
         return Ok(page(&web, errors));
     }
-    let slot = match reserve(&web, ratelimit::REGISTER_IP, &ip_key(&web)).await? {
-        Ok(slot) => slot,
-        Err(limited) => {
-            return Err(too_many(
-                &web,
-                limited,
-                "Too many accounts have been registered from your network. Please try again later."
-                    .to_owned(),
-            )
-            .await);
-        }
-    };
+    let slot = reserve_registration(&web).await?;
     let new = NewUser {
         username: &username,
         email: &email,

@@ -11,7 +11,7 @@ use minijinja::context;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{attempt, ip_key, locked_out, release, reserve, start_session, too_many};
+use super::{attempt, locked_out, release, reserve_registration, start_session};
 use crate::accounts::sso::{self, FLOW_SECS, Flow, Identity};
 use crate::accounts::{self, AccountError, PasswordCheck, User, session};
 use crate::config::sso::SsoProvider;
@@ -450,18 +450,7 @@ pub async fn create(mut web: Web, Form(form): Form<CreateForm>) -> Page {
     let (identity, next) = waiting(&web)?;
     let username = form.username.trim().to_owned();
     // Accounts made through a provider count against the address's registrations too.
-    let slot = match reserve(&web, crate::ratelimit::REGISTER_IP, &ip_key(&web)).await? {
-        Ok(slot) => slot,
-        Err(limited) => {
-            return Err(too_many(
-                &web,
-                limited,
-                "Too many accounts have been registered from your network. Please try again later."
-                    .to_owned(),
-            )
-            .await);
-        }
-    };
+    let slot = reserve_registration(&web).await?;
     let created = accounts::create_sso_user(
         &web.state.db,
         &username,
