@@ -1,11 +1,16 @@
 //! The pure rules of Python packaging that an index enforces: project names (PEP 503),
 //! versions (PEP 440), distribution filenames (wheels, PEP 625 sdists), core metadata, the
-//! inspection of uploaded archives, and the pages of an upstream Simple index. No I/O beyond
-//! reading the archive it is given.
+//! inspection of uploaded archives, and the pages of an upstream Simple index; and the other
+//! pure readers of what clients send or upload: Simple API content negotiation (PEP 691),
+//! installers' user agents, and the README renderer. No I/O beyond reading the archive it is
+//! given; every one of them is fuzzed (`fuzz/`).
 
 pub mod archive;
 pub mod filename;
 pub mod index_page;
 pub mod metadata;
 pub mod name;
+pub mod negotiate;
+pub mod readme;
+pub mod user_agent;
 pub mod version;

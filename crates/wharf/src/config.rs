@@ -204,6 +204,15 @@ pub struct Settings {
     /// On SIGTERM, how long the server goes on accepting (with `/_ready` answering 503) before
     /// it stops, so that a load balancer takes it out of rotation first.
     pub shutdown_delay: Span,
+    /// A client has this long to send a request's headers (also how long an idle kept-alive
+    /// connection stays open): slow-header clients cannot hold connections.
+    pub header_timeout: Span,
+    /// A request (its body included) has this long to be answered, else 408: a body dripped
+    /// a byte at a time cannot hold an upload open. Downloads are not cut: only the wait for
+    /// the response counts.
+    pub request_timeout: Span,
+    /// Connections open at once; beyond it the server accepts no more until one closes.
+    pub max_connections: usize,
     /// The Simple index whose projects this one also serves (e.g. `https://pypi.org/simple/`):
     /// every name not hosted here is answered from it, cached. Unset: no proxy.
     pub upstream_url: Option<String>,
@@ -263,6 +272,9 @@ impl Default for Settings {
             log_format: LogFormat::default(),
             shutdown_grace: ShutdownGrace::default(),
             shutdown_delay: Span(std::time::Duration::ZERO),
+            header_timeout: Span(std::time::Duration::from_secs(30)),
+            request_timeout: Span(std::time::Duration::from_secs(300)),
+            max_connections: 4096,
             upstream_url: None,
             upstream_username: None,
             upstream_password: None,
@@ -390,9 +402,7 @@ impl Settings {
         if settings.sso_only && settings.sso.is_empty() {
             anyhow::bail!("sso_only needs at least one provider in sso");
         }
-        if settings.shutdown_delay.0 > std::time::Duration::from_secs(3600) {
-            anyhow::bail!("shutdown_delay must be at most 1h");
-        }
+        operations::check(&settings)?;
         if let Some(base) = &settings.base_url {
             let parsed = url::Url::parse(base)
                 .map_err(|e| anyhow::anyhow!("invalid base URL {base}: {e}"))?;
@@ -632,6 +642,47 @@ mod tests {
         ] {
             let error = load(toml).unwrap_err().to_string();
             assert!(error.contains(message), "{error}");
+            assert_eq!(error.lines().count(), 1, "{error}");
+        }
+    }
+
+    #[test]
+    fn connection_limits_are_validated() {
+        let settings =
+            load("header_timeout = \"5s\"\nrequest_timeout = \"2m\"\nmax_connections = 100\n")
+                .expect("valid");
+        assert_eq!(settings.header_timeout.0.as_secs(), 5);
+        assert_eq!(settings.request_timeout.0.as_secs(), 120);
+        assert_eq!(settings.max_connections, 100);
+        let defaults = Settings::default();
+        assert_eq!(
+            (
+                defaults.header_timeout.0.as_secs(),
+                defaults.request_timeout.0.as_secs()
+            ),
+            (30, 300)
+        );
+        for (toml, message) in [
+            (
+                "header_timeout = \"0s\"\n",
+                "header_timeout must be between 1s and 10m",
+            ),
+            (
+                "header_timeout = \"1h\"\n",
+                "header_timeout must be between 1s and 10m",
+            ),
+            (
+                "request_timeout = \"2d\"\n",
+                "request_timeout must be between 1s and 24h",
+            ),
+            ("request_timeout = \"soon\"\n", "request_timeout"),
+            (
+                "max_connections = 0\n",
+                "max_connections must be between 1 and 1000000",
+            ),
+        ] {
+            let error = load(toml).unwrap_err().to_string();
+            assert!(error.contains(message), "{toml}: {error}");
             assert_eq!(error.lines().count(), 1, "{error}");
         }
     }

@@ -141,30 +141,164 @@ impl IntoResponse for AppError {
 
 impl From<sqlx::Error> for AppError {
     fn from(e: sqlx::Error) -> AppError {
-        AppError::internal(e)
+        AppError::failed(&e)
     }
 }
 
 impl From<anyhow::Error> for AppError {
     fn from(e: anyhow::Error) -> AppError {
-        AppError::internal(format!("{e:#}"))
+        match Fault::of(e.chain()) {
+            Some(fault) => fault.answer(&format!("{e:#}")),
+            None => AppError::internal(format!("{e:#}")),
+        }
     }
 }
 
-pub fn html_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for ch in text.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            _ => out.push(ch),
+impl From<std::io::Error> for AppError {
+    fn from(e: std::io::Error) -> AppError {
+        AppError::failed(&e)
+    }
+}
+
+impl AppError {
+    /// What an error of any type answers: a failing part when it is an error that can name
+    /// one (`sqlx`, `anyhow`, I/O), else a 500 that logs it.
+    pub fn of<E: std::fmt::Display + 'static>(error: E) -> AppError {
+        let any: &dyn std::any::Any = &error;
+        if let Some(e) = any.downcast_ref::<sqlx::Error>() {
+            return AppError::failed(e);
+        }
+        if let Some(e) = any.downcast_ref::<std::io::Error>() {
+            return AppError::failed(e);
+        }
+        if let Some(e) = any.downcast_ref::<anyhow::Error>()
+            && let Some(fault) = Fault::of(e.chain())
+        {
+            return fault.answer(&format!("{e:#}"));
+        }
+        AppError::internal(error)
+    }
+
+    /// What a failure of ours answers: 503 with `Retry-After` when a part the index depends
+    /// on is away (the database, the file store), 507 when the disk is full, else 500.
+    pub fn failed(error: &(dyn std::error::Error + 'static)) -> AppError {
+        let chain = std::iter::successors(Some(error), |e| e.source());
+        match Fault::of(chain) {
+            Some(fault) => fault.answer(&error.to_string()),
+            None => AppError::internal(error),
         }
     }
-    out
 }
+
+/// A failing part, told apart from a bug: the client may try again (503) or the operator must
+/// free space (507). Nothing was changed either way: the failed statement or write is undone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    DatabaseAway,
+    FileStoreAway,
+    DiskFull,
+}
+
+/// Seconds a client is told to wait when a part is away: PostgreSQL restarts and S3 hiccups
+/// take seconds, and the pool reconnects by itself.
+const RETRY_AFTER_SECS: &str = "5";
+
+impl Fault {
+    /// The fault behind an error: a full disk anywhere in its causes (a local store reports
+    /// one as its own error), else the first cause that is a database or file store failure.
+    pub fn of<'a>(
+        chain: impl Iterator<Item = &'a (dyn std::error::Error + 'static)>,
+    ) -> Option<Fault> {
+        let causes: Vec<_> = chain.collect();
+        let full = causes.iter().any(|cause| {
+            cause.downcast_ref::<std::io::Error>().is_some_and(|io| {
+                matches!(
+                    io.kind(),
+                    std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+                )
+            })
+        });
+        if full {
+            return Some(Fault::DiskFull);
+        }
+        causes.iter().find_map(|cause| {
+            if let Some(db) = cause.downcast_ref::<sqlx::Error>() {
+                return database_fault(db);
+            }
+            cause
+                .downcast_ref::<object_store::Error>()
+                .filter(|store| {
+                    matches!(
+                        store,
+                        object_store::Error::Generic { .. }
+                            | object_store::Error::JoinError { .. }
+                            | object_store::Error::PermissionDenied { .. }
+                            | object_store::Error::Unauthenticated { .. }
+                    )
+                })
+                .map(|_| Fault::FileStoreAway)
+        })
+    }
+
+    fn answer(self, cause: &str) -> AppError {
+        let retry = (
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECS),
+        );
+        match self {
+            Fault::DatabaseAway => {
+                tracing::warn!(error = %cause, "the database is unavailable");
+                AppError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The index's database is unavailable right now; nothing was changed. Try again in a few seconds.",
+                )
+                .with_header(retry.0, retry.1)
+            }
+            Fault::FileStoreAway => {
+                tracing::warn!(error = %cause, "the file store is unavailable");
+                AppError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The index's file store is unavailable right now; nothing was stored. Try again in a few seconds.",
+                )
+                .with_header(retry.0, retry.1)
+            }
+            Fault::DiskFull => {
+                tracing::error!(error = %cause, "the disk is full");
+                AppError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "The index's disk is full; nothing was stored. Try again later, or tell the index's operator.",
+                )
+            }
+        }
+    }
+}
+
+/// Connection-level failures (PostgreSQL class 08, a server shutting down or starting,
+/// a pool that cannot reach it) and SQLite's full disk.
+fn database_fault(error: &sqlx::Error) -> Option<Fault> {
+    match error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => Some(Fault::DatabaseAway),
+        sqlx::Error::Database(db) => {
+            let code = db.code()?;
+            if code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03") {
+                Some(Fault::DatabaseAway)
+            } else if code == "13" {
+                // SQLITE_FULL: the database or its journal could not grow.
+                Some(Fault::DiskFull)
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+pub use wharf_packaging::readme::html_escape;
 
 #[cfg(test)]
 mod tests {

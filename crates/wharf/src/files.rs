@@ -81,7 +81,7 @@ pub async fn stored(
         return match state.storage.head(path).await {
             Ok(Some(meta)) => file.answer(StatusCode::OK, Body::empty(), meta.size, &meta),
             Ok(None) => AppError::not_found().render(headers),
-            Err(error) => AppError::internal(format!("{error:#}")).render(headers),
+            Err(error) => AppError::from(error).render(headers),
         };
     }
     let Some(range) = headers
@@ -99,7 +99,7 @@ pub async fn stored(
     let part = match state.storage.get_range(path, range).await {
         Ok(Some(part)) => part,
         Ok(None) => return AppError::not_found().render(headers),
-        Err(error) => return AppError::internal(format!("{error:#}")).render(headers),
+        Err(error) => return AppError::from(error).render(headers),
     };
     let meta = match &part {
         Part::Bytes(blob) => blob.meta,
@@ -154,7 +154,7 @@ async fn whole(state: &AppState, path: &str, file: File<'_>, headers: &HeaderMap
             &blob.meta,
         ),
         Ok(None) => AppError::not_found().render(headers),
-        Err(error) => AppError::internal(format!("{error:#}")).render(headers),
+        Err(error) => AppError::from(error).render(headers),
     }
 }
 

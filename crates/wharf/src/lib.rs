@@ -27,6 +27,7 @@ pub mod ratelimit;
 pub mod reader;
 pub mod request;
 pub mod router;
+pub mod server;
 pub mod signing;
 pub mod simple;
 pub mod site;

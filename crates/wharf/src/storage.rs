@@ -8,11 +8,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{
-    GetOptions, GetResult, ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart,
+    ClientConfigKey, GetOptions, GetResult, ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload,
+    RetryConfig, WriteMultipart,
 };
 use tokio::io::AsyncReadExt;
 
@@ -112,7 +113,19 @@ impl Storage {
             let bucket = parsed
                 .host_str()
                 .ok_or_else(|| anyhow::anyhow!("s3 URL without a bucket"))?;
-            let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+            // An S3 store that is away must fail an upload within seconds (a 503 the client
+            // retries), not after object_store's default three minutes of retries.
+            let mut builder = AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .with_config(
+                    AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
+                    "3s",
+                )
+                .with_retry(RetryConfig {
+                    max_retries: 3,
+                    retry_timeout: std::time::Duration::from_secs(10),
+                    ..RetryConfig::default()
+                });
             if std::env::var("AWS_ENDPOINT_URL").is_ok_and(|e| e.starts_with("http://")) {
                 builder = builder.with_allow_http(true);
             }

@@ -531,21 +531,15 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     }
     tracing::info!("wharf is ready on http://{address}");
     let router = crate::router::router(state.clone());
-    // No Nagle: a response larger than one segment must not wait for the client's delayed ACK.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
     let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
     let lifecycle = state.lifecycle.clone();
     let grace = state.settings.shutdown_grace.0;
     let delay = state.settings.shutdown_delay.0;
-    let server = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let limits = crate::server::Limits {
+        header_timeout: state.settings.header_timeout.0,
+        max_connections: state.settings.max_connections,
+    };
+    let server = crate::server::run(listener, router, limits, async move {
         shutdown_signal().await;
         lifecycle.start_draining();
         if !delay.is_zero() {
@@ -561,8 +555,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             "stopping: no new connections; finishing the requests in flight"
         );
         let _ = stopping_tx.send(true);
-    })
-    .into_future();
+    });
     let grace_over = async move {
         let _ = stopping.wait_for(|stopping| *stopping).await;
         tokio::time::sleep(grace).await;
@@ -574,8 +567,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     // The last requests' access lines before the lines that say the server stops.
     crate::observe::flush_access_log();
     match served {
-        Some(served) => {
-            served?;
+        Some(()) => {
             tracing::info!("every request finished");
         }
         None => {

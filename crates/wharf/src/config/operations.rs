@@ -1,5 +1,7 @@
-//! The settings of how the server runs for its operator: `log_format` (text or JSON lines)
-//! and `shutdown_grace` (how long SIGTERM waits for requests in flight).
+//! The settings of how the server runs for its operator: `log_format` (text or JSON lines),
+//! `shutdown_grace` and `shutdown_delay` (how SIGTERM drains), and the limits that keep slow
+//! and idle clients from holding the server (`header_timeout`, `request_timeout`,
+//! `max_connections`).
 
 use std::time::Duration;
 
@@ -68,4 +70,24 @@ impl<'de> Deserialize<'de> for ShutdownGrace {
             ))),
         }
     }
+}
+
+/// The bounds of the draining and connection settings.
+pub fn check(settings: &super::Settings) -> anyhow::Result<()> {
+    const HOUR: Duration = Duration::from_secs(3600);
+    if settings.shutdown_delay.0 > HOUR {
+        anyhow::bail!("shutdown_delay must be at most 1h");
+    }
+    let header = settings.header_timeout.0;
+    if header < Duration::from_secs(1) || header > Duration::from_secs(600) {
+        anyhow::bail!("header_timeout must be between 1s and 10m");
+    }
+    let request = settings.request_timeout.0;
+    if request < Duration::from_secs(1) || request > 24 * HOUR {
+        anyhow::bail!("request_timeout must be between 1s and 24h");
+    }
+    if !(1..=1_000_000).contains(&settings.max_connections) {
+        anyhow::bail!("max_connections must be between 1 and 1000000");
+    }
+    Ok(())
 }

@@ -36,20 +36,27 @@ impl Db {
         } else {
             anyhow::bail!("unsupported database URL: use sqlite:PATH or postgres://…");
         };
-        let mut options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
-        options = match backend {
+        let options = AnyPoolOptions::new();
+        let options = match backend {
             // SQLite: WAL so readers never wait for the writer; writers queue on busy_timeout.
-            Backend::Sqlite => options.max_connections(4).after_connect(|conn, _| {
-                Box::pin(async move {
-                    conn.execute(
-                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+            Backend::Sqlite => options
+                .max_connections(4)
+                .acquire_timeout(Duration::from_secs(10))
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
                          PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
-                    )
-                    .await?;
-                    Ok(())
-                })
-            }),
-            Backend::Postgres => options.max_connections(8),
+                        )
+                        .await?;
+                        Ok(())
+                    })
+                }),
+            // PostgreSQL away (restarting): a request waits this long for a connection, then
+            // answers 503 with Retry-After; the pool reconnects by itself once it is back.
+            Backend::Postgres => options
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(5)),
         };
         let pool = options
             .connect(url)

@@ -7,7 +7,6 @@ pub mod chain;
 pub mod head;
 pub mod query;
 mod tags;
-pub mod user_agent;
 
 pub use tags::EventTag;
 
@@ -119,7 +118,10 @@ impl<'m> Batch<'m> {
             .into_iter()
             .map(|(source_type, source_id, tag, mut additional)| {
                 if let (Some(ua), Some(object)) = (user_agent, additional.as_object_mut()) {
-                    object.insert("user_agent_info".to_owned(), user_agent::parse(ua));
+                    object.insert(
+                        "user_agent_info".to_owned(),
+                        wharf_packaging::user_agent::parse(ua),
+                    );
                 }
                 (source_type, source_id, tag.as_str(), additional.to_string())
             })

@@ -107,7 +107,7 @@ async fn stream_content(
 ) -> AppResult<Content> {
     let filename = field.file_name().unwrap_or_default().to_owned();
     let content_type = field.content_type().map(str::to_owned);
-    let mut file = tempfile::NamedTempFile::new_in(tmp_dir).map_err(AppError::internal)?;
+    let mut file = tempfile::NamedTempFile::new_in(tmp_dir).map_err(AppError::from)?;
     let (mut md5, mut sha256, mut blake2) = (Md5::new(), Sha256::new(), Blake2b::<U32>::new());
     let mut size = 0u64;
     while let Some(chunk) = field.chunk().await.map_err(malformed)? {
@@ -119,9 +119,9 @@ async fn stream_content(
         sha256.update(&chunk);
         blake2.update(&chunk);
         // Small synchronous writes to a local temporary file: cheaper than a blocking task each.
-        file.write_all(&chunk).map_err(AppError::internal)?;
+        file.write_all(&chunk).map_err(AppError::from)?;
     }
-    file.flush().map_err(AppError::internal)?;
+    file.flush().map_err(AppError::from)?;
     Ok(Content {
         filename,
         content_type,

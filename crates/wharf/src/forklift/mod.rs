@@ -85,7 +85,7 @@ async fn handle(
         .map_err(|rejection| {
             AppError::bad_request(format!("Invalid request: {}", rejection.body_text()))
         })?;
-    std::fs::create_dir_all(state.settings.tmp_dir()).map_err(AppError::internal)?;
+    std::fs::create_dir_all(state.settings.tmp_dir()).map_err(AppError::from)?;
     let upload_form = form::read(multipart, &state.settings.tmp_dir(), &Limits { state }).await?;
     let read = started.elapsed() - authenticated;
 

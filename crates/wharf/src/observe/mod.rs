@@ -131,6 +131,8 @@ struct Observer {
     lifecycle: Arc<crate::state::Lifecycle>,
     requests: Arc<counters::RequestCounters>,
     https: bool,
+    /// `request_timeout`: how long a route may take to answer (its body read included).
+    request_timeout: std::time::Duration,
     /// `Some(on)` when the access log's filter was decided once at the start (a writer thread
     /// from `main`); `None` (the tests) asks `tracing` at each request.
     log: Option<bool>,
@@ -153,6 +155,7 @@ impl AccessLogLayer {
                 lifecycle: state.lifecycle.clone(),
                 requests: state.requests.clone(),
                 https: state.settings.is_https(),
+                request_timeout: state.settings.request_timeout.0,
                 log,
             }),
         }
@@ -197,6 +200,7 @@ where
         Observed {
             answer,
             begun: Some((begun, in_flight)),
+            deadline: None,
             observer,
         }
     }
@@ -208,7 +212,27 @@ pub struct Observed<F> {
     /// `None` when the route panicked before it had a future.
     answer: Option<F>,
     begun: Option<(Begun, crate::state::InFlight)>,
+    /// The end of `request_timeout`, set the first time the route is not ready at once (a
+    /// page from the cache never pays for a timer).
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     observer: Arc<Observer>,
+}
+
+/// What a request that took longer than `request_timeout` answers; the route is dropped, so
+/// what it was doing is undone (its transaction rolled back, its temporary file removed).
+fn timed_out(timeout: std::time::Duration) -> axum::response::Response {
+    crate::error::AppError::new(
+        axum::http::StatusCode::REQUEST_TIMEOUT,
+        format!(
+            "The request took longer than {} s (request_timeout): send it again on a faster connection.",
+            timeout.as_secs()
+        ),
+    )
+    .with_header(
+        axum::http::header::CONNECTION,
+        HeaderValue::from_static("close"),
+    )
+    .into_response()
 }
 
 /// What a panicking handler answers (the panic itself is reported by the panic hook).
@@ -228,7 +252,20 @@ where
             None => panicked(),
             Some(answer) => {
                 match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(answer).poll(cx))) {
-                    Ok(Poll::Pending) => return Poll::Pending,
+                    Ok(Poll::Pending) => {
+                        let timeout = this.observer.request_timeout;
+                        let deadline = this.deadline.get_or_insert_with(|| {
+                            let started = this
+                                .begun
+                                .as_ref()
+                                .map_or_else(Instant::now, |b| b.0.started);
+                            Box::pin(tokio::time::sleep_until((started + timeout).into()))
+                        });
+                        if deadline.as_mut().poll(cx).is_pending() {
+                            return Poll::Pending;
+                        }
+                        timed_out(timeout)
+                    }
                     Ok(Poll::Ready(Ok(response))) => response,
                     Ok(Poll::Ready(Err(never))) => match never {},
                     Err(_) => panicked(),
@@ -236,6 +273,7 @@ where
             }
         };
         this.answer = None;
+        this.deadline = None;
         let Some((begun, in_flight)) = this.begun.take() else {
             return Poll::Ready(Ok(response));
         };

@@ -1,8 +1,6 @@
 //! The Simple Repository API (PEP 503 HTML, PEP 691 JSON, with 592, 658/714, 700): `/simple/`
 //! and `/simple/<project>/`, served from the page cache.
 
-mod negotiate;
-
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
@@ -13,7 +11,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::json;
 use wharf_packaging::name;
 
-pub use negotiate::{Format, negotiate};
+pub use wharf_packaging::negotiate::{Format, negotiate};
 
 use crate::cache::{Page, PageKey};
 use crate::clock::iso8601_micros;

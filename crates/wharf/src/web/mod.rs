@@ -6,7 +6,6 @@ pub mod csrf;
 mod flash;
 pub mod forms;
 mod page;
-mod readme;
 pub mod views;
 
 pub use page::{OrPage, Page};

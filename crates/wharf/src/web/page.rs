@@ -10,12 +10,13 @@ use crate::error::AppError;
 pub type Page = Result<Response, Response>;
 
 pub trait OrPage<T> {
-    /// The value, or the 500 page (with this visitor's navigation) that logs `error`.
+    /// The value, or the error page (with this visitor's navigation): 503 or 507 for a
+    /// failing part (`AppError::of`), else the 500 page that logs `error`.
     fn or_page(self, web: &Web) -> Result<T, Response>;
 }
 
-impl<T, E: std::fmt::Display> OrPage<T> for Result<T, E> {
+impl<T, E: std::fmt::Display + 'static> OrPage<T> for Result<T, E> {
     fn or_page(self, web: &Web) -> Result<T, Response> {
-        self.map_err(|e| web.error(AppError::internal(e)))
+        self.map_err(|e| web.error(AppError::of(e)))
     }
 }

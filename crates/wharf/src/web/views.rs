@@ -7,11 +7,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use wharf_packaging::name;
 
-use super::{OrPage, Page, Web, readme};
+use super::{OrPage, Page, Web};
 use crate::accounts;
 use crate::error::AppError;
 use crate::packaging::{self, Contents, ReleaseDetail};
 use crate::simple::{encode_segment, file_url_path};
+use wharf_packaging::readme;
 
 pub async fn home(web: Web) -> Page {
     web.require_reader()?;

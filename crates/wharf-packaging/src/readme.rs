@@ -57,7 +57,7 @@ pub fn render(description: &str, content_type: Option<&str>, base_url: &str) -> 
     } else {
         format!(
             "<pre class=\"description-text\">{}</pre>",
-            crate::error::html_escape(description)
+            html_escape(description)
         )
     }
 }
@@ -203,11 +203,20 @@ fn file_name_text(src: &str) -> Option<String> {
     (!text.is_empty() && !text.contains(':')).then_some(text)
 }
 
-fn attribute_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('"', "&quot;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+/// Text as HTML (also inside a quoted attribute): `&`, `<`, `>` and both quotes escaped.
+pub fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            _ => out.push(ch),
+        }
+    }
+    out
 }
 
 /// Every image gets alternative text (WCAG 1.1.1; axe `image-alt`): its own when it has some;
@@ -253,7 +262,7 @@ fn add_alt_text(html: &str) -> String {
                 match attribute(raw, "src").and_then(file_name_text) {
                     Some(text) if !named_link => {
                         out.push_str(" alt=\"");
-                        out.push_str(&attribute_escape(&text));
+                        out.push_str(&html_escape(&text));
                         out.push('"');
                     }
                     _ => out.push_str(" alt=\"\" role=\"presentation\""),
