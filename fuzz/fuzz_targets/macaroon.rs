@@ -39,6 +39,7 @@ fn context() -> Context<'static> {
             normalized_name: "sampleproject",
             id: "p1",
         }),
+        publisher: None,
     }
 }
 

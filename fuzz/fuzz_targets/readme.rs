@@ -85,10 +85,13 @@ fuzz_target!(|data: &[u8]| {
         for (key, value) in attributes {
             assert!(!key.starts_with("on"), "{key}= on <{name}> in {html:?}");
             assert!(key != "style", "style= on <{name}> in {html:?}");
+            // As a browser reads a URL (WHATWG): leading and trailing C0 controls and spaces
+            // stripped, tabs and newlines removed wherever they are.
             let decoded: String = value
                 .replace("&amp;", "&")
+                .trim_matches(|c: char| c <= ' ')
                 .chars()
-                .filter(|c| !c.is_whitespace() && !c.is_control())
+                .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
                 .collect::<String>()
                 .to_ascii_lowercase();
             for scheme in ["javascript:", "vbscript:", "data:"] {

@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     }
     if installer != "Browser" && installer != "other" {
         assert!(
-            agent.to_ascii_lowercase().starts_with(installer),
+            agent.trim_start().to_ascii_lowercase().starts_with(installer),
             "{agent:?} -> {parsed}"
         );
     }
