@@ -98,7 +98,10 @@ def main(binary, seconds):
     # TOTP for the secure user, through the pages (recovery codes first, as the site asks).
     browser = Browser(url)
     assert browser.post("/account/login/", {"username": "secure", "password": PASSWORD}).status_code == 303
-    browser.post("/manage/account/recovery-codes/generate", {}, "/manage/account/recovery-codes/")
+    codes = re.findall(r"<li><code>([0-9a-f]{16})</code></li>", browser.post(
+        "/manage/account/recovery-codes/generate", {}, "/manage/account/recovery-codes/").text)
+    # The site asks for one code back (proof they were saved) before a second factor is added.
+    assert browser.post("/manage/account/recovery-codes/burn", {"code": codes[0]}).status_code == 303
     page = browser.http.get(url + "/manage/account/totp-provision").text
     secret = re.search(r'class="secret"[^>]*>([^<]+)<', page).group(1).replace(" ", "")
     totp = pyotp.TOTP(secret)
@@ -116,10 +119,12 @@ def main(binary, seconds):
         fields = {
             ":action": "file_upload", "protocol_version": "1", "metadata_version": "2.1",
             "name": project, "version": version, "filetype": "bdist_wheel", "pyversion": "py3",
+            # The form says what the wheel's METADATA says, or the upload is refused.
+            "summary": "Soak project", "requires_python": ">=3.8",
             "sha256_digest": hashlib.sha256(data).hexdigest(),
         }
-        return requests.post(f"{url}/legacy/", data=fields, files={"content": (filename, data)},
-                             auth=("__token__", token), timeout=30)
+        return requests.post(f"{url}/legacy/", data=fields, auth=("__token__", token), timeout=30,
+                             files={"content": (filename, data, "application/octet-stream")})
 
     def uploads():
         count = 0
@@ -162,7 +167,9 @@ def main(binary, seconds):
             if figures.timed("TOTP sign-in", sign_in, {303}) == 303:
                 figures.done["totp sign-in"] += 1
 
-    upload("1.0")
+    # One upload before the load starts, so that a refused form stops the soak with its reason.
+    first = upload("1.0")
+    assert first.status_code == 200, f"the first upload was refused: {first.status_code} {first.text}"
     figures.done["upload"] += 1
     threads = [threading.Thread(target=work, daemon=True)
                for work in (uploads, reads, reads, sign_ins, totp_sign_ins)]

@@ -376,6 +376,9 @@ impl Upload<'_> {
                 "The digest supplied does not match a digest calculated from the uploaded file.",
             ));
         }
+        // The registry is read before the files: a name registered by a parallel upload that
+        // has committed since is then seen in `files` too, and reported as existing, not deleted.
+        let registered = packaging::filename_registered(&state.db, &content.filename).await?;
         if let Some((filename, sha256, blake2)) =
             packaging::find_duplicate_file(&state.db, &content.filename, &content.blake2_256)
                 .await?
@@ -391,7 +394,7 @@ impl Upload<'_> {
                 help(state, "file-name-reuse")
             )));
         }
-        if packaging::filename_registered(&state.db, &content.filename).await? {
+        if registered {
             return Err(AppError::bad_request(format!(
                 "This filename was previously used by a file that has since been deleted. Use a different version. {}",
                 help(state, "file-name-reuse")
