@@ -484,3 +484,62 @@ def test_idle_connections_are_bounded_and_closed(strict_server):
     assert not still_open, f"{len(still_open)} idle connections were never closed"
     for sock in idle:
         sock.close()
+
+
+def percentile(values, share):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * share))]
+
+
+def timed_reads(url, count, seconds=0):
+    """The latencies of `count` reads, or of as many as `seconds` take if more."""
+    latencies = []
+    until = time.monotonic() + seconds
+    with requests.Session() as http:
+        while len(latencies) < count or time.monotonic() < until:
+            started = time.perf_counter()
+            assert http.get(url, timeout=10).status_code == 200
+            latencies.append(time.perf_counter() - started)
+    return latencies
+
+
+def test_normal_requests_keep_their_latency_during_a_slow_client_attack(strict_server):
+    """40 attackers (of max_connections 50) dripping headers or bodies, reconnecting as soon
+    as they are cut off, while a normal client reads: its p99 stays far below the timeouts
+    (a request that had to wait for an attacker's slot would take the 2 s header_timeout)."""
+    url = f"{strict_server.url}/simple/"
+    baseline = timed_reads(url, 300)
+    stop = threading.Event()
+    cut_off = [0]
+
+    def attacker(request, drip):
+        while not stop.is_set():
+            try:
+                sock = socket.create_connection(("127.0.0.1", strict_server.port), timeout=5)
+                sock.sendall(request)
+                took, _ = closed_within(sock, 10, drip=drip)
+                sock.close()
+                if took is not None:
+                    cut_off[0] += 1
+            except OSError:
+                time.sleep(0.1)
+
+    slow_headers = b"GET /simple/ HTTP/1.1\r\nHost: x\r\n"
+    slow_body = (b"POST /legacy/ HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                 b"Content-Length: 100000\r\n\r\n--b\r\n")
+    attackers = [threading.Thread(target=attacker, args=(slow_headers if i % 2 else slow_body, b"X"), daemon=True)
+                 for i in range(40)]
+    for thread in attackers:
+        thread.start()
+    time.sleep(1)
+    # Long enough for every attacker to be cut off by the timeouts at least once.
+    during = timed_reads(url, 300, seconds=8)
+    stop.set()
+    for thread in attackers:
+        thread.join(timeout=15)
+    p99_before, p99_during = percentile(baseline, 0.99), percentile(during, 0.99)
+    print(f"GET /simple/ p50 {percentile(baseline, 0.5) * 1000:.2f} -> {percentile(during, 0.5) * 1000:.2f} ms, "
+          f"p99 {p99_before * 1000:.2f} -> {p99_during * 1000:.2f} ms during 40 slow clients "
+          f"({p99_during / p99_before:.1f}x; attackers cut off {cut_off[0]} times)")
+    assert cut_off[0] >= 40, "the attackers were not cut off by the timeouts"
+    assert p99_during < 0.5, f"p99 {p99_during:.3f} s during the attack"

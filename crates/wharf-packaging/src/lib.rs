@@ -2,8 +2,9 @@
 //! versions (PEP 440), distribution filenames (wheels, PEP 625 sdists), core metadata, the
 //! inspection of uploaded archives, and the pages of an upstream Simple index; and the other
 //! pure readers of what clients send or upload: Simple API content negotiation (PEP 691),
-//! installers' user agents, and the README renderer. No I/O beyond reading the archive it is
-//! given; every one of them is fuzzed (`fuzz/`).
+//! installers' user agents, the README renderer, and the upload form. No I/O beyond reading
+//! the archive it is given and the upload form's temporary file; every one of them is fuzzed
+//! (`fuzz/`).
 
 pub mod archive;
 pub mod filename;
@@ -12,5 +13,6 @@ pub mod metadata;
 pub mod name;
 pub mod negotiate;
 pub mod readme;
+pub mod upload_form;
 pub mod user_agent;
 pub mod version;

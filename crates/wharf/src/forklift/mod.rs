@@ -8,7 +8,7 @@ mod form;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
-use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::Redirect;
@@ -79,14 +79,8 @@ async fn handle(
         }
     };
     let authenticated = started.elapsed();
-    let request = Request::from_parts(parts.clone(), body);
-    let multipart = Multipart::from_request(request, state)
-        .await
-        .map_err(|rejection| {
-            AppError::bad_request(format!("Invalid request: {}", rejection.body_text()))
-        })?;
     std::fs::create_dir_all(state.settings.tmp_dir()).map_err(AppError::from)?;
-    let upload_form = form::read(multipart, &state.settings.tmp_dir(), &Limits { state }).await?;
+    let upload_form = form::read(parts, body, &state.settings.tmp_dir(), &Limits { state }).await?;
     let read = started.elapsed() - authenticated;
 
     let action = query_action.or_else(|| upload_form.get(":action").map(str::to_owned));
@@ -180,6 +174,7 @@ struct Limits<'a> {
 }
 
 impl LimitFor for Limits<'_> {
+    type Error = AppError;
     async fn limit_for(&self, fields: &[(String, String)]) -> AppResult<(u64, String)> {
         let default = self.state.settings.max_upload_size;
         let name = fields

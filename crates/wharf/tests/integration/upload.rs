@@ -460,6 +460,33 @@ async fn malformed_requests_get_clear_errors() {
         "{json}"
     );
 
+    // A part whose headers never end, and a text field of 9 MiB: refused, not buffered.
+    let endless = format!(
+        "--xyz\r\nContent-Disposition: form-data; name=\"name\"\r\nX: {}",
+        "a".repeat(3 << 20)
+    );
+    let huge = format!(
+        "--xyz\r\nContent-Disposition: form-data; name=\"summary\"\r\n\r\n{}\r\n--xyz--\r\n",
+        "a".repeat(9 << 20)
+    );
+    for (body, expected) in [
+        (endless, "a part's headers run over 1048576 bytes"),
+        (huge, "The upload form's fields are too large."),
+    ] {
+        let request = Request::post("/legacy/")
+            .header("content-type", "multipart/form-data; boundary=xyz")
+            .header("authorization", format!("Basic {basic}"))
+            .body(Body::from(body))
+            .expect("request");
+        let response = app.request(request).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST);
+        assert!(
+            response.message().contains(expected),
+            "{}",
+            response.message()
+        );
+    }
+
     let not_multipart = Request::post("/legacy/")
         .header("content-type", "application/json")
         .header("authorization", format!("Basic {basic}"))
