@@ -16,6 +16,7 @@ const PAGES: &[(&str, &str)] = templates! {
     "base.html" => "web/templates/base.html",
     "macros.html" => "web/templates/macros.html",
     "_project_nav.html" => "web/templates/_project_nav.html",
+    "_install.html" => "web/templates/_install.html",
     "error.html" => "web/templates/error.html",
     "help.html" => "web/templates/help.html",
     "index.html" => "web/templates/index.html",

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use minijinja::{Value, context};
 use serde_json::json;
@@ -131,7 +132,19 @@ impl Mailer {
             .from(self.from.clone())
             .to(to)
             .subject(email.subject.clone())
-            .multipart(MultiPart::alternative_plain_html(email.text.clone(), html))?;
+            .multipart(
+                MultiPart::alternative()
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_PLAIN)
+                            .body(eight_bit(email.text.clone())),
+                    )
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_HTML)
+                            .body(eight_bit(html)),
+                    ),
+            )?;
         match &self.transport {
             Transport::Smtp(smtp) => {
                 smtp.send(message).await?;
@@ -147,7 +160,10 @@ impl Mailer {
                 );
                 let partial = dir.join(format!(".{name}.partial"));
                 tokio::fs::write(&partial, message.formatted()).await?;
-                tokio::fs::rename(&partial, dir.join(name)).await?;
+                let path = dir.join(name);
+                tokio::fs::rename(&partial, &path).await?;
+                // Without an SMTP server this is the only way to the message's links.
+                tracing::info!(to = %email.to, path = %path.display(), "mail written to the outbox");
             }
         }
         Ok(())
@@ -227,4 +243,18 @@ impl Mailer {
             tracing::error!(error = %e, "cannot record e-mail event");
         }
     }
+}
+
+/// `text` as an 8bit body with CRLF line ends. lettre would choose quoted-printable for any line
+/// over 76 characters, and its `=` soft breaks split a link so that copy and paste breaks it;
+/// RFC 5322 allows lines of 998 octets, and every SMTP server today takes 8BITMIME. Text with a
+/// longer line (none of our templates) keeps lettre's own choice.
+fn eight_bit(text: String) -> Body {
+    if text.contains('\r') || text.split('\n').any(|line| line.len() > 998) {
+        return Body::new(text);
+    }
+    Body::dangerous_pre_encoded(
+        text.replace('\n', "\r\n").into_bytes(),
+        ContentTransferEncoding::EightBit,
+    )
 }

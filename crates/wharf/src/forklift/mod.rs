@@ -8,12 +8,12 @@ mod form;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
-use axum::extract::{Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::Redirect;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use blake2::Blake2b;
 use blake2::digest::consts::U32;
 use sha2::{Digest, Sha256};
@@ -30,6 +30,7 @@ use crate::packaging::import::ImportMark;
 use crate::packaging::permissions::{self, Denied};
 use crate::packaging::{self, NameRefusal, NewFile, NewRelease, Project, Published};
 use crate::request::request_meta;
+use crate::simple::encode_segment;
 use crate::state::AppState;
 use checks::{UploadFields, inspect, upload_fields};
 use form::{Content, LimitFor, UploadForm};
@@ -42,6 +43,22 @@ pub fn routes() -> Router<AppState> {
             "/legacy",
             post(|| async { Redirect::permanent("/legacy/") }),
         )
+        // hatch and flit print `<repository>/<name>/<version>/` after an upload (PyPI's own
+        // upload URL answers there): the project's page is what the user wants to see.
+        .route("/legacy/{project}/", get(project_page))
+        .route("/legacy/{project}/{version}/", get(release_page))
+}
+
+async fn project_page(Path(project): Path<String>) -> Redirect {
+    Redirect::permanent(&format!("/project/{}/", encode_segment(&project)))
+}
+
+async fn release_page(Path((project, version)): Path<(String, String)>) -> Redirect {
+    Redirect::permanent(&format!(
+        "/project/{}/{}/",
+        encode_segment(&project),
+        encode_segment(&version)
+    ))
 }
 
 /// Projects may not grow past this in total (PyPI's default).

@@ -71,6 +71,16 @@ fn release_view(release: &ReleaseDetail) -> ReleaseView {
     }
 }
 
+/// The pip and uv commands that install `requirement` from this index (a bare `pip install`
+/// would install whatever PyPI has under the name).
+fn install_commands(web: &Web, requirement: &str) -> (String, String) {
+    let index = format!("{}/simple/", web.state.settings.base_url());
+    (
+        format!("pip install --index-url {index} {requirement}"),
+        format!("uv pip install --index-url {index} {requirement}"),
+    )
+}
+
 /// The release a project page shows by default: the latest version (PyPI's rule,
 /// `wharf_packaging::version::latest`).
 pub fn latest(releases: &[ReleaseDetail]) -> Option<&ReleaseDetail> {
@@ -158,11 +168,12 @@ async fn show_project(web: Web, project: String, version: Option<String>) -> Pag
         .await
         .or_page(&web)?;
     let is_latest = latest(&contents.releases).is_some_and(|l| l.id == shown.id);
-    let install = if is_latest {
-        format!("pip install {}", project.name)
+    let requirement = if is_latest {
+        project.name.clone()
     } else {
-        format!("pip install {}=={}", project.name, shown.version)
+        format!("{}=={}", project.name, shown.version)
     };
+    let (install, install_uv) = install_commands(&web, &requirement);
     let history: Vec<ReleaseView> = contents.releases.iter().rev().map(release_view).collect();
     Ok(web.render(
         "project.html",
@@ -178,6 +189,7 @@ async fn show_project(web: Web, project: String, version: Option<String>) -> Pag
             releases => history,
             maintainers => maintainers,
             install => install,
+            install_uv => install_uv,
         },
     ))
 }
@@ -314,10 +326,11 @@ async fn show_upstream(
             files: count(v),
         })
         .collect();
-    let install = match shown {
-        Some((_, given)) if version.is_some() => format!("pip install {normalized}=={given}"),
-        _ => format!("pip install {normalized}"),
+    let requirement = match shown {
+        Some((_, given)) if version.is_some() => format!("{normalized}=={given}"),
+        _ => normalized.to_owned(),
     };
+    let (install, install_uv) = install_commands(web, &requirement);
     Ok(web.render(
         "project_upstream.html",
         context! {
@@ -327,6 +340,7 @@ async fn show_upstream(
             files => files,
             versions => history,
             install => install,
+            install_uv => install_uv,
         },
     ))
 }

@@ -42,12 +42,25 @@ async fn public_pages_show_projects_releases_and_users() {
     assert_eq!(project.status, 200);
     let text = project.text();
     assert!(text.contains("<h1>Demo 2.0</h1>"), "{text}");
-    assert!(text.contains("pip install Demo"));
+    // The commands install from this index, never PyPI's project of the same name.
+    let unescaped = text.replace("&#x2f;", "/");
+    assert!(
+        unescaped.contains("value=\"pip install --index-url http://wharf.test/simple/ Demo\""),
+        "{text}"
+    );
+    assert!(
+        unescaped.contains("value=\"uv pip install --index-url http://wharf.test/simple/ Demo\"")
+    );
+    assert!(text.contains("data-copy=\"install-command-uv\""));
     assert!(text.contains("demo-2.0-py3-none-any.whl"));
     assert!(text.contains("href=\"/user/alice/\""));
     assert!(text.contains("<caption"));
     let old = browser.get("/project/demo/1.0/").await;
-    assert!(old.text().contains("pip install Demo==1.0"));
+    assert!(
+        old.text()
+            .replace("&#x2f;", "/")
+            .contains("pip install --index-url http://wharf.test/simple/ Demo==1.0")
+    );
     assert_eq!(browser.get("/project/Demo/").await.status, 308);
     assert_eq!(browser.get("/project/nothing-here/").await.status, 404);
     assert_eq!(browser.get("/project/demo/9.9/").await.status, 404);

@@ -787,3 +787,22 @@ async fn a_file_whose_metadata_differs_from_the_form_is_refused() {
         serde_json::json!(["requests>=2; python_version>=\"3.8\""])
     );
 }
+
+#[tokio::test]
+async fn the_urls_hatch_and_flit_print_after_an_upload_lead_to_the_project_page() {
+    let app = TestApp::new().await;
+    let response = app
+        .upload(Some(&app.token), &UploadForm::wheel("demo", "1.0"))
+        .await;
+    assert_eq!(response.status, StatusCode::OK);
+    for (printed, page) in [
+        ("/legacy/demo/1.0/", "/project/demo/1.0/"),
+        ("/legacy/Demo/", "/project/Demo/"),
+    ] {
+        let response = app.get(printed).await;
+        assert_eq!(response.status, StatusCode::PERMANENT_REDIRECT, "{printed}");
+        assert_eq!(response.header("location"), Some(page));
+    }
+    let followed = app.get("/project/demo/1.0/").await;
+    assert_eq!(followed.status, StatusCode::OK);
+}
