@@ -14,7 +14,6 @@ import subprocess
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import pyotp
 import pytest
@@ -135,11 +134,9 @@ class Work:
     def url(self):
         return self.site.server.url
 
-    def _count(self, kind, done=None):
+    def _count(self, kind):
         with self.lock:
             self.attempts[kind] += 1
-            if done:
-                self.done[done] += 1
 
     def _guarded(self, work):
         """Runs `work` until stopped; a request cut by the kill is simply over."""
